@@ -1,0 +1,12 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// newMeterCmd groups the meter subcommands: decode, read, simulate, ports.
+func newMeterCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "meter",
+		Short: "Decode, read, simulate and find smart meters",
+	}
+	return cmd
+}

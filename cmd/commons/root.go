@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// globalFlags are the flags every command takes.
+type globalFlags struct {
+	home string // --home or COMMONS_HOME; "" means the XDG defaults
+}
+
+// newRootCmd builds the command tree. Each group of subcommands lives in
+// its own file and is added here.
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "commons",
+		Short:         "A household box in a neighbourhood energy commons",
+		Long:          "commons reads the household's smart meter, shows a live dashboard, and pledges surplus energy to neighbours with signed messages that the meter data later settles.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.home, "home", os.Getenv("COMMONS_HOME"), "the household's home folder (default: XDG config and data folders; env COMMONS_HOME)")
+	root.AddCommand(newMeterCmd(g))
+	return root
+}

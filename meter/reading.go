@@ -1,0 +1,105 @@
+// Package meter turns the bytes a household's smart meter sends over a serial
+// port into exact readings: integer watts and watt-hours, the meter's own
+// timestamp with its DST offset, per-phase values and sub-meters such as gas.
+//
+// It holds the serial port seam (Port), the streaming decoders per protocol
+// (DSMR P1 and its dialects first), the reconnecting Reader, the simulator and
+// serial port discovery.
+package meter
+
+import "time"
+
+// Optional is an integer quantity a meter may or may not send. A missing
+// value is never reported as zero.
+type Optional struct {
+	V  int64 // the value, in the unit its field names
+	OK bool  // whether the meter sent it
+}
+
+// Some returns a present Optional holding v.
+func Some(v int64) Optional { return Optional{V: v, OK: true} }
+
+// Registers are cumulative energy counters of one direction in Wh.
+// Total is the meter's own total register when it sends one, otherwise the
+// sum of the tariff registers that are present.
+type Registers struct {
+	Total   Optional
+	Tariff1 Optional
+	Tariff2 Optional
+}
+
+// Present reports whether any register of this direction was sent.
+func (r Registers) Present() bool { return r.Total.OK || r.Tariff1.OK || r.Tariff2.OK }
+
+// Phase holds the instantaneous values of one phase.
+type Phase struct {
+	VoltageMV    Optional // millivolts
+	CurrentMA    Optional // milliamperes
+	PowerImportW Optional
+	PowerExportW Optional
+}
+
+// Present reports whether the meter sent any value for this phase.
+func (p Phase) Present() bool {
+	return p.VoltageMV.OK || p.CurrentMA.OK || p.PowerImportW.OK || p.PowerExportW.OK
+}
+
+// SubMeter is a gas, water or heat meter read through the main meter's
+// M-Bus channels. Value is in thousandths of the unit (litres for m3).
+type SubMeter struct {
+	Channel    int       // M-Bus channel 1..4
+	DeviceType int       // M-Bus device type: 3 gas, 7 water, 4 heat
+	Milli      int64     // value x 1000 in Unit
+	Unit       string    // "m3", "GJ", ...
+	Time       time.Time // the sub-meter's capture time; zero when none or a placeholder
+}
+
+// Reading is one decoded telegram or frame.
+//
+// Energy is in integer Wh and power in integer W, converted exactly from the
+// meter's fixed-point text (kWh with three decimals is exact Wh). Values the
+// meter did not send are not OK, never invented as zero.
+type Reading struct {
+	Time     time.Time // the meter's timestamp with the offset its DST flag gives; zero when none
+	Protocol string    // "dsmr", "sml", "iec62056-21", "modbus", "smarty"
+	Version  string    // protocol version as the meter states it, e.g. "50", "50217"; "" when unknown
+	Header   string    // identification line without the leading '/', where the protocol has one
+	MeterID  string    // equipment identifier as sent (DSMR: hex-encoded ASCII)
+
+	PowerImportW Optional // power drawn from the grid now
+	PowerExportW Optional // power delivered to the grid now
+	EnergyImport Registers
+	EnergyExport Registers
+	Tariff       int // tariff indicator 1 or 2; 0 when unknown
+
+	Phases   [3]Phase // L1..L3; see Phase.Present
+	Gas      *SubMeter
+	Water    *SubMeter
+	Heat     *SubMeter
+
+	ChecksumOK bool // a checksum was present and matched
+}
+
+// NetPowerW is import minus export in W: positive when the household draws
+// from the grid, negative when it exports. ok is false when the meter sent
+// neither value.
+func (r *Reading) NetPowerW() (w int64, ok bool) {
+	if !r.PowerImportW.OK && !r.PowerExportW.OK {
+		return 0, false
+	}
+	return r.PowerImportW.V - r.PowerExportW.V, true
+}
+
+// Decoder turns a byte stream of one protocol into readings. It is fed
+// chunks of any size, keeps a bounded amount of a partial frame between
+// calls, resynchronises on the protocol's start marker after garbage, and
+// never panics on any input.
+type Decoder interface {
+	// Feed consumes p. For every complete frame it calls emit once, with
+	// the reading when the frame is valid or a non-nil error saying why the
+	// frame was rejected. emit must not retain the Reading's pointers past
+	// the call unless it copies them.
+	Feed(p []byte, emit func(Reading, error))
+	// Protocol names the protocol, as in Reading.Protocol.
+	Protocol() string
+}

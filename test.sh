@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Linux machine with Go installed.
+# Installs what the tests need from Debian packages when it is missing,
+# then runs go vet and the race-enabled tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+for tool in tmux socat; do
+	command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+	echo "test.sh: installing ${need[*]}" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -d ../shared/fixtures/meter ]; then
+	echo "test.sh: ../shared/fixtures/meter not found; the tests read the meter fixtures from the shared folder beside this checkout" >&2
+	exit 1
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -timeout 20m "$@" ./...
