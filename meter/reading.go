@@ -72,12 +72,30 @@ type Reading struct {
 	EnergyExport Registers
 	Tariff       int // tariff indicator 1 or 2; 0 when unknown
 
-	Phases   [3]Phase // L1..L3; see Phase.Present
-	Gas      *SubMeter
-	Water    *SubMeter
-	Heat     *SubMeter
+	Phases [3]Phase // L1..L3; see Phase.Present
+	Gas    *SubMeter
+	Water  *SubMeter
+	Heat   *SubMeter
 
 	ChecksumOK bool // a checksum was present and matched
+
+	// PowerAbsW is the magnitude of a direction-less power register (SML
+	// 1-0:15.7.0 on EMH ED300L and eHZ meters): the meter says how much,
+	// not which way, so it is neither import nor export.
+	PowerAbsW Optional
+	// Registers are the numeric values exactly as the meter sent them, for
+	// protocols whose fields do not all map onto the ones above (SML, IEC
+	// 62056-21). nil when the decoder does not report them.
+	Registers []Register
+}
+
+// Register is one numeric object of a frame, kept exact.
+type Register struct {
+	ID     string // object id as sent: "1-0:16.7.0*255" (SML), "1.8.0", "16.7", "1-0:1.7.255*255" (IEC 62056-21)
+	Value  string // exact decimal value, e.g. "-299.12", "2324000"
+	Unit   string // unit as sent or as named by the SML unit code: "Wh", "W", "kWh", "V", "A", "Hz", "deg", "GJ", "m3"; "" when none
+	Raw    int64  // SML: the integer as transmitted; IEC: 0
+	Scaler int    // SML: power of ten applied to Raw; IEC: 0
 }
 
 // NetPowerW is import minus export in W: positive when the household draws
