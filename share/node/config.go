@@ -1,0 +1,192 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the household's settings file (config.json in the home). It is
+// plain JSON so a person can read and edit it.
+type Config struct {
+	Name      string          `json:"name"`               // display name shown to neighbours
+	Listen    string          `json:"listen,omitempty"`   // where neighbours reach this box directly, host:port
+	Relay     string          `json:"relay,omitempty"`    // a community hub URL, e.g. nats://hub:4222
+	Meter     MeterConfig     `json:"meter"`              // the serial meter
+	Community CommunityConfig `json:"community"`          // settings every member of the community shares
+	Timezone  string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
+}
+
+// MeterConfig says how to read the household's meter.
+type MeterConfig struct {
+	Port     string `json:"port,omitempty"`     // serial device, e.g. /dev/ttyUSB0; "" = no meter yet
+	Protocol string `json:"protocol,omitempty"` // auto, dsmr, sml, iec62056-21, smarty, modbus
+	Baud     int    `json:"baud,omitempty"`     // 0 = the protocol's default
+}
+
+// CommunityConfig holds the community's shared settlement settings.
+type CommunityConfig struct {
+	SlotSeconds   int    `json:"slot_seconds"`   // settlement slot length; 900 by default
+	AllocationKey string `json:"allocation_key"` // how competing pledges share a slot's export: "pro-rata"
+}
+
+// Defaults of a new household.
+const (
+	DefaultSlotSeconds   = 900
+	DefaultAllocationKey = "pro-rata"
+	DefaultListen        = "127.0.0.1:7420"
+	MaxNameLen           = 64
+)
+
+// knownProtocols are the meter protocol names the config accepts.
+var knownProtocols = []string{"auto", "dsmr", "sml", "iec62056-21", "smarty", "modbus"}
+
+// allocationKeys are the allocation keys the config accepts.
+var allocationKeys = []string{"pro-rata"}
+
+// DefaultConfig returns the settings of a new household called name.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:      name,
+		Listen:    DefaultListen,
+		Meter:     MeterConfig{Protocol: "auto"},
+		Community: CommunityConfig{SlotSeconds: DefaultSlotSeconds, AllocationKey: DefaultAllocationKey},
+	}
+}
+
+// Validate checks every field and says which one is wrong and what to use.
+func (c *Config) Validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if c.Meter.Protocol != "" && !slices.Contains(knownProtocols, c.Meter.Protocol) {
+		return fmt.Errorf("meter protocol %q is unknown; use one of %s", c.Meter.Protocol, strings.Join(knownProtocols, ", "))
+	}
+	if c.Meter.Baud < 0 || c.Meter.Baud > 4_000_000 {
+		return fmt.Errorf("meter baud %d is out of range; use e.g. 115200 (DSMR 4/5) or 9600 (DSMR 2/3)", c.Meter.Baud)
+	}
+	s := c.Community.SlotSeconds
+	if s < 60 || s > 86400 || 86400%s != 0 {
+		return fmt.Errorf("community slot_seconds %d must divide a day and be at least 60; use 900 (15 min), 1800 or 3600", s)
+	}
+	if !slices.Contains(allocationKeys, c.Community.AllocationKey) {
+		return fmt.Errorf("community allocation_key %q is unknown; use one of %s", c.Community.AllocationKey, strings.Join(allocationKeys, ", "))
+	}
+	if _, err := c.Location(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ValidateName checks a household or neighbour display name.
+func ValidateName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("name is empty; give a display name such as --name Alice")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("name %.20q... is %d bytes long; keep it under %d", name, len(name), MaxNameLen)
+	case strings.ContainsAny(name, "\x00\r\n\t"):
+		return fmt.Errorf("name %q contains control characters; use plain text", name)
+	}
+	return nil
+}
+
+// Location returns the household's time zone.
+func (c *Config) Location() (*time.Location, error) {
+	if c.Timezone == "" || c.Timezone == "Local" {
+		return time.Local, nil
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("timezone %q is unknown (%v); use an IANA name such as Europe/Brussels", c.Timezone, err)
+	}
+	return loc, nil
+}
+
+// SlotLength is the community's slot length.
+func (c *Config) SlotLength() time.Duration {
+	return time.Duration(c.Community.SlotSeconds) * time.Second
+}
+
+// LoadConfig reads and validates the config of home.
+func LoadConfig(h Home) (Config, error) {
+	b, err := os.ReadFile(h.ConfigPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf("%w: no %s; run 'commons --home %s init --name NAME' first", ErrNotInitialised, h.ConfigPath(), h.ConfigDir)
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config %s: %v; fix the JSON or move it away and run init again", h.ConfigPath(), err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", h.ConfigPath(), err)
+	}
+	return c, nil
+}
+
+// SaveConfig writes c to home atomically (temporary file, fsync, rename).
+func SaveConfig(h Home, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return writeFileAtomic(h.ConfigPath(), append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to path via a synced temporary file and a
+// rename, then syncs the folder, so a crash leaves the old or the new file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

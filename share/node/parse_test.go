@@ -1,0 +1,164 @@
+package node
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseEnergy(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{"1.5kWh", 1500, ""},
+		{"1500Wh", 1500, ""},
+		{"1500wh", 1500, ""},
+		{" 2 kWh ", 2000, ""},
+		{"0.001kWh", 1, ""},
+		{".5kWh", 500, ""},
+		{"1.kWh", 1000, ""},
+		{"1.2500kWh", 1250, ""},
+		{"0.002MWh", 2000, ""},
+		{"1000000kWh", 1_000_000_000, ""},
+		{"1000001kWh", 0, "too large"},
+		{"99999999999999999999Wh", 0, "too large"},
+		{"1.0005kWh", 0, "whole number"},
+		{"1.5Wh", 0, "whole number"},
+		{"1500", 0, "no unit"},
+		{"1.5 kW", 0, "no unit"},
+		{"kWh", 0, "not a number"},
+		{".kWh", 0, "not a number"},
+		{"-1kWh", 0, "not a number"},
+		{"1,5kWh", 0, "not a number"},
+		{"1e3Wh", 0, "not a number"},
+		{"0kWh", 0, "zero"},
+		{"0.000kWh", 0, "zero"},
+	}
+	for _, tt := range tests {
+		got, err := ParseEnergy(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseEnergy(%q) = %d, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseEnergy(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestFormatEnergy(t *testing.T) {
+	for wh, want := range map[int64]string{0: "0 Wh", 750: "750 Wh", 1000: "1 kWh", 1500: "1.5 kWh", 1234: "1.234 kWh", -2500: "-2.5 kWh"} {
+		if got := FormatEnergy(wh); got != want {
+			t.Errorf("FormatEnergy(%d) = %q, want %q", wh, got, want)
+		}
+	}
+}
+
+func FuzzParseEnergy(f *testing.F) {
+	for _, s := range []string{"1.5kWh", "1500Wh", "0.002MWh", ".5kwh", "1e3Wh", "-1Wh"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		wh, err := ParseEnergy(s)
+		if err != nil {
+			return
+		}
+		if wh < 1 || wh > MaxPledgeWh {
+			t.Fatalf("ParseEnergy(%q) = %d out of range", s, wh)
+		}
+		// The Wh value printed back parses to the same value.
+		if back, err := ParseEnergy(FormatEnergy(wh)); err != nil || back != wh {
+			t.Fatalf("round trip of %d via %q = %d, %v", wh, FormatEnergy(wh), back, err)
+		}
+	})
+}
+
+func TestParseWindow(t *testing.T) {
+	brussels, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		t.Fatalf("load zone: %v", err)
+	}
+	// A summer morning and the two DST change days of 2025 in Brussels.
+	now := time.Date(2025, 6, 1, 9, 7, 0, 0, brussels)
+	spring := time.Date(2025, 3, 30, 0, 30, 0, 0, brussels)
+	autumn := time.Date(2025, 10, 26, 0, 30, 0, 0, brussels)
+	q := 15 * time.Minute
+	tests := []struct {
+		name       string
+		in         string
+		now        time.Time
+		slot       time.Duration
+		start, end string // RFC 3339
+		slots      int64
+		wantErr    string
+	}{
+		{"clock", "12:00/13:00", now, q, "2025-06-01T12:00:00+02:00", "2025-06-01T13:00:00+02:00", 4, ""},
+		{"past midnight", "22:00/00:00", now, q, "2025-06-01T22:00:00+02:00", "2025-06-02T00:00:00+02:00", 8, ""},
+		{"24:00", "23:00/24:00", now, q, "2025-06-01T23:00:00+02:00", "2025-06-02T00:00:00+02:00", 4, ""},
+		{"next-hour", "next-hour", now, q, "2025-06-01T10:00:00+02:00", "2025-06-01T11:00:00+02:00", 4, ""},
+		{"rfc3339", "2025-06-01T10:00:00Z/2025-06-01T10:30:00Z", now, q, "2025-06-01T12:00:00+02:00", "2025-06-01T12:30:00+02:00", 2, ""},
+		{"started, not over", "09:00/10:00", now, q, "2025-06-01T09:00:00+02:00", "2025-06-01T10:00:00+02:00", 4, ""},
+		{"hour slots", "10:00/12:00", now, time.Hour, "2025-06-01T10:00:00+02:00", "2025-06-01T12:00:00+02:00", 2, ""},
+		// 30 March 2025: 02:00-03:00 does not exist, the day has 92 quarter-hours.
+		{"spring day", "00:00/24:00", spring, q, "2025-03-30T00:00:00+01:00", "2025-03-31T00:00:00+02:00", 92, ""},
+		{"spring gap", "02:30/04:00", spring, q, "", "", 0, "does not exist"},
+		// 26 October 2025: 02:00-03:00 happens twice, the day has 100 quarter-hours.
+		{"autumn day", "00:00/24:00", autumn, q, "2025-10-26T00:00:00+02:00", "2025-10-27T00:00:00+01:00", 100, ""},
+		{"unaligned", "12:05/13:00", now, q, "", "", 0, "not on a 15m0s slot boundary; try 12:00 or 12:15"},
+		{"unaligned hour", "10:15/11:00", now, time.Hour, "", "", 0, "slot boundary"},
+		{"over", "08:00/09:00", now, q, "", "", 0, "already over"},
+		{"no slash", "12:00", now, q, "", "", 0, "needs START/END"},
+		{"bad clock", "25:00/26:00", now, q, "", "", 0, "not a time of day"},
+		{"bad start", "noon/13:00", now, q, "", "", 0, "window start \"noon\""},
+		{"bad end", "2025-06-01T10:00:00Z/later", now, q, "", "", 0, "window end \"later\""},
+		{"reversed", "2025-06-01T11:00:00Z/2025-06-01T10:00:00Z", now, q, "", "", 0, "ends before it starts"},
+		{"too long", "2025-06-01T10:00:00Z/2025-06-10T10:00:00Z", now, q, "", "", 0, "at most"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := ParseWindow(tt.in, tt.now, brussels, tt.slot)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseWindow(%q) = %v, %v; want error containing %q", tt.in, w, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseWindow(%q): %v", tt.in, err)
+			}
+			if got := w.Start.Format(time.RFC3339); got != tt.start {
+				t.Errorf("start = %s, want %s", got, tt.start)
+			}
+			if got := w.End.Format(time.RFC3339); got != tt.end {
+				t.Errorf("end = %s, want %s", got, tt.end)
+			}
+			first, end := w.Slots(tt.slot)
+			if end-first != tt.slots {
+				t.Errorf("slots = %d, want %d", end-first, tt.slots)
+			}
+		})
+	}
+}
+
+func FuzzParseWindow(f *testing.F) {
+	for _, s := range []string{"12:00/13:00", "next-hour", "22:00/00:00", "2025-06-01T10:00:00Z/2025-06-01T10:30:00Z", "/", "99:99/00:00"} {
+		f.Add(s)
+	}
+	now := time.Date(2025, 6, 1, 9, 7, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := ParseWindow(s, now, time.UTC, 15*time.Minute)
+		if err != nil {
+			return
+		}
+		if !w.End.After(w.Start) || !w.End.After(now) || w.End.Sub(w.Start) > MaxWindow {
+			t.Fatalf("ParseWindow(%q) = %v: invalid window accepted", s, w)
+		}
+		if w.Start.Unix()%900 != 0 || w.End.Unix()%900 != 0 {
+			t.Fatalf("ParseWindow(%q) = %v: not slot aligned", s, w)
+		}
+	})
+}
