@@ -1,0 +1,357 @@
+package share
+
+import (
+	"bytes"
+	"fmt"
+	"math/bits"
+	"sort"
+)
+
+// SplitWh splits total Wh over n slots in integers: every slot gets
+// total/n and the first total%n slots one Wh more. n must be >= 1.
+func SplitWh(total int64, n int) []int64 {
+	out := make([]int64, n)
+	base, rem := total/int64(n), total%int64(n)
+	for i := range out {
+		out[i] = base
+		if int64(i) < rem {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// Terms are the agreed figures of one accepted pledge, as settlement needs
+// them.
+type Terms struct {
+	Pledge     ID
+	From, To   HouseholdID // exporter and recipient
+	Window     SlotRange
+	PledgedWh  int64 // total pledged over the window
+	AcceptedWh int64 // total accepted, <= PledgedWh
+}
+
+// SlotWh returns the pledged and accepted Wh of slot (SplitWh of the
+// totals), or zeros when slot is outside the window.
+func (t Terms) SlotWh(slot int64) (pledged, accepted int64) {
+	if !t.Window.Contains(slot) {
+		return 0, 0
+	}
+	i := slot - t.Window.From
+	n := t.Window.Len()
+	split := func(total int64) int64 {
+		v := total / n
+		if i < total%n {
+			v++
+		}
+		return v
+	}
+	return split(t.PledgedWh), split(t.AcceptedWh)
+}
+
+// Measurements gives measured energy per household and slot: the
+// exporter's own export and the recipient's import as it reported it.
+type Measurements interface {
+	ExportWh(h HouseholdID, slot int64) (wh int64, ok bool)
+	ImportWh(h HouseholdID, slot int64) (wh int64, ok bool)
+}
+
+// SlotMeter is one household's measured energy in one slot.
+type SlotMeter struct {
+	ExportWh int64
+	ImportWh int64
+}
+
+// MeterTable is an in-memory Measurements: household → slot → figures.
+type MeterTable map[HouseholdID]map[int64]SlotMeter
+
+// Set records the figures of h in slot.
+func (t MeterTable) Set(h HouseholdID, slot int64, export, imp int64) {
+	if t[h] == nil {
+		t[h] = make(map[int64]SlotMeter)
+	}
+	t[h][slot] = SlotMeter{ExportWh: export, ImportWh: imp}
+}
+
+// AddReport records a report's figures for its author.
+func (t MeterTable) AddReport(author HouseholdID, r *Report) {
+	for i := range r.ExportWh {
+		t.Set(author, r.FromSlot+int64(i), r.ExportWh[i], r.ImportWh[i])
+	}
+}
+
+// ExportWh implements Measurements.
+func (t MeterTable) ExportWh(h HouseholdID, slot int64) (int64, bool) {
+	v, ok := t[h][slot]
+	return v.ExportWh, ok
+}
+
+// ImportWh implements Measurements.
+func (t MeterTable) ImportWh(h HouseholdID, slot int64) (int64, bool) {
+	v, ok := t[h][slot]
+	return v.ImportWh, ok
+}
+
+// Claim is one pledge's claim on a shared quantity (an exporter's export
+// or a recipient's import) in one slot.
+type Claim struct {
+	Pledge   ID
+	From, To HouseholdID
+	Slot     int64
+	Wh       int64 // what the pledge would get without competition, >= 0
+}
+
+// AllocationKey divides a slot's available Wh among competing claims. It is
+// only called when the claims together exceed what is available. Share
+// must return one share per claim with 0 <= share[i] <= claims[i].Wh and
+// a sum <= available; the result must depend only on its arguments.
+type AllocationKey interface {
+	Name() string
+	Share(available int64, claims []Claim) []int64
+}
+
+// ProRata is the default allocation key ("pro-rata"): each claim gets
+// available × claim / Σclaims rounded down, and the Wh left by rounding go
+// one each to the largest remainders, ties to the smaller pledge id. The
+// shares sum to exactly available.
+type ProRata struct{}
+
+// Name returns "pro-rata".
+func (ProRata) Name() string { return "pro-rata" }
+
+// Share implements AllocationKey.
+func (ProRata) Share(available int64, claims []Claim) []int64 {
+	out := make([]int64, len(claims))
+	var total uint64
+	for _, c := range claims {
+		total += uint64(c.Wh)
+	}
+	if total == 0 || available <= 0 {
+		return out
+	}
+	if uint64(available) >= total {
+		for i, c := range claims {
+			out[i] = c.Wh
+		}
+		return out
+	}
+	rems := make([]uint64, len(claims))
+	var given int64
+	for i, c := range claims {
+		hi, lo := bits.Mul64(uint64(available), uint64(c.Wh))
+		q, r := bits.Div64(hi, lo, total) // hi < total since available < total
+		out[i] = int64(q)
+		rems[i] = r
+		given += int64(q)
+	}
+	order := make([]int, len(claims))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ia, ib := order[a], order[b]
+		if rems[ia] != rems[ib] {
+			return rems[ia] > rems[ib]
+		}
+		return bytes.Compare(claims[ia].Pledge[:], claims[ib].Pledge[:]) < 0
+	})
+	for k := 0; given < available; k++ {
+		out[order[k]]++
+		given++
+	}
+	return out
+}
+
+// KeyByName returns the allocation key a manifest names.
+func KeyByName(name string) (AllocationKey, error) {
+	switch name {
+	case "pro-rata":
+		return ProRata{}, nil
+	}
+	return nil, reject(ErrBadContent, "allocation key %q is not known to this program (known: pro-rata): upgrade commons", name)
+}
+
+// Allocation is the settled figure of one pledge in one slot.
+type Allocation struct {
+	Pledge     ID
+	Slot       int64
+	PledgedWh  int64
+	AcceptedWh int64
+	ExportWh   int64 // exporter's measured export in the slot
+	ImportWh   int64 // recipient's reported import in the slot
+	Wh         int64 // allocated
+}
+
+// MissingError lists the measurements settlement needs but lacks.
+type MissingError struct {
+	Missing []MissingMeasurement
+}
+
+// MissingMeasurement names one lacking measurement.
+type MissingMeasurement struct {
+	Household HouseholdID
+	Slot      int64
+	Import    bool // true: import of a recipient; false: export of an exporter
+}
+
+func (e *MissingError) Error() string {
+	m := e.Missing[0]
+	what := "export"
+	if m.Import {
+		what = "import"
+	}
+	more := ""
+	if len(e.Missing) > 1 {
+		more = fmt.Sprintf(" and %d more", len(e.Missing)-1)
+	}
+	return fmt.Sprintf("settlement needs the %s of %s in slot %d%s: wait for its report", what, m.Household.Short(), m.Slot, more)
+}
+
+// Unwrap returns ErrMissingMeasure.
+func (e *MissingError) Unwrap() error { return ErrMissingMeasure }
+
+// Allocate allocates every slot of every accepted pledge in terms:
+//
+//	claim     = min(pledged_slot, accepted_slot)
+//	pass 1    per exporter and slot: if Σclaim > export, key.Share(export, claims)
+//	pass 2    per recipient and slot: if Σpass1 > import, key.Share(import, pass1)
+//	allocated = pass 2
+//
+// so no pledge gets more than pledged or accepted, no exporter gives more
+// than it exported and no recipient receives more than it imported in any
+// slot. Allocations are returned ordered by pledge id then slot. A
+// measurement missing for a slot is an error (*MissingError).
+func Allocate(terms []Terms, meas Measurements, key AllocationKey) ([]Allocation, error) {
+	sorted := append([]Terms(nil), terms...)
+	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].Pledge[:], sorted[j].Pledge[:]) < 0 })
+	for i, t := range sorted {
+		if i > 0 && sorted[i-1].Pledge == t.Pledge {
+			return nil, fmt.Errorf("settle: pledge %s listed twice", t.Pledge.Short())
+		}
+		if t.Window.Len() <= 0 || t.Window.Len() > MaxWindowSlots || t.AcceptedWh < 0 || t.AcceptedWh > t.PledgedWh {
+			return nil, fmt.Errorf("settle: pledge %s has invalid terms (window %d..%d, pledged %d, accepted %d)", t.Pledge.Short(), t.Window.From, t.Window.To, t.PledgedWh, t.AcceptedWh)
+		}
+	}
+	// Collect slots.
+	type cell struct {
+		t     int // index in sorted
+		slot  int64
+		alloc Allocation
+	}
+	var cells []cell
+	var missing []MissingMeasurement
+	seenMiss := map[MissingMeasurement]bool{}
+	miss := func(m MissingMeasurement) {
+		if !seenMiss[m] {
+			seenMiss[m] = true
+			missing = append(missing, m)
+		}
+	}
+	for ti, t := range sorted {
+		for s := t.Window.From; s < t.Window.To; s++ {
+			p, a := t.SlotWh(s)
+			exp, ok1 := meas.ExportWh(t.From, s)
+			imp, ok2 := meas.ImportWh(t.To, s)
+			if !ok1 {
+				miss(MissingMeasurement{Household: t.From, Slot: s})
+			}
+			if !ok2 {
+				miss(MissingMeasurement{Household: t.To, Slot: s, Import: true})
+			}
+			cells = append(cells, cell{t: ti, slot: s, alloc: Allocation{
+				Pledge: t.Pledge, Slot: s, PledgedWh: p, AcceptedWh: a, ExportWh: exp, ImportWh: imp, Wh: min(p, a),
+			}})
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &MissingError{Missing: missing}
+	}
+	type group struct {
+		h    HouseholdID
+		slot int64
+	}
+	pass := func(side func(t Terms) HouseholdID, avail func(a Allocation) int64) error {
+		groups := map[group][]int{}
+		var order []group
+		for i, c := range cells {
+			g := group{side(sorted[c.t]), c.slot}
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
+			}
+			groups[g] = append(groups[g], i)
+		}
+		for _, g := range order {
+			idx := groups[g]
+			available := avail(cells[idx[0]].alloc)
+			var sum int64
+			claims := make([]Claim, len(idx))
+			for k, i := range idx {
+				t := sorted[cells[i].t]
+				claims[k] = Claim{Pledge: t.Pledge, From: t.From, To: t.To, Slot: g.slot, Wh: cells[i].alloc.Wh}
+				sum += cells[i].alloc.Wh
+			}
+			if sum <= available {
+				continue
+			}
+			shares := key.Share(available, claims)
+			if len(shares) != len(claims) {
+				return fmt.Errorf("settle: allocation key %s returned %d shares for %d claims", key.Name(), len(shares), len(claims))
+			}
+			var got int64
+			for k, sh := range shares {
+				if sh < 0 || sh > claims[k].Wh {
+					return fmt.Errorf("settle: allocation key %s gave pledge %s %d Wh of a %d Wh claim", key.Name(), claims[k].Pledge.Short(), sh, claims[k].Wh)
+				}
+				got += sh
+			}
+			if got > available {
+				return fmt.Errorf("settle: allocation key %s shared %d Wh of %d available", key.Name(), got, available)
+			}
+			for k, i := range idx {
+				cells[i].alloc.Wh = shares[k]
+			}
+		}
+		return nil
+	}
+	if err := pass(func(t Terms) HouseholdID { return t.From }, func(a Allocation) int64 { return a.ExportWh }); err != nil {
+		return nil, err
+	}
+	if err := pass(func(t Terms) HouseholdID { return t.To }, func(a Allocation) int64 { return a.ImportWh }); err != nil {
+		return nil, err
+	}
+	out := make([]Allocation, len(cells))
+	for i, c := range cells {
+		out[i] = c.alloc
+	}
+	return out, nil
+}
+
+// SettleContent builds the settle content of pledge t from allocations
+// (those of other pledges are ignored) made with key.
+func SettleContent(t Terms, allocs []Allocation, key AllocationKey) (*Settle, error) {
+	n := int(t.Window.Len())
+	s := &Settle{
+		Pledge: t.Pledge, FromSlot: t.Window.From, ToSlot: t.Window.To,
+		AllocatedWh: make([]int64, n), ExportWh: make([]int64, n), ImportWh: make([]int64, n),
+		Key: key.Name(),
+	}
+	seen := make([]bool, n)
+	for _, a := range allocs {
+		if a.Pledge != t.Pledge || !t.Window.Contains(a.Slot) {
+			continue
+		}
+		i := a.Slot - t.Window.From
+		s.AllocatedWh[i], s.ExportWh[i], s.ImportWh[i] = a.Wh, a.ExportWh, a.ImportWh
+		s.TotalWh += a.Wh
+		seen[i] = true
+	}
+	for i, ok := range seen {
+		if !ok {
+			return nil, fmt.Errorf("settle content for pledge %s: no allocation for slot %d", t.Pledge.Short(), t.Window.From+int64(i))
+		}
+	}
+	if err := s.validate(); err != nil {
+		return nil, reject(ErrBadContent, "settle content for pledge %s: %v", t.Pledge.Short(), err)
+	}
+	return s, nil
+}
