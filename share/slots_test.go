@@ -46,7 +46,7 @@ func TestDaySlotsDST(t *testing.T) {
 		y, mo, d int
 		want     int64
 	}{
-		{2025, 3, 30, 92},  // spring forward: 23 h
+		{2025, 3, 30, 92},   // spring forward: 23 h
 		{2025, 10, 26, 100}, // fall back: 25 h
 		{2025, 6, 1, 96},
 		{2026, 3, 29, 92},
