@@ -47,6 +47,9 @@ type SMLOptions struct {
 type SMLDecoder struct {
 	opts SMLOptions
 	buf  []byte
+	// resume is where the scan of the frame at the start of buf stopped
+	// for want of bytes, so that a frame fed byte by byte is scanned once.
+	resume int
 }
 
 // NewSMLDecoder returns an SML decoder with the given per-meter options.
@@ -71,13 +74,19 @@ func (d *SMLDecoder) Feed(p []byte, emit func(Reading, error)) {
 			}
 			return
 		}
-		end, next, err := smlScanFrame(d.buf[s:])
+		from := 0
+		if s == 0 {
+			from = d.resume
+		}
+		d.resume = 0
+		end, next, err := smlScanFrame(d.buf[s:], from)
 		switch {
-		case next == 0:
+		case end == 0 && next < 0:
 			// Need more bytes; drop what precedes the start.
 			if s > 0 {
 				d.buf = append(d.buf[:0], d.buf[s:]...)
 			}
+			d.resume = -next
 			return
 		case end == 0:
 			// Not a complete frame: resync at next.
@@ -95,19 +104,20 @@ func (d *SMLDecoder) Feed(p []byte, emit func(Reading, error)) {
 	}
 }
 
-// smlScanFrame walks a candidate frame that starts with the start sequence.
-// It returns end > 0 and next == end for a complete frame (err non-nil when
-// its CRC or escapes are bad), end == 0 and next > 0 when the frame is
-// abandoned and scanning should resume at next, and next == 0 when more
-// bytes are needed.
-func smlScanFrame(b []byte) (end, next int, err error) {
-	p := len(smlStart)
+// smlScanFrame walks a candidate frame that starts with the start sequence,
+// from the 4-byte aligned offset from (0 = the beginning). It returns
+// end > 0 and next == end for a complete frame (err non-nil when its CRC is
+// bad), end == 0 and next > 0 when the frame is abandoned and scanning
+// should resume at next, and next < 0 when more bytes are needed: -next is
+// where to continue once they have arrived.
+func smlScanFrame(b []byte, from int) (end, next int, err error) {
+	p := max(from, len(smlStart))
 	for {
 		if p > smlMaxFrame {
 			return 0, 1, nil
 		}
 		if p+4 > len(b) {
-			return 0, 0, nil
+			return 0, -p, nil
 		}
 		blk := b[p : p+4]
 		if !bytes.Equal(blk, smlEscape) {
@@ -119,7 +129,7 @@ func smlScanFrame(b []byte) (end, next int, err error) {
 				}
 				if p+k+len(smlStart) > len(b) {
 					if bytes.HasPrefix(smlStart, b[p+k:]) {
-						return 0, 0, nil
+						return 0, -p, nil
 					}
 					continue
 				}
@@ -131,7 +141,7 @@ func smlScanFrame(b []byte) (end, next int, err error) {
 			continue
 		}
 		if p+8 > len(b) {
-			return 0, 0, nil
+			return 0, -p, nil
 		}
 		esc := b[p+4 : p+8]
 		switch {
