@@ -1,0 +1,105 @@
+package meter
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultMaxFrame is the number of bytes a decoder keeps of one partial
+// frame when DecoderOptions.MaxFrame is 0. The largest DSMR telegrams
+// (Belgian e-MUCS with a 13-month peak history, a 1024-character text
+// message hex-encoded) stay well below it.
+const DefaultMaxFrame = 16 << 10
+
+// DecoderOptions configures a decoder made by NewDecoder.
+type DecoderOptions struct {
+	// Key is the 16-byte AES-128 key of an encrypted Luxembourg Smarty
+	// meter. Decoders of plaintext protocols ignore it.
+	Key []byte
+	// MaxFrame bounds the bytes kept of one partial frame between Feed
+	// calls; a longer frame is dropped with ErrTooLong. 0 means
+	// DefaultMaxFrame.
+	MaxFrame int
+}
+
+func (o DecoderOptions) maxFrame() int {
+	if o.MaxFrame <= 0 {
+		return DefaultMaxFrame
+	}
+	return o.MaxFrame
+}
+
+// Flusher is implemented by decoders that may hold a frame which only the
+// end of the input completes (a DSMR 2.2 telegram ending in "!" at the end
+// of a file). Call Flush once the input has ended; a frame cut short is
+// then reported as an error.
+type Flusher interface {
+	Flush(emit func(Reading, error))
+}
+
+// protocolEntry is one decoder the registry can build.
+type protocolEntry struct {
+	name    string
+	summary string
+	new     func(DecoderOptions) (Decoder, error)
+}
+
+// protocolTable lists the protocols NewDecoder knows, in the order
+// Protocols reports them. Add a protocol by adding a line.
+var protocolTable = []protocolEntry{
+	{"dsmr", "DSMR P1 2.2-5.0, Belgian e-MUCS, plaintext Luxembourg Smarty and DSMR-like dialects",
+		func(o DecoderOptions) (Decoder, error) { return NewDSMRDecoder(o), nil }},
+}
+
+// Protocols returns the names NewDecoder accepts.
+func Protocols() []string {
+	names := make([]string, len(protocolTable))
+	for i, e := range protocolTable {
+		names[i] = e.name
+	}
+	return names
+}
+
+// ProtocolSummary returns a one-line description of a registered protocol,
+// or "" when the name is unknown.
+func ProtocolSummary(name string) string {
+	for _, e := range protocolTable {
+		if e.name == name {
+			return e.summary
+		}
+	}
+	return ""
+}
+
+// NewDecoder returns a fresh decoder for the named protocol.
+func NewDecoder(protocol string, opts DecoderOptions) (Decoder, error) {
+	for _, e := range protocolTable {
+		if e.name == protocol {
+			return e.new(opts)
+		}
+	}
+	return nil, fmt.Errorf("unknown meter protocol %q (known: %s)", protocol, strings.Join(Protocols(), ", "))
+}
+
+// Clone returns a copy of r that shares no memory with it. Decoders reuse
+// the storage behind Gas, Water and Heat between frames, so a reading kept
+// past its emit call must be cloned.
+func (r Reading) Clone() Reading {
+	c := r
+	if r.Gas != nil {
+		g := *r.Gas
+		c.Gas = &g
+	}
+	if r.Water != nil {
+		w := *r.Water
+		c.Water = &w
+	}
+	if r.Heat != nil {
+		h := *r.Heat
+		c.Heat = &h
+	}
+	if r.Registers != nil {
+		c.Registers = append([]Register(nil), r.Registers...)
+	}
+	return c
+}
