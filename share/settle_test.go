@@ -1,0 +1,328 @@
+package share
+
+import (
+	"errors"
+	"math/rand"
+	"testing"
+)
+
+func pid(n byte) ID { return ID{n} }
+
+func hh(n byte) HouseholdID { return HouseholdID{n} }
+
+func TestProRataShare(t *testing.T) {
+	claims := func(whs ...int64) []Claim {
+		var cs []Claim
+		for i, w := range whs {
+			cs = append(cs, Claim{Pledge: pid(byte(i + 1)), Wh: w})
+		}
+		return cs
+	}
+	for _, tc := range []struct {
+		name  string
+		avail int64
+		cl    []Claim
+		want  []int64
+	}{
+		{"enough", 100, claims(30, 20), []int64{30, 20}},
+		{"exact halves", 100, claims(100, 100), []int64{50, 50}},
+		{"pro rata", 90, claims(100, 50), []int64{60, 30}},
+		// 10 * 1/3 each = 3.33: one Wh left goes to the smallest pledge id.
+		{"tie to smaller id", 10, claims(5, 5, 5), []int64{4, 3, 3}},
+		// 4*3/5 = 2.4, 4*2/5 = 1.6: the larger remainder gets the Wh.
+		{"largest remainder", 4, claims(3, 2), []int64{2, 2}},
+		{"nothing", 0, claims(3, 2), []int64{0, 0}},
+		{"zero claims", 5, claims(0, 0), []int64{0, 0}},
+		{"huge", 1 << 40, claims(1<<40, 1<<40, 1), []int64{549755813888, 549755813888, 0}},
+	} {
+		got := ProRata{}.Share(tc.avail, tc.cl)
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+	// The tie-break follows pledge ids, not slice order.
+	cl := []Claim{{Pledge: pid(9), Wh: 5}, {Pledge: pid(2), Wh: 5}}
+	if got := (ProRata{}).Share(5, cl); got[0] != 2 || got[1] != 3 {
+		t.Fatalf("tie-break by id: %v", got)
+	}
+}
+
+func TestAllocateCaps(t *testing.T) {
+	a, b, c := hh(1), hh(2), hh(3)
+	w := SlotRange{From: 100, To: 102}
+	tests := []struct {
+		name  string
+		terms []Terms
+		meter func(MeterTable)
+		want  map[ID][]int64
+	}{
+		{
+			"capped by pledged",
+			[]Terms{{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 200}},
+			func(m MeterTable) {
+				m.Set(a, 100, 1000, 0)
+				m.Set(a, 101, 1000, 0)
+				m.Set(b, 100, 0, 1000)
+				m.Set(b, 101, 0, 1000)
+			},
+			map[ID][]int64{pid(1): {100, 100}},
+		},
+		{
+			"capped by accepted",
+			[]Terms{{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 51}},
+			func(m MeterTable) {
+				m.Set(a, 100, 1000, 0)
+				m.Set(a, 101, 1000, 0)
+				m.Set(b, 100, 0, 1000)
+				m.Set(b, 101, 0, 1000)
+			},
+			map[ID][]int64{pid(1): {26, 25}},
+		},
+		{
+			"capped by export",
+			[]Terms{{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 200}},
+			func(m MeterTable) {
+				m.Set(a, 100, 40, 0)
+				m.Set(a, 101, 0, 300)
+				m.Set(b, 100, 0, 1000)
+				m.Set(b, 101, 0, 1000)
+			},
+			map[ID][]int64{pid(1): {40, 0}},
+		},
+		{
+			"capped by import",
+			[]Terms{{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 200}},
+			func(m MeterTable) {
+				m.Set(a, 100, 1000, 0)
+				m.Set(a, 101, 1000, 0)
+				m.Set(b, 100, 0, 7)
+				m.Set(b, 101, 0, 1000)
+			},
+			map[ID][]int64{pid(1): {7, 100}},
+		},
+		{
+			"two recipients share export pro rata",
+			[]Terms{
+				{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 200},
+				{Pledge: pid(2), From: a, To: c, Window: w, PledgedWh: 100, AcceptedWh: 100},
+			},
+			func(m MeterTable) {
+				m.Set(a, 100, 90, 0)
+				m.Set(a, 101, 100, 0)
+				m.Set(b, 100, 0, 1000)
+				m.Set(b, 101, 0, 1000)
+				m.Set(c, 100, 0, 1000)
+				m.Set(c, 101, 0, 1000)
+			},
+			// slot 100: claims 100 and 50 share 90 → 60/30; slot 101: 100 for 100+50 → 67/33 (66.67 + 33.33 rounded by remainder)
+			map[ID][]int64{pid(1): {60, 67}, pid(2): {30, 33}},
+		},
+		{
+			"two exporters share one import",
+			[]Terms{
+				{Pledge: pid(1), From: a, To: c, Window: w, PledgedWh: 200, AcceptedWh: 200},
+				{Pledge: pid(2), From: b, To: c, Window: w, PledgedWh: 200, AcceptedWh: 200},
+			},
+			func(m MeterTable) {
+				m.Set(a, 100, 1000, 0)
+				m.Set(a, 101, 1000, 0)
+				m.Set(b, 100, 1000, 0)
+				m.Set(b, 101, 1000, 0)
+				m.Set(c, 100, 0, 101)
+				m.Set(c, 101, 0, 0)
+			},
+			map[ID][]int64{pid(1): {51, 0}, pid(2): {50, 0}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := MeterTable{}
+			tc.meter(m)
+			allocs, err := Allocate(tc.terms, m, ProRata{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[ID][]int64{}
+			for _, al := range allocs {
+				got[al.Pledge] = append(got[al.Pledge], al.Wh)
+			}
+			for id, want := range tc.want {
+				if len(got[id]) != len(want) {
+					t.Fatalf("pledge %s: %v, want %v", id.Short(), got[id], want)
+				}
+				for i := range want {
+					if got[id][i] != want[i] {
+						t.Fatalf("pledge %s: %v, want %v", id.Short(), got[id], want)
+					}
+				}
+			}
+			for _, tm := range tc.terms {
+				s, err := SettleContent(tm, allocs, ProRata{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := EncodeContent(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestAllocateMissing(t *testing.T) {
+	a, b := hh(1), hh(2)
+	terms := []Terms{{Pledge: pid(1), From: a, To: b, Window: SlotRange{From: 5, To: 7}, PledgedWh: 10, AcceptedWh: 10}}
+	m := MeterTable{}
+	m.Set(a, 5, 10, 0)
+	m.Set(a, 6, 10, 0)
+	m.Set(b, 5, 0, 10)
+	_, err := Allocate(terms, m, ProRata{})
+	var me *MissingError
+	if !errors.As(err, &me) || !errors.Is(err, ErrMissingMeasure) || len(me.Missing) != 1 || me.Missing[0].Slot != 6 || !me.Missing[0].Import {
+		t.Fatalf("got %v", err)
+	}
+	m.AddReport(b, &Report{FromSlot: 6, ExportWh: []int64{0}, ImportWh: []int64{3}})
+	allocs, err := Allocate(terms, m, ProRata{})
+	if err != nil || allocs[1].Wh != 3 {
+		t.Fatalf("%v %+v", err, allocs)
+	}
+}
+
+// badKey gives more than claimed; Allocate must refuse it.
+type badKey struct{}
+
+func (badKey) Name() string { return "bad" }
+func (badKey) Share(avail int64, cl []Claim) []int64 {
+	out := make([]int64, len(cl))
+	out[0] = avail + 1
+	return out
+}
+
+func TestAllocateRefusesBrokenKey(t *testing.T) {
+	a, b, c := hh(1), hh(2), hh(3)
+	terms := []Terms{
+		{Pledge: pid(1), From: a, To: b, Window: SlotRange{From: 5, To: 6}, PledgedWh: 10, AcceptedWh: 10},
+		{Pledge: pid(2), From: a, To: c, Window: SlotRange{From: 5, To: 6}, PledgedWh: 10, AcceptedWh: 10},
+	}
+	m := MeterTable{}
+	m.Set(a, 5, 5, 0)
+	m.Set(b, 5, 0, 50)
+	m.Set(c, 5, 0, 50)
+	if _, err := Allocate(terms, m, badKey{}); err == nil {
+		t.Fatal("broken key accepted")
+	}
+	dup := append(terms, terms[0])
+	if _, err := Allocate(dup, m, ProRata{}); err == nil {
+		t.Fatal("duplicate pledge accepted")
+	}
+}
+
+// TestAllocateProperties checks, on random communities, that settlement
+// never allocates more than any exporter's export or recipient's import in
+// a slot, nor more than pledged or accepted; that pro rata sharing hands
+// out exactly the contested quantity; and that the result does not depend
+// on the order of the terms.
+func TestAllocateProperties(t *testing.T) {
+	seed := int64(20250601)
+	rng := rand.New(rand.NewSource(seed))
+	for iter := 0; iter < 2000; iter++ {
+		nh := 2 + rng.Intn(5)
+		var terms []Terms
+		np := 1 + rng.Intn(8)
+		for i := 0; i < np; i++ {
+			from := hh(byte(rng.Intn(nh)))
+			to := hh(byte(rng.Intn(nh)))
+			start := int64(rng.Intn(6))
+			n := int64(1 + rng.Intn(4))
+			pledged := int64(rng.Intn(5000))
+			terms = append(terms, Terms{
+				Pledge: ID{byte(i), byte(rng.Intn(256))}, From: from, To: to,
+				Window: SlotRange{From: start, To: start + n}, PledgedWh: pledged, AcceptedWh: rng.Int63n(pledged + 1),
+			})
+		}
+		m := MeterTable{}
+		for h := 0; h < nh; h++ {
+			for s := int64(0); s < 10; s++ {
+				m.Set(hh(byte(h)), s, int64(rng.Intn(3000)), int64(rng.Intn(3000)))
+			}
+		}
+		allocs, err := Allocate(terms, m, ProRata{})
+		if err != nil {
+			t.Fatalf("seed %d iter %d: %v", seed, iter, err)
+		}
+		type key struct {
+			h HouseholdID
+			s int64
+		}
+		given, got := map[key]int64{}, map[key]int64{}
+		claimsFrom := map[key]int64{}
+		byID := map[ID]Terms{}
+		for _, tm := range terms {
+			byID[tm.Pledge] = tm
+		}
+		for _, al := range allocs {
+			tm := byID[al.Pledge]
+			p, acc := tm.SlotWh(al.Slot)
+			if al.Wh < 0 || al.Wh > p || al.Wh > acc {
+				t.Fatalf("iter %d: pledge %s slot %d allocated %d > pledged %d / accepted %d", iter, al.Pledge.Short(), al.Slot, al.Wh, p, acc)
+			}
+			given[key{tm.From, al.Slot}] += al.Wh
+			got[key{tm.To, al.Slot}] += al.Wh
+			claimsFrom[key{tm.From, al.Slot}] += min(p, acc)
+		}
+		for k, v := range given {
+			if exp, _ := m.ExportWh(k.h, k.s); v > exp {
+				t.Fatalf("iter %d: %s gives %d Wh in slot %d, exported %d", iter, k.h.Short(), v, k.s, exp)
+			}
+		}
+		for k, v := range got {
+			if imp, _ := m.ImportWh(k.h, k.s); v > imp {
+				t.Fatalf("iter %d: %s receives %d Wh in slot %d, imported %d", iter, k.h.Short(), v, k.s, imp)
+			}
+		}
+		// Reversed input gives the same result.
+		rev := make([]Terms, len(terms))
+		for i := range terms {
+			rev[len(terms)-1-i] = terms[i]
+		}
+		allocs2, err := Allocate(rev, m, ProRata{})
+		if err != nil || len(allocs2) != len(allocs) {
+			t.Fatalf("iter %d: reversed: %v", iter, err)
+		}
+		for i := range allocs {
+			if allocs[i] != allocs2[i] {
+				t.Fatalf("iter %d: order-dependent result", iter)
+			}
+		}
+	}
+}
+
+// TestProRataProperties: shares never exceed claims, and sum to exactly
+// min(available, Σclaims).
+func TestProRataProperties(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for iter := 0; iter < 5000; iter++ {
+		n := 1 + rng.Intn(10)
+		cl := make([]Claim, n)
+		var total int64
+		for i := range cl {
+			cl[i] = Claim{Pledge: ID{byte(rng.Intn(4)), byte(i)}, Wh: rng.Int63n(1 << uint(1+rng.Intn(40)))}
+			total += cl[i].Wh
+		}
+		avail := rng.Int63n(total + 2)
+		sh := ProRata{}.Share(avail, cl)
+		var sum int64
+		for i, s := range sh {
+			if s < 0 || s > cl[i].Wh {
+				t.Fatalf("iter %d: share %d of claim %d", iter, s, cl[i].Wh)
+			}
+			sum += s
+		}
+		if sum != min(avail, total) {
+			t.Fatalf("iter %d: shares sum to %d, want %d", iter, sum, min(avail, total))
+		}
+	}
+}
