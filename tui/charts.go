@@ -1,0 +1,456 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/NimbleMarkets/ntcharts/canvas/runes"
+	"github.com/NimbleMarkets/ntcharts/linechart/timeserieslinechart"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+)
+
+// Data set names. ntcharts draws sets in name order and a shared cell takes
+// the last set's style, so the zero line sorts first.
+const (
+	setZero    = "0"
+	setImport  = "import"
+	setExport  = "export"
+	setSolar   = "solar"
+	setHome    = "use"
+	chartYStep = 2
+)
+
+type series struct {
+	name  string
+	style lipgloss.Style
+	pts   []timeserieslinechart.TimePoint
+}
+
+// point accumulates samples of one chart column half.
+type point struct {
+	sumImp, sumExp, sumProd int64
+	n, nProd                int64
+	t                       time.Time
+}
+
+// liveSeries downsamples the live ring over [start, end) to at most n
+// points per series. Its cost depends on the window and n, not on uptime.
+func (m Model) liveSeries(start, end time.Time, n int) []series {
+	if n < 2 {
+		n = 2
+	}
+	step := end.Sub(start) / time.Duration(n)
+	if step < time.Second {
+		step = time.Second
+		n = int(end.Sub(start) / step)
+	}
+	pts := make([]point, n)
+	for i := m.live.from(start); i < m.live.len(); i++ {
+		s := m.live.at(i)
+		if !s.Time.Before(end) {
+			break
+		}
+		k := int(s.Time.Sub(start) / step)
+		if k >= n {
+			k = n - 1
+		}
+		p := &pts[k]
+		p.sumImp += s.ImportW
+		p.sumExp += s.ExportW
+		p.n++
+		if s.ProductionW.OK {
+			p.sumProd += s.ProductionW.V
+			p.nProd++
+		}
+	}
+	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
+		if p.n == 0 {
+			return 0, 0, 0, false
+		}
+		prod := int64(-1)
+		if p.nProd > 0 {
+			prod = p.sumProd / p.nProd
+		}
+		return p.sumImp / p.n, p.sumExp / p.n, prod, true
+	})
+}
+
+// histSeries downsamples energy buckets over [start, end) to at most n
+// points of average power.
+func (m Model) histSeries(start, end time.Time, n int) []series {
+	if n < 2 {
+		n = 2
+	}
+	step := end.Sub(start) / time.Duration(n)
+	pts := make([]point, n)
+	for _, b := range m.buckets {
+		if b.Start.Before(start) || !b.Start.Before(end) {
+			continue
+		}
+		k := int(b.Start.Sub(start) / step)
+		if k >= n {
+			k = n - 1
+		}
+		secs := int64(b.Length / time.Second)
+		if secs <= 0 {
+			continue
+		}
+		p := &pts[k]
+		p.sumImp += b.ImportWh
+		p.sumExp += b.ExportWh
+		p.n += secs
+		if b.ProductionWh.OK {
+			p.sumProd += b.ProductionWh.V
+			p.nProd += secs
+		}
+	}
+	// average power over the covered seconds: W = Wh * 3600 / s
+	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
+		if p.n == 0 {
+			return 0, 0, 0, false
+		}
+		prod := int64(-1)
+		if p.nProd > 0 {
+			prod = p.sumProd * 3600 / p.nProd
+		}
+		return p.sumImp * 3600 / p.n, p.sumExp * 3600 / p.n, prod, true
+	})
+}
+
+// toSeries turns accumulated points into chart series: import above zero,
+// export below zero, and with a production meter solar production and home
+// use (both above zero).
+func (m Model) toSeries(pts []point, start time.Time, step time.Duration, avg func(point) (int64, int64, int64, bool)) []series {
+	st := m.st
+	imp := series{name: setImport, style: st.importS.UnsetBold()}
+	exp := series{name: setExport, style: st.exportS.UnsetBold()}
+	sol := series{name: setSolar, style: st.solarS.UnsetBold()}
+	use := series{name: setHome, style: st.homeS.UnsetBold()}
+	for i, p := range pts {
+		iw, ew, pw, ok := avg(p)
+		if !ok {
+			continue
+		}
+		t := start.Add(time.Duration(i)*step + step/2)
+		imp.pts = append(imp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw)})
+		exp.pts = append(exp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(-ew)})
+		if m.state.Home.Production && pw >= 0 {
+			sol.pts = append(sol.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(pw)})
+			use.pts = append(use.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw - ew + pw)})
+		}
+	}
+	out := []series{imp, exp}
+	if len(sol.pts) > 0 {
+		out = append(out, sol, use)
+	}
+	return out
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 100).
+func niceCeil(v float64) float64 {
+	if v <= 100 {
+		return 100
+	}
+	p := 1.0
+	for p*10 <= v {
+		p *= 10
+	}
+	for _, f := range []float64{1, 2, 5, 10} {
+		if f*p >= v {
+			return f * p
+		}
+	}
+	return 10 * p
+}
+
+// axisW labels the power axis in ASCII (ntcharts counts label bytes).
+func axisW(_ int, v float64) string {
+	a := v
+	if a < 0 {
+		a = -a
+	}
+	sign := ""
+	if v < -0.5 {
+		sign = "-"
+	} else if v > 0.5 {
+		sign = "+"
+	}
+	if a >= 1000 {
+		return fmt.Sprintf("%s%.1fk", sign, a/1000)
+	}
+	return fmt.Sprintf("%s%.0f", sign, a)
+}
+
+// renderChart draws series into a w x h time chart over [start, end) with
+// time labels in the dashboard's zone. Ranges are set explicitly on every
+// build, so one spike does not flatten the chart forever, and zero always
+// has its own labelled row.
+func (m Model) renderChart(w, h int, start, end time.Time, sets []series) string {
+	if w < 20 || h < 5 {
+		return ""
+	}
+	var maxV, minV float64
+	for _, s := range sets {
+		for _, p := range s.pts {
+			maxV = max(maxV, p.Value)
+			minV = min(minV, p.Value)
+		}
+	}
+	gh := h - 2 // rows of the graph: ntcharts keeps two for the X axis
+	maxTicks := max(2, gh/2)
+	u := niceCeil((maxV - minV) / float64(maxTicks))
+	hi := math.Ceil(maxV/u) * u
+	lo := -math.Ceil(-minV/u) * u
+	if hi == 0 && lo == 0 {
+		hi = u
+	}
+	inc := (hi - lo) / float64(gh)
+	yfmt := func(_ int, v float64) string {
+		// label the row nearest to each multiple of u
+		t := math.Round(v/u) * u
+		if d := v - t; d > -inc/2 && d <= inc/2 {
+			if t == 0 {
+				return "0"
+			}
+			return axisW(0, t)
+		}
+		return ""
+	}
+	opts := []timeserieslinechart.Option{
+		timeserieslinechart.WithTimeRange(start, end),
+		timeserieslinechart.WithYRange(lo, hi),
+		timeserieslinechart.WithXYSteps(1, 1),
+		timeserieslinechart.WithXLabelFormatter(func(int, float64) string { return "" }),
+		timeserieslinechart.WithYLabelFormatter(yfmt),
+		timeserieslinechart.WithAxesStyles(m.st.axis, m.st.axisLabel),
+		timeserieslinechart.WithStyle(m.st.muted),
+		timeserieslinechart.WithLineStyle(runes.ThinLineStyle),
+	}
+	c := timeserieslinechart.New(w, h, opts...)
+	var names []string
+	if lo < 0 {
+		c.SetDataSetStyle(setZero, m.st.zero)
+		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: start, Value: 0})
+		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: end, Value: 0})
+		names = append(names, setZero)
+	}
+	for _, s := range sets {
+		if len(s.pts) == 0 {
+			continue // ntcharts stops at the first empty set
+		}
+		c.SetDataSetStyle(s.name, s.style)
+		for _, p := range s.pts {
+			c.PushDataSet(s.name, p)
+		}
+		names = append(names, s.name)
+	}
+	if len(names) == 0 {
+		c.DrawXYAxisAndLabel()
+	} else if m.ascii {
+		c.DrawDataSets(names)
+	} else {
+		c.DrawBrailleDataSets(names)
+	}
+	out := c.View()
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[:i+1] + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
+	}
+	return out
+}
+
+// tickSteps are the candidate intervals between time labels.
+var tickSteps = []time.Duration{
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// timeAxis renders the label row under a chart: wall-clock times in the
+// dashboard's zone at round intervals (ntcharts' own labels are UTC and
+// not aligned).
+func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
+	span := end.Sub(start)
+	if gw < 2 || span <= 0 {
+		return strings.Repeat(" ", w)
+	}
+	layout := "15:04"
+	labelW := len(layout) + 2
+	step := tickSteps[len(tickSteps)-1]
+	for _, s := range tickSteps {
+		if int(span/s)*labelW <= gw {
+			step = s
+			break
+		}
+	}
+	if step >= 24*time.Hour {
+		layout = "Mon 02"
+	}
+	line := []rune(strings.Repeat(" ", w))
+	s := start.In(m.loc)
+	day := time.Date(s.Year(), s.Month(), s.Day(), 0, 0, 0, 0, m.loc)
+	next := 0 // first free column
+	for k := 0; ; k++ {
+		var t time.Time
+		if step >= 24*time.Hour {
+			t = time.Date(day.Year(), day.Month(), day.Day()+k, 0, 0, 0, 0, m.loc)
+		} else {
+			t = time.Date(day.Year(), day.Month(), day.Day(), 0, k*int(step/time.Minute), 0, 0, m.loc)
+		}
+		if t.After(end) {
+			break
+		}
+		if t.Before(start) {
+			continue
+		}
+		col := x0 + int(int64(gw-1)*int64(t.Sub(start))/int64(span))
+		label := t.Format(layout)
+		if col < next || col+len(label) > w {
+			continue
+		}
+		copy(line[col:], []rune(label))
+		next = col + len(label) + 1
+	}
+	return m.st.axisLabel.Render(string(line))
+}
+
+// legend explains the series in words, so it reads without colour.
+func (m Model) legend() string {
+	st := m.st
+	parts := []string{st.importS.Render("▲ import (+, above 0)"), st.exportS.Render("▼ export (-, below 0)")}
+	if m.state.Home.Production {
+		parts = append(parts, st.solarS.Render("solar"), st.homeS.Render("home use"))
+	}
+	return strings.Join(parts, "  ") + st.muted.Render("  W")
+}
+
+// liveWindow is the time range of the live chart.
+func (m Model) liveWindow() (time.Time, time.Time) {
+	end := m.now.Truncate(time.Second).Add(time.Second)
+	return end.Add(-liveWins[m.liveWin]), end
+}
+
+// histWindow is the time range of the history chart.
+func (m Model) histWindow() (time.Time, time.Time) { return histWindowAt(m.now, m.span, m.loc) }
+
+// histWindowAt is the time range of a history span at now: it ends at the
+// next round wall-clock time (5 min, hour, midnight) so labels align.
+func histWindowAt(now time.Time, sp span, loc *time.Location) (time.Time, time.Time) {
+	n := now.In(loc)
+	var end time.Time
+	switch sp {
+	case span1h:
+		end = time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), (n.Minute()/5+1)*5, 0, 0, loc)
+	case span24h:
+		end = time.Date(n.Year(), n.Month(), n.Day(), n.Hour()+1, 0, 0, 0, loc)
+	default:
+		end = time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, loc)
+	}
+	return end.Add(-spanDurs[sp]), end
+}
+
+// chartSizes returns the live and history chart sizes of the current view;
+// zero sizes mean the chart is not shown.
+func (m Model) chartSizes() (lw, lh, hw, hh int) {
+	bh := m.bodyHeight()
+	switch m.view {
+	case viewCharts:
+		avail := bh - 4 // two titles, two legends
+		lh = avail / 2
+		hh = avail - lh
+		return m.width, lh, m.width, hh
+	case viewOverview:
+		if h := bh - overviewRows(m); h >= 8 {
+			return m.width, h - 2, 0, 0
+		}
+	}
+	return 0, 0, 0, 0
+}
+
+// refreshCharts rebuilds the cached chart strings that are out of date and
+// visible. View only returns the cached strings.
+func (m *Model) refreshCharts() {
+	if m.tooSmall() {
+		return
+	}
+	lw, lh, hw, hh := m.chartSizes()
+	if lw != m.liveW || lh != m.liveH {
+		m.liveDirty = true
+	}
+	if hw != m.histW || hh != m.histH {
+		m.histDirty = true
+	}
+	if m.liveDirty && lw > 0 && lh > 0 {
+		start, end := m.liveWindow()
+		n := lw * 2
+		if m.ascii {
+			n = lw
+		}
+		m.liveChart = m.renderChart(lw, lh, start, end, m.liveSeries(start, end, n))
+		m.liveW, m.liveH, m.liveDirty = lw, lh, false
+	}
+	if m.histDirty && hw > 0 && hh > 0 {
+		start, end := m.histWindow()
+		n := hw * 2
+		if m.ascii {
+			n = hw
+		}
+		m.histChart = m.renderChart(hw, hh, start, end, m.histSeries(start, end, n))
+		m.histW, m.histH, m.histDirty = hw, hh, false
+	}
+}
+
+// chartsKey handles keys of the charts view.
+func (m *Model) chartsKey(msg tea.KeyMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Left):
+		if m.span > 0 {
+			m.span--
+			m.haveAgg, m.buckets, m.histDirty = false, nil, true
+			return m.loadAggregates(m.span)
+		}
+	case key.Matches(msg, k.Right):
+		if m.span < spanCount-1 {
+			m.span++
+			m.haveAgg, m.buckets, m.histDirty = false, nil, true
+			return m.loadAggregates(m.span)
+		}
+	case key.Matches(msg, k.LiveWindow):
+		m.liveWin = (m.liveWin + 1) % len(liveWins)
+		m.liveDirty = true
+	}
+	return nil
+}
+
+// chartsView shows the live chart above the history chart.
+func (m Model) chartsView() string {
+	st := m.st
+	win := liveWins[m.liveWin]
+	liveTitle := st.boxTitle.Render("Live") + st.muted.Render(fmt.Sprintf(" · last %s · 1 s samples · w: 5 min / 15 min / 1 h", fmtDur(win)))
+	var tabs []string
+	for i := span(0); i < spanCount; i++ {
+		if i == m.span {
+			tabs = append(tabs, st.tabActive.Render("["+spanNames[i]+"]"))
+		} else {
+			tabs = append(tabs, st.tab.Render(" "+spanNames[i]+" "))
+		}
+	}
+	histTitle := st.boxTitle.Render("History ") + strings.Join(tabs, " ") + st.muted.Render(" · average power from stored energy · ←/→")
+	hist := m.histChart
+	if !m.haveAgg {
+		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
+	}
+	return lipgloss.JoinVertical(lipgloss.Left,
+		clip(liveTitle, m.width), m.liveChart, clip(m.legend(), m.width),
+		clip(histTitle, m.width), hist, clip(m.legend(), m.width))
+}
+
+func fmtDur(d time.Duration) string {
+	if d >= time.Hour {
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d min", int(d/time.Minute))
+}

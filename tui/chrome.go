@@ -1,0 +1,160 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+)
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// clip cuts s to n cells.
+func clip(s string, n int) string { return ansi.Truncate(s, max(n, 0), "…") }
+
+// headerView is the title, the view tabs and the clock.
+func (m Model) headerView() string {
+	st := m.st
+	name := "commons"
+	if m.state.Home.Name != "" {
+		name = "commons · " + m.state.Home.Name
+	}
+	left := st.title.Render(name)
+	var tabs []string
+	for i := view(0); i < viewCount; i++ {
+		label := fmt.Sprintf("%d %s", i+1, viewNames[i])
+		if i == m.view {
+			tabs = append(tabs, st.tabActive.Render("["+label+"]"))
+		} else {
+			tabs = append(tabs, st.tab.Render(" "+label+" "))
+		}
+	}
+	clock := st.muted.Render(m.now.In(m.loc).Format("15:04"))
+	mid := strings.Join(tabs, " ")
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
+	if gap < 1 {
+		// compact: drop the household name
+		left = st.title.Render("commons")
+		gap = m.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
+	}
+	if gap < 1 {
+		return clip(left+" "+mid, m.width)
+	}
+	return left + " " + mid + strings.Repeat(" ", gap) + " " + clock
+}
+
+// bannerText is the incoming-pledge notification, or "".
+func (m Model) bannerText() string {
+	p, ok := m.firstIncoming()
+	if !ok {
+		return ""
+	}
+	n := 0
+	for _, q := range m.state.Pledges {
+		if !q.Outgoing && q.State == StatePledged && q.End.After(m.now) {
+			n++
+		}
+	}
+	more := ""
+	if n > 1 {
+		more = fmt.Sprintf(" (+%d more in the ledger)", n-1)
+	}
+	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s · a accept · d decline%s",
+		nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc), more)
+	return m.st.banner.Render(clip(s, m.width))
+}
+
+// statusText is the last notice or load error, or "".
+func (m Model) statusText() string {
+	switch {
+	case m.notice != "":
+		st := m.st.good
+		if m.noticeBad {
+			st = m.st.errLine
+		}
+		return st.Render(clip(m.notice, m.width))
+	case m.loadErr != "":
+		return m.st.errLine.Render(clip(m.loadErr, m.width))
+	}
+	return ""
+}
+
+// footerView is the one-line short help.
+func (m Model) footerView() string {
+	return clip(m.help.ShortHelpView(m.helpMap().short), m.width)
+}
+
+// helpMap returns the bindings that apply on the current screen.
+func (m Model) helpMap() helpMap {
+	k := m.keys
+	views := []key.Binding{k.Next, k.Prev, k.Overview, k.Charts, k.Neighbours, k.Ledger}
+	global := []key.Binding{k.Help, k.Quit, k.Pledge, k.Accept, k.Decline}
+	switch {
+	case m.showHelp:
+		return helpMap{short: []key.Binding{withHelp(k.Back, "esc/?", "close help"), k.Quit}}
+	case m.form.open:
+		f := []key.Binding{k.FormNext, k.FormPrev, withHelp(k.Left, "←/→", "choose"), k.Submit, withHelp(k.Back, "esc", "close")}
+		return helpMap{short: f, full: [][]key.Binding{f}}
+	case m.confirm.open:
+		return helpMap{short: []key.Binding{k.Yes, k.No}}
+	}
+	nav := []key.Binding{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown}
+	var here []key.Binding
+	switch m.view {
+	case viewCharts:
+		here = []key.Binding{k.Left, k.Right, k.LiveWindow}
+		nav = nil
+	case viewNeighbours:
+		if m.detail != "" {
+			here = []key.Binding{k.Back, withHelp(k.Pledge, "p", "pledge to them")}
+		} else {
+			here = []key.Binding{k.Enter, withHelp(k.Pledge, "p", "pledge to selected")}
+		}
+	case viewLedger:
+		here = []key.Binding{k.Filter, k.Cancel, withHelp(k.Accept, "a/d", "answer selected")}
+	default:
+		nav = nil
+	}
+	short := append([]key.Binding{}, here...)
+	if m.view != viewNeighbours {
+		short = append(short, k.Pledge)
+	}
+	short = append(short, k.Next, k.Help, k.Quit)
+	full := [][]key.Binding{views, global}
+	if len(here) > 0 {
+		full = append(full, here)
+	}
+	if len(nav) > 0 {
+		full = append(full, nav)
+	}
+	return helpMap{short: short, full: full}
+}
+
+func withHelp(b key.Binding, k, desc string) key.Binding {
+	b.SetHelp(k, desc)
+	return b
+}
+
+// helpView is the full help overlay.
+func (m Model) helpView() string {
+	h := m.help
+	h.ShowAll = true
+	title := m.st.boxTitle.Render("Keys")
+	body := h.FullHelpView(m.helpMapFor().full)
+	notes := m.st.muted.Render("Import from the grid is shown as + and ▲ (above 0 in charts), export to the grid as - and ▼ (below 0).\n" +
+		"Values marked 'derived' are computed, not measured.")
+	return m.st.box.Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
+}
+
+// helpMapFor is the key map of the screen under the help overlay.
+func (m Model) helpMapFor() helpMap {
+	m.showHelp = false
+	return m.helpMap()
+}
+
+func (m Model) confirmView() string {
+	q := m.st.strong.Render(m.confirm.question)
+	return m.st.box.Render(q + "\n\n" + m.st.muted.Render("y confirm · n keep it"))
+}

@@ -1,0 +1,361 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/commons-energy/commons/meter"
+)
+
+// cursorMark is the first cell of the selected row, so the selection shows
+// without colour or reverse video (NO_COLOR, Ascii profile).
+const cursorMark = "›"
+
+// fit gives the flexible columns the width left after the fixed ones.
+// Every column takes one cell of padding.
+func fit(cols []table.Column, width, flex int) []table.Column {
+	used := 0
+	for i, c := range cols {
+		if i != flex {
+			used += c.Width
+		}
+		used++
+	}
+	if w := min(width-used, 24); w > cols[flex].Width {
+		cols[flex].Width = w
+	}
+	return cols
+}
+
+func (m *Model) setNeighbourColumns() {
+	wide := m.width >= 120
+	cols := []table.Column{
+		{Title: " ", Width: 1},
+		{Title: "Neighbour", Width: 12},
+		{Title: "Now", Width: 16},
+		{Title: "Age", Width: 6},
+		{Title: "Open", Width: 4},
+		{Title: "Month given/recv", Width: 17},
+		{Title: "Last seen", Width: 9},
+	}
+	if wide {
+		cols = append(cols, table.Column{Title: "All time given/recv", Width: 19}, table.Column{Title: "Problem", Width: 20})
+	}
+	m.neigh.SetColumns(fit(cols, m.width-1, 1))
+}
+
+func ledgerColumns(width int) []table.Column {
+	cols := []table.Column{
+		{Title: " ", Width: 1},
+		{Title: "Window", Width: 18},
+		{Title: "With", Width: 9},
+		{Title: "Pledged", Width: 8},
+		{Title: "Accepted", Width: 8},
+		{Title: "Delivered", Width: 9},
+		{Title: "State", Width: 9},
+		{Title: "Verified", Width: 8},
+	}
+	if width >= 120 {
+		cols = append(cols, table.Column{Title: "Id", Width: 8})
+	}
+	return fit(cols, width-1, 2)
+}
+
+func (m *Model) setLedgerColumns() { m.ledger.SetColumns(ledgerColumns(m.width)) }
+func (m *Model) setDetailColumns() { m.detailTbl.SetColumns(ledgerColumns(m.width)) }
+
+// refreshTables rebuilds the table rows from the state.
+func (m *Model) refreshTables() {
+	m.layout()
+	// neighbours
+	var rows []table.Row
+	m.neighIDs = m.neighIDs[:0]
+	for _, n := range m.state.Neighbours {
+		rows = append(rows, m.neighbourRow(n))
+		m.neighIDs = append(m.neighIDs, n.ID)
+	}
+	setRows(&m.neigh, rows)
+	m.refreshLedger()
+	m.refreshDetail()
+}
+
+func (m *Model) refreshLedger() {
+	var rows []table.Row
+	m.ledgerIDs = m.ledgerIDs[:0]
+	for _, p := range m.state.Pledges {
+		if m.filter != "" && p.From != m.filter && p.To != m.filter {
+			continue
+		}
+		rows = append(rows, m.pledgeRow(p))
+		m.ledgerIDs = append(m.ledgerIDs, p.ID)
+	}
+	setRows(&m.ledger, rows)
+}
+
+func (m *Model) refreshDetail() {
+	var rows []table.Row
+	if m.detail != "" {
+		for _, p := range m.state.Pledges {
+			if p.From == m.detail || p.To == m.detail {
+				rows = append(rows, m.pledgeRow(p))
+			}
+		}
+	}
+	setRows(&m.detailTbl, rows)
+}
+
+// setRows replaces the rows, keeps the cursor in range and marks it.
+func setRows(t *table.Model, rows []table.Row) {
+	c := t.Cursor()
+	if c >= len(rows) {
+		c = len(rows) - 1
+	}
+	if c < 0 {
+		c = 0
+	}
+	t.SetRows(rows)
+	t.SetCursor(c)
+	markCursor(t)
+}
+
+// markCursor puts the cursor mark in the first cell of the selected row.
+func markCursor(t *table.Model) {
+	rows := t.Rows()
+	c := t.Cursor()
+	changed := false
+	for i, r := range rows {
+		want := " "
+		if i == c {
+			want = cursorMark
+		}
+		if len(r) > 0 && r[0] != want {
+			r[0] = want
+			changed = true
+		}
+	}
+	if changed {
+		t.SetRows(rows)
+	}
+}
+
+func (m Model) neighbourRow(n Neighbour) table.Row {
+	name := nameOr(n.Name, n.ID)
+	if n.Forked || n.VerifyFailures > 0 {
+		name = "! " + name
+	}
+	now, age := "no status", "-"
+	if n.Status != nil {
+		now = statusWords(n.Status.SurplusW)
+		age = fmtAge(m.now, n.Status.Time)
+	}
+	seen := "never"
+	if !n.LastSeen.IsZero() {
+		seen = fmtAge(m.now, n.LastSeen) + " ago"
+	}
+	row := table.Row{" ", name, now, age, fmt.Sprint(n.OpenPledges),
+		shortKWh(n.MonthGivenWh) + " / " + shortKWh(n.MonthReceivedWh), seen}
+	if m.width >= 120 {
+		row = append(row, shortKWh(n.GivenWh)+" / "+shortKWh(n.ReceivedWh), problemWords(n))
+	}
+	return row
+}
+
+func problemWords(n Neighbour) string {
+	switch {
+	case n.Problem != "":
+		return n.Problem
+	case n.Forked:
+		return "feed forked"
+	case n.VerifyFailures > 0:
+		return fmt.Sprintf("%d failed verification", n.VerifyFailures)
+	}
+	return ""
+}
+
+// shortKWh is energy in kWh with three decimals, without the unit.
+func shortKWh(wh int64) string {
+	s := fmtKWh(wh)
+	return strings.TrimSuffix(s, " kWh")
+}
+
+func (m Model) pledgeRow(p Pledge) table.Row {
+	with := "→ " + nameOr(p.ToName, p.To)
+	if !p.Outgoing {
+		with = "← " + nameOr(p.FromName, p.From)
+	}
+	opt := func(o meter.Optional) string {
+		if !o.OK {
+			return "-"
+		}
+		return shortKWh(o.V)
+	}
+	verified := "-"
+	switch p.Verified {
+	case VerifyOK:
+		verified = "ok"
+	case VerifyFailed:
+		verified = "FAILED"
+	}
+	state := string(p.State)
+	if !p.Outgoing && p.State == StatePledged {
+		state = "answer?"
+	}
+	row := table.Row{" ", fmtWindow(m.now, p.Start, p.End, m.loc), with, shortKWh(p.EnergyWh),
+		opt(p.AcceptedWh), opt(p.DeliveredWh), state, verified}
+	if m.width >= 120 {
+		row = append(row, shortID(p.ID))
+	}
+	return row
+}
+
+func (m Model) selectedNeighbour() string {
+	c := m.neigh.Cursor()
+	if c >= 0 && c < len(m.neighIDs) {
+		return m.neighIDs[c]
+	}
+	return ""
+}
+
+func (m Model) selectedLedgerID() string {
+	c := m.ledger.Cursor()
+	if c >= 0 && c < len(m.ledgerIDs) {
+		return m.ledgerIDs[c]
+	}
+	return ""
+}
+
+// tableKey moves a table's cursor and keeps the mark on it.
+func tableKey(t *table.Model, msg tea.KeyMsg) {
+	before := t.Cursor()
+	*t, _ = t.Update(msg)
+	if t.Cursor() != before {
+		markCursor(t)
+	}
+}
+
+func (m *Model) neighboursKey(msg tea.KeyMsg) tea.Cmd {
+	k := m.keys
+	if m.detail != "" {
+		if key.Matches(msg, k.Back) {
+			m.detail = ""
+			return nil
+		}
+		tableKey(&m.detailTbl, msg)
+		return nil
+	}
+	if key.Matches(msg, k.Enter) {
+		if id := m.selectedNeighbour(); id != "" {
+			m.detail = id
+			m.detailTbl.SetCursor(0)
+			m.refreshDetail()
+		}
+		return nil
+	}
+	tableKey(&m.neigh, msg)
+	return nil
+}
+
+func (m *Model) ledgerKey(msg tea.KeyMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Filter):
+		ids := append([]string{""}, m.neighIDs...)
+		m.filter = ids[(indexOf(ids, m.filter)+1)%len(ids)]
+		m.ledger.SetCursor(0)
+		m.refreshLedger()
+		return nil
+	case key.Matches(msg, k.Back):
+		if m.filter != "" {
+			m.filter = ""
+			m.refreshLedger()
+		}
+		return nil
+	case key.Matches(msg, k.Cancel):
+		p, ok := m.pledgeByID(m.selectedLedgerID())
+		switch {
+		case !ok:
+			m.setNotice(true, "Select one of your pledges to cancel.")
+		case !p.Outgoing:
+			m.setNotice(true, "Pledge %s is a neighbour's: decline it with d instead.", shortID(p.ID))
+		case !p.State.Open():
+			m.setNotice(true, "Pledge %s is %s and can no longer be cancelled.", shortID(p.ID), p.State)
+		case !p.Start.After(m.now):
+			m.setNotice(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
+		default:
+			m.confirm = confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
+				fmtWh(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Start, p.End, m.loc))}
+		}
+		return nil
+	}
+	tableKey(&m.ledger, msg)
+	return nil
+}
+
+func (m Model) neighboursView() string {
+	st := m.st
+	if m.detail != "" {
+		return m.detailView()
+	}
+	if len(m.state.Neighbours) == 0 {
+		return st.muted.Render("No neighbours yet. Add one with: commons neighbours add INVITE")
+	}
+	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · now = latest signed status (surplus or need) · ! = forked feed or failed verification", len(m.state.Neighbours)))
+	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.neigh.View())
+}
+
+func (m Model) detailView() string {
+	st := m.st
+	n, ok := m.neighbourByID(m.detail)
+	if !ok {
+		return st.muted.Render("This neighbour is no longer in the list. esc: back")
+	}
+	row := func(label, v string) string { return st.label.Render(fmt.Sprintf("%-14s", label)) + v }
+	status := st.muted.Render("no signed status yet")
+	if n.Status != nil {
+		s := st.importS
+		if n.Status.SurplusW > 0 {
+			s = st.exportS
+		}
+		status = s.Render(statusWords(n.Status.SurplusW)) + st.muted.Render(" · signed "+fmtAge(m.now, n.Status.Time)+" ago")
+	}
+	seen := "never"
+	if !n.LastSeen.IsZero() {
+		seen = fmtAge(m.now, n.LastSeen) + " ago (" + n.LastSeen.In(m.loc).Format("Jan 2 15:04") + ")"
+	}
+	lines := []string{
+		st.boxTitle.Render(nameOr(n.Name, n.ID)) + st.muted.Render("  "+n.ID),
+		row("Now", status),
+		row("Last seen", seen),
+		row("Open pledges", fmt.Sprint(n.OpenPledges)),
+		row("This month", "given "+fmtWh(n.MonthGivenWh)+" · received "+fmtWh(n.MonthReceivedWh)),
+		row("All time", "given "+fmtWh(n.GivenWh)+" · received "+fmtWh(n.ReceivedWh)),
+	}
+	if p := problemWords(n); p != "" {
+		lines = append(lines, row("Problem", st.bad.Render("! "+p)))
+	} else {
+		lines = append(lines, row("Feed", st.good.Render("verified, no fork")))
+	}
+	hist := st.muted.Render("No pledges with " + nameOr(n.Name, n.ID) + " yet. p: pledge")
+	if len(m.detailTbl.Rows()) > 0 {
+		hist = m.detailTbl.View()
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, append(lines, "", st.boxTitle.Render("History")+st.muted.Render(" · pledges and settlements between you"), hist)...)
+}
+
+func (m Model) ledgerView() string {
+	st := m.st
+	filter := "all neighbours"
+	if m.filter != "" {
+		filter = m.neighbourName(m.filter)
+	}
+	title := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · kWh · filter: ", len(m.ledgerIDs))) +
+		st.strong.Render(filter) + st.muted.Render(" (f) · → you give, ← you receive")
+	if len(m.ledgerIDs) == 0 {
+		return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), st.muted.Render("No pledges yet. p: pledge"))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.ledger.View())
+}

@@ -1,0 +1,649 @@
+// Package tui is the household's terminal dashboard: live power and today's
+// energy, charts of the last minutes, hours and days, the neighbours and
+// their surplus or need, pledging surplus energy, and the ledger of pledges
+// and settlements.
+//
+// It is a Bubble Tea program built from bubbles components, lipgloss layout
+// and ntcharts charts. It talks to the household only through the Backend
+// interface, so the same model runs in-process, attached to a daemon, or in
+// an SSH session with that session's lipgloss renderer. Update does no I/O:
+// every call to the backend runs inside a tea.Cmd, and the screen is redrawn
+// only when a message arrives (a backend event, a key, a resize, or a slow
+// clock tick for the "ago" labels).
+package tui
+
+import (
+	"context"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+)
+
+// Minimum terminal size; below it the dashboard shows a message instead.
+const (
+	MinWidth  = 80
+	MinHeight = 24
+)
+
+// tickEvery is the slow clock that keeps "ago" labels and the live chart's
+// time axis honest while no events arrive (meter offline).
+const tickEvery = 5 * time.Second
+
+// liveCap bounds the live ring: one hour of 1 s samples.
+const liveCap = 3600
+
+// Options configure a dashboard. The zero value works.
+type Options struct {
+	// Context cancels the backend subscription and calls; default
+	// context.Background().
+	Context context.Context
+	// Renderer is the lipgloss renderer of the terminal the dashboard
+	// draws on (an SSH session passes its own); default
+	// lipgloss.DefaultRenderer(). It decides the colour profile
+	// (NO_COLOR, 16, 256, truecolor) and light or dark background.
+	Renderer *lipgloss.Renderer
+	// Now is the clock; default time.Now. Tests pass a fixed clock.
+	Now func() time.Time
+	// Location is the time zone for clock labels and windows; default
+	// time.Local.
+	Location *time.Location
+	// Width and Height are the size before the first tea.WindowSizeMsg;
+	// default 80x24.
+	Width, Height int
+	// ASCII draws charts with line runes instead of braille, for consoles
+	// and fonts without braille (TERM=linux).
+	ASCII bool
+}
+
+type view int
+
+const (
+	viewOverview view = iota
+	viewCharts
+	viewNeighbours
+	viewLedger
+	viewCount
+)
+
+var viewNames = [viewCount]string{"Overview", "Charts", "Neighbours", "Ledger"}
+
+type span int
+
+const (
+	span1h span = iota
+	span24h
+	span7d
+	spanCount
+)
+
+var (
+	spanNames = [spanCount]string{"1 h", "24 h", "7 days"}
+	spanDurs  = [spanCount]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
+	liveWins  = []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour}
+)
+
+// Model is the dashboard. It implements tea.Model.
+type Model struct {
+	b     Backend
+	ctx   context.Context
+	clock func() time.Time
+	loc   *time.Location
+	ascii bool
+	st    styles
+	keys  keyMap
+	help  help.Model
+
+	now           time.Time
+	width, height int
+	view          view
+	showHelp      bool
+	tickTag       int
+
+	state     State
+	haveState bool
+	loadErr   string // last failed backend load
+	notice    string // result of the last action
+	noticeBad bool
+
+	live      ring
+	liveWin   int // index into liveWins
+	span      span
+	buckets   []Bucket
+	bucketsOf span
+	haveAgg   bool
+
+	// cached chart renderings, rebuilt in Update when their input changes
+	liveChart, histChart string
+	liveDirty, histDirty bool
+	liveW, liveH         int
+	histW, histH         int
+
+	events <-chan Event
+
+	neigh     table.Model
+	neighIDs  []string // row -> neighbour id
+	detail    string   // neighbour id shown in detail; "" for the list
+	detailTbl table.Model
+
+	ledger     table.Model
+	ledgerIDs  []string // row -> pledge id
+	filter     string   // neighbour id the ledger is filtered by; "" all
+	incomingID string   // the pledge the banner offers to accept
+
+	form    pledgeForm
+	confirm confirmation
+}
+
+// confirmation is a yes/no question before an irreversible action.
+type confirmation struct {
+	open     bool
+	question string
+	id       string
+}
+
+// New returns a dashboard on b.
+func New(b Backend, opts Options) Model {
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	if opts.Renderer == nil {
+		opts.Renderer = lipgloss.DefaultRenderer()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.Width <= 0 || opts.Height <= 0 {
+		opts.Width, opts.Height = 80, 24
+	}
+	st := newStyles(opts.Renderer)
+	h := help.New()
+	h.Styles = help.Styles{
+		Ellipsis: st.helpSep, ShortKey: st.helpKey, ShortDesc: st.helpDesc, ShortSeparator: st.helpSep,
+		FullKey: st.helpKey, FullDesc: st.helpDesc, FullSeparator: st.helpSep,
+	}
+	m := Model{
+		b:       b,
+		ctx:     opts.Context,
+		clock:   opts.Now,
+		loc:     opts.Location,
+		ascii:   opts.ASCII,
+		st:      st,
+		keys:    defaultKeys(),
+		help:    h,
+		now:     opts.Now(),
+		width:   opts.Width,
+		height:  opts.Height,
+		live:    newRing(liveCap),
+		liveWin: 1,
+		span:    span24h,
+	}
+	m.neigh = newTable(st)
+	m.detailTbl = newTable(st)
+	m.ledger = newTable(st)
+	m.form = newPledgeForm(st)
+	m.layout()
+	return m
+}
+
+// newTable returns a bubbles table styled from st, with keys that leave
+// a, d, c, f, p and the view keys to the dashboard.
+func newTable(st styles) table.Model {
+	km := table.DefaultKeyMap()
+	km.PageUp = key.NewBinding(key.WithKeys("pgup", "ctrl+b"))
+	km.PageDown = key.NewBinding(key.WithKeys("pgdown", "ctrl+f"))
+	km.HalfPageUp = key.NewBinding(key.WithKeys("ctrl+u"))
+	km.HalfPageDown = key.NewBinding(key.WithKeys("ctrl+d"))
+	t := table.New(table.WithKeyMap(km), table.WithFocused(true))
+	t.SetStyles(table.Styles{Header: st.header, Cell: st.cell, Selected: st.selected})
+	return t
+}
+
+// Messages. Each carries the clock's time as read inside its command, so
+// Update itself never reads the clock.
+type (
+	stateMsg struct {
+		state State
+		err   error
+		now   time.Time
+	}
+	samplesMsg struct {
+		samples []Sample
+		err     error
+	}
+	aggMsg struct {
+		span    span
+		buckets []Bucket
+		err     error
+		now     time.Time
+	}
+	subscribedMsg struct{ ch <-chan Event }
+	eventMsg      struct {
+		ev  Event
+		now time.Time
+	}
+	eventsClosedMsg struct{}
+	tickMsg         struct {
+		tag int
+		now time.Time
+	}
+	actionMsg struct {
+		verb string // "accepted", "declined", "cancelled"
+		id   string
+		err  error
+		now  time.Time
+	}
+)
+
+// Init starts loading the state, the live samples and the aggregates, and
+// subscribes to changes.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.loadState(), m.loadSamples(), m.loadAggregates(m.span), m.subscribe(), m.tick())
+}
+
+func (m Model) loadState() tea.Cmd {
+	b, ctx, clock := m.b, m.ctx, m.clock
+	return func() tea.Msg {
+		s, err := b.State(ctx)
+		return stateMsg{state: s, err: err, now: clock()}
+	}
+}
+
+func (m Model) loadSamples() tea.Cmd {
+	b, ctx, since := m.b, m.ctx, m.now.Add(-time.Hour)
+	return func() tea.Msg {
+		s, err := b.Samples(ctx, since)
+		return samplesMsg{samples: s, err: err}
+	}
+}
+
+func (m Model) loadAggregates(sp span) tea.Cmd {
+	b, ctx, clock, loc := m.b, m.ctx, m.clock, m.loc
+	return func() tea.Msg {
+		now := clock()
+		from, to := histWindowAt(now, sp, loc)
+		bs, err := b.Aggregates(ctx, from, to)
+		return aggMsg{span: sp, buckets: bs, err: err, now: now}
+	}
+}
+
+func (m Model) subscribe() tea.Cmd {
+	b, ctx := m.b, m.ctx
+	return func() tea.Msg { return subscribedMsg{ch: b.Subscribe(ctx)} }
+}
+
+func waitEvent(ch <-chan Event, clock func() time.Time) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return eventsClosedMsg{}
+		}
+		return eventMsg{ev: ev, now: clock()}
+	}
+}
+
+func (m Model) tick() tea.Cmd {
+	tag, clock := m.tickTag, m.clock
+	return tea.Tick(tickEvery, func(time.Time) tea.Msg { return tickMsg{tag: tag, now: clock()} })
+}
+
+func (m Model) action(verb, id string, call func(context.Context, string) error) tea.Cmd {
+	ctx, clock := m.ctx, m.clock
+	return func() tea.Msg {
+		err := call(ctx, id)
+		return actionMsg{verb: verb, id: id, err: err, now: clock()}
+	}
+}
+
+// Update handles one message.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	var cmds []tea.Cmd
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+	case tea.KeyMsg:
+		var cmd tea.Cmd
+		var quit bool
+		m, cmd, quit = m.handleKey(msg)
+		if quit {
+			return m, tea.Quit
+		}
+		cmds = append(cmds, cmd)
+	case stateMsg:
+		m.now = msg.now
+		if msg.err != nil {
+			m.loadErr = "could not load the household state: " + msg.err.Error()
+			break
+		}
+		m.loadErr = ""
+		m.state = msg.state
+		m.haveState = true
+		m.liveDirty = true
+		m.refreshTables()
+	case samplesMsg:
+		if msg.err != nil {
+			m.loadErr = "could not load the live samples: " + msg.err.Error()
+			break
+		}
+		m.live.merge(msg.samples)
+		m.liveDirty = true
+	case aggMsg:
+		m.now = msg.now
+		if msg.err != nil {
+			m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
+			break
+		}
+		if msg.span == m.span {
+			m.buckets, m.bucketsOf, m.haveAgg = msg.buckets, msg.span, true
+			m.histDirty = true
+		}
+	case subscribedMsg:
+		m.events = msg.ch
+		cmds = append(cmds, waitEvent(msg.ch, m.clock))
+	case eventMsg:
+		m.now = msg.now
+		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
+		if msg.ev.Kind == EventLive {
+			m.liveDirty = true
+		}
+	case eventsClosedMsg:
+		m.events = nil
+	case tickMsg:
+		if msg.tag != m.tickTag {
+			break
+		}
+		m.now = msg.now
+		m.liveDirty = true
+		cmds = append(cmds, m.tick())
+	case actionMsg:
+		m.now = msg.now
+		if msg.err != nil {
+			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), shortID(msg.id), msg.err)
+		} else {
+			m.setNotice(false, "Pledge %s %s.", shortID(msg.id), msg.verb)
+			cmds = append(cmds, m.loadState())
+		}
+	case previewMsg, pledgeResultMsg:
+		var cmd tea.Cmd
+		m, cmd = m.updateForm(msg)
+		cmds = append(cmds, cmd)
+	}
+	m.refreshCharts()
+	return m, tea.Batch(cmds...)
+}
+
+func verbBase(v string) string {
+	switch v {
+	case "accepted":
+		return "accept"
+	case "declined":
+		return "decline"
+	case "cancelled":
+		return "cancel"
+	}
+	return v
+}
+
+func (m *Model) setNotice(bad bool, format string, args ...any) {
+	m.notice = sprintf(format, args...)
+	m.noticeBad = bad
+}
+
+// handleEvent applies a backend event and returns the loads it calls for.
+func (m *Model) handleEvent(ev Event) tea.Cmd {
+	switch ev.Kind {
+	case EventLive:
+		m.state.Live = ev.Live
+		if !ev.Sample.Time.IsZero() {
+			m.live.push(ev.Sample)
+		}
+	case EventState:
+		return m.loadState()
+	case EventAggregates:
+		return m.loadAggregates(m.span)
+	case EventIncoming:
+		if ev.Pledge != nil {
+			p := ev.Pledge
+			m.setNotice(false, "%s pledged you %s for %s: a accept, d decline.",
+				nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc))
+		}
+		return m.loadState()
+	}
+	return nil
+}
+
+func nameOr(name, id string) string {
+	if name != "" {
+		return name
+	}
+	return shortID(id)
+}
+
+// handleKey routes a key press; quit reports that the program should end.
+func (m Model) handleKey(msg tea.KeyMsg) (Model, tea.Cmd, bool) {
+	k := m.keys
+	if msg.String() == "ctrl+c" {
+		return m, nil, true
+	}
+	if m.tooSmall() {
+		return m, nil, key.Matches(msg, k.Quit)
+	}
+	if m.showHelp {
+		switch {
+		case key.Matches(msg, k.Help), key.Matches(msg, k.Back):
+			m.showHelp = false
+		case key.Matches(msg, k.Quit):
+			return m, nil, true
+		}
+		return m, nil, false
+	}
+	if m.confirm.open {
+		switch {
+		case key.Matches(msg, k.Yes):
+			id := m.confirm.id
+			m.confirm = confirmation{}
+			m.setNotice(false, "Cancelling pledge %s…", shortID(id))
+			return m, m.action("cancelled", id, m.b.Cancel), false
+		case key.Matches(msg, k.No):
+			m.confirm = confirmation{}
+		}
+		return m, nil, false
+	}
+	if m.form.open {
+		m, cmd := m.formKey(msg)
+		return m, cmd, false
+	}
+	switch {
+	case key.Matches(msg, k.Quit):
+		return m, nil, true
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+		return m, nil, false
+	case key.Matches(msg, k.Next):
+		m.setView((m.view + 1) % viewCount)
+		return m, nil, false
+	case key.Matches(msg, k.Prev):
+		m.setView((m.view + viewCount - 1) % viewCount)
+		return m, nil, false
+	case key.Matches(msg, k.Overview):
+		m.setView(viewOverview)
+		return m, nil, false
+	case key.Matches(msg, k.Charts):
+		m.setView(viewCharts)
+		return m, nil, false
+	case key.Matches(msg, k.Neighbours):
+		m.setView(viewNeighbours)
+		return m, nil, false
+	case key.Matches(msg, k.Ledger):
+		m.setView(viewLedger)
+		return m, nil, false
+	case key.Matches(msg, k.Pledge):
+		to := ""
+		if m.view == viewNeighbours {
+			to = m.selectedNeighbour()
+		}
+		cmd := m.openForm(to)
+		return m, cmd, false
+	case key.Matches(msg, k.Accept), key.Matches(msg, k.Decline):
+		id := m.actionTarget()
+		if id == "" {
+			m.setNotice(true, "No incoming pledge waits for an answer.")
+			return m, nil, false
+		}
+		if key.Matches(msg, k.Accept) {
+			m.setNotice(false, "Accepting pledge %s…", shortID(id))
+			return m, m.action("accepted", id, m.b.Accept), false
+		}
+		m.setNotice(false, "Declining pledge %s…", shortID(id))
+		return m, m.action("declined", id, m.b.Decline), false
+	}
+	var cmd tea.Cmd
+	switch m.view {
+	case viewCharts:
+		cmd = m.chartsKey(msg)
+	case viewNeighbours:
+		cmd = m.neighboursKey(msg)
+	case viewLedger:
+		cmd = m.ledgerKey(msg)
+	}
+	return m, cmd, false
+}
+
+func (m *Model) setView(v view) {
+	m.view = v
+	m.detail = ""
+	m.liveDirty, m.histDirty = true, true
+	m.layout()
+}
+
+// actionTarget is the incoming pledge that a or d answers: the selected
+// ledger row when it is an incoming open pledge, else the newest incoming
+// pledge waiting for an answer.
+func (m Model) actionTarget() string {
+	if m.view == viewLedger {
+		if p, ok := m.pledgeByID(m.selectedLedgerID()); ok && !p.Outgoing && p.State == StatePledged {
+			return p.ID
+		}
+	}
+	if p, ok := m.firstIncoming(); ok {
+		return p.ID
+	}
+	return ""
+}
+
+// firstIncoming returns the newest incoming pledge waiting for an answer.
+func (m Model) firstIncoming() (Pledge, bool) {
+	for _, p := range m.state.Pledges {
+		if !p.Outgoing && p.State == StatePledged && p.End.After(m.now) {
+			return p, true
+		}
+	}
+	return Pledge{}, false
+}
+
+func (m Model) pledgeByID(id string) (Pledge, bool) {
+	if id == "" {
+		return Pledge{}, false
+	}
+	for _, p := range m.state.Pledges {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Pledge{}, false
+}
+
+func (m Model) neighbourByID(id string) (Neighbour, bool) {
+	for _, n := range m.state.Neighbours {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Neighbour{}, false
+}
+
+func (m Model) tooSmall() bool { return m.width < MinWidth || m.height < MinHeight }
+
+// bodyHeight is the height left for the current view.
+func (m Model) bodyHeight() int {
+	h := m.height - 2 // header and help line
+	if m.bannerText() != "" {
+		h--
+	}
+	if m.statusText() != "" {
+		h--
+	}
+	if h < 1 {
+		h = 1
+	}
+	return h
+}
+
+// layout sizes the components for the current terminal size.
+func (m *Model) layout() {
+	m.help.Width = m.width
+	bh := m.bodyHeight()
+	m.neigh.SetWidth(m.width)
+	m.neigh.SetHeight(bh - 2)
+	m.ledger.SetWidth(m.width)
+	m.ledger.SetHeight(bh - 2)
+	m.detailTbl.SetWidth(m.width)
+	m.detailTbl.SetHeight(max(bh-9, 3))
+	m.setNeighbourColumns()
+	m.setLedgerColumns()
+	m.setDetailColumns()
+	m.liveDirty, m.histDirty = true, true
+}
+
+// View renders the dashboard.
+func (m Model) View() string {
+	if m.tooSmall() {
+		return m.tooSmallView()
+	}
+	var body string
+	switch {
+	case m.showHelp:
+		body = m.helpView()
+	case m.form.open:
+		body = m.formView()
+	case m.confirm.open:
+		body = m.confirmView()
+	default:
+		switch m.view {
+		case viewOverview:
+			body = m.overviewView()
+		case viewCharts:
+			body = m.chartsView()
+		case viewNeighbours:
+			body = m.neighboursView()
+		case viewLedger:
+			body = m.ledgerView()
+		}
+	}
+	bh := m.bodyHeight()
+	body = m.st.r.NewStyle().Height(bh).MaxHeight(bh).MaxWidth(m.width).Render(body)
+	parts := []string{m.headerView()}
+	if b := m.bannerText(); b != "" {
+		parts = append(parts, b)
+	}
+	parts = append(parts, body)
+	if s := m.statusText(); s != "" {
+		parts = append(parts, s)
+	}
+	parts = append(parts, m.footerView())
+	return lipgloss.JoinVertical(lipgloss.Left, parts...)
+}
+
+func (m Model) tooSmallView() string {
+	msg := sprintf("Terminal too small: %dx%d.\nThe dashboard needs at least %dx%d.\nEnlarge the window, or press q to quit.",
+		m.width, m.height, MinWidth, MinHeight)
+	return m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
+		m.st.r.NewStyle().MaxWidth(max(m.width, 1)).Render(msg))
+}

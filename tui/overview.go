@@ -1,0 +1,301 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/commons-energy/commons/meter"
+)
+
+// bigGlyphs is a three-row font for the power figure, in block characters
+// that every terminal font has.
+var bigGlyphs = map[rune][3]string{
+	'0': {"▄▄▄", "█ █", "█▄█"},
+	'1': {"  ▄", "  █", "  █"},
+	'2': {"▄▄▄", "▄▄█", "█▄▄"},
+	'3': {"▄▄▄", " ▄█", "▄▄█"},
+	'4': {"▄ ▄", "█▄█", "  █"},
+	'5': {"▄▄▄", "█▄▄", "▄▄█"},
+	'6': {"▄▄▄", "█▄▄", "█▄█"},
+	'7': {"▄▄▄", "  █", "  █"},
+	'8': {"▄▄▄", "█▄█", "█▄█"},
+	'9': {"▄▄▄", "█▄█", "▄▄█"},
+	'+': {"   ", "▄█▄", " ▀ "},
+	'-': {"   ", "▄▄▄", "   "},
+	'.': {" ", " ", "▄"},
+}
+
+// bigText renders s in the three-row font; unknown runes are skipped.
+func bigText(s string) string {
+	var rows [3]strings.Builder
+	for _, r := range s {
+		g, ok := bigGlyphs[r]
+		if !ok {
+			continue
+		}
+		for i := range rows {
+			rows[i].WriteString(g[i] + " ")
+		}
+	}
+	return rows[0].String() + "\n" + rows[1].String() + "\n" + rows[2].String()
+}
+
+// useBig reports whether there is room for the big figures.
+func (m Model) useBig() bool { return m.width >= 100 && m.height >= 34 }
+
+// overviewRows is the height of the overview's text part, so the live
+// chart can take the rest.
+func overviewRows(m Model) int { return lipgloss.Height(m.overviewTop()) }
+
+// overviewView is the glanceable screen: power now, today, phases, meter,
+// and the live chart when there is room.
+func (m Model) overviewView() string {
+	top := m.overviewTop()
+	lw, lh, _, _ := m.chartSizes()
+	if lw == 0 || lh == 0 || m.liveChart == "" {
+		return top
+	}
+	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.liveWin])+" · ") + m.legend()
+	return lipgloss.JoinVertical(lipgloss.Left, top, clip(title, m.width), m.liveChart)
+}
+
+func (m Model) overviewTop() string {
+	if !m.haveState {
+		return m.st.muted.Render("Loading the household…")
+	}
+	power := m.powerBlock()
+	today := m.todayBlock()
+	var top string
+	if m.width >= 100 {
+		lw := m.width / 2
+		top = lipgloss.JoinHorizontal(lipgloss.Top,
+			m.st.r.NewStyle().Width(lw).Render(power), m.st.r.NewStyle().Width(m.width-lw).Render(today))
+	} else {
+		top = lipgloss.JoinVertical(lipgloss.Left, power, "", today)
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, top, "", m.phasesBlock(), "", m.meterBlock())
+}
+
+// powerBlock shows grid power now with sign, arrow, colour and words, and
+// what is measured versus derived.
+func (m Model) powerBlock() string {
+	st := m.st
+	live := m.state.Live
+	title := st.boxTitle.Render("Power now")
+	if !live.HasReading {
+		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render("no reading yet"))
+	}
+	r := live.Reading
+	net, ok := r.NetPowerW()
+	if !ok {
+		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render("the meter sends no power values"))
+	}
+	var figure, words string
+	var style lipgloss.Style
+	switch {
+	case net > 0:
+		style, figure, words = st.importS, fmt.Sprintf("+%d", net), "▲ importing from the grid"
+	case net < 0:
+		style, figure, words = st.exportS, fmt.Sprintf("-%d", -net), "▼ exporting to the grid"
+	default:
+		style, figure, words = st.strong, "0", "= nothing flows to or from the grid"
+	}
+	var head string
+	if m.useBig() {
+		head = lipgloss.JoinVertical(lipgloss.Left, style.Render(bigText(figure)), style.Render("W  "+words))
+	} else {
+		head = style.Render(figure+" W") + "  " + style.Render(words)
+	}
+	lines := []string{title, head, st.muted.Render("measured by the grid meter")}
+	prodKnown := m.state.Home.Production && live.ProductionW.OK
+	imp, exp := r.PowerImportW.V, r.PowerExportW.V
+	row := func(label, value, note string) string {
+		return st.label.Render(fmt.Sprintf("%-9s", label)) + " " + value + st.muted.Render(note)
+	}
+	if prodKnown {
+		p := live.ProductionW.V
+		lines = append(lines,
+			row("Solar", st.solarS.Render(fmtW(p)), "  measured"),
+			row("Home use", st.homeS.Render(fmtW(imp-exp+p)), "  derived: import - export + solar"))
+	} else {
+		solar := st.muted.Render("not measured")
+		use := st.muted.Render("unknown")
+		note := "  no production meter"
+		if exp > 0 {
+			solar = st.solarS.Render("at least " + fmtW(exp))
+			lines = append(lines, row("Solar", solar, "  derived: what you export is produced here"))
+		} else {
+			lines = append(lines, row("Solar", solar, note))
+		}
+		if imp > 0 {
+			use = st.homeS.Render("at least " + fmtW(imp))
+			lines = append(lines, row("Home use", use, "  derived: the import; solar unknown"))
+		} else {
+			lines = append(lines, row("Home use", use, note))
+		}
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// todayBlock shows today's energy and, with production, the shares.
+func (m Model) todayBlock() string {
+	st := m.st
+	t := m.state.Live.Today
+	row := func(label string, s lipgloss.Style, v string) string {
+		return st.label.Render(fmt.Sprintf("%-18s", label)) + s.Render(fmt.Sprintf("%14s", v))
+	}
+	lines := []string{
+		st.boxTitle.Render("Today") + st.muted.Render(" since 00:00 "+m.now.In(m.loc).Format("MST")),
+		row("▲ imported", st.importS, fmtKWh(t.ImportWh)),
+		row("▼ exported", st.exportS, fmtKWh(t.ExportWh)),
+	}
+	if m.state.Home.Production && t.ProductionWh.OK {
+		p := t.ProductionWh.V
+		self := p - t.ExportWh
+		use := t.ImportWh + self
+		lines = append(lines, row("solar produced", st.solarS, fmtKWh(p)), row("home used", st.homeS, fmtKWh(use)))
+		if v, ok := pct(self, p); ok {
+			lines = append(lines, row("self-consumption", st.strong, fmt.Sprintf("%d %%", v))+st.muted.Render("  of solar used at home"))
+		}
+		if v, ok := pct(self, use); ok {
+			lines = append(lines, row("self-sufficiency", st.strong, fmt.Sprintf("%d %%", v))+st.muted.Render("  of home use from own solar"))
+		}
+	} else {
+		lines = append(lines, st.muted.Render("self-consumption and self-sufficiency need a production meter"))
+	}
+	if n := m.openPledges(); n > 0 {
+		lines = append(lines, "", st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", n)))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+func (m Model) openPledges() int {
+	n := 0
+	for _, p := range m.state.Pledges {
+		if p.State.Open() {
+			n++
+		}
+	}
+	return n
+}
+
+// phasesBlock draws one bar per phase: current against the fuse.
+func (m Model) phasesBlock() string {
+	st := m.st
+	r := m.state.Live.Reading
+	fuse := m.state.Home.FuseA
+	title := st.boxTitle.Render("Phases")
+	scaleA := int64(fuse) * 1000
+	if fuse > 0 {
+		title += st.muted.Render(fmt.Sprintf(" · bars show current against the %d A fuse", fuse))
+	} else {
+		scaleA = 32000
+		title += st.muted.Render(" · fuse not configured, bars scaled to 32 A")
+	}
+	barW := 20
+	if m.width >= 120 {
+		barW = 40
+	}
+	lines := []string{title}
+	any := false
+	for i, ph := range r.Phases {
+		if !m.state.Live.HasReading || !ph.Present() {
+			continue
+		}
+		any = true
+		lines = append(lines, m.phaseLine(i+1, ph, scaleA, barW))
+	}
+	if !any {
+		lines = append(lines, st.muted.Render("no per-phase values from this meter"))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string {
+	st := m.st
+	full, empty := "█", "░"
+	if m.ascii {
+		full, empty = "#", "."
+	}
+	cur := st.muted.Render("    - A  ")
+	bar := strings.Repeat(" ", barW+2)
+	if ph.CurrentMA.OK {
+		ma := ph.CurrentMA.V
+		fill := int(ma * int64(barW) / scaleMA)
+		fill = max(0, min(fill, barW))
+		fillStyle := st.barFill
+		if ma*10 >= scaleMA*9 {
+			fillStyle = st.barOver
+		}
+		bar = "[" + fillStyle.Render(strings.Repeat(full, fill)) + st.barEmpty.Render(strings.Repeat(empty, barW-fill)) + "]"
+		cur = fmt.Sprintf("%3d.%d A", ma/1000, (ma%1000)/100)
+		if ma*10 >= scaleMA*9 {
+			cur = st.barOver.Render(cur + " !")
+		} else {
+			cur += "  "
+		}
+	}
+	pw := ""
+	switch {
+	case ph.PowerImportW.OK && ph.PowerImportW.V > 0:
+		pw = st.importS.Render(fmt.Sprintf("%+7d W", ph.PowerImportW.V))
+	case ph.PowerExportW.OK && ph.PowerExportW.V > 0:
+		pw = st.exportS.Render(fmt.Sprintf("%7d W", -ph.PowerExportW.V))
+	case ph.PowerImportW.OK || ph.PowerExportW.OK:
+		pw = fmt.Sprintf("%7d W", 0)
+	}
+	volt := ""
+	if ph.VoltageMV.OK {
+		volt = st.muted.Render(fmt.Sprintf("  %d.%d V", ph.VoltageMV.V/1000, (ph.VoltageMV.V%1000)/100))
+	}
+	return fmt.Sprintf("L%d %s %s  %s%s", n, bar, cur, pw, volt)
+}
+
+// meterBlock is the health of the link to the grid meter.
+func (m Model) meterBlock() string {
+	st := m.st
+	h := m.state.Live.Meter
+	r := m.state.Live.Reading
+	proto := h.Protocol
+	if proto == "" {
+		proto = "protocol unknown"
+	}
+	if m.state.Live.HasReading && r.Version != "" {
+		proto += " " + r.Version
+	}
+	port := h.Port
+	if port == "" {
+		port = "no port"
+	}
+	var state string
+	switch {
+	case h.Online:
+		state = st.good.Render("● online")
+		if !h.LastTelegram.IsZero() {
+			state += " · last telegram " + fmtAge(m.now, h.LastTelegram) + " ago"
+		}
+	case !h.OfflineSince.IsZero():
+		state = st.bad.Render("○ OFFLINE since "+h.OfflineSince.In(m.loc).Format("15:04")) +
+			st.bad.Render(" ("+fmtAge(m.now, h.OfflineSince)+")")
+		if !h.LastTelegram.IsZero() {
+			state += " · last telegram " + fmtAge(m.now, h.LastTelegram) + " ago"
+		}
+	default:
+		state = st.warn.Render("○ waiting for the first telegram")
+	}
+	crc := fmt.Sprintf("CRC errors today %d", h.CRCErrors)
+	if h.CRCErrors > 0 {
+		crc = st.warn.Render(crc)
+	}
+	var lines []string
+	if line := st.boxTitle.Render("Meter") + " " + proto + " · " + port + " · " + state + " · " + crc; lipgloss.Width(line) <= m.width {
+		lines = append(lines, line)
+	} else {
+		lines = append(lines, clip(st.boxTitle.Render("Meter")+" "+proto+" · "+port+" · "+crc, m.width), clip("      "+state, m.width))
+	}
+	if h.LastError != "" && !h.Online {
+		lines = append(lines, st.errLine.Render(clip("last error: "+h.LastError, m.width)))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
