@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/commons-energy/commons/share"
 )
 
 // Config is the household's settings file (config.json in the home). It is
@@ -33,12 +35,14 @@ type MeterConfig struct {
 
 // CommunityConfig holds the community's shared settlement settings.
 type CommunityConfig struct {
+	Name          string `json:"name"`           // community name; part of the community id, the same for every member
 	SlotSeconds   int    `json:"slot_seconds"`   // settlement slot length; 900 by default
 	AllocationKey string `json:"allocation_key"` // how competing pledges share a slot's export: "pro-rata"
 }
 
 // Defaults of a new household.
 const (
+	DefaultCommunity     = "commons"
 	DefaultSlotSeconds   = 900
 	DefaultAllocationKey = "pro-rata"
 	DefaultListen        = "127.0.0.1:7420"
@@ -57,7 +61,7 @@ func DefaultConfig(name string) Config {
 		Name:      name,
 		Listen:    DefaultListen,
 		Meter:     MeterConfig{Protocol: "auto"},
-		Community: CommunityConfig{SlotSeconds: DefaultSlotSeconds, AllocationKey: DefaultAllocationKey},
+		Community: CommunityConfig{Name: DefaultCommunity, SlotSeconds: DefaultSlotSeconds, AllocationKey: DefaultAllocationKey},
 	}
 }
 
@@ -71,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Meter.Baud < 0 || c.Meter.Baud > 4_000_000 {
 		return fmt.Errorf("meter baud %d is out of range; use e.g. 115200 (DSMR 4/5) or 9600 (DSMR 2/3)", c.Meter.Baud)
+	}
+	if err := ValidateName(c.Community.Name); err != nil {
+		return fmt.Errorf("community %w", err)
 	}
 	s := c.Community.SlotSeconds
 	if s < 60 || s > 86400 || 86400%s != 0 {
@@ -108,6 +115,12 @@ func (c *Config) Location() (*time.Location, error) {
 		return nil, fmt.Errorf("timezone %q is unknown (%v); use an IANA name such as Europe/Brussels", c.Timezone, err)
 	}
 	return loc, nil
+}
+
+// Manifest returns the community manifest the settings describe; its id
+// is the community id every message carries.
+func (c *Config) Manifest() share.Manifest {
+	return share.Manifest{Name: c.Community.Name, SlotLen: int64(c.Community.SlotSeconds), Key: c.Community.AllocationKey}
 }
 
 // SlotLength is the community's slot length.

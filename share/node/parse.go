@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/commons-energy/commons/share"
 )
 
 // MaxPledgeWh bounds one pledge's energy (1 GWh): far above any household,
@@ -82,114 +84,22 @@ func FormatEnergy(wh int64) string {
 	return strings.TrimRight(fmt.Sprintf("%s%d.%03d", sign, k, r), "0") + " kWh"
 }
 
-// Window is a half-open time range [Start, End) aligned to settlement slots.
-type Window struct {
-	Start, End time.Time
-}
-
-// Slots returns the window's slot indices [first, end) for slot length d:
-// slot = floor(unix seconds / slot seconds).
-func (w Window) Slots(d time.Duration) (first, end int64) {
-	s := int64(d / time.Second)
-	return floorDiv(w.Start.Unix(), s), floorDiv(w.End.Unix(), s)
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
-
-// MaxWindow bounds a pledge window.
-const MaxWindow = 7 * 24 * time.Hour
-
-// ParseWindow parses a pledge window: two RFC 3339 instants "START/END",
-// "HH:MM/HH:MM" today in loc (an end at or before the start means the next
-// day, so "22:00/00:00" works), or "next-hour" (the next whole hour). Both
-// ends must lie on slot boundaries of length slot, and the window must not
-// be over at now.
-func ParseWindow(s string, now time.Time, loc *time.Location, slot time.Duration) (Window, error) {
-	in := strings.TrimSpace(s)
-	var w Window
-	switch {
-	case in == "next-hour":
-		t := now.In(loc).Truncate(time.Hour).Add(time.Hour)
-		w = Window{Start: t, End: t.Add(time.Hour)}
-	default:
-		a, b, ok := strings.Cut(in, "/")
-		if !ok {
-			return Window{}, fmt.Errorf("window %q needs START/END, e.g. 12:00/13:00, 2025-06-01T12:00:00+02:00/2025-06-01T13:00:00+02:00 or next-hour", s)
-		}
-		if isClock(a) && isClock(b) {
-			var err error
-			if w, err = clockWindow(a, b, now, loc); err != nil {
-				return Window{}, fmt.Errorf("window %q: %w", s, err)
-			}
-			break
-		}
-		start, err := time.Parse(time.RFC3339, a)
-		if err != nil {
-			return Window{}, fmt.Errorf("window start %q is neither RFC 3339 (2025-06-01T12:00:00+02:00) nor HH:MM", a)
-		}
-		end, err := time.Parse(time.RFC3339, b)
-		if err != nil {
-			return Window{}, fmt.Errorf("window end %q is neither RFC 3339 (2025-06-01T13:00:00+02:00) nor HH:MM", b)
-		}
-		if !end.After(start) {
-			return Window{}, fmt.Errorf("window %q ends before it starts; give START/END with END later", s)
-		}
-		w = Window{Start: start.In(loc), End: end.In(loc)}
-	}
-	if d := w.End.Sub(w.Start); d > MaxWindow {
-		return Window{}, fmt.Errorf("window %q is %s long; a pledge covers at most %s", s, d, MaxWindow)
-	}
-	for _, t := range []time.Time{w.Start, w.End} {
-		if t.Unix()%int64(slot/time.Second) != 0 {
-			lo := t.Truncate(slot)
-			return Window{}, fmt.Errorf("window %q: %s is not on a %s slot boundary; try %s or %s",
-				s, t.Format("15:04:05"), slot, lo.Format("15:04"), lo.Add(slot).Format("15:04"))
-		}
-	}
-	if !w.End.After(now) {
-		return Window{}, fmt.Errorf("window %q is already over (now %s); pledge a window that ends in the future", s, now.In(loc).Format(time.RFC3339))
-	}
-	return w, nil
-}
-
-func isClock(s string) bool {
-	return len(s) == 5 && s[2] == ':' && digits(s[:2]) && digits(s[3:])
-}
-
-// clockWindow builds the window for HH:MM/HH:MM on now's date in loc.
-func clockWindow(a, b string, now time.Time, loc *time.Location) (Window, error) {
-	day := now.In(loc)
-	at := func(hhmm string, addDays int) (time.Time, error) {
-		h := int(hhmm[0]-'0')*10 + int(hhmm[1]-'0')
-		m := int(hhmm[3]-'0')*10 + int(hhmm[4]-'0')
-		if h > 24 || m > 59 || h == 24 && m != 0 {
-			return time.Time{}, fmt.Errorf("%s is not a time of day; use 00:00 to 23:59", hhmm)
-		}
-		t := time.Date(day.Year(), day.Month(), day.Day()+addDays, h, m, 0, 0, loc)
-		// A wall time skipped by a DST change does not exist that day.
-		if h != 24 && (t.Hour() != h || t.Minute() != m) {
-			return time.Time{}, fmt.Errorf("%s does not exist on %s in %s (clocks change); use RFC 3339 instants", hhmm, day.Format("2006-01-02"), loc)
-		}
-		return t, nil
-	}
-	start, err := at(a, 0)
+// ParseWindow parses a pledge window with the protocol's rules
+// (share.Manifest.ParseWindow): two RFC 3339 instants "START/END",
+// "HH:MM/HH:MM" today in cal's zone (an end at or before the start means
+// the next day, so "22:00/00:00" works), or "next-hour". The window is
+// widened to whole slots of cal.Slot; it must not be over at now. The
+// returned instants are in cal's zone.
+func ParseWindow(s string, now time.Time, cal Calendar) (start, end time.Time, err error) {
+	m := share.Manifest{SlotLen: int64(cal.Slot / time.Second)}
+	r, err := m.ParseWindow(s, now, cal.Location)
 	if err != nil {
-		return Window{}, err
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	end, err := at(b, 0)
-	if err != nil {
-		return Window{}, err
+	start, end = m.Times(r)
+	start, end = start.In(cal.Location), end.In(cal.Location)
+	if !end.After(now) {
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: window %q ended at %s; pledge a window that ends in the future", ErrInvalid, s, end.Format(time.RFC3339))
 	}
-	if !end.After(start) {
-		if end, err = at(b, 1); err != nil {
-			return Window{}, err
-		}
-	}
-	return Window{Start: start, End: end}, nil
+	return start, end, nil
 }

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/share/node"
+)
+
+// newHouseholdCmds returns the household commands: init, id, neighbours,
+// pledge and its lifecycle, status, ledger, export-messages and import.
+func newHouseholdCmds(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{
+		newInitCmd(g),
+		newIDCmd(g),
+		newNeighboursCmd(g),
+		newPledgeCmd(g),
+		newPledgesCmd(g),
+		newLifecycleCmd(g, "accept", "Accept a neighbour's pledge to this household"),
+		newLifecycleCmd(g, "decline", "Decline a neighbour's pledge to this household"),
+		newLifecycleCmd(g, "cancel", "Withdraw a pledge or an acceptance before its window starts"),
+		newStatusCmd(g),
+		newLedgerCmd(g),
+		newExportMessagesCmd(g),
+		newImportCmd(g),
+	}
+}
+
+// home resolves the --home flag.
+func (g *globalFlags) resolveHome() (node.Home, error) {
+	h, err := node.ResolveHome(g.home)
+	if err != nil {
+		return node.Home{}, withCode(exitFailure, err)
+	}
+	return h, nil
+}
+
+// openHousehold opens this home's household for command owner. write
+// commands take the home's exclusive lock; read-only ones share the ledger
+// with whoever owns it.
+func openHousehold(ctx context.Context, g *globalFlags, owner string, write bool) (node.Household, error) {
+	h, err := g.resolveHome()
+	if err != nil {
+		return nil, err
+	}
+	n, err := node.Open(ctx, h, node.Options{Owner: owner, ReadOnly: !write})
+	if err != nil {
+		return nil, nodeErr(err)
+	}
+	return n, nil
+}
+
+// nodeErr maps a node error to the CLI's exit codes.
+func nodeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		return withCode(exitNotFound, err)
+	case errors.Is(err, node.ErrInvalid):
+		return withCode(exitUsage, err)
+	case errors.Is(err, node.ErrIntegrity):
+		return withCode(exitIntegrity, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return withCode(exitTimeout, err)
+	}
+	return withCode(exitFailure, err)
+}
+
+// printJSON writes v as one JSON document on w.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return withCode(exitFailure, fmt.Errorf("write JSON: %w", err))
+	}
+	return nil
+}
+
+func newInitCmd(g *globalFlags) *cobra.Command {
+	var name, port, protocol, listen, relay, tz string
+	var baud int
+	cmd := &cobra.Command{
+		Use:   "init --name NAME [--meter PORT] [--protocol P] [--listen ADDR] [--relay URL]",
+		Short: "Create this household's identity and config; prints its id and invite",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := g.resolveHome()
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("name") {
+				return failf(exitUsage, "init needs a display name: commons init --name Alice")
+			}
+			cfg := node.DefaultConfig(name)
+			cfg.Meter.Port = port
+			if protocol != "" {
+				cfg.Meter.Protocol = protocol
+			}
+			cfg.Meter.Baud = baud
+			if cmd.Flags().Changed("listen") {
+				cfg.Listen = listen
+			}
+			cfg.Relay = relay
+			cfg.Timezone = tz
+			id, err := node.Init(cmd.Context(), h, cfg)
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Household %s created in %s\n", id.Name, h)
+			fmt.Fprintf(out, "id:     %s\n", id.ID)
+			fmt.Fprintf(out, "invite: %s\n", id.Invite)
+			fmt.Fprintln(out, "Give the invite to your neighbours; add theirs with: commons neighbours add INVITE")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "the household's display name, shown to neighbours")
+	f.StringVar(&port, "meter", "", "the meter's serial port, e.g. /dev/ttyUSB0 (see 'commons meter ports')")
+	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
+	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
+	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly")
+	f.StringVar(&relay, "relay", "", "community hub URL, e.g. nats://hub:4222")
+	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
+	return cmd
+}
+
+func newIDCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id [--json]",
+		Short: "Print the household id, name, listen address and invite string",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons id", false)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			id := hh.Identity()
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, id)
+			}
+			fmt.Fprintf(out, "id:        %s\nname:      %s\nlisten:    %s\n", id.ID, id.Name, id.Listen)
+			if id.Relay != "" {
+				fmt.Fprintf(out, "relay:     %s\n", id.Relay)
+			}
+			fmt.Fprintf(out, "community: %s\ninvite:    %s\n", id.Community, id.Invite)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newNeighboursCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "neighbours",
+		Aliases: []string{"neighbors"},
+		Short:   "Add, list and remove neighbours",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return failf(exitUsage, "neighbours needs a subcommand: add INVITE, list or remove NAME|ID")
+		},
+	}
+	var alias string
+	add := &cobra.Command{
+		Use:   "add INVITE [--name ALIAS]",
+		Short: "Add a neighbour from its invite string (see 'commons id' on their box)",
+		Args:  exactArgs(1, "neighbours add needs the neighbour's invite string: commons neighbours add INVITE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours add", true)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			n, err := hh.AddNeighbour(cmd.Context(), args[0], alias)
+			if err != nil {
+				return nodeErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Added neighbour %s (%s)\n", n.Name, n.ID)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&alias, "name", "", "a local name for the neighbour (default: the name in the invite)")
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List the neighbours",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours list", false)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			ns, err := hh.Neighbours(cmd.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if ns == nil {
+					ns = []node.Neighbour{}
+				}
+				return printJSON(out, ns)
+			}
+			if len(ns) == 0 {
+				fmt.Fprintln(out, "No neighbours yet. Add one with: commons neighbours add INVITE")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW")
+			for _, n := range ns {
+				seen := "never"
+				if n.LastSeen != nil {
+					seen = n.LastSeen.Local().Format("2006-01-02 15:04")
+				}
+				now := "-"
+				if n.Status != nil {
+					switch {
+					case n.Status.SurplusW > 0:
+						now = fmt.Sprintf("surplus %d W", n.Status.SurplusW)
+					case n.Status.SurplusW < 0:
+						now = fmt.Sprintf("needs %d W", -n.Status.SurplusW)
+					default:
+						now = "balanced"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	remove := &cobra.Command{
+		Use:   "remove NAME|ID",
+		Short: "Remove a neighbour: its new messages are no longer accepted",
+		Args:  exactArgs(1, "neighbours remove needs a neighbour's name or id: commons neighbours remove NAME|ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours remove", true)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			n, err := hh.RemoveNeighbour(cmd.Context(), args[0])
+			if err != nil {
+				return nodeErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed neighbour %s (%s)\n", n.Name, n.ID)
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list, remove)
+	return cmd
+}
+
+// exactArgs is cobra.ExactArgs with a message that says what to type.
+func exactArgs(n int, usage string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return failf(exitUsage, "%s", usage)
+		}
+		return nil
+	}
+}
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Latest reading, today's totals, meter health, neighbours and open pledges",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons status", false)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			st, err := hh.Status(cmd.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, st)
+			}
+			id := hh.Identity()
+			fmt.Fprintf(out, "%s (%s)\n", id.Name, id.ID)
+			switch {
+			case st.Meter.Port == "":
+				fmt.Fprintln(out, "meter:       none configured (commons init --meter PORT, see 'commons meter ports')")
+			case st.Meter.Online:
+				fmt.Fprintf(out, "meter:       %s on %s, online\n", st.Meter.Protocol, st.Meter.Port)
+			default:
+				fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
+			}
+			if r := st.Reading; r != nil {
+				if w, ok := r.NetPowerW(); ok {
+					if w >= 0 {
+						fmt.Fprintf(out, "now:         importing %d W\n", w)
+					} else {
+						fmt.Fprintf(out, "now:         exporting %d W\n", -w)
+					}
+				}
+			}
+			fmt.Fprintf(out, "today:       imported %s, exported %s\n", node.FormatEnergy(st.Today.ImportWh), node.FormatEnergy(st.Today.ExportWh))
+			fmt.Fprintf(out, "neighbours:  %d\nopen pledges: %d\n", st.Neighbours, st.OpenPledges)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// readInput opens FILE or "-" for stdin.
+func readInput(cmd *cobra.Command, name string) (io.ReadCloser, error) {
+	if name == "-" {
+		return io.NopCloser(cmd.InOrStdin()), nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, failf(exitFailure, "open %s: %v; give a file written by 'commons export-messages', or - for stdin", name, unwrapPath(err))
+	}
+	return f, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fmtWindow prints a window in the given zone compactly.
+func fmtWindow(start, end time.Time, loc *time.Location) string {
+	s, e := start.In(loc), end.In(loc)
+	if s.Format("2006-01-02") == e.Format("2006-01-02") || e.Equal(time.Date(s.Year(), s.Month(), s.Day()+1, 0, 0, 0, 0, loc)) {
+		return s.Format("2006-01-02 15:04") + "–" + e.Format("15:04")
+	}
+	return s.Format("2006-01-02 15:04") + "–" + e.Format("2006-01-02 15:04")
+}
+
+// short returns the first 12 characters of an id for tables.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+

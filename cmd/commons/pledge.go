@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/share/node"
+)
+
+// waitPoll is how often `pledge --wait` looks for the neighbour's answer.
+const waitPoll = 200 * time.Millisecond
+
+func newPledgeCmd(g *globalFlags) *cobra.Command {
+	var to, energy, window string
+	var asJSON bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "pledge --to NAME|ID --energy 1.5kWh --window START/END [--json] [--wait DURATION]",
+		Short: "Sign and store a pledge of energy to a neighbour",
+		Long: `Signs a pledge of energy to a neighbour and stores it durably: exit 0 means the
+pledge survives a power cut. Delivery to the neighbour may follow.
+
+--energy takes Wh, kWh or MWh with a unit (1.5kWh, 1500Wh), counted in whole Wh.
+--window takes two RFC 3339 instants (2025-06-01T12:00:00+02:00/2025-06-01T13:00:00+02:00),
+HH:MM/HH:MM today in the household's time zone (an end before the start is the next day),
+or next-hour. Both ends must lie on the community's settlement slots (15 minutes by default).
+--wait waits that long for the neighbour's answer (exit 5 when none came).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, f := range []string{"to", "energy", "window"} {
+				if !cmd.Flags().Changed(f) {
+					return failf(exitUsage, "pledge needs --%s; e.g. commons pledge --to anna --energy 1.5kWh --window 12:00/13:00", f)
+				}
+			}
+			wh, err := node.ParseEnergy(energy)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			if wait < 0 {
+				return failf(exitUsage, "--wait %s is negative; give a duration such as 30s or 5m", wait)
+			}
+			ctx := cmd.Context()
+			hh, err := openHousehold(ctx, g, "commons pledge", true)
+			if err != nil {
+				return err
+			}
+			cal := hh.Calendar()
+			start, end, err := node.ParseWindow(window, time.Now(), cal)
+			if err != nil {
+				hh.Close()
+				return withCode(exitUsage, err)
+			}
+			p, err := hh.Pledge(ctx, node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end})
+			if cerr := hh.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if !asJSON {
+				fmt.Fprintf(out, "Pledged %s to %s for %s\nid: %s\n", node.FormatEnergy(p.EnergyWh), p.ToName,
+					fmtWindow(p.Window.Start, p.Window.End, cal.Location), p.ID)
+			}
+			if wait > 0 {
+				p, err = waitAnswer(ctx, g, p, wait)
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					return nodeErr(err)
+				}
+				if asJSON {
+					if jerr := printJSON(out, p); jerr != nil {
+						return jerr
+					}
+				} else if err == nil {
+					fmt.Fprintf(out, "%s answered: %s\n", p.ToName, p.State)
+				}
+				if err != nil {
+					return failf(exitTimeout, "no answer from %s within %s; the pledge %s stays signed and stored (see 'commons pledges')", p.ToName, wait, short(p.ID))
+				}
+				return nil
+			}
+			if asJSON {
+				return printJSON(out, p)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "the neighbour: name, id or unique id prefix")
+	f.StringVar(&energy, "energy", "", "energy over the whole window, e.g. 1.5kWh or 1500Wh")
+	f.StringVar(&window, "window", "", "START/END (RFC 3339), HH:MM/HH:MM today, or next-hour")
+	f.BoolVar(&asJSON, "json", false, "print the pledge as JSON")
+	f.DurationVar(&wait, "wait", 0, "wait this long for the neighbour's answer (exit 5 when none)")
+	return cmd
+}
+
+// waitAnswer polls the ledger, without holding the home's lock (so the
+// daemon or an import can store the answer), until the pledge leaves the
+// "pledged" state or wait runs out.
+func waitAnswer(ctx context.Context, g *globalFlags, p node.Pledge, wait time.Duration) (node.Pledge, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	t := time.NewTicker(waitPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return p, context.DeadlineExceeded
+		case <-t.C:
+		}
+		hh, err := openHousehold(ctx, g, "commons pledge --wait", false)
+		if err != nil {
+			return p, err
+		}
+		q, err := hh.FindPledge(ctx, p.ID)
+		hh.Close()
+		if err != nil {
+			return p, err
+		}
+		if q.State != "pledged" {
+			return q, nil
+		}
+	}
+}
+
+func newPledgesCmd(g *globalFlags) *cobra.Command {
+	var asJSON, open bool
+	cmd := &cobra.Command{
+		Use:   "pledges [--json] [--open]",
+		Short: "List pledges to and from this household with their states",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons pledges", false)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			ps, err := hh.Pledges(cmd.Context(), open)
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if ps == nil {
+					ps = []node.Pledge{}
+				}
+				return printJSON(out, ps)
+			}
+			printPledges(out, ps, hh.Calendar().Location)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.Flags().BoolVar(&open, "open", false, "only pledges still open (pledged or accepted)")
+	return cmd
+}
+
+func printPledges(out io.Writer, ps []node.Pledge, loc *time.Location) {
+	if len(ps) == 0 {
+		fmt.Fprintln(out, "No pledges.")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFROM\tTO\tENERGY\tWINDOW\tSTATE\tDELIVERED")
+	for _, p := range ps {
+		delivered := "-"
+		if p.DeliveredWh != nil {
+			delivered = node.FormatEnergy(*p.DeliveredWh)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), p.FromName, p.ToName,
+			node.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered)
+	}
+	tw.Flush()
+}
+
+// newLifecycleCmd builds accept, decline or cancel.
+func newLifecycleCmd(g *globalFlags, verb, summary string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   verb + " ID",
+		Short: summary,
+		Args:  exactArgs(1, fmt.Sprintf("%s needs a pledge id (see 'commons pledges'): commons %s ID", verb, verb)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			hh, err := openHousehold(ctx, g, "commons "+verb, true)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			var p node.Pledge
+			switch verb {
+			case "accept":
+				p, err = hh.Accept(ctx, args[0])
+			case "decline":
+				p, err = hh.Decline(ctx, args[0])
+			default:
+				p, err = hh.Cancel(ctx, args[0])
+			}
+			if err != nil {
+				return nodeErr(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Pledge %s of %s from %s to %s is now %s\n", short(p.ID),
+				node.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, p.State)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the pledge as JSON")
+	return cmd
+}

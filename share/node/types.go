@@ -1,0 +1,161 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/commons-energy/commons/meter"
+)
+
+// Errors the operations wrap so callers (the CLI's exit codes, the local
+// API's status codes) can tell kinds of failure apart with errors.Is.
+var (
+	// ErrNotFound: an unknown neighbour, pledge id or message id (exit 3).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: input the user can fix (a bad invite, energy, window, or
+	// an action the pledge's state does not allow) (exit 2).
+	ErrInvalid = errors.New("invalid input")
+	// ErrIntegrity: stored or imported data failed verification (exit 4).
+	ErrIntegrity = errors.New("integrity failure")
+)
+
+// Identity is who this household is, as `commons id` prints it.
+type Identity struct {
+	ID        string `json:"id"`        // household id: the Ed25519 public key, base32
+	Name      string `json:"name"`      // display name
+	Invite    string `json:"invite"`    // the self-signed invite string neighbours paste
+	Listen    string `json:"listen"`    // where neighbours reach this box directly
+	Relay     string `json:"relay"`     // community hub URL, "" when none
+	Community string `json:"community"` // community id, hex
+}
+
+// Neighbour is a household whose messages this one accepts.
+type Neighbour struct {
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	LastSeen  *time.Time       `json:"last_seen"` // nil when never
+	Status    *NeighbourStatus `json:"status"`    // latest signed status, nil when none
+	Addresses []string         `json:"addresses,omitempty"`
+}
+
+// NeighbourStatus is a neighbour's latest signed surplus or need.
+type NeighbourStatus struct {
+	SurplusW int64     `json:"surplus_w"` // > 0 surplus, < 0 need
+	Time     time.Time `json:"time"`
+}
+
+// PledgeWindow is a pledge's window in JSON.
+type PledgeWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Pledge is one pledge and where it stands, in the shape of the CLI's JSON.
+type Pledge struct {
+	ID          string       `json:"id"`
+	From        string       `json:"from"`
+	To          string       `json:"to"`
+	FromName    string       `json:"from_name"`
+	ToName      string       `json:"to_name"`
+	EnergyWh    int64        `json:"energy_wh"`
+	Window      PledgeWindow `json:"window"`
+	State       string       `json:"state"` // pledged|accepted|declined|cancelled|expired|settled
+	AcceptedWh  *int64       `json:"accepted_wh"`
+	DeliveredWh *int64       `json:"delivered_wh"` // settled Wh; nil until settled
+	Outgoing    bool         `json:"outgoing"`     // this household gives
+	Created     time.Time    `json:"created"`      // the pledge's advisory signing time
+}
+
+// Open reports whether the pledge can still change: pledged or accepted.
+func (p *Pledge) Open() bool { return p.State == "pledged" || p.State == "accepted" }
+
+// PledgeRequest is what a household asks to pledge.
+type PledgeRequest struct {
+	To       string    // neighbour name, id or unique id prefix
+	EnergyWh int64     // total over the window
+	Start    time.Time // widened to whole slots by the node
+	End      time.Time
+}
+
+// Status is the household's state at a glance.
+type Status struct {
+	Reading     *meter.Reading `json:"reading"` // the latest meter reading, nil when none
+	Meter       MeterState     `json:"meter"`
+	Today       Today          `json:"today"`
+	Neighbours  int            `json:"neighbours"`
+	OpenPledges int            `json:"open_pledges"`
+}
+
+// MeterState is the meter's health.
+type MeterState struct {
+	Online       bool       `json:"online"`
+	Port         string     `json:"port"`
+	Protocol     string     `json:"protocol"`
+	LastTelegram *time.Time `json:"last_telegram"`
+}
+
+// Today is today's energy totals in the household's time zone.
+type Today struct {
+	ImportWh int64 `json:"import_wh"`
+	ExportWh int64 `json:"export_wh"`
+}
+
+// Problem is one thing ledger verification found wrong.
+type Problem struct {
+	ID     string `json:"id"` // the message id, or "" for the database itself
+	Reason string `json:"reason"`
+}
+
+// VerifyReport is the outcome of re-verifying the ledger.
+type VerifyReport struct {
+	OK       bool      `json:"ok"`
+	Messages int       `json:"messages"`
+	Problems []Problem `json:"problems"`
+}
+
+// ImportReport counts what an import did.
+type ImportReport struct {
+	Added      int         `json:"added"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   []Rejection `json:"rejected"`
+}
+
+// Rejection is one message an import refused, and why.
+type Rejection struct {
+	Index  int    `json:"index"` // 1-based position in the block
+	ID     string `json:"id"`    // message id when it could be computed
+	Reason string `json:"reason"`
+}
+
+// Calendar is how the household counts time: its zone for "today" and
+// HH:MM windows, and the community's settlement slot length.
+type Calendar struct {
+	Location *time.Location
+	Slot     time.Duration
+}
+
+// Household is every operation the CLI, the dashboard and the local API
+// need from a household. *Node implements it in-process; a client of a
+// running daemon's socket implements it too, so callers do not care which
+// process owns the household.
+type Household interface {
+	Identity() Identity
+	Calendar() Calendar
+	AddNeighbour(ctx context.Context, invite, alias string) (Neighbour, error)
+	Neighbours(ctx context.Context) ([]Neighbour, error)
+	RemoveNeighbour(ctx context.Context, nameOrID string) (Neighbour, error)
+	Pledge(ctx context.Context, req PledgeRequest) (Pledge, error)
+	Accept(ctx context.Context, id string) (Pledge, error)
+	Decline(ctx context.Context, id string) (Pledge, error)
+	Cancel(ctx context.Context, id string) (Pledge, error)
+	Pledges(ctx context.Context, openOnly bool) ([]Pledge, error)
+	FindPledge(ctx context.Context, id string) (Pledge, error)
+	Status(ctx context.Context) (Status, error)
+	Verify(ctx context.Context) (VerifyReport, error)
+	ExportLedger(ctx context.Context, w io.Writer, format string) error
+	ExportMessages(ctx context.Context, w io.Writer, since string) (int, error)
+	Import(ctx context.Context, r io.Reader) (ImportReport, error)
+	Close() error
+}
