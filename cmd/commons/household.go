@@ -364,4 +364,3 @@ func short(id string) string {
 	}
 	return id
 }
-
