@@ -1,0 +1,197 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+)
+
+// StatusError is a neighbour's refusal: the HTTP status and its reason.
+type StatusError struct {
+	Peer       share.HouseholdID
+	Code       int
+	Reason     string
+	RetryAfter time.Duration // for 429: how long the neighbour asked to wait
+	Result     PushResult    // for a refused push: what was stored before the refusal
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("neighbour %s answered %d %s: %s", e.Peer.Short(), e.Code, http.StatusText(e.Code), e.Reason)
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	Key     ed25519.PrivateKey // this box's identity key
+	Peer    share.HouseholdID  // the neighbour's household id, pinned in TLS
+	Addr    string             // the neighbour's host:port
+	Timeout time.Duration      // per request, including reading the body; default 30 s
+}
+
+// Client talks to one neighbour. It is safe for concurrent use.
+type Client struct {
+	peer share.HouseholdID
+	base string
+	hc   *http.Client
+}
+
+// maxResponseBytes bounds what a client reads from a neighbour's answer:
+// a full page of maximum-size messages plus framing.
+const maxResponseBytes = 1000*(MaxMessageSize+4) + 1<<16
+
+// NewClient returns a client for one neighbour. No connection is made yet.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	cert, err := Certificate(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("peer client: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return nil, fmt.Errorf("neighbour %s address %q: want host:port", cfg.Peer.Short(), cfg.Addr)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	tcfg := ClientTLS(cert, cfg.Peer)
+	tcfg.NextProtos = []string{"http/1.1"}
+	tr := &http.Transport{
+		TLSClientConfig:       tcfg,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: cfg.Timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		MaxConnsPerHost:       4,
+		ForceAttemptHTTP2:     false,
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
+	}
+	return &Client{
+		peer: cfg.Peer,
+		base: "https://" + cfg.Addr,
+		hc:   &http.Client{Transport: tr, Timeout: cfg.Timeout},
+	}, nil
+}
+
+// Peer returns the neighbour's household id.
+func (c *Client) Peer() share.HouseholdID { return c.peer }
+
+// Close drops idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("neighbour %s: %w", c.peer.Short(), err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	se := &StatusError{Peer: c.peer, Code: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var pr PushResult
+	if json.Unmarshal(body, &pr) == nil && pr.Error != "" {
+		se.Reason, se.Result = pr.Error, pr
+	} else {
+		se.Reason = string(bytes.TrimSpace(body))
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		se.RetryAfter = time.Duration(s) * time.Second
+	}
+	return nil, se
+}
+
+// Heads asks the neighbour for the last seq it holds of every author.
+func (c *Client) Heads(ctx context.Context) ([]Head, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathHeads, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var hs []headJSON
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(&hs); err != nil {
+		return nil, fmt.Errorf("neighbour %s heads: %w", c.peer.Short(), err)
+	}
+	heads := make([]Head, 0, len(hs))
+	for _, h := range hs {
+		id, err := share.ParseHouseholdID(h.Author)
+		if err != nil {
+			return nil, fmt.Errorf("neighbour %s heads: %w", c.peer.Short(), err)
+		}
+		heads = append(heads, Head{Author: id, Seq: h.Seq})
+	}
+	return heads, nil
+}
+
+// Range fetches the author's messages after seq after, at most limit (the
+// neighbour may send fewer; an empty answer means it has nothing more).
+// The messages are not verified here.
+func (c *Client) Range(ctx context.Context, author share.HouseholdID, after uint64, limit int) ([][]byte, error) {
+	url := fmt.Sprintf("%s%s%s?after=%d&limit=%d", c.base, PathFeeds, author, after, limit)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raws, err := ReadBatch(io.LimitReader(resp.Body, maxResponseBytes), max(limit, 1))
+	if err != nil {
+		return nil, fmt.Errorf("neighbour %s range of %s: %w", c.peer.Short(), author.Short(), err)
+	}
+	return raws, nil
+}
+
+func (c *Client) post(ctx context.Context, path string, raws [][]byte) (PushResult, error) {
+	var body bytes.Buffer
+	if err := WriteBatch(&body, raws); err != nil {
+		return PushResult{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, &body)
+	if err != nil {
+		return PushResult{}, err
+	}
+	req.Header.Set("Content-Type", BatchContentType)
+	resp, err := c.do(req)
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) {
+			return se.Result, err
+		}
+		return PushResult{}, err
+	}
+	defer resp.Body.Close()
+	var pr PushResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&pr); err != nil {
+		return PushResult{}, fmt.Errorf("neighbour %s push answer: %w", c.peer.Short(), err)
+	}
+	return pr, nil
+}
+
+// Push sends chain messages (exact signed bytes) to the neighbour. On a
+// refusal the error is a *StatusError and the result says what was stored
+// before it.
+func (c *Client) Push(ctx context.Context, raws [][]byte) (PushResult, error) {
+	return c.post(ctx, PathMessages, raws)
+}
+
+// PushStatus sends ephemeral status messages to the neighbour.
+func (c *Client) PushStatus(ctx context.Context, raws ...[]byte) error {
+	_, err := c.post(ctx, PathStatus, raws)
+	return err
+}

@@ -1,0 +1,545 @@
+package peer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+	"golang.org/x/time/rate"
+)
+
+// HTTP paths of the peer protocol (version 1).
+const (
+	PathHeads    = "/v1/heads"    // GET: JSON list of heads
+	PathFeeds    = "/v1/feeds/"   // GET /v1/feeds/{author}?after=N&limit=M: a batch
+	PathMessages = "/v1/messages" // POST a batch of chain messages
+	PathStatus   = "/v1/status"   // POST a batch of ephemeral status messages
+)
+
+// Limits bound what one neighbour can make a box do. The zero value of a
+// field means its default.
+type Limits struct {
+	MaxBodyBytes int64         // request body cap; default 1 MiB
+	MaxBatch     int           // messages per push; default 256
+	MaxPage      int           // messages per range response; default 500
+	Rate         rate.Limit    // requests per second per neighbour; default 20
+	Burst        int           // token bucket size per neighbour; default 60
+	MaxConns     int           // simultaneous TCP connections; default 64
+	ReadHeader   time.Duration // TLS handshake and request headers; default 5 s
+	Read         time.Duration // whole request incl. body; default 30 s
+	Write        time.Duration // writing the response; default 30 s
+	Idle         time.Duration // keep-alive idle; default 2 min
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = 1 << 20
+	}
+	def(&l.MaxBatch, 256)
+	def(&l.MaxPage, 500)
+	if l.Rate <= 0 {
+		l.Rate = 20
+	}
+	def(&l.Burst, 60)
+	def(&l.MaxConns, 64)
+	defd(&l.ReadHeader, 5*time.Second)
+	defd(&l.Read, 30*time.Second)
+	defd(&l.Write, 30*time.Second)
+	defd(&l.Idle, 2*time.Minute)
+	return l
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Key        ed25519.PrivateKey // the box's identity key
+	Store      Store
+	Neighbours Neighbours
+	Verifier   Verifier
+	Limits     Limits
+	Logger     *slog.Logger // nil: discard
+	// OnConflict, if set, is called (without blocking the request for
+	// long) when a neighbour pushed a message the store refused as a chain
+	// conflict, typically a gap: the Syncer's Kick pulls from that
+	// neighbour to fill it.
+	OnConflict func(from share.HouseholdID)
+	// OnAdded, if set, is called with the messages a neighbour pushed that
+	// were stored, for the node to update its views.
+	OnAdded func(msgs []Message)
+}
+
+// Stats counts what a Server did since it started.
+type Stats struct {
+	Requests   uint64 // requests that passed authentication
+	Added      uint64 // messages stored
+	Duplicates uint64 // messages already held
+	Rejected   uint64 // requests answered with a 4xx status
+	Limited    uint64 // requests answered 429
+}
+
+// Server answers neighbours' replication requests.
+type Server struct {
+	cfg    ServerConfig
+	lim    Limits
+	self   share.HouseholdID
+	log    *slog.Logger
+	tlsCfg *tls.Config
+	http   *http.Server
+
+	mu       sync.Mutex
+	limiters map[share.HouseholdID]*rate.Limiter
+
+	requests, added, duplicates, rejected, limited atomic.Uint64
+}
+
+// NewServer checks cfg and returns a Server that is not yet listening.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil || cfg.Neighbours == nil || cfg.Verifier == nil {
+		return nil, errors.New("peer server: Store, Neighbours and Verifier are required")
+	}
+	cert, err := Certificate(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("peer server: %w", err)
+	}
+	self, _ := idFromKey(cfg.Key.Public().(ed25519.PublicKey))
+	s := &Server{
+		cfg:      cfg,
+		lim:      cfg.Limits.withDefaults(),
+		self:     self,
+		log:      cfg.Logger,
+		limiters: make(map[share.HouseholdID]*rate.Limiter),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.tlsCfg = ServerTLS(cert, self, cfg.Neighbours.Known)
+	s.tlsCfg.NextProtos = []string{"http/1.1"}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHeads, s.auth(s.handleHeads))
+	mux.HandleFunc("GET "+PathFeeds+"{author}", s.auth(s.handleFeed))
+	mux.HandleFunc("POST "+PathMessages, s.auth(s.handleMessages))
+	mux.HandleFunc("POST "+PathStatus, s.auth(s.handleStatus))
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: s.lim.ReadHeader,
+		ReadTimeout:       s.lim.Read,
+		WriteTimeout:      s.lim.Write,
+		IdleTimeout:       s.lim.Idle,
+		MaxHeaderBytes:    16 << 10,
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// ID returns the box's own household id.
+func (s *Server) ID() share.HouseholdID { return s.self }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Requests:   s.requests.Load(),
+		Added:      s.added.Load(),
+		Duplicates: s.duplicates.Load(),
+		Rejected:   s.rejected.Load(),
+		Limited:    s.limited.Load(),
+	}
+}
+
+// Serve accepts TCP connections on ln, wraps them in TLS and answers them
+// until Shutdown or Close. At most Limits.MaxConns connections are open at
+// once; further ones wait in the listen backlog.
+func (s *Server) Serve(ln net.Listener) error {
+	ln = tls.NewListener(newLimitListener(ln, s.lim.MaxConns), s.tlsCfg)
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe listens on addr (host:port) and serves until ctx is done,
+// then shuts down gracefully.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("peer listen %s: %w", addr, err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(sctx); err != nil {
+			s.http.Close()
+		}
+		return <-errc
+	}
+}
+
+// Shutdown stops accepting and waits for open requests, like
+// http.Server.Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// Close closes the listener and all connections at once.
+func (s *Server) Close() error { return s.http.Close() }
+
+// limiter returns the token bucket of one neighbour.
+func (s *Server) limiter(id share.HouseholdID) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.limiters[id]
+	if !ok {
+		l = rate.NewLimiter(s.lim.Rate, s.lim.Burst)
+		s.limiters[id] = l
+	}
+	return l
+}
+
+// handler is an authenticated handler: from is the neighbour's id.
+type handler func(w http.ResponseWriter, r *http.Request, from share.HouseholdID)
+
+// auth identifies the neighbour by its TLS certificate, checks it is still
+// known and within its rate, then calls h.
+func (s *Server) auth(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			s.fail(w, http.StatusUnauthorized, "no client certificate")
+			return
+		}
+		from, err := peerID([][]byte{r.TLS.PeerCertificates[0].Raw})
+		if err != nil {
+			s.fail(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if from != s.self && !s.cfg.Neighbours.Known(from) {
+			s.fail(w, http.StatusForbidden, fmt.Sprintf("household %s is not a neighbour of this box", from.Short()))
+			return
+		}
+		if res := s.limiter(from).Reserve(); res.Delay() > 0 {
+			res.Cancel()
+			s.limited.Add(1)
+			retry := max(1, int(math.Ceil(res.Delay().Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+			s.fail(w, http.StatusTooManyRequests, fmt.Sprintf("rate limit: at most %g requests/s, burst %d", float64(s.lim.Rate), s.lim.Burst))
+			return
+		}
+		s.requests.Add(1)
+		h(w, r, from)
+	}
+}
+
+// errorBody is the JSON body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, code int, reason string) {
+	if code >= 400 && code < 500 && code != http.StatusTooManyRequests {
+		s.rejected.Add(1)
+	}
+	writeJSON(w, code, errorBody{Error: reason})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// headJSON is one head on the wire.
+type headJSON struct {
+	Author string `json:"author"`
+	Seq    uint64 `json:"seq"`
+}
+
+func (s *Server) handleHeads(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
+	heads, err := s.cfg.Store.Heads(r.Context())
+	if err != nil {
+		s.log.Error("peer heads", "err", err)
+		s.fail(w, http.StatusInternalServerError, "store unavailable")
+		return
+	}
+	out := make([]headJSON, len(heads))
+	for i, h := range heads {
+		out[i] = headJSON{Author: h.Author.String(), Seq: h.Seq}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
+	author, err := share.ParseHouseholdID(r.PathValue("author"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			s.fail(w, http.StatusBadRequest, fmt.Sprintf("after=%q: want a sequence number", v))
+			return
+		}
+	}
+	limit := s.lim.MaxPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.fail(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a positive count", v))
+			return
+		}
+		limit = min(n, s.lim.MaxPage)
+	}
+	raws, err := s.cfg.Store.Range(r.Context(), author, after, limit)
+	if err != nil {
+		s.log.Error("peer range", "author", author.Short(), "err", err)
+		s.fail(w, http.StatusInternalServerError, "store unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", BatchContentType)
+	w.Header().Set("X-Commons-Count", strconv.Itoa(len(raws)))
+	w.WriteHeader(http.StatusOK)
+	if err := WriteBatch(w, raws); err != nil {
+		s.log.Debug("peer range write", "err", err)
+	}
+}
+
+// PushResult is the JSON answer to a push.
+type PushResult struct {
+	Added      int    `json:"added"`
+	Duplicates int    `json:"duplicates"`
+	Error      string `json:"error,omitempty"`
+}
+
+// readBody reads a bounded batch body, answering 413/400 itself.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([][]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != BatchContentType {
+		s.fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want %s", ct, BatchContentType))
+		return nil, false
+	}
+	if r.ContentLength > s.lim.MaxBodyBytes {
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, s.lim.MaxBodyBytes))
+		return nil, false
+	}
+	raws, err := ReadBatch(http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes), s.lim.MaxBatch)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", s.lim.MaxBodyBytes))
+		return nil, false
+	case errors.Is(err, errTooMany):
+		s.fail(w, http.StatusRequestEntityTooLarge, err.Error())
+		return nil, false
+	case errors.Is(err, ErrBatch):
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	case err != nil:
+		s.fail(w, http.StatusBadRequest, fmt.Sprintf("reading body: %v", err))
+		return nil, false
+	case len(raws) == 0:
+		s.fail(w, http.StatusBadRequest, "empty batch")
+		return nil, false
+	}
+	return raws, true
+}
+
+func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from share.HouseholdID) {
+	raws, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	res := accept(r.Context(), s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, raws, nil)
+	s.added.Add(uint64(res.Added))
+	s.duplicates.Add(uint64(res.Duplicates))
+	if len(res.stored) > 0 && s.cfg.OnAdded != nil {
+		s.cfg.OnAdded(res.stored)
+	}
+	if res.err != nil {
+		if res.code == http.StatusConflict && s.cfg.OnConflict != nil {
+			s.cfg.OnConflict(from)
+		}
+		s.log.Info("peer push rejected", "from", from.Short(), "code", res.code, "err", res.err)
+		if res.code >= 500 {
+			s.fail(w, res.code, "store unavailable")
+			return
+		}
+		if res.code < 500 {
+			s.rejected.Add(1)
+		}
+		writeJSON(w, res.code, PushResult{Added: res.Added, Duplicates: res.Duplicates, Error: res.err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, PushResult{Added: res.Added, Duplicates: res.Duplicates})
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share.HouseholdID) {
+	raws, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, code, err := verifyAll(s.self, s.cfg.Verifier, s.cfg.Neighbours, raws, true, nil)
+	if err != nil {
+		s.log.Info("peer status rejected", "from", from.Short(), "code", code, "err", err)
+		s.fail(w, code, err.Error())
+		return
+	}
+	for _, m := range msgs {
+		if err := s.cfg.Store.PutStatus(r.Context(), m); err != nil {
+			s.log.Error("peer status store", "err", err)
+			s.fail(w, http.StatusInternalServerError, "store unavailable")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, PushResult{Added: len(msgs)})
+}
+
+// acceptResult is the outcome of accepting a batch.
+type acceptResult struct {
+	PushResult
+	stored []Message
+	last   uint64 // seq of the batch's last message, once verified
+	code   int    // HTTP status for err
+	err    error  // nil: all added or duplicates
+}
+
+// verifyAll verifies every message of a batch and checks its author is the
+// box itself or a known neighbour. Any failure rejects the whole batch
+// before anything is stored.
+//
+// If author is non-nil every message must be by that author, in strictly
+// increasing seq order (a range answer).
+func verifyAll(self share.HouseholdID, v Verifier, nb Neighbours, raws [][]byte, ephemeral bool, author *share.HouseholdID) ([]Message, int, error) {
+	msgs := make([]Message, 0, len(raws))
+	for i, raw := range raws {
+		m, err := v.Verify(raw)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Author != self && !nb.Known(m.Author) {
+			return nil, http.StatusForbidden, fmt.Errorf("message %d: author %s is not a known neighbour", i, m.Author.Short())
+		}
+		if m.Ephemeral != ephemeral {
+			if ephemeral {
+				return nil, http.StatusBadRequest, fmt.Errorf("message %d: a chain message where a status message was expected", i)
+			}
+			return nil, http.StatusBadRequest, fmt.Errorf("message %d: a status message where a chain message was expected", i)
+		}
+		if author != nil {
+			if m.Author != *author {
+				return nil, http.StatusBadRequest, fmt.Errorf("message %d: by %s, asked for %s", i, m.Author.Short(), author.Short())
+			}
+			if len(msgs) > 0 && m.Seq <= msgs[len(msgs)-1].Seq {
+				return nil, http.StatusBadRequest, fmt.Errorf("message %d: seq %d is out of order", i, m.Seq)
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, 0, nil
+}
+
+// accept verifies a batch of chain messages and appends them to the store.
+// Used for pushes received and for pages pulled.
+// author is as for verifyAll.
+func accept(ctx context.Context, self share.HouseholdID, v Verifier, nb Neighbours, st Store, raws [][]byte, author *share.HouseholdID) acceptResult {
+	var res acceptResult
+	msgs, code, err := verifyAll(self, v, nb, raws, false, author)
+	if err != nil {
+		res.code, res.err = code, err
+		return res
+	}
+	res.last = msgs[len(msgs)-1].Seq
+	results, err := st.Append(ctx, msgs)
+	if err != nil {
+		res.code, res.err = http.StatusInternalServerError, fmt.Errorf("store: %w", err)
+		return res
+	}
+	if len(results) != len(msgs) {
+		res.code, res.err = http.StatusInternalServerError, fmt.Errorf("store answered %d results for %d messages", len(results), len(msgs))
+		return res
+	}
+	for i, r := range results {
+		switch r.Outcome {
+		case Added:
+			res.Added++
+			res.stored = append(res.stored, msgs[i])
+		case Duplicate:
+			res.Duplicates++
+		default:
+			if res.err == nil {
+				res.code = http.StatusBadRequest
+				if errors.Is(r.Err, ErrConflict) {
+					res.code = http.StatusConflict
+				}
+				res.err = fmt.Errorf("message %d (%s seq %d): %w", i, msgs[i].Author.Short(), msgs[i].Seq, r.Err)
+			}
+		}
+	}
+	return res
+}
+
+// limitListener lets at most n connections be open at once.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) net.Listener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

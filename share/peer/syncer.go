@@ -1,0 +1,427 @@
+package peer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+)
+
+// SyncConfig configures a Syncer. Zero durations and counts mean defaults.
+type SyncConfig struct {
+	Key        ed25519.PrivateKey // this box's identity key
+	Store      Store
+	Neighbours Neighbours
+	Verifier   Verifier
+	Logger     *slog.Logger // nil: discard
+
+	Interval   time.Duration // pull from each neighbour this often; default 30 s
+	MinBackoff time.Duration // first retry after a failed pull; default 1 s
+	MaxBackoff time.Duration // longest wait between pulls of an offline neighbour; default 5 min
+	Refresh    time.Duration // how often the neighbour list is re-read; default 5 s
+	PageSize   int           // messages asked per range request; default 500
+	PushBatch  int           // messages per push request; default 256
+	QueueLen   int           // messages waiting to be pushed per neighbour; default 256
+	Timeout    time.Duration // per request; default 30 s
+
+	// OnAdded, if set, is called with the messages stored by a pull.
+	OnAdded func(msgs []Message)
+}
+
+// PeerState is what the Syncer knows about one neighbour's reachability.
+type PeerState struct {
+	ID        share.HouseholdID
+	Addr      string
+	LastOK    time.Time // last successful pull; zero if none yet
+	LastError string    // last pull error; "" after a success
+	Failures  int       // consecutive failed pulls
+	Dropped   uint64    // messages not pushed because the queue was full or the push failed
+}
+
+// Syncer keeps this box and its neighbours in step: for each neighbour
+// with an address it pulls what it lacks every Interval (backing off while
+// the neighbour is offline) and pushes new local messages promptly. A push
+// that cannot be delivered is dropped: the neighbour's own pulls catch up.
+type Syncer struct {
+	cfg  SyncConfig
+	self share.HouseholdID
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	workers map[share.HouseholdID]*worker
+}
+
+// NewSyncer checks cfg and returns a Syncer; Run starts it.
+func NewSyncer(cfg SyncConfig) (*Syncer, error) {
+	if cfg.Store == nil || cfg.Neighbours == nil || cfg.Verifier == nil {
+		return nil, errors.New("peer syncer: Store, Neighbours and Verifier are required")
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("peer syncer: identity key missing")
+	}
+	setd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	seti := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setd(&cfg.Interval, 30*time.Second)
+	setd(&cfg.MinBackoff, time.Second)
+	setd(&cfg.MaxBackoff, 5*time.Minute)
+	setd(&cfg.Refresh, 5*time.Second)
+	setd(&cfg.Timeout, 30*time.Second)
+	seti(&cfg.PageSize, 500)
+	seti(&cfg.PushBatch, 256)
+	seti(&cfg.QueueLen, 256)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	self, _ := idFromKey(cfg.Key.Public().(ed25519.PublicKey))
+	return &Syncer{cfg: cfg, self: self, log: cfg.Logger, workers: make(map[share.HouseholdID]*worker)}, nil
+}
+
+// Run keeps one worker per neighbour until ctx is done, re-reading the
+// neighbour list every Refresh. It returns nil when ctx is cancelled,
+// after all workers have stopped.
+func (s *Syncer) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Refresh)
+	defer t.Stop()
+	for {
+		s.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			s.stopAll()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile starts workers for new neighbours (or changed addresses) and
+// stops those of removed ones.
+func (s *Syncer) reconcile(ctx context.Context) {
+	want := make(map[share.HouseholdID]string)
+	for _, id := range s.cfg.Neighbours.List() {
+		if id == s.self {
+			continue
+		}
+		if addr, ok := s.cfg.Neighbours.Addr(id); ok && addr != "" {
+			want[id] = addr
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, w := range s.workers {
+		if addr, ok := want[id]; !ok || addr != w.addr {
+			w.stop()
+			delete(s.workers, id)
+		}
+	}
+	for id, addr := range want {
+		if _, ok := s.workers[id]; ok {
+			continue
+		}
+		w, err := s.startWorker(ctx, id, addr)
+		if err != nil {
+			s.log.Warn("peer neighbour skipped", "peer", id.Short(), "addr", addr, "err", err)
+			continue
+		}
+		s.workers[id] = w
+	}
+}
+
+func (s *Syncer) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, w := range s.workers {
+		w.stop()
+		delete(s.workers, id)
+	}
+}
+
+// Publish queues new local chain messages (exact signed bytes, already
+// stored) for pushing to every neighbour. It never blocks: when a
+// neighbour's queue is full the message is dropped for it and its next
+// pull fetches it.
+func (s *Syncer) Publish(raws ...[]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		for _, raw := range raws {
+			select {
+			case w.queue <- raw:
+			default:
+				w.dropped.Add(1)
+			}
+		}
+	}
+}
+
+// PublishStatus sends an ephemeral status message to every neighbour. Only
+// the latest one waiting per neighbour is sent.
+func (s *Syncer) PublishStatus(raw []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		w.status.Store(&raw)
+		select {
+		case w.statusKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Kick asks for a pull from neighbour id now, also while it is backing
+// off (for example because it just pushed something that did not fit).
+func (s *Syncer) Kick(id share.HouseholdID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.workers[id]; ok {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// State reports every neighbour worker's state.
+func (s *Syncer) State() []PeerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PeerState, 0, len(s.workers))
+	for _, w := range s.workers {
+		w.mu.Lock()
+		st := w.state
+		w.mu.Unlock()
+		st.Dropped = w.dropped.Load()
+		out = append(out, st)
+	}
+	return out
+}
+
+// Pull fetches from the neighbour at addr everything it holds that this
+// box lacks and may accept, page by page, and returns how many messages
+// were stored. Rejected pages stop that author's catch-up and are reported
+// in the error after the other authors were tried.
+func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
+	remote, err := c.Heads(ctx)
+	if err != nil {
+		return 0, err
+	}
+	localHeads, err := s.cfg.Store.Heads(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("local heads: %w", err)
+	}
+	local := make(map[share.HouseholdID]uint64, len(localHeads))
+	for _, h := range localHeads {
+		local[h.Author] = h.Seq
+	}
+	added := 0
+	var errs []error
+	for _, h := range remote {
+		if h.Author != s.self && !s.cfg.Neighbours.Known(h.Author) {
+			continue
+		}
+		have := local[h.Author]
+		for have < h.Seq {
+			raws, err := c.Range(ctx, h.Author, have, s.cfg.PageSize)
+			if err != nil {
+				return added, errors.Join(append(errs, err)...)
+			}
+			if len(raws) == 0 {
+				break
+			}
+			author := h.Author
+			res := accept(ctx, s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, raws, &author)
+			added += res.Added
+			if len(res.stored) > 0 && s.cfg.OnAdded != nil {
+				s.cfg.OnAdded(res.stored)
+			}
+			if res.err != nil {
+				if res.code >= 500 {
+					return added, errors.Join(append(errs, res.err)...)
+				}
+				errs = append(errs, fmt.Errorf("from %s: %w", c.Peer().Short(), res.err))
+				break
+			}
+			if res.last <= have {
+				break
+			}
+			have = res.last
+		}
+	}
+	return added, errors.Join(errs...)
+}
+
+// worker syncs with one neighbour.
+type worker struct {
+	id         share.HouseholdID
+	addr       string
+	client     *Client
+	kick       chan struct{}
+	statusKick chan struct{}
+	queue      chan []byte
+	status     atomic.Pointer[[]byte]
+	dropped    atomic.Uint64
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+
+	mu    sync.Mutex
+	state PeerState
+}
+
+func (s *Syncer) startWorker(ctx context.Context, id share.HouseholdID, addr string) (*worker, error) {
+	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Peer: id, Addr: addr, Timeout: s.cfg.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := &worker{
+		id:         id,
+		addr:       addr,
+		client:     c,
+		kick:       make(chan struct{}, 1),
+		statusKick: make(chan struct{}, 1),
+		queue:      make(chan []byte, s.cfg.QueueLen),
+		cancel:     cancel,
+		state:      PeerState{ID: id, Addr: addr},
+	}
+	w.wg.Add(2)
+	go func() { defer w.wg.Done(); s.pullLoop(wctx, w) }()
+	go func() { defer w.wg.Done(); s.pushLoop(wctx, w) }()
+	return w, nil
+}
+
+func (w *worker) stop() {
+	w.cancel()
+	w.wg.Wait()
+	w.client.Close()
+}
+
+// backoff returns the wait after n consecutive failures: MinBackoff
+// doubling up to MaxBackoff, with ±20 % jitter so a street of boxes that
+// lost power together does not retry in lockstep.
+func (s *Syncer) backoff(n int) time.Duration {
+	d := s.cfg.MinBackoff
+	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	if rand.IntN(2) == 0 {
+		return d - jitter
+	}
+	return d + jitter
+}
+
+func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
+	t := time.NewTimer(0) // first pull at once
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+		}
+		n, err := s.Pull(ctx, w.client)
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		if err != nil {
+			w.state.Failures++
+			w.state.LastError = err.Error()
+		} else {
+			w.state.Failures = 0
+			w.state.LastError = ""
+			w.state.LastOK = time.Now()
+		}
+		failures := w.state.Failures
+		w.mu.Unlock()
+		next := s.cfg.Interval
+		if err != nil {
+			next = s.backoff(failures)
+			var se *StatusError
+			if errors.As(err, &se) && se.Code == http.StatusTooManyRequests && se.RetryAfter > next {
+				next = se.RetryAfter
+			}
+			s.log.Info("peer pull failed", "peer", w.id.Short(), "addr", w.addr, "failures", failures, "retry_in", next.Round(time.Millisecond), "err", err)
+		} else if n > 0 {
+			s.log.Debug("peer pulled", "peer", w.id.Short(), "messages", n)
+		}
+		t.Reset(next)
+	}
+}
+
+func (s *Syncer) pushLoop(ctx context.Context, w *worker) {
+	batch := make([][]byte, 0, s.cfg.PushBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.statusKick:
+			if raw := w.status.Swap(nil); raw != nil {
+				if err := w.client.PushStatus(ctx, *raw); err != nil && ctx.Err() == nil {
+					s.log.Debug("peer status push failed", "peer", w.id.Short(), "err", err)
+				}
+			}
+		case raw := <-w.queue:
+			batch = append(batch[:0], raw)
+		drain:
+			for len(batch) < s.cfg.PushBatch {
+				select {
+				case raw := <-w.queue:
+					batch = append(batch, raw)
+				default:
+					break drain
+				}
+			}
+			s.push(ctx, w, batch)
+		}
+	}
+}
+
+// push sends one batch, retrying once after a 429 if the neighbour asks
+// for a short wait. Failures drop the batch: the neighbour's pulls catch
+// up.
+func (s *Syncer) push(ctx context.Context, w *worker, batch [][]byte) {
+	for attempt := 0; attempt < 2; attempt++ {
+		res, err := w.client.Push(ctx, batch)
+		if err == nil {
+			return
+		}
+		var se *StatusError
+		if errors.As(err, &se) && se.Code == http.StatusTooManyRequests && se.RetryAfter <= 5*time.Second && attempt == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(se.RetryAfter):
+			}
+			continue
+		}
+		if ctx.Err() == nil {
+			w.dropped.Add(uint64(len(batch) - res.Added - res.Duplicates))
+			s.log.Debug("peer push failed", "peer", w.id.Short(), "messages", len(batch), "err", err)
+		}
+		return
+	}
+}
