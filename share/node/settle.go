@@ -1,0 +1,238 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/commons-energy/commons/share"
+)
+
+// SettleReport says what one settlement round did.
+type SettleReport struct {
+	Reported []string  `json:"reported"` // pledge ids whose window this household reported its metered slots for
+	Settled  []Pledge  `json:"settled"`  // pledges this household settled in this round
+	Waiting  []Problem `json:"waiting"`  // pledges not settled yet, with what they wait for
+}
+
+// Settle runs one settlement round. For every accepted pledge this
+// household is a party to whose window has closed, it first reports its
+// own measured export and import per slot from the ledger's slot
+// aggregates (a signed report message), once the aggregates cover the
+// whole window. Then, as the exporter, it settles each closed pledge with
+// share.Allocate: per slot, allocated = min(pledged, accepted, its own
+// reported export, the recipient's reported import), competing pledges
+// sharing by the community's allocation key, and appends a settle
+// message. A pledge whose recipient has not reported yet waits (deliver
+// messages, then run Settle again); so does one overlapping another
+// accepted pledge of this household whose window is still open.
+func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
+	var rep SettleReport
+	if err := n.writable("settle"); err != nil {
+		return rep, err
+	}
+	views, _, err := n.pledgeViews(ctx)
+	if err != nil {
+		return rep, err
+	}
+	now := n.opts.Now()
+	self := n.key.ID()
+	slotLen := n.manifest.SlotDuration()
+	table, own, err := n.reports(ctx)
+	if err != nil {
+		return rep, err
+	}
+	lastReading, haveReading := n.lastAggregated(ctx)
+	closed := func(v *share.PledgeView) bool { return !now.Before(n.manifest.SlotStart(v.Window.To)) }
+
+	// 1. Report our own metered slots of every closed, accepted pledge.
+	for _, v := range views {
+		if v.State != share.StateAccepted || !closed(v) {
+			continue
+		}
+		if own.covers(v.Window) {
+			continue
+		}
+		end := n.manifest.SlotStart(v.Window.To)
+		if !haveReading || lastReading.Before(end) {
+			rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("this household's meter data up to %s is not stored yet (is the meter read?)", end.In(n.loc).Format("2006-01-02 15:04"))})
+			continue
+		}
+		imp, exp, measured, err := n.led.SlotEnergy(ctx, slotLen, v.Window.From, v.Window.To)
+		if err != nil {
+			return rep, err
+		}
+		// A slot without a stored aggregate had no reading at all (the
+		// meter was away): wait rather than report an invented zero.
+		if i := indexFalse(measured); i >= 0 {
+			rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("no meter data stored for slot starting %s", n.manifest.SlotStart(v.Window.From+int64(i)).In(n.loc).Format("2006-01-02 15:04"))})
+			continue
+		}
+		r := &share.Report{FromSlot: v.Window.From, ExportWh: exp, ImportWh: imp}
+		if _, err := n.sign(ctx, r); err != nil {
+			return rep, err
+		}
+		table.AddReport(self, r)
+		own.add(v.Window)
+		rep.Reported = append(rep.Reported, v.ID.String())
+	}
+
+	// 2. As the exporter, settle closed accepted pledges, in groups of
+	// overlapping windows (they compete for the same export).
+	var open, ready []*share.PledgeView
+	for _, v := range views {
+		if v.From != self || v.State != share.StateAccepted {
+			continue
+		}
+		if closed(v) {
+			ready = append(ready, v)
+		} else {
+			open = append(open, v)
+		}
+	}
+	key, err := share.KeyByName(n.manifest.Key)
+	if err != nil {
+		return rep, err
+	}
+	names, err := n.names(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, group := range overlapGroups(ready) {
+		if o := firstOverlap(group, open); o != nil {
+			for _, v := range group {
+				rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("shares slots with pledge %s, whose window is still open", o.ID.Short())})
+			}
+			continue
+		}
+		terms := make([]share.Terms, len(group))
+		for i, v := range group {
+			terms[i] = v.Terms()
+		}
+		allocs, err := share.Allocate(terms, table, key)
+		var missing *share.MissingError
+		if errors.As(err, &missing) {
+			for _, v := range group {
+				rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: n.missingText(missing, names)})
+			}
+			continue
+		}
+		if err != nil {
+			return rep, err
+		}
+		for i, v := range group {
+			c, err := share.SettleContent(terms[i], allocs, key)
+			if err != nil {
+				return rep, err
+			}
+			m, err := n.sign(ctx, c)
+			if err != nil {
+				return rep, err
+			}
+			p, err := n.FindPledge(ctx, v.ID.String())
+			if err != nil {
+				return rep, err
+			}
+			if p.State != string(share.StateSettled) {
+				return rep, fmt.Errorf("settle %s: the stored settle message %s did not settle the pledge (state %s)", v.ID.Short(), m.ID().Short(), p.State)
+			}
+			rep.Settled = append(rep.Settled, p)
+		}
+	}
+	return rep, nil
+}
+
+func (n *Node) missingText(e *share.MissingError, names map[share.HouseholdID]string) string {
+	m := e.Missing[0]
+	what := "export"
+	if m.Import {
+		what = "import"
+	}
+	return fmt.Sprintf("waiting for %s's report of its %s in the slot starting %s (%d measurement(s) missing): deliver its messages, then settle again",
+		nameOf(names, m.Household), what, n.manifest.SlotStart(m.Slot).In(n.loc).Format("2006-01-02 15:04"), len(e.Missing))
+}
+
+// slotSet records which slots this household has reported.
+type slotSet map[int64]bool
+
+func (s slotSet) covers(r share.SlotRange) bool {
+	for x := r.From; x < r.To; x++ {
+		if !s[x] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s slotSet) add(r share.SlotRange) {
+	for x := r.From; x < r.To; x++ {
+		s[x] = true
+	}
+}
+
+// reports gathers every stored report into a measurement table and the
+// slots this household reported itself.
+func (n *Node) reports(ctx context.Context) (share.MeterTable, slotSet, error) {
+	msgs, err := n.messagesOfKinds(ctx, share.KindReport)
+	if err != nil {
+		return nil, nil, err
+	}
+	table, own := share.MeterTable{}, slotSet{}
+	for _, m := range msgs {
+		c, err := m.Decode()
+		if err != nil {
+			continue
+		}
+		r, ok := c.(*share.Report)
+		if !ok {
+			continue
+		}
+		table.AddReport(m.Author, r)
+		if m.Author == n.key.ID() {
+			own.add(share.SlotRange{From: r.FromSlot, To: r.FromSlot + int64(len(r.ExportWh))})
+		}
+	}
+	return table, own, nil
+}
+
+func indexFalse(b []bool) int {
+	for i, v := range b {
+		if !v {
+			return i
+		}
+	}
+	return -1
+}
+
+func overlaps(a, b share.SlotRange) bool { return a.From < b.To && b.From < a.To }
+
+// overlapGroups partitions views into groups whose windows overlap
+// transitively, each group and the groups in window order.
+func overlapGroups(vs []*share.PledgeView) [][]*share.PledgeView {
+	s := append([]*share.PledgeView(nil), vs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Window.From < s[j].Window.From })
+	var out [][]*share.PledgeView
+	var end int64
+	for _, v := range s {
+		if len(out) > 0 && v.Window.From < end {
+			out[len(out)-1] = append(out[len(out)-1], v)
+			end = max(end, v.Window.To)
+			continue
+		}
+		out = append(out, []*share.PledgeView{v})
+		end = v.Window.To
+	}
+	return out
+}
+
+func firstOverlap(group, others []*share.PledgeView) *share.PledgeView {
+	for _, o := range others {
+		for _, v := range group {
+			if overlaps(v.Window, o.Window) {
+				return o
+			}
+		}
+	}
+	return nil
+}
