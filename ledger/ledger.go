@@ -1,0 +1,149 @@
+// Package ledger is a household's durable store: the verified protocol
+// messages of its own feed and its neighbours' feeds (append-only, the
+// signed bytes kept verbatim), fork proofs, the neighbour list, the latest
+// status of each neighbour, counters of rejected messages, and the meter
+// aggregates (per minute for about 30 days, per settlement slot forever).
+// Views over the messages (open pledges, balances, settlements) come from
+// package share's lifecycle fold.
+//
+// The store is one SQLite file (modernc.org/sqlite, no cgo) in WAL mode
+// with synchronous=FULL: an Append that returned nil survives a power cut.
+// Meter data is aggregated in memory and written in batches about once a
+// minute to spare SD cards. One process writes a home at a time; see
+// LockHome.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the ledger's file name inside a home folder.
+const FileName = "ledger.db"
+
+// Options configure a Ledger.
+type Options struct {
+	// Self is this household's id. Its own messages are always accepted.
+	Self share.HouseholdID
+	// Manifest is the community: every stored message must belong to it
+	// (its ID), and pledge views use its slot length.
+	Manifest share.Manifest
+	// Logger receives notes such as meter resets; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for received and added times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Ledger is an open ledger file. Its methods are safe for concurrent use;
+// writes are serialised inside the process. Only one process should write
+// a home's ledger: hold the home's HomeLock while a Ledger is open for
+// writing.
+type Ledger struct {
+	db        *sql.DB
+	path      string
+	opts      Options
+	community share.CommunityID
+	log       *slog.Logger
+
+	writeMu sync.Mutex // one write transaction at a time
+}
+
+// Open opens (creating if needed) the ledger file at path and migrates its
+// schema to the current version.
+func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := opts.Manifest.Validate(); err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	q := url.Values{}
+	for _, p := range []string{
+		"journal_mode(WAL)",
+		"synchronous(FULL)",
+		"busy_timeout(10000)",
+		"foreign_keys(1)",
+	} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		db.Close()
+		if err == nil {
+			err = fmt.Errorf("journal mode is %q, not wal (is the file on a network file system?)", mode)
+		}
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	if err := migrate(ctx, db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
+}
+
+// Close closes the database. Flush any Aggregator first.
+func (l *Ledger) Close() error {
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("close ledger %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// Path returns the ledger file's path.
+func (l *Ledger) Path() string { return l.path }
+
+// Self returns the household id the ledger was opened for.
+func (l *Ledger) Self() share.HouseholdID { return l.opts.Self }
+
+// DB returns the underlying database for read-only queries by tools and
+// tests. Writing through it bypasses every rule of the ledger.
+func (l *Ledger) DB() *sql.DB { return l.db }
+
+// SchemaVersion returns the database's PRAGMA user_version.
+func (l *Ledger) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := l.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// write runs fn in one write transaction, committed durably
+// (synchronous=FULL) when fn returns nil.
+func (l *Ledger) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (l *Ledger) nowMS() int64 { return l.opts.Now().UnixMilli() }

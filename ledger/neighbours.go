@@ -1,0 +1,183 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+)
+
+// ErrNotFound is wrapped by lookups that find nothing (a neighbour, a
+// pledge id); the CLI maps it to exit code 3.
+var ErrNotFound = errors.New("not found")
+
+// ErrAmbiguous is wrapped when an id prefix matches more than one record.
+var ErrAmbiguous = errors.New("ambiguous")
+
+// Neighbour is a household whose messages this ledger accepts.
+type Neighbour struct {
+	ID        share.HouseholdID
+	Name      string    // display name or local alias; unique among current neighbours
+	Addresses []string  // where to reach it (host:port, URLs)
+	Invite    string    // the invite string it was added with, if any
+	Added     time.Time // when it was (last) added
+	LastSeen  time.Time // last message stored from it; zero when never
+	Removed   time.Time // zero while it is a neighbour
+}
+
+// AddNeighbour adds n, or updates name, addresses and invite of a
+// neighbour with the same id (re-adding a removed neighbour makes it a
+// neighbour again). A name already used by another current neighbour is
+// refused. n.Added is ignored: the ledger's clock sets it.
+func (l *Ledger) AddNeighbour(ctx context.Context, n Neighbour) error {
+	n.Name = strings.TrimSpace(n.Name)
+	if n.Name == "" {
+		return fmt.Errorf("add neighbour %s: empty name: give it a name (--name)", n.ID.Short())
+	}
+	if n.ID == l.opts.Self {
+		return fmt.Errorf("add neighbour %s: that is this household's own id", n.Name)
+	}
+	return l.write(ctx, func(tx *sql.Tx) error {
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM neighbours WHERE name = ? AND removed_ms IS NULL AND id <> ?`,
+			n.Name, n.ID.String()).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("add neighbour %q: the name is taken by neighbour %s: choose another name (--name)", n.Name, other)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("add neighbour %q: %w", n.Name, err)
+		}
+		_, err = tx.ExecContext(ctx, `
+INSERT INTO neighbours (id, name, addresses, invite, added_ms) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, addresses = excluded.addresses,
+	invite = CASE WHEN excluded.invite <> '' THEN excluded.invite ELSE neighbours.invite END,
+	added_ms = CASE WHEN neighbours.removed_ms IS NULL THEN neighbours.added_ms ELSE excluded.added_ms END,
+	removed_ms = NULL`,
+			n.ID.String(), n.Name, strings.Join(n.Addresses, "\n"), n.Invite, l.nowMS())
+		if err != nil {
+			return fmt.Errorf("add neighbour %q: %w", n.Name, err)
+		}
+		return nil
+	})
+}
+
+// RemoveNeighbour marks the neighbour with this id as removed: its
+// messages are no longer accepted; those already stored stay.
+func (l *Ledger) RemoveNeighbour(ctx context.Context, id share.HouseholdID) error {
+	return l.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE neighbours SET removed_ms = ? WHERE id = ? AND removed_ms IS NULL`,
+			l.nowMS(), id.String())
+		if err != nil {
+			return fmt.Errorf("remove neighbour %s: %w", id.Short(), err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("remove neighbour %s: %w", id.Short(), ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// Neighbours lists the current neighbours by name.
+func (l *Ledger) Neighbours(ctx context.Context) ([]Neighbour, error) {
+	return l.queryNeighbours(ctx, `WHERE removed_ms IS NULL ORDER BY name`)
+}
+
+// AllNeighbours lists every household ever added, removed ones included.
+func (l *Ledger) AllNeighbours(ctx context.Context) ([]Neighbour, error) {
+	return l.queryNeighbours(ctx, `ORDER BY name`)
+}
+
+// FindNeighbour finds a current neighbour by exact name (case-insensitive),
+// full id, or a unique id prefix of at least 4 characters. It wraps
+// ErrNotFound or ErrAmbiguous.
+func (l *Ledger) FindNeighbour(ctx context.Context, nameOrID string) (Neighbour, error) {
+	s := strings.TrimSpace(nameOrID)
+	ns, err := l.queryNeighbours(ctx, `WHERE removed_ms IS NULL AND (name = ? COLLATE NOCASE OR id = ?) ORDER BY name`, s, strings.ToLower(s))
+	if err != nil {
+		return Neighbour{}, err
+	}
+	if len(ns) == 0 && len(s) >= 4 {
+		ns, err = l.queryNeighbours(ctx, `WHERE removed_ms IS NULL AND substr(id, 1, ?) = ? ORDER BY name`, len(s), strings.ToLower(s))
+		if err != nil {
+			return Neighbour{}, err
+		}
+	}
+	switch len(ns) {
+	case 0:
+		return Neighbour{}, fmt.Errorf("neighbour %q: %w: see `commons neighbours list`", s, ErrNotFound)
+	case 1:
+		return ns[0], nil
+	default:
+		return Neighbour{}, fmt.Errorf("neighbour %q matches %d neighbours (%s, %s): %w: give more of the id", s, len(ns), ns[0].Name, ns[1].Name, ErrAmbiguous)
+	}
+}
+
+// IsKnown reports whether messages by author are accepted: this
+// household's own, or a current neighbour's.
+func (l *Ledger) IsKnown(ctx context.Context, author share.HouseholdID) (bool, error) {
+	return isKnown(ctx, l.db, l.opts.Self, author)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bool, error) {
+	if author == self {
+		return true, nil
+	}
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM neighbours WHERE id = ? AND removed_ms IS NULL`, author.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any) ([]Neighbour, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms FROM neighbours `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list neighbours: %w", err)
+	}
+	defer rows.Close()
+	var out []Neighbour
+	for rows.Next() {
+		var (
+			n             Neighbour
+			id, addrs     string
+			added         int64
+			seen, removed sql.NullInt64
+		)
+		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed); err != nil {
+			return nil, fmt.Errorf("list neighbours: %w", err)
+		}
+		if n.ID, err = share.ParseHouseholdID(id); err != nil {
+			return nil, fmt.Errorf("list neighbours: stored id: %w", err)
+		}
+		if addrs != "" {
+			n.Addresses = strings.Split(addrs, "\n")
+		}
+		n.Added = time.UnixMilli(added)
+		if seen.Valid {
+			n.LastSeen = time.UnixMilli(seen.Int64)
+		}
+		if removed.Valid {
+			n.Removed = time.UnixMilli(removed.Int64)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// TouchNeighbour records contact with a neighbour (for example a
+// successful connection) at t. Stored messages update it by themselves.
+func (l *Ledger) TouchNeighbour(ctx context.Context, id share.HouseholdID, t time.Time) error {
+	return l.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE neighbours SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?) WHERE id = ?`, t.UnixMilli(), id.String())
+		return err
+	})
+}

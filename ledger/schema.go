@@ -1,0 +1,147 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema steps in order. Step i (0-based) moves the
+// database from PRAGMA user_version i to i+1; each runs in its own
+// transaction together with the version bump. Steps are never edited once
+// released: a change is a new step.
+//
+// Names are chosen for people who open the file with sqlite3: ids and keys
+// are text (message ids 64 hex digits, household ids 52 base32
+// characters, as the protocol writes them), times are Unix milliseconds in *_ms columns (or
+// Unix seconds in *_unix), energy is integer Wh in *_wh columns.
+var migrations = []string{
+	// 1: protocol messages, forks, neighbours, rejections, statuses, meter aggregates.
+	`
+CREATE TABLE messages (
+	id          TEXT PRIMARY KEY,          -- message id, hex
+	author      TEXT NOT NULL,             -- author household id (base32)
+	seq         INTEGER NOT NULL,          -- position in the author's feed, from 1
+	prev        TEXT NOT NULL,             -- id of seq-1 ('' for seq 1)
+	kind        INTEGER NOT NULL,          -- message kind code
+	kind_name   TEXT NOT NULL,             -- message kind name, for people
+	created_ms  INTEGER NOT NULL,          -- author's advisory clock, Unix ms
+	received_ms INTEGER NOT NULL,          -- when this box stored it, Unix ms
+	content     TEXT NOT NULL,             -- content bytes as text (JSON), for people; raw is authoritative
+	raw         BLOB NOT NULL,             -- the signed message exactly as received
+	UNIQUE (author, seq)
+) STRICT;
+CREATE INDEX messages_kind ON messages (kind, author);
+
+CREATE TABLE forks (
+	author      TEXT NOT NULL,             -- the forked feed
+	seq         INTEGER NOT NULL,          -- where the two histories differ
+	stored_id   TEXT NOT NULL,             -- id of the message this ledger holds at (author, seq), or of its seq-1
+	other_id    TEXT NOT NULL,             -- id of the conflicting message
+	other_raw   BLOB NOT NULL,             -- the conflicting signed message verbatim: with the stored one, the proof
+	reason      TEXT NOT NULL,
+	detected_ms INTEGER NOT NULL,
+	PRIMARY KEY (author, other_id)
+) STRICT;
+
+CREATE TABLE neighbours (
+	id          TEXT PRIMARY KEY,          -- household id (base32)
+	name        TEXT NOT NULL,             -- display name or local alias
+	addresses   TEXT NOT NULL DEFAULT '',  -- where to reach it, one per line
+	invite      TEXT NOT NULL DEFAULT '',  -- the invite string it was added with
+	added_ms    INTEGER NOT NULL,
+	last_seen_ms INTEGER,                  -- last message or contact, NULL when never
+	removed_ms  INTEGER                    -- NULL while a neighbour
+) STRICT;
+CREATE UNIQUE INDEX neighbours_name ON neighbours (name) WHERE removed_ms IS NULL;
+
+CREATE TABLE rejections (
+	reason      TEXT PRIMARY KEY,          -- short stable reason code
+	count       INTEGER NOT NULL,
+	last_ms     INTEGER NOT NULL,
+	last_detail TEXT NOT NULL              -- the last full reason, with the author when known
+) STRICT;
+
+CREATE TABLE statuses (
+	author      TEXT PRIMARY KEY,          -- latest status of each author only
+	id          TEXT NOT NULL,
+	created_ms  INTEGER NOT NULL,
+	received_ms INTEGER NOT NULL,
+	content     TEXT NOT NULL,
+	raw         BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE meter_minutes (
+	start_unix    INTEGER PRIMARY KEY,     -- minute start, Unix seconds (multiple of 60)
+	import_wh     INTEGER NOT NULL,        -- energy drawn from the grid in this minute
+	export_wh     INTEGER NOT NULL,        -- energy delivered to the grid in this minute
+	production_wh INTEGER,                 -- own production, NULL when not measured
+	readings      INTEGER NOT NULL         -- how many readings fed it
+) STRICT;
+
+CREATE TABLE meter_slots (
+	slot_seconds  INTEGER NOT NULL,        -- slot length (community setting), seconds
+	slot          INTEGER NOT NULL,        -- floor(unix / slot_seconds)
+	start_unix    INTEGER NOT NULL,        -- slot start, Unix seconds
+	import_wh     INTEGER NOT NULL,
+	export_wh     INTEGER NOT NULL,
+	production_wh INTEGER,
+	readings      INTEGER NOT NULL,
+	PRIMARY KEY (slot_seconds, slot)
+) STRICT;
+
+CREATE TABLE meter_baseline (
+	id            INTEGER PRIMARY KEY CHECK (id = 1), -- one row: the last register values aggregated
+	meter_id      TEXT NOT NULL,
+	time_ms       INTEGER NOT NULL,
+	import_wh     INTEGER,                 -- import register total, NULL when unknown
+	export_wh     INTEGER,
+	production_wh INTEGER
+) STRICT;
+`,
+}
+
+// schemaVersion is the version a fully migrated database has.
+var schemaVersion = len(migrations)
+
+// migrate brings db to schemaVersion. A database from a newer program is
+// refused rather than guessed at.
+func migrate(ctx context.Context, db *sql.DB, path string) error {
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("ledger %s has schema version %d, this program knows up to %d: upgrade commons", path, v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		if err := migrateStep(ctx, db, v); err != nil {
+			return fmt.Errorf("migrate ledger %s to version %d: %w", path, v+1, err)
+		}
+	}
+	return nil
+}
+
+func migrateStep(ctx context.Context, db *sql.DB, from int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Re-read inside the write transaction: another opener may have
+	// migrated meanwhile.
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v != from {
+		return tx.Commit()
+	}
+	if _, err := tx.ExecContext(ctx, migrations[from]); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", from+1)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
