@@ -1,0 +1,65 @@
+package share
+
+import (
+	"testing"
+)
+
+// BenchmarkOpen measures full verification of one received pledge message:
+// parse, community, Ed25519ctx signature, content hash, content rules.
+func BenchmarkOpen(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	m := compose(b, alice, Head{Seq: 41, ID: ID{1}}, t0, &Pledge{To: bob.ID(), FromSlot: 1000, ToSlot: 1004, EnergyWh: 1500, ExpirySlot: 1000, Nonce: 9})
+	raw := m.Bytes()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Open(raw, testCommunity); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerify measures signature and content hash only.
+func BenchmarkVerify(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	m := compose(b, alice, Head{}, t0, &Pledge{To: bob.ID(), FromSlot: 1000, ToSlot: 1004, EnergyWh: 1500, ExpirySlot: 1000})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Verify(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompose measures encoding and signing a pledge.
+func BenchmarkCompose(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	p := &Pledge{To: bob.ID(), FromSlot: 1000, ToSlot: 1004, EnergyWh: 1500, ExpirySlot: 1000}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := alice.Compose(testCommunity, Head{}, t0, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAllocate settles a street: 10 households, 20 pledges of 4
+// slots each.
+func BenchmarkAllocate(b *testing.B) {
+	m := MeterTable{}
+	var terms []Terms
+	for h := 0; h < 10; h++ {
+		for s := int64(0); s < 8; s++ {
+			m.Set(hh(byte(h)), s, int64(500+h*37), int64(400+h*23))
+		}
+	}
+	for i := 0; i < 20; i++ {
+		terms = append(terms, Terms{Pledge: ID{byte(i)}, From: hh(byte(i % 10)), To: hh(byte((i*3 + 1) % 10)), Window: SlotRange{From: int64(i % 4), To: int64(i%4) + 4}, PledgedWh: 2000, AcceptedWh: 1500})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Allocate(terms, m, ProRata{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package share
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func FuzzParse(f *testing.F) {
+	alice, bob := testKey(f, "alice"), testKey(f, "bob")
+	a := compose(f, alice, Head{}, t0, &Announce{Name: "Alice", Addrs: []string{"127.0.0.1:7420"}})
+	p := compose(f, alice, HeadOf(a), t0, &Pledge{To: bob.ID(), FromSlot: 10, ToSlot: 12, EnergyWh: 5, ExpirySlot: 10})
+	s := compose(f, bob, Head{}, t0, &Status{SurplusW: 3})
+	for _, m := range []*Message{a, p, s} {
+		f.Add(m.Bytes())
+	}
+	f.Add([]byte("ECM1"))
+	f.Add(make([]byte, MinMessageSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			if Reason(err) == "other" {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(m.Bytes(), b) || int(m.ContentLen) != len(m.Content) {
+			t.Fatal("parsed message does not keep the verbatim bytes")
+		}
+		if err := m.Verify(); err != nil {
+			return
+		}
+		// A verified message re-opens identically.
+		if _, err := Open(b, m.Community); err != nil && Reason(err) != "bad_content" {
+			t.Fatalf("verified message fails Open: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeContent(f *testing.F) {
+	for _, s := range []struct {
+		k Kind
+		b string
+	}{
+		{KindAnnounce, `{"name":"Alice","addrs":["127.0.0.1:7420"]}`},
+		{KindAccept, `{"pledge":"` + strings.Repeat("ab", 32) + `","energy_wh":5}`},
+		{KindSettle, `{"pledge":"` + strings.Repeat("ab", 32) + `","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"export_wh":[5,0],"import_wh":[1,9],"total_wh":1,"key":"pro-rata"}`},
+		{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
+		{KindReport, `{"from_slot":10,"export_wh":[1,2],"import_wh":[0,0]}`},
+	} {
+		f.Add(uint16(s.k), []byte(s.b))
+	}
+	f.Fuzz(func(t *testing.T, k uint16, b []byte) {
+		c, err := DecodeContent(Kind(k), b)
+		if err != nil {
+			return
+		}
+		// Canonical: what decodes re-encodes to the same bytes.
+		out, err := EncodeContent(c)
+		if err != nil {
+			t.Fatalf("decoded content does not encode: %v", err)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatalf("not canonical: %q -> %q", b, out)
+		}
+	})
+}
+
+func FuzzParseInvite(f *testing.F) {
+	alice := testKey(f, "alice")
+	s, err := alice.Invite("Alice", []string{"192.0.2.7:7420"}, testManifest)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(s)
+	f.Add("commons1")
+	f.Add("commons1aaaa")
+	f.Add(strings.ToUpper(s))
+	f.Fuzz(func(t *testing.T, s string) {
+		iv, err := ParseInvite(s)
+		if err != nil {
+			if Reason(err) != "bad_invite" {
+				t.Fatalf("error without the invite reason: %v", err)
+			}
+			return
+		}
+		if err := iv.validate(); err != nil {
+			t.Fatalf("accepted an invalid invite: %v", err)
+		}
+	})
+}
+
+func FuzzDearmor(f *testing.F) {
+	alice := testKey(f, "alice")
+	m := compose(f, alice, Head{}, t0, &Announce{Name: "Alice"})
+	var buf bytes.Buffer
+	if err := Armor(&buf, [][]byte{m.Bytes(), m.Bytes()}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.String())
+	f.Add(ArmorBegin + "\n" + ArmorEnd)
+	f.Fuzz(func(t *testing.T, s string) {
+		msgs, err := Dearmor(strings.NewReader(s), 100)
+		if err != nil {
+			return
+		}
+		if len(msgs) > 100 {
+			t.Fatal("limit ignored")
+		}
+		for _, b := range msgs {
+			if len(b) > MaxMessageSize {
+				t.Fatalf("message of %d bytes", len(b))
+			}
+		}
+	})
+}
+
+func FuzzParseWindow(f *testing.F) {
+	for _, s := range []string{"next-hour", "14:00/15:30", "22:00/02:00", "2025-06-01T12:00:00+02:00/2025-06-01T14:00:00+02:00"} {
+		f.Add(s)
+	}
+	loc, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Date(2025, 10, 26, 1, 30, 0, 0, loc)
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := testManifest.ParseWindow(s, now, loc)
+		if err != nil {
+			return
+		}
+		if r.Len() < 1 || r.Len() > MaxWindowSlots {
+			t.Fatalf("%q gave %d slots", s, r.Len())
+		}
+	})
+}
