@@ -103,7 +103,7 @@ func (d *IECDecoder) step(emit func(Reading, error), eof bool) bool {
 			return false
 		}
 		line := d.buf[:nl]
-		if len(line) < 4 || bytes.HasPrefix(line, []byte("/?")) || bytes.IndexFunc(line, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		if !identLine(line) {
 			// The echo of our request "/?!" or not an ident at all.
 			d.drop(1)
 			return true

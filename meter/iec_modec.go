@@ -143,7 +143,7 @@ func iecReadIdent(ctx context.Context, port Port, deadline time.Time) (ident, re
 			acc = acc[nl+1:]
 			if s := bytes.IndexByte(line, '/'); s >= 0 {
 				line = line[s:]
-				if len(line) >= 5 && !bytes.HasPrefix(line, []byte("/?")) {
+				if identLine(line) {
 					return append([]byte(nil), line...), append([]byte(nil), acc...), nil
 				}
 			}

@@ -20,6 +20,14 @@ type DecoderOptions struct {
 	// calls; a longer frame is dropped with ErrTooLong. 0 means
 	// DefaultMaxFrame.
 	MaxFrame int
+	// SML holds the per-meter options of the SML decoder (the DZG
+	// unsigned-16 power workaround).
+	SML SMLOptions
+	// Modbus holds the slave id, model, poll period, timeout and retries
+	// of a Modbus meter.
+	Modbus ModbusOptions
+	// OnDetect, when set, is told what the "auto" decoder recognised.
+	OnDetect func(Detection)
 }
 
 func (o DecoderOptions) maxFrame() int {
@@ -49,6 +57,16 @@ type protocolEntry struct {
 var protocolTable = []protocolEntry{
 	{"dsmr", "DSMR P1 2.2-5.0, Belgian e-MUCS, plaintext Luxembourg Smarty and DSMR-like dialects",
 		func(o DecoderOptions) (Decoder, error) { return NewDSMRDecoder(o), nil }},
+	{"sml", "SML 1.04: German eHZ, EDL21 and modern meters through an IR head (9600 8N1 push)",
+		func(o DecoderOptions) (Decoder, error) { return NewSMLDecoder(o.SML), nil }},
+	{"iec62056-21", "IEC 62056-21 (D0) optical readout: mode D push and mode C readout text",
+		func(o DecoderOptions) (Decoder, error) { return NewIECDecoder(o), nil }},
+	{"modbus", "Modbus RTU Eastron SDM120/SDM630, polled (decoding reads captured request+response traffic)",
+		func(o DecoderOptions) (Decoder, error) { return nonNil(NewModbusSDM(o.Modbus)) }},
+	{"smarty", "Luxembourg Smarty encrypted P1 (AES-128-GCM, needs the meter's key)",
+		func(o DecoderOptions) (Decoder, error) { return nonNil(NewSmartyDecoder(o)) }},
+	{"auto", "recognise DSMR/D0 text, SML or Smarty from the first bytes",
+		func(o DecoderOptions) (Decoder, error) { return NewAutoDecoder(o, o.OnDetect), nil }},
 }
 
 // Protocols returns the names NewDecoder accepts.
