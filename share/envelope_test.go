@@ -193,3 +193,11 @@ func TestParseCopiesInput(t *testing.T) {
 		t.Fatalf("message changed with caller's buffer: %v", err)
 	}
 }
+
+func TestPledgeToSelfRejected(t *testing.T) {
+	alice := testKey(t, "alice")
+	m := compose(t, alice, Head{}, t0, &Pledge{To: alice.ID(), FromSlot: 10, ToSlot: 11, EnergyWh: 5, ExpirySlot: 10})
+	if _, err := Open(m.Bytes(), testCommunity); !errors.Is(err, ErrBadContent) || !strings.Contains(err.Error(), "to itself") {
+		t.Fatalf("got %v", err)
+	}
+}

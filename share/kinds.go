@@ -259,8 +259,14 @@ func (m *Message) Decode() (Content, error) {
 // CheckContent applies the kind's content rules. Unknown kinds pass: they
 // are stored and relayed but not interpreted.
 func (m *Message) CheckContent() error {
-	_, err := m.Decode()
-	return err
+	c, err := m.Decode()
+	if err != nil {
+		return err
+	}
+	if p, ok := c.(*Pledge); ok && p.To == m.Author {
+		return reject(ErrBadContent, "message %s: pledge from %s to itself: a household cannot share with its own connection", m.id.Short(), m.Author.Short())
+	}
+	return nil
 }
 
 // NewDraft encodes c as the content of a draft for community. seq and prev
