@@ -132,9 +132,10 @@ func (d *DSMRDecoder) Feed(p []byte, emit func(Reading, error)) {
 				end = i + k
 			}
 			// A line-initial '/' before the '!' starts a new telegram:
-			// the one in progress was cut.
+			// the one in progress was cut. Only the first maxFrame bytes
+			// count, so that the outcome does not depend on chunking.
 			from := max(start, i-1)
-			if r := bytes.Index(data[from:end], []byte("\n/")); r >= 0 {
+			if r := bytes.Index(data[from:min(end, start+d.maxFrame+1)], []byte("\n/")); r >= 0 {
 				next := from + r + 1
 				d.frameOff = base + int64(start)
 				emit(Reading{}, d.cutError(data[start:next], "a new telegram started before its '!'"))
@@ -143,10 +144,11 @@ func (d *DSMRDecoder) Feed(p []byte, emit func(Reading, error)) {
 				continue
 			}
 			if end-start > d.maxFrame {
+				// Drop exactly maxFrame bytes and hunt again after them.
 				d.frameOff = base + int64(start)
-				emit(Reading{}, d.tooLong(data[start:end]))
+				emit(Reading{}, d.tooLong(data[start:start+d.maxFrame]))
+				i = start + d.maxFrame + 1
 				start = -1
-				i = end
 				continue
 			}
 			if k < 0 {
@@ -233,7 +235,10 @@ func headerOf(frame []byte) []byte {
 	if j := bytes.IndexByte(h, '\n'); j >= 0 {
 		h = h[:j]
 	}
-	return bytes.TrimRight(h, "\r!")
+	for len(h) > 0 && (h[len(h)-1] == '\r' || h[len(h)-1] == '!') {
+		h = h[:len(h)-1]
+	}
+	return h
 }
 
 func (d *DSMRDecoder) cutError(frame []byte, why string) error {

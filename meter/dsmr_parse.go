@@ -54,7 +54,7 @@ func (p *dsmrParser) decode(frame, digits []byte, off int64) (Reading, error) {
 	r := Reading{Protocol: "dsmr"}
 	if len(digits) > 0 {
 		sent := hexValue(digits)
-		computed := CRC16ARC(frame)
+		computed := crc16ARCFast(frame)
 		if sent != computed {
 			e := &TelegramError{Offset: off, Header: string(hdr), Err: ErrChecksum, Sent: sent, Computed: computed, Digits: len(digits)}
 			if bytes.IndexByte(frame, '\n') >= 0 && bytes.IndexByte(frame, '\r') < 0 {

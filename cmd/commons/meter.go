@@ -8,5 +8,6 @@ func newMeterCmd(g *globalFlags) *cobra.Command {
 		Use:   "meter",
 		Short: "Decode, read, simulate and find smart meters",
 	}
+	cmd.AddCommand(newMeterDecodeCmd(g))
 	return cmd
 }
