@@ -209,16 +209,16 @@ func (m Model) renderChart(w, h int, start, end time.Time, sets []series) string
 		hi = u
 	}
 	inc := (hi - lo) / float64(gh)
-	yfmt := func(_ int, v float64) string {
-		// label the row nearest to each multiple of u
+	yfmt := func(i int, v float64) string {
+		// label only the row nearest to each multiple of u
 		t := math.Round(v/u) * u
-		if d := v - t; d > -inc/2 && d <= inc/2 {
-			if t == 0 {
-				return "0"
-			}
-			return axisW(0, t)
+		if int(math.Round((t-lo)/inc)) != i {
+			return ""
 		}
-		return ""
+		if t == 0 {
+			return "0"
+		}
+		return axisW(0, t)
 	}
 	opts := []timeserieslinechart.Option{
 		timeserieslinechart.WithTimeRange(start, end),
@@ -284,6 +284,9 @@ func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
 			step = s
 			break
 		}
+	}
+	if span >= 48*time.Hour {
+		step = 24 * time.Hour // days read better than times over a week
 	}
 	if step >= 24*time.Hour {
 		layout = "Mon 02"
@@ -439,12 +442,16 @@ func (m Model) chartsView() string {
 		}
 	}
 	histTitle := st.boxTitle.Render("History ") + strings.Join(tabs, " ") + st.muted.Render(" · average power from stored energy · ←/→")
+	live := m.liveChart
+	if !m.haveSamples {
+		live = st.muted.Render("loading live samples…")
+	}
 	hist := m.histChart
 	if !m.haveAgg {
 		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
 	}
 	return lipgloss.JoinVertical(lipgloss.Left,
-		clip(liveTitle, m.width), m.liveChart, clip(m.legend(), m.width),
+		clip(liveTitle, m.width), live, clip(m.legend(), m.width),
 		clip(histTitle, m.width), hist, clip(m.legend(), m.width))
 }
 

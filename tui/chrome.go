@@ -145,7 +145,7 @@ func (m Model) helpView() string {
 	body := h.FullHelpView(m.helpMapFor().full)
 	notes := m.st.muted.Render("Import from the grid is shown as + and ▲ (above 0 in charts), export to the grid as - and ▼ (below 0).\n" +
 		"Values marked 'derived' are computed, not measured.")
-	return m.st.box.Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
+	return m.st.box.Width(min(m.width-2, 100)).Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
 }
 
 // helpMapFor is the key map of the screen under the help overlay.

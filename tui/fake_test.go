@@ -263,3 +263,5 @@ func newFake() *fakeBackend {
 	}
 	return f
 }
+
+func someW(v int64) meter.Optional { return meter.Some(v) }

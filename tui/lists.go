@@ -25,7 +25,7 @@ func fit(cols []table.Column, width, flex int) []table.Column {
 		}
 		used++
 	}
-	if w := min(width-used, 24); w > cols[flex].Width {
+	if w := min(width-used, max(24, cols[flex].Width)); w > cols[flex].Width {
 		cols[flex].Width = w
 	}
 	return cols
@@ -43,9 +43,13 @@ func (m *Model) setNeighbourColumns() {
 		{Title: "Last seen", Width: 9},
 	}
 	if wide {
-		cols = append(cols, table.Column{Title: "All time given/recv", Width: 19}, table.Column{Title: "Problem", Width: 20})
+		cols = append(cols, table.Column{Title: "All time given/recv", Width: 19}, table.Column{Title: "Problem", Width: 30})
 	}
-	m.neigh.SetColumns(fit(cols, m.width-1, 1))
+	cols = fit(cols, m.width-1, 1)
+	if wide {
+		cols = fit(cols, m.width-1, len(cols)-1)
+	}
+	m.neigh.SetColumns(cols)
 }
 
 func ledgerColumns(width int) []table.Column {

@@ -109,12 +109,13 @@ type Model struct {
 	notice    string // result of the last action
 	noticeBad bool
 
-	live      ring
-	liveWin   int // index into liveWins
-	span      span
-	buckets   []Bucket
-	bucketsOf span
-	haveAgg   bool
+	live        ring
+	haveSamples bool
+	liveWin     int // index into liveWins
+	span        span
+	buckets     []Bucket
+	bucketsOf   span
+	haveAgg     bool
 
 	// cached chart renderings, rebuilt in Update when their input changes
 	liveChart, histChart string
@@ -333,6 +334,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			break
 		}
 		m.live.merge(msg.samples)
+		m.haveSamples = true
 		m.liveDirty = true
 	case aggMsg:
 		m.now = msg.now

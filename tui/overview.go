@@ -53,7 +53,7 @@ func overviewRows(m Model) int { return lipgloss.Height(m.overviewTop()) }
 func (m Model) overviewView() string {
 	top := m.overviewTop()
 	lw, lh, _, _ := m.chartSizes()
-	if lw == 0 || lh == 0 || m.liveChart == "" {
+	if lw == 0 || lh == 0 || m.liveChart == "" || !m.haveSamples {
 		return top
 	}
 	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.liveWin])+" · ") + m.legend()

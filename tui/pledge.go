@@ -40,7 +40,7 @@ const (
 	winCount
 )
 
-var winNames = [winCount]string{"next slot", "next hour", "a chosen range"}
+var winNames = [winCount]string{"next slot", "next hour", "range"}
 
 // pledgeForm is the pledge flow: fields, preview, confirmation, result.
 type pledgeForm struct {
@@ -430,18 +430,21 @@ func (m Model) previewText() string {
 		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(fmtWh(r.EnergyWh)),
 			m.neighbourName(r.To), fmtWindow(m.now, r.Start, r.End, m.loc), fmtDur(r.End.Sub(r.Start))),
 	}
-	already := "already pledged in this window: " + fmtWh(p.PledgedWh)
+	row := func(label, v string) string { return st.label.Render(fmt.Sprintf("%-18s", label)) + v }
 	if p.ForecastSurplusWh.OK {
 		spare := p.ForecastSurplusWh.V - p.PledgedWh - r.EnergyWh
-		s := fmt.Sprintf("forecast surplus %s · %s · left after this %s",
-			fmtWh(p.ForecastSurplusWh.V), already, fmtWh(spare))
+		left := fmtWh(spare)
 		if spare < 0 {
-			lines = append(lines, st.warn.Render(s))
-		} else {
-			lines = append(lines, s)
+			left = st.warn.Render(left + "  more than the forecast surplus")
 		}
+		lines = append(lines,
+			row("Forecast surplus", fmtWh(p.ForecastSurplusWh.V)),
+			row("Already pledged", fmtWh(p.PledgedWh)),
+			row("Left after this", left))
 	} else {
-		lines = append(lines, "no surplus forecast for this window · "+already)
+		lines = append(lines,
+			row("Forecast surplus", st.muted.Render("no forecast for this window")),
+			row("Already pledged", fmtWh(p.PledgedWh)))
 	}
 	if p.Warning != "" {
 		lines = append(lines, st.warn.Render("! "+p.Warning))

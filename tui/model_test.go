@@ -1,0 +1,624 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+)
+
+// asciiRenderer renders without colour, as under NO_COLOR, so goldens are
+// plain text.
+func asciiRenderer() *lipgloss.Renderer {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	r.SetHasDarkBackground(true)
+	return r
+}
+
+func testOptions(w, h int) Options {
+	return Options{Renderer: asciiRenderer(), Now: testClock, Location: testZone, Width: w, Height: h}
+}
+
+// loaded returns a dashboard on f that already holds f's state, samples
+// and 24 h aggregates, applied through Update as the program would. The
+// program's own loads then return the same data, so the final view does
+// not depend on when they complete.
+func loaded(t testing.TB, f *fakeBackend, w, h int) Model {
+	t.Helper()
+	ctx := context.Background()
+	m := New(f, testOptions(w, h))
+	st, _ := f.State(ctx)
+	ss, _ := f.Samples(ctx, testNow.Add(-time.Hour))
+	from, to := histWindowAt(testNow, span24h, testZone)
+	bs, _ := f.Aggregates(ctx, from, to)
+	var tm tea.Model = m
+	for _, msg := range []tea.Msg{
+		tea.WindowSizeMsg{Width: w, Height: h},
+		stateMsg{state: st, now: testNow},
+		samplesMsg{samples: ss},
+		aggMsg{span: span24h, buckets: bs, now: testNow},
+	} {
+		tm, _ = tm.Update(msg)
+	}
+	return tm.(Model)
+}
+
+// start runs m in a teatest program of size w x h.
+func start(t *testing.T, m Model, w, h int) *teatest.TestModel {
+	t.Helper()
+	return teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
+}
+
+// waitOutput waits until the program has written every one of subs.
+func waitOutput(t *testing.T, tm *teatest.TestModel, subs ...string) {
+	t.Helper()
+	var seen []byte
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		seen = append(seen, b...)
+		for _, s := range subs {
+			if !bytes.Contains(seen, []byte(s)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(5*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
+}
+
+// final quits the program and returns its last model.
+func final(t *testing.T, tm *teatest.TestModel) Model {
+	t.Helper()
+	if err := tm.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(Model)
+}
+
+func press(s string) tea.KeyMsg {
+	switch s {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "tab":
+		return tea.KeyMsg{Type: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyMsg{Type: tea.KeyShiftTab}
+	case "up":
+		return tea.KeyMsg{Type: tea.KeyUp}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "left":
+		return tea.KeyMsg{Type: tea.KeyLeft}
+	case "right":
+		return tea.KeyMsg{Type: tea.KeyRight}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+}
+
+func send(tm *teatest.TestModel, keys ...string) {
+	for _, k := range keys {
+		tm.Send(press(k))
+	}
+}
+
+// waitCalls polls the fake until its call log holds want.
+func waitCalls(t *testing.T, f *fakeBackend, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if slices.Contains(f.callLog(), want) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond) // polling a condition with a deadline
+	}
+	t.Fatalf("backend never got %q; calls: %q", want, f.callLog())
+}
+
+func TestGolden(t *testing.T) {
+	cases := []struct {
+		name  string
+		keys  []string
+		await []string
+	}{
+		{"overview", nil, []string{"Power now"}},
+		{"charts", []string{"2"}, []string{"History"}},
+		{"charts_7d", []string{"2", "l"}, []string{"[7 days]", "Mon 15"}},
+		{"neighbours", []string{"3"}, []string{"Month given"}},
+		{"neighbour_detail", []string{"3", "j", "enter"}, []string{"pledges and settlements between you"}},
+		{"ledger", []string{"4"}, []string{"Delivered"}},
+		{"ledger_filtered", []string{"4", "f"}, []string{"filter: Anna"}},
+		{"pledge_form", []string{"3", "j", "p", "1.5kWh"}, []string{"Pledge energy"}},
+		{"pledge_preview", []string{"3", "j", "p", "1.5kWh", "enter"}, []string{"sign and send"}},
+		{"help", []string{"?"}, []string{"Keys"}},
+	}
+	for _, size := range [][2]int{{80, 24}, {160, 48}} {
+		for _, c := range cases {
+			name := c.name + "_" + sprintf("%dx%d", size[0], size[1])
+			t.Run(name, func(t *testing.T) {
+				f := newFake()
+				tm := start(t, loaded(t, f, size[0], size[1]), size[0], size[1])
+				send(tm, c.keys...)
+				waitOutput(t, tm, c.await...)
+				m := final(t, tm)
+				got := m.View()
+				if w, h := lipgloss.Width(got), lipgloss.Height(got); w > size[0] || h != size[1] {
+					t.Errorf("view is %dx%d, want at most %d wide and %d high", w, h, size[0], size[1])
+				}
+				golden.RequireEqual(t, []byte(got))
+			})
+		}
+	}
+}
+
+func TestViewsFitEverySize(t *testing.T) {
+	f := newFake()
+	for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}, {200, 60}, {250, 70}} {
+		m := loaded(t, f, size[0], size[1])
+		for _, k := range []string{"1", "2", "3", "4", "?"} {
+			var tm tea.Model = m
+			tm, _ = tm.Update(press(k))
+			v := tm.View()
+			if w, h := lipgloss.Width(v), lipgloss.Height(v); w > size[0] || h != size[1] {
+				t.Errorf("%dx%d view %s: rendered %dx%d", size[0], size[1], k, w, h)
+			}
+		}
+	}
+}
+
+func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	// neighbours, second row (Bob), pledge, amount, window: next hour
+	send(tm, "3", "j", "p")
+	waitOutput(t, tm, "Pledge energy", "Bob")
+	send(tm, "1.5 kWh", "tab", "right", "enter")
+	waitOutput(t, tm, "Forecast surplus", "2.600 kWh", "Left after this", "1.100 kWh")
+	waitCalls(t, f, "preview to=h-bob-00003 wh=1500 14:00-15:00")
+	send(tm, "enter")
+	waitOutput(t, tm, "Delivered to Bob.")
+	waitCalls(t, f, "pledge to=h-bob-00003 wh=1500 14:00-15:00")
+	send(tm, "enter", "4")
+	waitOutput(t, tm, "[4 Ledger]")
+	m := final(t, tm)
+	if m.form.open {
+		t.Error("form still open after closing the result")
+	}
+	p, ok := m.pledgeByID("new00001")
+	if !ok {
+		t.Fatalf("the new pledge is not in the dashboard's state: %+v", m.state.Pledges)
+	}
+	if p.To != "h-bob-00003" || p.EnergyWh != 1500 || p.State != StatePledged {
+		t.Errorf("new pledge = %+v", p)
+	}
+	if !strings.Contains(m.View(), "→ Bob") || !strings.Contains(m.View(), "14:00-15:00") {
+		t.Errorf("ledger does not show the new pledge:\n%s", m.View())
+	}
+	if n := strings.Count(strings.Join(f.callLog(), "\n"), "pledge to="); n != 1 {
+		t.Errorf("Pledge called %d times, want once", n)
+	}
+}
+
+func TestPledgeFromAnywhereWithRangeQueued(t *testing.T) {
+	f := newFake()
+	f.delivery = Queued
+	f.note = "Bob is offline, will retry"
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	// From the overview the form starts on the recipient, ordered by
+	// need: Dev (needs 2300 W), then Bob.
+	send(tm, "p")
+	waitOutput(t, tm, "Dev")
+	send(tm, "right", "tab", "2000", "tab", "right", "right", "tab", "16:00-17:30", "enter")
+	waitOutput(t, tm, "Pledge", "2.000 kWh", "16:00-17:30")
+	send(tm, "y")
+	waitOutput(t, tm, "Queued: Bob is offline, will retry.")
+	waitCalls(t, f, "pledge to=h-bob-00003 wh=2000 16:00-17:30")
+	final(t, tm)
+}
+
+func TestPledgeFormRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		name, amount, rng, want string
+	}{
+		{"no amount", "", "", "amount: give an amount"},
+		{"zero", "0", "", "more than 0 Wh"},
+		{"four decimals", "1.2345kWh", "", "at most three decimals"},
+		{"bad range", "500", "noon", "HH:MM-HH:MM"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			m := loaded(t, f, 80, 24)
+			var tm tea.Model = m
+			steps := []string{"3", "p"}
+			if c.amount != "" {
+				steps = append(steps, c.amount)
+			}
+			if c.rng != "" {
+				steps = append(steps, "tab", "left", "tab", c.rng)
+			}
+			steps = append(steps, "enter")
+			var cmd tea.Cmd
+			for _, k := range steps {
+				tm, cmd = tm.Update(press(k))
+			}
+			if cmd != nil {
+				if msg := cmd(); msg != nil {
+					if _, ok := msg.(previewMsg); ok {
+						t.Fatal("a preview was requested for bad input")
+					}
+				}
+			}
+			if v := tm.View(); !strings.Contains(v, c.want) {
+				t.Errorf("want %q in:\n%s", c.want, v)
+			}
+			if len(f.callLog()) != 0 {
+				t.Errorf("backend called: %q", f.callLog())
+			}
+		})
+	}
+}
+
+func TestPledgeFailureKeepsForm(t *testing.T) {
+	f := newFake()
+	f.failWith = io.ErrClosedPipe
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	send(tm, "3", "p", "700", "enter")
+	waitOutput(t, tm, "sign and send")
+	send(tm, "enter")
+	waitOutput(t, tm, "the pledge was not made")
+	m := final(t, tm)
+	if !m.form.open || m.form.step != stepEdit {
+		t.Errorf("form open=%v step=%v, want open in edit", m.form.open, m.form.step)
+	}
+}
+
+func TestAcceptIncomingFromBanner(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	waitOutput(t, tm, "Incoming: Anna pledges you 1.000 kWh")
+	send(tm, "a")
+	waitCalls(t, f, "accept p2anna0001")
+	waitOutput(t, tm, "Pledge p2anna00 accepted.")
+	m := final(t, tm)
+	if p, _ := m.pledgeByID("p2anna0001"); p.State != StateAccepted && m.notice == "" {
+		t.Errorf("state after accept: %v", p.State)
+	}
+}
+
+func TestDeclineSelectedInLedger(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	send(tm, "4", "d")
+	waitCalls(t, f, "decline p2anna0001")
+	waitOutput(t, tm, "declined.")
+	final(t, tm)
+}
+
+func TestAnswerWithoutIncoming(t *testing.T) {
+	f := newFake()
+	f.state.Pledges = f.state.Pledges[1:] // drop Anna's open pledge
+	m := loaded(t, f, 80, 24)
+	var tm tea.Model = m
+	tm, cmd := tm.Update(press("a"))
+	if cmd != nil {
+		t.Error("accept without an incoming pledge returned a command")
+	}
+	if !strings.Contains(tm.View(), "No incoming pledge waits") {
+		t.Errorf("no explanation:\n%s", tm.View())
+	}
+}
+
+func TestCancelOwnPledge(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	send(tm, "4", "j", "c")
+	waitOutput(t, tm, "Cancel your pledge of 1.500 kWh to Bob for 14:00-15:00?")
+	send(tm, "y")
+	waitCalls(t, f, "cancel p1bob00001")
+	waitOutput(t, tm, "cancelled.")
+	m := final(t, tm)
+	if m.confirm.open {
+		t.Error("confirmation still open")
+	}
+}
+
+func TestCancelRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		down int
+		want string
+	}{
+		{"incoming", 0, "decline it with d"},
+		{"settled", 2, "is settled and can no longer be cancelled"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			var tm tea.Model = loaded(t, f, 80, 24)
+			tm, _ = tm.Update(press("4"))
+			for i := 0; i < c.down; i++ {
+				tm, _ = tm.Update(press("j"))
+			}
+			tm, _ = tm.Update(press("c"))
+			if !strings.Contains(tm.View(), c.want) {
+				t.Errorf("want %q in:\n%s", c.want, tm.View())
+			}
+			if tm.(Model).confirm.open {
+				t.Error("confirmation opened")
+			}
+		})
+	}
+	// a window that has started
+	f := newFake()
+	f.state.Pledges[1].Start = testNow.Add(-time.Minute)
+	var tm tea.Model = loaded(t, f, 80, 24)
+	for _, k := range []string{"4", "j", "c"} {
+		tm, _ = tm.Update(press(k))
+	}
+	if !strings.Contains(tm.View(), "its window has started") {
+		t.Errorf("started window not refused:\n%s", tm.View())
+	}
+}
+
+func TestCancelAbandoned(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	for _, k := range []string{"4", "j", "c", "n"} {
+		tm, _ = tm.Update(press(k))
+	}
+	if tm.(Model).confirm.open || len(f.callLog()) != 0 {
+		t.Errorf("confirm open=%v calls=%q", tm.(Model).confirm.open, f.callLog())
+	}
+}
+
+func TestHelpOverlay(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	send(tm, "?")
+	waitOutput(t, tm, "Keys", "shift+tab", "previous view", "accept incoming")
+	send(tm, "?")
+	m := final(t, tm)
+	if m.showHelp {
+		t.Error("help still shown after the second ?")
+	}
+}
+
+func TestHelpListsEveryViewKey(t *testing.T) {
+	f := newFake()
+	for _, v := range []string{"1", "2", "3", "4"} {
+		var tm tea.Model = loaded(t, f, 160, 48)
+		tm, _ = tm.Update(press(v))
+		tm, _ = tm.Update(press("?"))
+		out := tm.View()
+		for _, want := range []string{"tab", "quit", "pledge", "overview", "ledger"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("view %s help lacks %q", v, want)
+			}
+		}
+	}
+}
+
+func TestTooSmall(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	tm.Send(tea.WindowSizeMsg{Width: 60, Height: 20})
+	waitOutput(t, tm, "Terminal too small: 60x20", "at least 80x24")
+	send(tm, "2") // ignored while too small
+	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
+	waitOutput(t, tm, "Power now")
+	tm.Send(tea.WindowSizeMsg{Width: 79, Height: 40})
+	waitOutput(t, tm, "79x40")
+	send(tm, "q")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	m := tm.FinalModel(t).(Model)
+	if m.view != viewOverview {
+		t.Errorf("a key switched the view while too small: %v", m.view)
+	}
+}
+
+func TestQuitKeys(t *testing.T) {
+	for _, k := range []tea.KeyMsg{press("q"), {Type: tea.KeyCtrlC}} {
+		f := newFake()
+		tm := start(t, loaded(t, f, 80, 24), 80, 24)
+		tm.Send(k)
+		tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	}
+}
+
+func TestViewSwitching(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	steps := []struct {
+		key  string
+		want view
+	}{
+		{"tab", viewCharts}, {"tab", viewNeighbours}, {"tab", viewLedger}, {"tab", viewOverview},
+		{"shift+tab", viewLedger}, {"2", viewCharts}, {"3", viewNeighbours}, {"1", viewOverview}, {"4", viewLedger},
+	}
+	for _, s := range steps {
+		tm, _ = tm.Update(press(s.key))
+		if got := tm.(Model).view; got != s.want {
+			t.Fatalf("after %s: view %v, want %v", s.key, got, s.want)
+		}
+		if !strings.Contains(tm.View(), "["+sprintf("%d %s", s.want+1, viewNames[s.want])+"]") {
+			t.Errorf("after %s the tab is not marked", s.key)
+		}
+	}
+}
+
+func TestLiveEventUpdatesOverview(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	waitOutput(t, tm, "-2317 W")
+	deadline := time.Now().Add(5 * time.Second)
+	for f.subscribers() == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond) // polling a condition with a deadline
+	}
+	live := f.state.Live
+	live.Reading.PowerImportW.V, live.Reading.PowerExportW.V = 1234, 0
+	live.Meter.LastTelegram = testNow
+	f.send(Event{Kind: EventLive, Live: live, Sample: Sample{Time: testNow.Add(time.Second), ImportW: 1234}})
+	waitOutput(t, tm, "+1234 W", "importing from the grid", "at least 1234 W")
+	m := final(t, tm)
+	if s, _ := m.live.last(); s.ImportW != 1234 {
+		t.Errorf("live ring last = %+v", s)
+	}
+}
+
+func TestIncomingEventNotifies(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.subscribers() == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond) // polling a condition with a deadline
+	}
+	p := f.state.Pledges[0]
+	p.FromName, p.EnergyWh = "Dev", 2500
+	f.send(Event{Kind: EventIncoming, Pledge: &p})
+	waitOutput(t, tm, "Dev pledged you 2.500 kWh for 15:00-16:00: a accept, d decline.")
+	final(t, tm)
+}
+
+func TestMeterOffline(t *testing.T) {
+	f := newFake()
+	f.state.Live.Meter.Online = false
+	f.state.Live.Meter.OfflineSince = testNow.Add(-8 * time.Minute)
+	f.state.Live.Meter.LastTelegram = testNow.Add(-8 * time.Minute)
+	f.state.Live.Meter.LastError = "read /dev/ttyUSB0: no such device"
+	v := loaded(t, f, 100, 30).View()
+	for _, want := range []string{"OFFLINE since 13:12", "(8 min)", "last telegram 8 min ago", "no such device"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("want %q in:\n%s", want, v)
+		}
+	}
+}
+
+func TestProductionMeterShowsMeasuredShares(t *testing.T) {
+	f := newFake()
+	f.state.Home.Production = true
+	f.state.Live.ProductionW = someW(3817)
+	f.state.Live.Today.ProductionWh = someW(20000)
+	v := loaded(t, f, 100, 40).View()
+	// home use = import 0 - export 2317 + solar 3817 = 1500 W;
+	// today: self = 20000-12345 = 7655 Wh; use = 4321+7655 = 11976 Wh
+	for _, want := range []string{"3817 W", "measured", "1500 W", "derived: import - export + solar",
+		"20.000 kWh", "11.976 kWh", "38 %", "63 %"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("want %q in:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "need a production meter") {
+		t.Error("still says a production meter is needed")
+	}
+}
+
+func TestGridOnlyIsHonest(t *testing.T) {
+	f := newFake()
+	v := loaded(t, f, 80, 24).View()
+	for _, want := range []string{"measured by the grid meter", "derived: what you export is produced here",
+		"need a production meter"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("want %q in:\n%s", want, v)
+		}
+	}
+}
+
+func TestNeighbourMarkers(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 160, 48)
+	tm, _ = tm.Update(press("3"))
+	v := tm.View()
+	for _, want := range []string{"! Carla", "! Dev", "feed forked at seq 42", "2 failed verification", "needs 2300 W", "surplus 1200 W"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("want %q in:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "! Anna") {
+		t.Error("Anna marked although her feed is fine")
+	}
+}
+
+func TestChartSpanSwitchLoadsAggregates(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 120, 40)
+	tm, _ = tm.Update(press("2"))
+	before := f.aggCalls
+	tm, cmd := tm.Update(press("l"))
+	if cmd == nil {
+		t.Fatal("no load command for the 7 day span")
+	}
+	if !strings.Contains(tm.View(), "loading 7 days") {
+		t.Errorf("no loading note:\n%s", tm.View())
+	}
+	tm, _ = tm.Update(cmd())
+	if f.aggCalls != before+1 {
+		t.Errorf("Aggregates called %d times, want 1", f.aggCalls-before)
+	}
+	v := tm.View()
+	if !strings.Contains(v, "[7 days]") || !strings.Contains(v, "Mon 15") {
+		t.Errorf("7 day chart without day labels:\n%s", v)
+	}
+	// a stale answer for another span is ignored
+	tm, _ = tm.Update(aggMsg{span: span1h, now: testNow})
+	if tm.(Model).bucketsOf != span7d {
+		t.Error("a stale 1 h answer replaced the 7 day buckets")
+	}
+}
+
+func TestColourProfiles(t *testing.T) {
+	f := newFake()
+	mk := func(p termenv.Profile, dark bool) string {
+		r := lipgloss.NewRenderer(io.Discard)
+		r.SetColorProfile(p)
+		r.SetHasDarkBackground(dark)
+		o := testOptions(80, 24)
+		o.Renderer = r
+		m := New(f, o)
+		st, _ := f.State(context.Background())
+		tm, _ := m.Update(stateMsg{state: st, now: testNow})
+		return tm.View()
+	}
+	if v := mk(termenv.Ascii, true); strings.Contains(v, "\x1b[") {
+		t.Error("escape sequences under the Ascii profile (NO_COLOR)")
+	}
+	dark, light := mk(termenv.TrueColor, true), mk(termenv.TrueColor, false)
+	// export colour: dark #34D399, light #047857
+	if !strings.Contains(dark, "38;2;52;211;153") {
+		t.Error("dark background does not use the dark export colour")
+	}
+	if !strings.Contains(light, "38;2;4;120;87") {
+		t.Error("light background does not use the light export colour")
+	}
+	if v := mk(termenv.ANSI256, true); strings.Contains(v, "38;2;") || !strings.Contains(v, "38;5;") {
+		t.Error("256-colour profile not respected")
+	}
+}
+
+func TestASCIICharts(t *testing.T) {
+	f := newFake()
+	o := testOptions(120, 40)
+	o.ASCII = true
+	m := New(f, o)
+	st, _ := f.State(context.Background())
+	ss, _ := f.Samples(context.Background(), testNow.Add(-time.Hour))
+	var tm tea.Model = m
+	tm, _ = tm.Update(stateMsg{state: st, now: testNow})
+	tm, _ = tm.Update(samplesMsg{samples: ss})
+	tm, _ = tm.Update(press("2"))
+	v := tm.View()
+	for _, r := range v {
+		if r >= 0x2800 && r <= 0x28FF {
+			t.Fatalf("braille rune %q in ASCII mode", r)
+		}
+	}
+}
