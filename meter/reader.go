@@ -215,6 +215,12 @@ func (r *Reader) session(ctx context.Context, port Port) (good bool, err error) 
 			r.cfg.OnReading(rd.Clone())
 		}
 	}
+	if p, ok := dec.(Poller); ok {
+		// Request/response meters (Modbus, IEC 62056-21 mode C): the
+		// decoder asks and times out itself.
+		err := p.Poll(ctx, port, r.cfg.Port.Device, emit)
+		return good, err
+	}
 	for {
 		if ctx.Err() != nil {
 			return good, ctx.Err()
