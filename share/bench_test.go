@@ -1,8 +1,37 @@
 package share
 
 import (
+	"crypto/ed25519"
+	"runtime"
 	"testing"
 )
+
+// cpuMeter reports CPU time per operation of the benchmark's thread as
+// "cpu-ns/op" and the matching rate per CPU second as "msgs/cpu-s".
+type cpuMeter struct {
+	b     *testing.B
+	start int64
+	ok    bool
+}
+
+func startCPU(b *testing.B) *cpuMeter {
+	runtime.LockOSThread()
+	d, ok := threadCPU()
+	return &cpuMeter{b: b, start: int64(d), ok: ok}
+}
+
+func (c *cpuMeter) stop() {
+	defer runtime.UnlockOSThread()
+	d, ok := threadCPU()
+	if !c.ok || !ok || c.b.N == 0 {
+		return
+	}
+	per := float64(int64(d)-c.start) / float64(c.b.N)
+	c.b.ReportMetric(per, "cpu-ns/op")
+	if per > 0 {
+		c.b.ReportMetric(1e9/per, "msgs/cpu-s")
+	}
+}
 
 // BenchmarkOpen measures full verification of one received pledge message:
 // parse, community, Ed25519ctx signature, content hash, content rules.
@@ -12,11 +41,13 @@ func BenchmarkOpen(b *testing.B) {
 	raw := m.Bytes()
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	cpu := startCPU(b)
 	for b.Loop() {
 		if _, err := Open(raw, testCommunity); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.stop()
 }
 
 // BenchmarkVerify measures signature and content hash only.
@@ -24,11 +55,13 @@ func BenchmarkVerify(b *testing.B) {
 	alice, bob := testKey(b, "alice"), testKey(b, "bob")
 	m := compose(b, alice, Head{}, t0, &Pledge{To: bob.ID(), FromSlot: 1000, ToSlot: 1004, EnergyWh: 1500, ExpirySlot: 1000})
 	b.ReportAllocs()
+	cpu := startCPU(b)
 	for b.Loop() {
 		if err := m.Verify(); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.stop()
 }
 
 // BenchmarkCompose measures encoding and signing a pledge.
@@ -59,6 +92,35 @@ func BenchmarkAllocate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Allocate(terms, m, ProRata{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEd25519Baseline is the bound: one plain crypto/ed25519
+// verification on this machine, for comparison with BenchmarkVerify.
+func BenchmarkEd25519Baseline(b *testing.B) {
+	k := testKey(b, "alice")
+	msg := make([]byte, HeaderSize)
+	sig := ed25519.Sign(k.priv, msg)
+	pub := k.ID().PublicKey()
+	cpu := startCPU(b)
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("verify")
+		}
+	}
+	cpu.stop()
+}
+
+// BenchmarkDecodePledge measures the content rules of a pledge (strict
+// decode, validation, canonical re-encoding).
+func BenchmarkDecodePledge(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	m := compose(b, alice, Head{}, t0, &Pledge{To: bob.ID(), FromSlot: 1000, ToSlot: 1004, EnergyWh: 1500, ExpirySlot: 1000})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Decode(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -135,3 +135,67 @@ func FuzzParseWindow(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCanonicalReader checks the one-pass canonical reader against the
+// reference path (encoding/json strict decode, validate, re-encode and
+// compare): both accept exactly the same contents, with equal results.
+func FuzzCanonicalReader(f *testing.F) {
+	for _, s := range canonSeeds {
+		f.Add(uint16(s.k), []byte(s.b))
+	}
+	f.Fuzz(func(t *testing.T, k uint16, b []byte) {
+		kind := Kind(k)
+		if !kind.Known() {
+			kind = kindList[int(k)%len(kindList)]
+		}
+		fast, ferr := readCanonical(kind, b)
+		ref, rerr := decodeContentJSON(kind, b)
+		if (ferr == nil) != (rerr == nil) {
+			t.Fatalf("%s %q: canonical reader says %v, encoding/json path says %v", kind, b, ferr, rerr)
+		}
+		if ferr == nil {
+			fb, _ := EncodeContent(fast)
+			rb, _ := EncodeContent(ref)
+			if !bytes.Equal(fb, rb) || !bytes.Equal(fb, b) {
+				t.Fatalf("%s: results differ: %q vs %q", kind, fb, rb)
+			}
+		}
+	})
+}
+
+var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSettle, KindStatus}
+
+var canonSeeds = []struct {
+	k Kind
+	b string
+}{
+	{KindAnnounce, `{"name":"Alice","addrs":["127.0.0.1:7420","[::1]:7420"]}`},
+	{KindAnnounce, `{"name":"Zoë \"Z\" \\ <&>"}`},
+	{KindAnnounce, `{"name":"A","addrs":[]}`},
+	{KindPledge, `{"to":"fgwlvykbxtfpbmrodkkngtily43b4utnbp7bfsexss6jgiuwnxlq","from_slot":1943088,"to_slot":1943092,"energy_wh":1500,"expiry_slot":1943088,"nonce":42}`},
+	{KindPledge, `{"to":"fgwlvykbxtfpbmrodkkngtily43b4utnbp7bfsexss6jgiuwnxlq","from_slot":1943088,"to_slot":1943092,"energy_wh":1500,"expiry_slot":1943088,"nonce":4294967296}`},
+	{KindAccept, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","energy_wh":1000}`},
+	{KindDecline, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","reason":"away"}`},
+	{KindCancel, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
+	{KindReport, `{"from_slot":10,"export_wh":[1,2],"import_wh":[0,0]}`},
+	{KindReport, `{"from_slot":10,"export_wh":[-0],"import_wh":[01]}`},
+	{KindSettle, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"export_wh":[5,0],"import_wh":[1,9],"total_wh":1,"key":"pro-rata"}`},
+	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
+	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":0}`},
+	{KindStatus, `{"surplus_w":1e3,"need_w":300,"avg_surplus_w":0,"avg_need_w":250}`},
+}
+
+func TestCanonicalReaderSeeds(t *testing.T) {
+	for _, s := range canonSeeds {
+		fast, ferr := readCanonical(s.k, []byte(s.b))
+		_, rerr := decodeContentJSON(s.k, []byte(s.b))
+		if (ferr == nil) != (rerr == nil) {
+			t.Errorf("%s %s: reader %v, reference %v", s.k, s.b, ferr, rerr)
+		}
+		if ferr == nil {
+			if b, _ := EncodeContent(fast); string(b) != s.b {
+				t.Errorf("%s: round trip %s", s.k, b)
+			}
+		}
+	}
+}

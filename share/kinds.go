@@ -216,6 +216,23 @@ func canonicalJSON(v any) ([]byte, error) {
 // kinds must be canonical: strict JSON (no unknown fields, no duplicates,
 // integers only) whose re-encoding equals b byte for byte.
 func DecodeContent(k Kind, b []byte) (Content, error) {
+	if !k.Known() {
+		return &Unknown{K: k, Raw: bytes.Clone(b)}, nil
+	}
+	c, err := readCanonical(k, b)
+	if err == nil {
+		return c, nil
+	}
+	// Rejected: decode again with encoding/json for a more specific reason.
+	if _, jerr := decodeContentJSON(k, b); jerr != nil {
+		return nil, jerr
+	}
+	return nil, reject(ErrBadContent, "%s content: %v", k, err)
+}
+
+// decodeContentJSON is the reference decoder: strict encoding/json decode,
+// validation, and a byte comparison with the canonical re-encoding.
+func decodeContentJSON(k Kind, b []byte) (Content, error) {
 	c := newContent(k)
 	if c == nil {
 		return &Unknown{K: k, Raw: bytes.Clone(b)}, nil
