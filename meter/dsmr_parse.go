@@ -208,6 +208,10 @@ func (p *dsmrParser) decode(frame, digits []byte, off int64) (Reading, error) {
 			return Reading{}, &TelegramError{Offset: off, Header: string(hdr), Err: ErrNoChecksum,
 				Detail: "a DSMR 4+/e-MUCS telegram must end in '!' and 4 hex digits; only DSMR 2.2/3.0 may omit them"}
 		}
+		if !plausibleV2Header(hdr) {
+			return Reading{}, &TelegramError{Offset: off, Header: string(hdr), Err: ErrNoChecksum,
+				Detail: "a telegram without CRC is taken only from a DSMR 2.2/3.0 meter, whose header starts with a 3-letter maker id and a digit"}
+		}
 		if bareLF {
 			return Reading{}, &TelegramError{Offset: off, Header: string(hdr), Err: ErrLineEnding,
 				Detail: "DSMR sends CR LF; without a CRC the telegram cannot be trusted"}
@@ -509,4 +513,19 @@ func (g *Registers) fillTotal() {
 		return
 	}
 	g.Total = Some(g.Tariff1.V + g.Tariff2.V)
+}
+
+// plausibleV2Header reports whether a header looks like a DSMR 2.2/3.0
+// identification: three letters (the maker's FLAG id), then the baud
+// digit, e.g. "ISk5\2MT382-1000", "KMP5 KA6U001660297912".
+func plausibleV2Header(h []byte) bool {
+	if len(h) < 4 {
+		return false
+	}
+	for _, c := range h[:3] {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return h[3] >= '0' && h[3] <= '9'
 }

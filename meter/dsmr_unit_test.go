@@ -172,6 +172,7 @@ func TestDSMRRejections(t *testing.T) {
 		{"LF only without CRC", lfOnly, ErrLineEnding},
 		{"parity bit set", parity, ErrParity},
 		{"nothing inside", []byte("/XMX5X\r\n\r\nhello\r\n!\r\n"), ErrNoObjects},
+		{"no CRC, not a DSMR 2.2 header", telegram("a/b", false, v22...), ErrNoChecksum},
 		{"longer than the bound", long, ErrTooLong},
 	}
 	for _, tc := range tests {
@@ -323,10 +324,82 @@ func TestReadingJSON(t *testing.T) {
 
 	// A meter that sent nothing but power: the rest is null, not zero.
 	rs, _ = decodeAll(t, telegram("KMP5 X", false, "1-0:1.7.0(0000.12*kW)"))
+	if len(rs) != 1 {
+		t.Fatal("minimal DSMR 2.2 telegram not decoded")
+	}
 	got, _ = json.Marshal(rs[0])
 	want = `{"time":null,"protocol":"dsmr","version":null,"header":"KMP5 X","meter_id":null,"power_import_w":120,` +
 		`"power_export_w":null,"energy_import_wh":null,"energy_export_wh":null,"tariff":null,"phases":[],"gas":null,"checksum_ok":false}`
 	if string(got) != want {
 		t.Errorf("JSON:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestDSMRReusedReadBuffer: a serial read loop overwrites its buffer after
+// every Feed; the decoder must have copied what it keeps.
+func TestDSMRReusedReadBuffer(t *testing.T) {
+	data := telegram("ISK5\\2M550T-1012", true, "1-3:0.2.8(50)", "0-0:1.0.0(190324150541W)",
+		"1-0:1.8.1(003432.829*kWh)", "1-0:1.7.0(00.433*kW)", "0-1:24.1.0(003)", "0-1:24.2.1(190324150000W)(00212.529*m3)")
+	stream := append(append([]byte("tail of an earlier one\r\n!ABCD\r\n"), data...), data...)
+	d := NewDSMRDecoder(DecoderOptions{})
+	var rs []Reading
+	emit := func(r Reading, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r.Clone())
+	}
+	buf := make([]byte, 13)
+	for p := stream; len(p) > 0; {
+		n := copy(buf, p)
+		d.Feed(buf[:n], emit)
+		for i := range buf {
+			buf[i] = '!'
+		}
+		p = p[n:]
+	}
+	if len(rs) != 2 {
+		t.Fatalf("want 2 readings, got %d", len(rs))
+	}
+	for _, r := range rs {
+		if r.PowerImportW != Some(433) || r.EnergyImport.Tariff1 != Some(3432829) || r.Gas == nil || r.Gas.Milli != 212529 {
+			t.Errorf("reading %+v gas %+v", r, r.Gas)
+		}
+	}
+	if rs[0].Gas == rs[1].Gas {
+		t.Error("Clone shares the gas reading")
+	}
+}
+
+func TestDecodeDSMRTelegram(t *testing.T) {
+	good := telegram("ISK5\\2M550T-1012", true, "1-3:0.2.8(50)", "1-0:1.7.0(00.433*kW)",
+		"0-2:24.1.0(003)", "0-2:24.2.1(190324150000W)(00212.529*m3)")
+	r, err := DecodeDSMRTelegram(good)
+	if err != nil || r.PowerImportW != Some(433) || !r.ChecksumOK || r.Gas == nil || r.Gas.Channel != 2 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	bad := bytes.Replace(good, []byte("00.433"), []byte("00.933"), 1)
+	if _, err := DecodeDSMRTelegram(bad); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("changed value: %v", err)
+	}
+	if _, err := DecodeDSMRTelegram(good[:40]); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("cut telegram: %v", err)
+	}
+	if _, err := DecodeDSMRTelegram([]byte("no header")); err == nil {
+		t.Fatal("no header accepted")
+	}
+}
+
+func TestNewDecoderDSMR(t *testing.T) {
+	d, err := NewDecoder("dsmr", DecoderOptions{})
+	if err != nil || d.Protocol() != "dsmr" {
+		t.Fatalf("%v %v", d, err)
+	}
+	if _, ok := d.(Flusher); !ok {
+		t.Error("the DSMR decoder must be a Flusher")
+	}
+	_, err = NewDecoder("zigbee", DecoderOptions{})
+	if err == nil || !strings.Contains(err.Error(), "dsmr") {
+		t.Fatalf("unknown protocol: %v", err)
 	}
 }
