@@ -123,7 +123,7 @@ func (k *Identity) Sign(d Draft) (*Message, error) {
 		ContentLen:  uint32(len(d.Content)),
 		ContentHash: sha256.Sum256(d.Content),
 	}
-	if err := checkSeqFields(&h, ID{}); err != nil {
+	if err := checkSeqFields(&h, "new "+h.Kind.String()); err != nil {
 		return nil, err
 	}
 	hb := h.encode()
@@ -183,7 +183,7 @@ func Parse(b []byte) (*Message, error) {
 		}
 		return nil, reject(ErrTrailingBytes, "message %s: %d bytes after the %d-byte content: two messages glued together?", id.Short(), have-int(h.ContentLen), h.ContentLen)
 	}
-	if err := checkSeqFields(&h, id); err != nil {
+	if err := checkSeqFields(&h, "message "+id.Short()); err != nil {
 		return nil, err
 	}
 	raw := bytes.Clone(b)
@@ -193,17 +193,18 @@ func Parse(b []byte) (*Message, error) {
 	return m, nil
 }
 
-// checkSeqFields enforces the chain/ephemeral shape rules of the header.
-func checkSeqFields(h *Header, id ID) error {
+// checkSeqFields enforces the chain/ephemeral shape rules of the header;
+// what names the message in errors.
+func checkSeqFields(h *Header, what string) error {
 	switch {
 	case h.Kind.Ephemeral() && h.Seq != 0:
-		return reject(ErrBadSeq, "message %s: kind %s is ephemeral and must have seq 0, has %d", id.Short(), h.Kind, h.Seq)
+		return reject(ErrBadSeq, "%s: kind %s is ephemeral and must have seq 0, has %d", what, h.Kind, h.Seq)
 	case !h.Kind.Ephemeral() && h.Seq == 0:
-		return reject(ErrBadSeq, "message %s: kind %s is chained and must have seq >= 1, has 0", id.Short(), h.Kind)
+		return reject(ErrBadSeq, "%s: kind %s is chained and must have seq >= 1, has 0", what, h.Kind)
 	case h.Seq <= 1 && !h.Prev.IsZero():
-		return reject(ErrBadSeq, "message %s: seq %d must have an all-zero prev", id.Short(), h.Seq)
+		return reject(ErrBadSeq, "%s: seq %d must have an all-zero prev", what, h.Seq)
 	case h.Seq > 1 && h.Prev.IsZero():
-		return reject(ErrBadSeq, "message %s: seq %d must name its prev message", id.Short(), h.Seq)
+		return reject(ErrBadSeq, "%s: seq %d must name its prev message", what, h.Seq)
 	}
 	return nil
 }

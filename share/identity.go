@@ -93,7 +93,15 @@ func (k *Identity) Save(path string) error {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("save identity: %s already exists: refusing to overwrite a key", path)
 		}
-		return fmt.Errorf("save identity: %w", err)
+		// Some file systems (FAT on an SD card, some FUSE mounts) have no
+		// hard links: fall back to a rename, still atomic, after checking
+		// again that no key appeared meanwhile.
+		if _, serr := os.Lstat(path); serr == nil {
+			return fmt.Errorf("save identity: %s already exists: refusing to overwrite a key", path)
+		}
+		if rerr := os.Rename(tmpName, path); rerr != nil {
+			return fmt.Errorf("save identity: %w", rerr)
+		}
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
