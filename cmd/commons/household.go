@@ -27,6 +27,7 @@ func newHouseholdCmds(g *globalFlags) []*cobra.Command {
 		newLifecycleCmd(g, "accept", "Accept a neighbour's pledge to this household"),
 		newLifecycleCmd(g, "decline", "Decline a neighbour's pledge to this household"),
 		newLifecycleCmd(g, "cancel", "Withdraw a pledge or an acceptance before its window starts"),
+		newSettleCmd(g),
 		newStatusCmd(g),
 		newLedgerCmd(g),
 		newExportMessagesCmd(g),

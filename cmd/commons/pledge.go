@@ -216,3 +216,61 @@ func newLifecycleCmd(g *globalFlags, verb, summary string) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the pledge as JSON")
 	return cmd
 }
+
+func newSettleCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "settle [--json]",
+		Short: "Report metered slots of closed pledge windows and settle this household's pledges",
+		Long: `After a pledge window closes and the meter data of its slots is stored, settle reports this
+household's measured export and import per slot (a signed report message) and, for pledges this
+household made, settles them: per slot, allocated = min(pledged, accepted, own export, the
+recipient's reported import), competing pledges sharing by the community's allocation key.
+A pledge whose recipient has not reported yet waits; deliver messages and run settle again.
+The daemon runs this by itself.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hh, err := openHousehold(cmd.Context(), g, "commons settle", true)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			n, ok := hh.(*node.Node)
+			if !ok {
+				return failf(exitFailure, "settle runs in the process that owns the household")
+			}
+			rep, err := n.Settle(cmd.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if rep.Reported == nil {
+					rep.Reported = []string{}
+				}
+				if rep.Settled == nil {
+					rep.Settled = []node.Pledge{}
+				}
+				if rep.Waiting == nil {
+					rep.Waiting = []node.Problem{}
+				}
+				return printJSON(out, rep)
+			}
+			for _, id := range rep.Reported {
+				fmt.Fprintf(out, "reported metered slots for pledge %s\n", short(id))
+			}
+			for _, p := range rep.Settled {
+				fmt.Fprintf(out, "settled pledge %s to %s: %s delivered of %s\n", short(p.ID), p.ToName, node.FormatEnergy(*p.DeliveredWh), node.FormatEnergy(p.EnergyWh))
+			}
+			for _, w := range rep.Waiting {
+				fmt.Fprintf(out, "pledge %s waits: %s\n", short(w.ID), w.Reason)
+			}
+			if len(rep.Reported)+len(rep.Settled)+len(rep.Waiting) == 0 {
+				fmt.Fprintln(out, "nothing to settle")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildCommons builds the commons binary into dir.
+func buildCommons(tb testing.TB, dir string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, "commons")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// cli runs the built binary as a real process.
+type cli struct {
+	tb  testing.TB
+	bin string
+	env []string
+}
+
+func newCLI(tb testing.TB, bin string) *cli {
+	// Keep the user's real folders out of reach: no COMMONS_HOME, XDG
+	// folders inside the test's temporary folder.
+	tmp := tb.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"), "XDG_DATA_HOME=" + filepath.Join(tmp, "data"), "TZ=Europe/Brussels"}
+	return &cli{tb: tb, bin: bin, env: env}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs commons with args and stdin; it never fails the test itself.
+func (c *cli) run(stdin string, args ...string) result {
+	c.tb.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = c.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.tb.Fatalf("run %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// ok runs commons and fails the test unless it exits 0.
+func (c *cli) ok(args ...string) string {
+	c.tb.Helper()
+	r := c.run("", args...)
+	if r.code != 0 {
+		c.tb.Fatalf("commons %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func (c *cli) json(v any, args ...string) {
+	c.tb.Helper()
+	out := c.ok(args...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.tb.Fatalf("commons %s: bad JSON %q: %v", strings.Join(args, " "), out, err)
+	}
+}
+
+type idJSON struct {
+	ID, Name, Invite, Listen string
+}
+
+type pledgeJSON struct {
+	ID       string `json:"id"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	FromName string `json:"from_name"`
+	ToName   string `json:"to_name"`
+	EnergyWh int64  `json:"energy_wh"`
+	Window   struct {
+		Start, End time.Time
+	} `json:"window"`
+	State       string `json:"state"`
+	DeliveredWh *int64 `json:"delivered_wh"`
+}
+
+type verifyJSON struct {
+	OK       bool `json:"ok"`
+	Messages int  `json:"messages"`
+	Problems []struct {
+		ID, Reason string
+	} `json:"problems"`
+}
+
+// twoHomes initialises homes A (Alice) and B (Bob) that know each other
+// through their invites, as the README shows.
+func twoHomes(t *testing.T, c *cli) (a, b string, ida, idb idJSON) {
+	dir := t.TempDir()
+	a, b = filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	c.ok("--home", a, "init", "--name", "Alice")
+	c.ok("--home", b, "init", "--name", "Bob", "--listen", "127.0.0.1:7421")
+	c.json(&ida, "--home", a, "id", "--json")
+	c.json(&idb, "--home", b, "id", "--json")
+	if ida.Name != "Alice" || idb.Name != "Bob" || ida.ID == idb.ID || !strings.HasPrefix(ida.Invite, "commons1") || idb.Listen != "127.0.0.1:7421" {
+		t.Fatalf("id --json: %+v %+v", ida, idb)
+	}
+	c.ok("--home", a, "neighbours", "add", idb.Invite)
+	c.ok("--home", b, "neighbours", "add", ida.Invite)
+	return a, b, ida, idb
+}
+
+// carry moves from's messages to to through a file, like e-mail would.
+func carry(t *testing.T, c *cli, from, to string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "messages.txt")
+	if err := os.WriteFile(f, []byte(c.ok("--home", from, "export-messages")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c.ok("--home", to, "import", f)
+}
+
+func TestHouseholdCLI(t *testing.T) {
+	bin := buildCommons(t, t.TempDir())
+
+	t.Run("two homes", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		a, b, ida, idb := twoHomes(t, c)
+
+		var nbs []struct {
+			ID, Name string
+			LastSeen *time.Time `json:"last_seen"`
+		}
+		c.json(&nbs, "--home", a, "neighbours", "list", "--json")
+		if len(nbs) != 1 || nbs[0].ID != idb.ID || nbs[0].Name != "Bob" {
+			t.Fatalf("neighbours list --json = %+v", nbs)
+		}
+
+		var p pledgeJSON
+		c.json(&p, "--home", a, "pledge", "--to", "Bob", "--energy", "1.5kWh", "--window", "next-hour", "--json")
+		if p.EnergyWh != 1500 || p.From != ida.ID || p.To != idb.ID || p.State != "pledged" || p.ToName != "Bob" ||
+			p.Window.End.Sub(p.Window.Start) != time.Hour || p.Window.Start.Minute() != 0 || len(p.ID) != 64 {
+			t.Fatalf("pledge --json = %+v", p)
+		}
+		if out := carry(t, c, a, b); !strings.Contains(out, "imported 2 new messages") {
+			t.Fatalf("import at B: %q", out)
+		}
+		var bs []pledgeJSON
+		c.json(&bs, "--home", b, "pledges", "--json")
+		if len(bs) != 1 || bs[0].ID != p.ID || bs[0].State != "pledged" || bs[0].FromName != "Alice" {
+			t.Fatalf("B pledges --json = %+v", bs)
+		}
+		c.ok("--home", b, "accept", p.ID)
+		carry(t, c, b, a)
+		for _, h := range []string{a, b} {
+			var v verifyJSON
+			c.json(&v, "--home", h, "ledger", "verify", "--json")
+			if !v.OK || v.Messages != 4 || len(v.Problems) != 0 {
+				t.Fatalf("ledger verify --json in %s = %+v", h, v)
+			}
+			var ps []pledgeJSON
+			c.json(&ps, "--home", h, "pledges", "--json")
+			if len(ps) != 1 || ps[0].ID != p.ID || ps[0].State != "accepted" || ps[0].EnergyWh != 1500 || ps[0].From != ida.ID || ps[0].To != idb.ID {
+				t.Fatalf("pledges --json in %s = %+v", h, ps)
+			}
+			var open []pledgeJSON
+			c.json(&open, "--home", h, "pledges", "--json", "--open")
+			if len(open) != 1 {
+				t.Fatalf("pledges --open in %s = %+v", h, open)
+			}
+		}
+		// Re-importing is idempotent.
+		if out := carry(t, c, a, b); !strings.Contains(out, "imported 0 new messages, 2 already stored") {
+			t.Fatalf("second import: %q", out)
+		}
+		// Exports for spreadsheets carry the pledge.
+		csv := c.ok("--home", a, "ledger", "export", "--format", "csv")
+		if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], p.ID+","+ida.ID+",Alice,"+idb.ID+",Bob,1500,") || !strings.Contains(lines[1], ",accepted,1500,,") {
+			t.Fatalf("csv export:\n%s", csv)
+		}
+		out := filepath.Join(t.TempDir(), "ledger.jsonl")
+		c.ok("--home", b, "ledger", "export", "--format", "jsonl", "--out", out)
+		data, err := os.ReadFile(out)
+		var row pledgeJSON
+		if err != nil || json.Unmarshal(data, &row) != nil || row.ID != p.ID || row.State != "accepted" {
+			t.Fatalf("jsonl export %q: %v", data, err)
+		}
+		// Cancel before the window: both sides see it once carried.
+		c.ok("--home", b, "cancel", p.ID[:12])
+		carry(t, c, b, a)
+		var ps []pledgeJSON
+		c.json(&ps, "--home", a, "pledges", "--json")
+		if ps[0].State != "cancelled" {
+			t.Fatalf("after cancel: %+v", ps)
+		}
+		var st struct {
+			Reading    json.RawMessage `json:"reading"`
+			Meter      struct{ Online bool }
+			Today      struct{ ImportWh, ExportWh int64 } `json:"today"`
+			Neighbours int                                `json:"neighbours"`
+			Open       int                                `json:"open_pledges"`
+		}
+		c.json(&st, "--home", a, "status", "--json")
+		if st.Neighbours != 1 || st.Open != 0 || string(st.Reading) != "null" || st.Meter.Online {
+			t.Fatalf("status --json = %+v", st)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		a, b, _, idb := twoHomes(t, c)
+		c.ok("--home", a, "pledge", "--to", "Bob", "--energy", "2kWh", "--window", "next-hour")
+		good := c.ok("--home", a, "export-messages")
+		dir := t.TempDir()
+		write := func(name, s string) string {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		// Flip one base64 character inside the second message's (the
+		// pledge's) signature: bytes 158..221, on the message's third
+		// 76-column line (bytes 114..170), column 64 = byte 162.
+		lines := strings.Split(good, "\n")
+		second := 0
+		for i, l := range lines {
+			if l == "" {
+				second = i + 1
+				break
+			}
+		}
+		l := []byte(lines[second+2])
+		l[64] = map[bool]byte{true: 'B', false: 'A'}[l[64] == 'A']
+		lines[second+2] = string(l)
+		forged := write("forged.txt", strings.Join(lines, "\n"))
+		truncated := write("truncated.txt", good[:len(good)/2])
+		empty := filepath.Join(t.TempDir(), "never-initialised")
+
+		tests := []struct {
+			name   string
+			args   []string
+			code   int
+			stderr string
+		}{
+			{"unknown neighbour", []string{"--home", a, "pledge", "--to", "Zoe", "--energy", "1kWh", "--window", "next-hour"}, 3, "no neighbour called \"Zoe\""},
+			{"energy without unit", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5", "--window", "next-hour"}, 2, "has no unit; write it like 1.5kWh"},
+			{"fractional Wh", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.0005kWh", "--window", "next-hour"}, 2, "whole number of Wh"},
+			{"window without end", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "12:00"}, 2, "START/END"},
+			{"window bad clock", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "25:00/26:00"}, 2, "hours 00-23"},
+			{"window in the past", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "2020-01-01T10:00:00Z/2020-01-01T11:00:00Z"}, 2, "ends in the future"},
+			{"missing flag", []string{"--home", a, "pledge", "--to", "Bob", "--window", "next-hour"}, 2, "pledge needs --energy"},
+			{"unknown flag", []string{"--home", a, "pledge", "--fast"}, 2, "unknown flag: --fast"},
+			{"uninitialised home", []string{"--home", empty, "pledges"}, 1, "household not initialised: no " + filepath.Join(empty, "config.json") + "; run 'commons --home " + empty + " init --name NAME' first"},
+			{"init without name", []string{"--home", empty, "init"}, 2, "init needs a display name"},
+			{"unknown pledge", []string{"--home", b, "accept", "abcdef0123"}, 3, "no pledge abcdef0123"},
+			{"bad pledge id", []string{"--home", b, "accept", "zz"}, 2, "give the hex id"},
+			{"bad invite", []string{"--home", a, "neighbours", "add", "commons1xyz"}, 2, "invite"},
+			{"remove unknown", []string{"--home", a, "neighbours", "remove", "Zoe"}, 3, "no neighbour called \"Zoe\""},
+			{"missing import file", []string{"--home", b, "import", filepath.Join(dir, "nope.txt")}, 1, "no such file or directory"},
+			{"truncated import", []string{"--home", b, "import", truncated}, 4, "truncated, export it again; nothing was imported"},
+			{"export format", []string{"--home", a, "ledger", "export", "--format", "xml"}, 2, "use csv or jsonl"},
+			{"unknown since", []string{"--home", a, "export-messages", "--since", "abcd1234"}, 3, "no stored message has that id"},
+		}
+		for _, tt := range tests {
+			r := c.run("", tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", tt.name, r.code, r.stderr, tt.code, tt.stderr)
+			}
+			if n := strings.Count(strings.TrimSuffix(r.stderr, "\n"), "\n"); tt.name != "unknown flag" && n != 0 {
+				t.Errorf("%s: stderr has %d lines, want one: %q", tt.name, n+1, r.stderr)
+			}
+			if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
+				t.Errorf("%s: stack trace on stderr: %s", tt.name, r.stderr)
+			}
+		}
+
+		// A forged message is rejected with its reason and stored nowhere;
+		// the genuine one beside it (the announce) is stored.
+		before := c.ok("--home", b, "ledger", "verify")
+		r := c.run("", "--home", b, "import", forged)
+		if r.code != 4 || !strings.Contains(r.stderr, "rejected message 2 ") || !strings.Contains(r.stderr, "[bad_signature]") ||
+			!strings.Contains(r.stdout, "imported 1 new messages, 0 already stored, 1 rejected") {
+			t.Fatalf("forged import: exit %d, stderr %q", r.code, r.stderr)
+		}
+		var v verifyJSON
+		c.json(&v, "--home", b, "ledger", "verify", "--json")
+		if !v.OK {
+			t.Fatalf("verify after forged import: %+v (before: %s)", v, before)
+		}
+		var ps []pledgeJSON
+		c.json(&ps, "--home", b, "pledges", "--json")
+		if len(ps) != 0 {
+			t.Fatalf("a forged pledge was stored: %+v", ps)
+		}
+		// The genuine block still imports afterwards, from stdin.
+		if r := c.run(good, "--home", b, "import", "-"); r.code != 0 || !strings.Contains(r.stdout, "imported 1 new messages, 1 already stored") {
+			t.Fatalf("genuine import after forged one: %+v", r)
+		}
+		_ = idb
+	})
+
+	t.Run("crash loop", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		a, _, _, _ := twoHomes(t, c)
+		seed := uint64(time.Now().UnixNano())
+		t.Logf("seed %d", seed)
+		rng := rand.New(rand.NewPCG(seed, 1))
+		// Calibrate: kill points spread over 0..2x one pledge's run time,
+		// so some kills land before, during and after the commit.
+		start := time.Now()
+		c.ok("--home", a, "pledge", "--to", "Bob", "--energy", "1Wh", "--window", "next-hour")
+		span := time.Since(start) * 2
+		var returned []string
+		killed := 0
+		for i := 0; i < 40; i++ {
+			cmd := exec.Command(bin, "--home", a, "pledge", "--to", "Bob", "--energy", "1Wh", "--window", "next-hour", "--json")
+			cmd.Env = c.env
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			delay := time.Duration(rng.Int64N(int64(span)))
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(delay):
+				cmd.Process.Signal(syscall.SIGKILL)
+				err = <-done
+			}
+			if err == nil {
+				var p pledgeJSON
+				if jerr := json.Unmarshal(out.Bytes(), &p); jerr != nil {
+					t.Fatalf("exit 0 without a pledge on stdout: %q", out.String())
+				}
+				returned = append(returned, p.ID)
+				continue
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatal(err)
+			}
+			if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+				t.Fatalf("pledge %d failed without being killed: %v\n%s", i, err, errb.String())
+			}
+			killed++
+		}
+		t.Logf("%d pledges returned 0, %d killed (kill points up to %s)", len(returned), killed, span)
+		if len(returned) == 0 || killed == 0 {
+			t.Fatalf("the kill points missed: %d returned, %d killed; the loop tested nothing", len(returned), killed)
+		}
+		var v verifyJSON
+		c.json(&v, "--home", a, "ledger", "verify", "--json")
+		if !v.OK {
+			t.Fatalf("ledger verify after the crash loop: %+v", v)
+		}
+		var ps []pledgeJSON
+		c.json(&ps, "--home", a, "pledges", "--json")
+		have := map[string]bool{}
+		for _, p := range ps {
+			have[p.ID] = true
+		}
+		for _, id := range returned {
+			if !have[id] {
+				t.Errorf("pledge %s returned 0 but is not in the ledger", id)
+			}
+		}
+		// Every message in the ledger is whole and verified: one announce
+		// plus one per stored pledge (the calibration one included).
+		if v.Messages != 1+len(ps) {
+			t.Errorf("ledger holds %d messages, want announce + %d pledges", v.Messages, len(ps))
+		}
+	})
+}
+
+// BenchmarkPledgeCommand measures `commons pledge` as a script runs it:
+// from process start to its durable exit (the pledge signed and fsynced in
+// the ledger), wall time per op, plus the process's CPU time (user+sys)
+// per op, which is steadier than wall time on a busy machine.
+func BenchmarkPledgeCommand(b *testing.B) {
+	bin := buildCommons(b, b.TempDir())
+	c := newCLI(b, bin)
+	dir := b.TempDir()
+	a, bob := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	c.ok("--home", a, "init", "--name", "Alice")
+	c.ok("--home", bob, "init", "--name", "Bob")
+	var idb idJSON
+	c.json(&idb, "--home", bob, "id", "--json")
+	c.ok("--home", a, "neighbours", "add", idb.Invite)
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, "--home", a, "pledge", "--to", "Bob", "--energy", "1.5kWh", "--window", "next-hour")
+		cmd.Env = c.env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("pledge: %v\n%s", err, out)
+		}
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
