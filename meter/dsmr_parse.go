@@ -263,27 +263,29 @@ func quantity(f []byte, kind unitKind) Optional {
 	scale := -1
 	switch kind {
 	case unitEnergy:
-		switch {
-		case len(unit) == 0 || bytes.EqualFold(unit, []byte("kWh")):
+		switch string(unit) {
+		case "", "kWh", "KWh", "kwh", "KWH":
 			scale = 3
-		case bytes.EqualFold(unit, []byte("Wh")):
+		case "Wh", "wh", "WH":
 			scale = 0
-		case bytes.Equal(unit, []byte("MWh")):
+		case "MWh":
 			scale = 6
 		}
 	case unitPower:
-		switch {
-		case len(unit) == 0 || bytes.EqualFold(unit, []byte("kW")):
+		switch string(unit) {
+		case "", "kW", "KW", "kw":
 			scale = 3
-		case bytes.EqualFold(unit, []byte("W")):
+		case "W", "w":
 			scale = 0
 		}
 	case unitVolt:
-		if len(unit) == 0 || bytes.EqualFold(unit, []byte("V")) {
+		switch string(unit) {
+		case "", "V", "v":
 			scale = 3
 		}
 	case unitAmp:
-		if len(unit) == 0 || bytes.EqualFold(unit, []byte("A")) {
+		switch string(unit) {
+		case "", "A", "a":
 			scale = 3
 		}
 	}
