@@ -50,6 +50,7 @@ type SMLDecoder struct {
 	// resume is where the scan of the frame at the start of buf stopped
 	// for want of bytes, so that a frame fed byte by byte is scanned once.
 	resume int
+	arena  []smlNode // TLV nodes, reused from frame to frame
 }
 
 // NewSMLDecoder returns an SML decoder with the given per-meter options.
@@ -185,12 +186,12 @@ func smlPayload(frame []byte) []byte {
 }
 
 func (d *SMLDecoder) decodeFrame(frame []byte) (Reading, error) {
-	msgs, err := smlParseMessages(smlPayload(frame))
+	msgs, err := smlParseMessages(smlPayload(frame), &d.arena)
 	if err != nil {
 		return Reading{}, err
 	}
 	r := Reading{Protocol: "sml", ChecksumOK: true}
-	var vals smlValues
+	vals := smlValues{regs: make([]Register, 0, 16)}
 	found := false
 	for _, m := range msgs {
 		if m.tag != smlGetListResponse {
@@ -242,6 +243,17 @@ type smlParser struct {
 	b     []byte
 	p     int
 	nodes int
+	arena []smlNode // backing store for lists, reused between frames
+}
+
+// alloc returns n list slots from the arena.
+func (ps *smlParser) alloc(n int) []smlNode {
+	if cap(ps.arena)-len(ps.arena) < n {
+		ps.arena = make([]smlNode, 0, max(n, 2*cap(ps.arena), 256))
+	}
+	l := len(ps.arena)
+	ps.arena = ps.arena[:l+n]
+	return ps.arena[l : l+n : l+n]
 }
 
 func (ps *smlParser) tl() (typ byte, n int, err error) {
@@ -297,13 +309,13 @@ func (ps *smlParser) node(depth int) (smlNode, error) {
 		if n > len(ps.b)-ps.p {
 			return smlNode{}, errors.New("sml: list longer than the frame")
 		}
-		nd := smlNode{typ: smlList, list: make([]smlNode, 0, n)}
-		for range n {
+		nd := smlNode{typ: smlList, list: ps.alloc(n)}
+		for i := range nd.list {
 			c, err := ps.node(depth + 1)
 			if err != nil {
 				return smlNode{}, err
 			}
-			nd.list = append(nd.list, c)
+			nd.list[i] = c
 		}
 		return nd, nil
 	case smlOctets, smlBool, smlInt, smlUint:
@@ -331,8 +343,9 @@ type smlMessage struct {
 
 // smlParseMessages decodes the messages of a payload and checks each
 // message's CRC (X-25, or KERMIT as some Holley firmware sends).
-func smlParseMessages(b []byte) ([]smlMessage, error) {
-	ps := &smlParser{b: b}
+func smlParseMessages(b []byte, arena *[]smlNode) ([]smlMessage, error) {
+	ps := &smlParser{b: b, arena: (*arena)[:0]}
+	defer func() { *arena = ps.arena }()
 	var out []smlMessage
 	for ps.p < len(b) {
 		if b[ps.p] == 0x00 { // padding
@@ -433,9 +446,28 @@ type smlValue struct {
 
 // smlValues collects the list entries of one frame by OBIS code.
 type smlValues struct {
-	regs  []Register
-	byID  map[string]smlValue
-	units map[string]string
+	regs []Register
+	byID map[[6]byte]smlEntryValue
+}
+
+type smlEntryValue struct {
+	smlValue
+	unit string
+}
+
+// smlKey is the OBIS code 1-0:c.d.e*255.
+func smlKey(c, d, e int) [6]byte { return [6]byte{1, 0, byte(c), byte(d), byte(e), 255} }
+
+// smlID formats an OBIS code as "A-B:C.D.E*F".
+func smlID(o []byte) string {
+	b := make([]byte, 0, 24)
+	for i, sep := range []byte{'-', ':', '.', '.', '*', 0} {
+		b = strconv.AppendUint(b, uint64(o[i]), 10)
+		if sep != 0 {
+			b = append(b, sep)
+		}
+	}
+	return string(b)
 }
 
 func (v *smlValues) add(e smlNode, opts SMLOptions) error {
@@ -447,7 +479,7 @@ func (v *smlValues) add(e smlNode, opts SMLOptions) error {
 		return nil // not an OBIS-named entry
 	}
 	o := name.data
-	id := fmt.Sprintf("%d-%d:%d.%d.%d*%d", o[0], o[1], o[2], o[3], o[4], o[5])
+	id := smlID(o)
 	unitCode, hasUnit := smlInteger(e.list[3])
 	scaler := int64(0)
 	if e.list[4].typ != smlAbsent {
@@ -476,12 +508,9 @@ func (v *smlValues) add(e smlNode, opts SMLOptions) error {
 		unit = "unit" + strconv.FormatInt(unitCode, 10)
 	}
 	if v.byID == nil {
-		v.byID = make(map[string]smlValue)
-		v.units = make(map[string]string)
+		v.byID = make(map[[6]byte]smlEntryValue, 16)
 	}
-	sv := smlValue{raw: raw, scaler: int(scaler), ok: true}
-	v.byID[id] = sv
-	v.units[id] = unit
+	v.byID[[6]byte(o)] = smlEntryValue{smlValue{raw: raw, scaler: int(scaler), ok: true}, unit}
 	v.regs = append(v.regs, Register{ID: id, Value: decimalString(raw, int(scaler)), Unit: unit, Raw: raw, Scaler: int(scaler)})
 	return nil
 }
@@ -489,9 +518,8 @@ func (v *smlValues) add(e smlNode, opts SMLOptions) error {
 // get returns the value of 1-0:c.d.e*255 in unit, scaled to 10^shift of
 // that unit and rounded half away from zero.
 func (v *smlValues) get(c, d, e int, unit string, shift int) (int64, bool) {
-	id := fmt.Sprintf("1-0:%d.%d.%d*255", c, d, e)
-	sv, ok := v.byID[id]
-	if !ok || v.units[id] != unit {
+	sv, ok := v.byID[smlKey(c, d, e)]
+	if !ok || sv.unit != unit {
 		return 0, false
 	}
 	return scaleRound(sv.raw, sv.scaler+shift)
@@ -512,9 +540,8 @@ func (v *smlValues) energy(c int) Registers {
 		// Sum the exact values, then round once.
 		var sum smlValue
 		for _, e := range []int{1, 2} {
-			id := fmt.Sprintf("1-0:%d.8.%d*255", c, e)
-			if sv, ok := v.byID[id]; ok && v.units[id] == "Wh" {
-				sum = addExact(sum, sv)
+			if sv, ok := v.byID[smlKey(c, 8, e)]; ok && sv.unit == "Wh" {
+				sum = addExact(sum, sv.smlValue)
 			}
 		}
 		if sum.ok {
