@@ -229,6 +229,7 @@ func (a *Aggregator) add(s Sample) {
 		return
 	}
 	a.stats.Samples++
+	a.bucketAt(floorDiv(s.Time.UnixMilli(), 60_000)).readings++
 	if s.Time.After(a.newest) {
 		a.newest = s.Time
 	}
@@ -287,23 +288,25 @@ func diff(a, b meter.Optional) any {
 	return b.V - a.V
 }
 
+// bucketAt returns the pending bucket of a minute (Unix minutes).
+func (a *Aggregator) bucketAt(minute int64) *bucket {
+	bk := a.minutes[minute*60]
+	if bk == nil {
+		bk = &bucket{}
+		a.minutes[minute*60] = bk
+	}
+	return bk
+}
+
 // spread attributes the deltas of the interval (t0, t1] to the minutes it
 // covers, proportionally to time, with integer parts summing exactly to
-// each delta. The sample itself counts as a reading of t1's minute.
+// each delta.
 func (a *Aggregator) spread(t0, t1 time.Time, imp, exp, prod int64, hasProd bool) {
 	m1 := floorDiv(t1.UnixMilli()-1, 60_000) // minute holding the instant just before t1
 	if !t1.After(t0) {
 		m1 = floorDiv(t1.UnixMilli(), 60_000)
 	}
-	at := func(minute int64) *bucket {
-		bk := a.minutes[minute*60]
-		if bk == nil {
-			bk = &bucket{}
-			a.minutes[minute*60] = bk
-		}
-		return bk
-	}
-	at(floorDiv(t1.UnixMilli(), 60_000)).readings++
+	at := a.bucketAt
 	ms0, ms1 := t0.UnixMilli(), t1.UnixMilli()
 	total := ms1 - ms0
 	m0 := floorDiv(ms0, 60_000)
