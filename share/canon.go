@@ -1,6 +1,8 @@
 package share
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 )
@@ -39,7 +41,9 @@ func (r *canonReader) field(name string, first bool) {
 	if !first {
 		r.lit(",")
 	}
-	r.lit(`"` + name + `":`)
+	r.lit(`"`)
+	r.lit(name)
+	r.lit(`":`)
 }
 
 // has reports whether the next bytes are `,"name":` (an optional field).
@@ -47,8 +51,9 @@ func (r *canonReader) has(name string) bool {
 	if r.err != nil {
 		return false
 	}
-	s := `,"` + name + `":`
-	return len(r.b)-r.i >= len(s) && string(r.b[r.i:r.i+len(s)]) == s
+	rest := r.b[r.i:]
+	n := len(name)
+	return len(rest) >= n+4 && rest[0] == ',' && rest[1] == '"' && string(rest[2:2+n]) == name && rest[2+n] == '"' && rest[3+n] == ':'
 }
 
 // int reads a canonical integer: 0 or -?[1-9][0-9]*, within int64.
@@ -123,26 +128,53 @@ func (r *canonReader) str() string {
 	return ""
 }
 
-func (r *canonReader) id() ID {
-	s := r.str()
+// quoted consumes a string of exactly n bytes without escapes and returns
+// its bytes (aliasing the input).
+func (r *canonReader) quoted(n int, what string) []byte {
 	if r.err != nil {
-		return ID{}
+		return nil
 	}
-	id, err := ParseID(s)
-	if err != nil || id.String() != s {
-		r.fail("want a message id of 64 lowercase hex digits")
+	if len(r.b)-r.i < n+2 || r.b[r.i] != '"' || r.b[r.i+n+1] != '"' {
+		r.fail("want %s", what)
+		return nil
 	}
+	v := r.b[r.i+1 : r.i+n+1]
+	r.i += n + 2
+	return v
+}
+
+func (r *canonReader) id() ID {
+	const what = "a message id of 64 lowercase hex digits"
+	var id ID
+	v := r.quoted(64, what)
+	if v == nil {
+		return id
+	}
+	for _, c := range v {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			r.fail("want %s", what)
+			return id
+		}
+	}
+	hex.Decode(id[:], v)
 	return id
 }
 
 func (r *canonReader) household() HouseholdID {
-	s := r.str()
-	if r.err != nil {
-		return HouseholdID{}
+	const what = "a household id of 52 lowercase base32 characters"
+	var h HouseholdID
+	v := r.quoted(52, what)
+	if v == nil {
+		return h
 	}
-	h, err := ParseHouseholdID(s)
-	if err != nil || h.String() != s {
-		r.fail("want a household id of 52 lowercase base32 characters")
+	var back [52]byte
+	if n, err := b32.Decode(h[:], v); err != nil || n != len(h) {
+		r.fail("want %s", what)
+		return h
+	}
+	b32.Encode(back[:], h[:])
+	if !bytes.Equal(back[:], v) {
+		r.fail("want %s", what)
 	}
 	return h
 }
