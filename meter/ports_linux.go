@@ -31,8 +31,14 @@ func listPorts(sys, dev string) ([]PortInfo, error) {
 			continue // virtual terminals, ptys: no device behind them
 		}
 		p := PortInfo{Device: filepath.Join(dev, name), Name: name}
-		p.Driver = linkBase(filepath.Join(devDir, "driver"))
-		p.Subsystem = linkBase(filepath.Join(devDir, "subsystem"))
+		// Since Linux 6.5 a UART's device is a port on the serial-base bus
+		// under its controller; the driver worth showing is the controller's.
+		hw := devDir
+		for linkBase(filepath.Join(hw, "subsystem")) == "serial-base" && len(hw) > len(sys) {
+			hw = filepath.Dir(hw)
+		}
+		p.Driver = linkBase(filepath.Join(hw, "driver"))
+		p.Subsystem = linkBase(filepath.Join(hw, "subsystem"))
 		// The legacy 8250 driver registers ports that are not there;
 		// their UART type reads 0 ("unknown").
 		if p.Driver == "serial8250" || strings.HasPrefix(name, "ttyS") {

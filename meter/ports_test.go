@@ -52,10 +52,15 @@ func fakeSysfs(t *testing.T) string {
 	link("bus/usb", acm+"/1-3:1.0/subsystem")
 	link(acm+"/1-3:1.0", "class/tty/ttyACM0/device")
 
-	mk("devices/pnp0/00:01/uevent", "")
+	// Linux 6.5+: controller (pnp) > serial-base ctrl > serial-base port.
+	mk("devices/pnp0/00:01/00:01:0/00:01:0.0/uevent", "")
 	link("bus/pnp/drivers/serial", "devices/pnp0/00:01/driver")
 	link("bus/pnp", "devices/pnp0/00:01/subsystem")
-	link("devices/pnp0/00:01", "class/tty/ttyS0/device")
+	link("bus/serial-base/drivers/ctrl", "devices/pnp0/00:01/00:01:0/driver")
+	link("bus/serial-base", "devices/pnp0/00:01/00:01:0/subsystem")
+	link("bus/serial-base/drivers/port", "devices/pnp0/00:01/00:01:0/00:01:0.0/driver")
+	link("bus/serial-base", "devices/pnp0/00:01/00:01:0/00:01:0.0/subsystem")
+	link("devices/pnp0/00:01/00:01:0/00:01:0.0", "class/tty/ttyS0/device")
 	mk("class/tty/ttyS0/type", "4\n")
 
 	mk("devices/platform/serial8250/uevent", "")

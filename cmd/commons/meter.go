@@ -9,5 +9,6 @@ func newMeterCmd(g *globalFlags) *cobra.Command {
 		Short: "Decode, read, simulate and find smart meters",
 	}
 	cmd.AddCommand(newMeterDecodeCmd(g))
+	cmd.AddCommand(newMeterReadCmd(g), newMeterSimulateCmd(g), newMeterPortsCmd(g))
 	return cmd
 }
