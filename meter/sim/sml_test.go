@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +80,27 @@ func TestSDMAnswer(t *testing.T) {
 	}
 	if _, err := NewSDM(New(p, 1, start), "x"); err == nil {
 		t.Error("unknown model accepted")
+	}
+}
+
+// Probe, as `commons meter ports` uses it, recognises an SML meter on a
+// real pty from the bytes it pushes.
+func TestProbeFindsSMLOnPTY(t *testing.T) {
+	p, err := LoadProfile("home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := ServeSMLPTY(ctx, New(p, 3, time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)), ServeOptions{Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, cfg, err := meter.Probe(ctx, meter.OpenSerial, srv.Path(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Protocol != "sml" || cfg.Device != srv.Path() || !strings.Contains(d.String(), "SML start sequence") {
+		t.Errorf("probe found %v with %v", d, cfg)
 	}
 }
