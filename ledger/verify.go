@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"runtime"
 	"strings"
@@ -51,13 +52,9 @@ func (r *Report) add(p Problem) {
 // error is non-nil only when the check itself could not run.
 func (l *Ledger) Verify(ctx context.Context) (*Report, error) {
 	rep := &Report{OK: true, Problems: []Problem{}}
-	conn, err := l.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", l.path, err)
-	}
-	defer conn.Close()
-	// One read transaction: a snapshot even while the owner appends.
-	tx, err := conn.BeginTx(ctx, nil)
+	// One read-only (deferred) transaction: a snapshot, even while the
+	// owner appends, that takes no write lock.
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", l.path, err)
 	}
