@@ -326,3 +326,53 @@ func TestProRataProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocateSumPreserving: with no import cap binding, every exporter's
+// slot hands out exactly min(export, Σclaims) — no Wh lost to rounding.
+func TestAllocateSumPreserving(t *testing.T) {
+	rng := rand.New(rand.NewSource(99))
+	for iter := 0; iter < 1000; iter++ {
+		nh := 2 + rng.Intn(5)
+		var terms []Terms
+		for i := 0; i < 1+rng.Intn(8); i++ {
+			start := int64(rng.Intn(4))
+			pledged := 1 + rng.Int63n(4000)
+			terms = append(terms, Terms{
+				Pledge: ID{byte(i), byte(rng.Intn(256))}, From: hh(byte(rng.Intn(nh))), To: hh(byte(100 + rng.Intn(nh))),
+				Window: SlotRange{From: start, To: start + 1 + int64(rng.Intn(3))}, PledgedWh: pledged, AcceptedWh: 1 + rng.Int63n(pledged),
+			})
+		}
+		m := MeterTable{}
+		for h := 0; h < nh; h++ {
+			for s := int64(0); s < 8; s++ {
+				m.Set(hh(byte(h)), s, int64(rng.Intn(2000)), 0)
+				m.Set(hh(byte(100+h)), s, 0, MaxEnergyWh)
+			}
+		}
+		allocs, err := Allocate(terms, m, ProRata{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type key struct {
+			h HouseholdID
+			s int64
+		}
+		given, claims := map[key]int64{}, map[key]int64{}
+		byID := map[ID]Terms{}
+		for _, tm := range terms {
+			byID[tm.Pledge] = tm
+		}
+		for _, al := range allocs {
+			tm := byID[al.Pledge]
+			p, a := tm.SlotWh(al.Slot)
+			given[key{tm.From, al.Slot}] += al.Wh
+			claims[key{tm.From, al.Slot}] += min(p, a)
+		}
+		for k, c := range claims {
+			exp, _ := m.ExportWh(k.h, k.s)
+			if given[k] != min(exp, c) {
+				t.Fatalf("iter %d: exporter %s slot %d gives %d, want min(export %d, claims %d)", iter, k.h.Short(), k.s, given[k], exp, c)
+			}
+		}
+	}
+}
