@@ -6,16 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
 )
 
-// testCommunity is the community every test box belongs to.
-var testCommunity = share.CommunityID{1, 2, 3}
+// testManifest is the community every test box belongs to.
+var (
+	testManifest  = share.DefaultManifest("test street")
+	testCommunity = testManifest.ID()
+)
 
 // memStore is an in-memory Store for tests: it keeps chains with the real
 // chain rules of share.Feed.Check.
@@ -131,6 +136,64 @@ func (s *memStore) statusOf(author share.HouseholdID) []byte {
 	return s.status[author]
 }
 
+// testStore is a Store the tests can count.
+type testStore interface {
+	Store
+	count(author share.HouseholdID) int
+	total() int
+	statusOf(author share.HouseholdID) []byte
+}
+
+// testNeighbours is a Neighbours the tests can add to.
+type testNeighbours interface {
+	Neighbours
+	add(id share.HouseholdID, addr string)
+}
+
+// ledgerTestStore is a LedgerStore on a real ledger file.
+type ledgerTestStore struct{ LedgerStore }
+
+func (s ledgerTestStore) count(author share.HouseholdID) int {
+	h, err := s.L.Head(context.Background(), author)
+	if err != nil {
+		panic(err)
+	}
+	return int(h.Seq) // chains are stored without gaps
+}
+
+func (s ledgerTestStore) total() int {
+	n, err := s.L.Count(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	st, err := s.L.Statuses(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return int(n) + len(st)
+}
+
+func (s ledgerTestStore) statusOf(author share.HouseholdID) []byte {
+	st, err := s.L.Statuses(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	if m := st[author]; m != nil {
+		return m.Bytes()
+	}
+	return nil
+}
+
+// ledgerTestNeighbours is LedgerNeighbours on a real ledger file.
+type ledgerTestNeighbours struct{ LedgerNeighbours }
+
+func (n *ledgerTestNeighbours) add(id share.HouseholdID, addr string) {
+	err := n.L.AddNeighbour(context.Background(), ledger.Neighbour{ID: id, Name: "n-" + id.Short(), Addresses: []string{addr}})
+	if err != nil {
+		panic(err)
+	}
+}
+
 // memNeighbours is an in-memory Neighbours for tests.
 type memNeighbours struct {
 	mu    sync.Mutex
@@ -176,6 +239,7 @@ type author struct {
 	ident *share.Identity
 	key   ed25519.PrivateKey
 	head  share.Head
+	clock int64 // advances with every message signed
 }
 
 func newAuthor(t testing.TB) *author {
@@ -209,7 +273,8 @@ func (a *author) next(t testing.TB) []byte {
 // sign signs a message after head without advancing the author's head.
 func (a *author) sign(t testing.TB, head share.Head, kind share.Kind, content []byte) []byte {
 	t.Helper()
-	d := share.Draft{Community: testCommunity, Created: time.UnixMilli(1_700_000_000_000 + int64(head.Seq)), Kind: kind, Content: content}
+	a.clock++
+	d := share.Draft{Community: testCommunity, Created: time.UnixMilli(1_700_000_000_000 + int64(head.Seq) + a.clock), Kind: kind, Content: content}
 	if !kind.Ephemeral() {
 		d.Seq, d.Prev = head.Seq+1, head.ID
 	}
@@ -234,8 +299,8 @@ func (a *author) status(t testing.TB, surplusW int64) []byte {
 // and optionally a syncer.
 type box struct {
 	*author
-	store  *memStore
-	nb     *memNeighbours
+	store  testStore
+	nb     testNeighbours
 	srv    *Server
 	addr   string
 	syncer *Syncer
@@ -244,13 +309,32 @@ type box struct {
 	done   chan struct{}
 }
 
-// newBox starts a server on 127.0.0.1 for a (a new author if nil).
-func newBox(t testing.TB, a *author, lim Limits) *box {
+// storeKinds are the stores the transport tests run on: the in-test
+// memory store and real ledger files.
+var storeKinds = []string{"mem", "ledger"}
+
+// newBox starts a server on 127.0.0.1 for a (a new author if nil), on a
+// store of the given kind.
+func newBox(t testing.TB, kind string, a *author, lim Limits) *box {
 	t.Helper()
 	if a == nil {
 		a = newAuthor(t)
 	}
-	b := &box{author: a, store: newMemStore(), nb: newMemNeighbours()}
+	b := &box{author: a}
+	switch kind {
+	case "mem":
+		b.store, b.nb = newMemStore(), newMemNeighbours()
+	case "ledger":
+		l, err := ledger.Open(context.Background(), filepath.Join(t.TempDir(), ledger.FileName), ledger.Options{Self: a.id(), Manifest: testManifest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		b.store = ledgerTestStore{LedgerStore{L: l}}
+		b.nb = &ledgerTestNeighbours{LedgerNeighbours{L: l, TTL: 5 * time.Millisecond}}
+	default:
+		t.Fatalf("unknown store kind %q", kind)
+	}
 	srv, err := NewServer(ServerConfig{Key: a.key, Store: b.store, Neighbours: b.nb, Verifier: ShareVerifier{Community: testCommunity}, Limits: lim,
 		OnConflict: func(from share.HouseholdID) {
 			if sy := b.kick.Load(); sy != nil {
@@ -346,6 +430,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }

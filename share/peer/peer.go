@@ -62,13 +62,21 @@ const (
 // AppendResult is the store's answer for one message.
 type AppendResult struct {
 	Outcome Outcome
-	Err     error // for Rejected: wraps ErrConflict for chain or fork problems
+	Err     error // for Rejected: wraps ErrConflict, ErrForbidden or ErrInvalid
 }
 
 // ErrConflict is wrapped by Store rejections that are about the author's
 // chain: a gap (seq beyond head+1), a wrong prev, or a fork (another
 // message for the same author and seq). The HTTP answer is 409.
 var ErrConflict = errors.New("chain conflict")
+
+// ErrForbidden is wrapped by Store rejections of a message whose author is
+// not admitted (HTTP 403).
+var ErrForbidden = errors.New("author not admitted")
+
+// ErrInvalid is wrapped by other Store rejections of a message's content,
+// such as a clock too far ahead (HTTP 400).
+var ErrInvalid = errors.New("invalid message")
 
 // Store is the household's durable message store.
 type Store interface {

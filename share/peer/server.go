@@ -407,10 +407,15 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share
 		s.fail(w, code, err.Error())
 		return
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if err := s.cfg.Store.PutStatus(r.Context(), m); err != nil {
-			s.log.Error("peer status store", "err", err)
-			s.fail(w, http.StatusInternalServerError, "store unavailable")
+			code := statusOf(err)
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrInvalid) {
+				s.log.Error("peer status store", "err", err)
+				s.fail(w, http.StatusInternalServerError, "store unavailable")
+				return
+			}
+			s.fail(w, code, fmt.Sprintf("message %d: %v", i, err))
 			return
 		}
 	}
@@ -490,15 +495,23 @@ func accept(ctx context.Context, self share.HouseholdID, v Verifier, nb Neighbou
 			res.Duplicates++
 		default:
 			if res.err == nil {
-				res.code = http.StatusBadRequest
-				if errors.Is(r.Err, ErrConflict) {
-					res.code = http.StatusConflict
-				}
+				res.code = statusOf(r.Err)
 				res.err = fmt.Errorf("message %d (%s seq %d): %w", i, msgs[i].Author.Short(), msgs[i].Seq, r.Err)
 			}
 		}
 	}
 	return res
+}
+
+// statusOf maps a store rejection to its HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	}
+	return http.StatusBadRequest
 }
 
 // limitListener lets at most n connections be open at once.

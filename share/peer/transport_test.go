@@ -19,7 +19,13 @@ import (
 // on B by the push path. The pull interval is an hour, so after the first
 // pull only a push can deliver it.
 func TestPushReachesNeighbour(t *testing.T) {
-	a, b := newBox(t, nil, Limits{}), newBox(t, nil, Limits{})
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { testPushReachesNeighbour(t, kind) })
+	}
+}
+
+func testPushReachesNeighbour(t *testing.T, kind string) {
+	a, b := newBox(t, kind, nil, Limits{}), newBox(t, kind, nil, Limits{})
 	befriend(a, b)
 	slow := SyncConfig{Interval: time.Hour, Refresh: 50 * time.Millisecond}
 	a.startSync(t, slow)
@@ -56,14 +62,20 @@ func pulledOnce(s *Syncer, id share.HouseholdID) bool {
 // than three pages of messages and B gets them; then A goes offline too, C
 // starts and catches up every message of A through B.
 func TestPullCatchUp(t *testing.T) {
-	const n = 345 // more than three pages of 100
-	a, b := newBox(t, nil, Limits{}), newBox(t, nil, Limits{})
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { testPullCatchUp(t, kind) })
+	}
+}
+
+func testPullCatchUp(t *testing.T, kind string) {
+	const n = 170 // more than three pages of 50
+	a, b := newBox(t, kind, nil, Limits{}), newBox(t, kind, nil, Limits{})
 	cAuthor := newAuthor(t)
 	befriend(a, b)
 	// B and A know C (it is a neighbour), but C's box is not running.
 	a.nb.add(cAuthor.id(), "127.0.0.1:1")
 	b.nb.add(cAuthor.id(), "127.0.0.1:1")
-	fast := SyncConfig{Interval: 50 * time.Millisecond, Refresh: 50 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PageSize: 100}
+	fast := SyncConfig{Interval: 150 * time.Millisecond, Refresh: 50 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PageSize: 50}
 	a.startSync(t, fast)
 	b.startSync(t, fast)
 
@@ -82,7 +94,7 @@ func TestPullCatchUp(t *testing.T) {
 	})
 	a.halt()
 
-	c := newBox(t, cAuthor, Limits{})
+	c := newBox(t, kind, cAuthor, Limits{})
 	c.nb.add(a.id(), a.addr) // offline
 	c.nb.add(b.id(), b.addr)
 	b.nb.add(c.id(), c.addr)
@@ -102,9 +114,10 @@ func TestPullCatchUp(t *testing.T) {
 // TestTLSPinning: a client expecting another key refuses the server; a
 // server refuses a client that is not a neighbour; nothing is stored.
 func TestTLSPinning(t *testing.T) {
-	a, b := newBox(t, nil, Limits{}), newBox(t, nil, Limits{})
+	kind := "mem"
+	a, b := newBox(t, kind, nil, Limits{}), newBox(t, kind, nil, Limits{})
 	befriend(a, b)
-	stranger := newBox(t, nil, Limits{})
+	stranger := newBox(t, kind, nil, Limits{})
 	ctx := context.Background()
 
 	t.Run("wrong server key", func(t *testing.T) {
@@ -162,7 +175,13 @@ func TestTLSPinning(t *testing.T) {
 // TestRejections: bad input from a known, authenticated neighbour gets the
 // right status and a reason, and nothing is stored.
 func TestRejections(t *testing.T) {
-	a := newBox(t, nil, Limits{})
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { testRejections(t, kind) })
+	}
+}
+
+func testRejections(t *testing.T, kind string) {
+	a := newBox(t, kind, nil, Limits{})
 	stranger := newAuthor(t)
 	ctx := context.Background()
 
@@ -267,7 +286,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBox(t, nil, Limits{})
+			b := newBox(t, kind, nil, Limits{})
 			befriend(a, b)
 			a.head = share.Head{}
 			before := b.store.total()
@@ -292,7 +311,13 @@ func TestRejections(t *testing.T) {
 // TestReplayIsIdempotent: the same message pushed twice (and pulled after)
 // is stored once.
 func TestReplayIsIdempotent(t *testing.T) {
-	a, b := newBox(t, nil, Limits{}), newBox(t, nil, Limits{})
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { testReplayIsIdempotent(t, kind) })
+	}
+}
+
+func testReplayIsIdempotent(t *testing.T, kind string) {
+	a, b := newBox(t, kind, nil, Limits{}), newBox(t, kind, nil, Limits{})
 	befriend(a, b)
 	raws := a.appendOwn(t, 2)
 	c := a.client(t, b)
@@ -319,8 +344,9 @@ func TestReplayIsIdempotent(t *testing.T) {
 // TestRateLimit: a neighbour over its token bucket gets 429 with
 // Retry-After; another neighbour is unaffected.
 func TestRateLimit(t *testing.T) {
-	b := newBox(t, nil, Limits{Rate: 0.01, Burst: 3})
-	a, other := newBox(t, nil, Limits{}), newBox(t, nil, Limits{})
+	kind := "mem"
+	b := newBox(t, kind, nil, Limits{Rate: 0.01, Burst: 3})
+	a, other := newBox(t, kind, nil, Limits{}), newBox(t, kind, nil, Limits{})
 	befriend(a, b)
 	befriend(other, b)
 	ctx := context.Background()
@@ -343,9 +369,10 @@ func TestRateLimit(t *testing.T) {
 // TestSlowLoris: connections that never finish the TLS handshake, the
 // request headers or the body are closed by the server.
 func TestSlowLoris(t *testing.T) {
+	kind := "mem"
 	lim := Limits{ReadHeader: 200 * time.Millisecond, Read: 400 * time.Millisecond}
-	b := newBox(t, nil, lim)
-	a := newBox(t, nil, Limits{})
+	b := newBox(t, kind, nil, lim)
+	a := newBox(t, kind, nil, Limits{})
 	befriend(a, b)
 	cert, err := Certificate(a.key)
 	if err != nil {

@@ -1,0 +1,159 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/share"
+)
+
+// LedgerStore adapts a ledger to Store. The ledger re-checks every message
+// itself (signature, clock, admission, chain) inside one durable
+// transaction per Append.
+type LedgerStore struct {
+	L *ledger.Ledger
+}
+
+// Heads implements Store.
+func (s LedgerStore) Heads(ctx context.Context) ([]Head, error) {
+	m, err := s.L.Heads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]Head, 0, len(m))
+	for a, h := range m {
+		hs = append(hs, Head{Author: a, Seq: h.Seq})
+	}
+	return hs, nil
+}
+
+// Range implements Store.
+func (s LedgerStore) Range(ctx context.Context, author share.HouseholdID, after uint64, limit int) ([][]byte, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.L.Range(ctx, author, after+1, limit)
+}
+
+// Append implements Store.
+func (s LedgerStore) Append(ctx context.Context, msgs []Message) ([]AppendResult, error) {
+	raws := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		raws[i] = m.Raw
+	}
+	res, err := s.L.Append(ctx, raws...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AppendResult, len(res))
+	for i, r := range res {
+		switch r.Outcome {
+		case ledger.Stored:
+			out[i] = AppendResult{Outcome: Added}
+		case ledger.Duplicate:
+			out[i] = AppendResult{Outcome: Duplicate}
+		default:
+			out[i] = AppendResult{Outcome: Rejected, Err: classify(r)}
+		}
+	}
+	return out, nil
+}
+
+// PutStatus implements Store.
+func (s LedgerStore) PutStatus(ctx context.Context, m Message) error {
+	res, err := s.L.Append(ctx, m.Raw)
+	if err != nil {
+		return err
+	}
+	switch res[0].Outcome {
+	case ledger.Latest, ledger.Older, ledger.Duplicate:
+		return nil
+	}
+	return classify(res[0])
+}
+
+// classify wraps a ledger refusal in the peer sentinel that gives its HTTP
+// status.
+func classify(r ledger.Result) error {
+	err := r.Err
+	if err == nil {
+		err = fmt.Errorf("ledger outcome %s", r.Outcome)
+	}
+	switch {
+	case r.Outcome == ledger.Forked, errors.Is(err, share.ErrFork), errors.Is(err, share.ErrFrozen),
+		errors.Is(err, share.ErrSeqGap), errors.Is(err, share.ErrPrevMismatch):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, ledger.ErrUnknownAuthor):
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+}
+
+// LedgerNeighbours adapts a ledger's neighbour list to Neighbours. The
+// list is read from the database at most once per TTL (default 2 s), so a
+// neighbour added or removed takes effect within that time.
+type LedgerNeighbours struct {
+	L   *ledger.Ledger
+	TTL time.Duration
+
+	mu    sync.Mutex
+	at    time.Time
+	addrs map[share.HouseholdID]string
+}
+
+func (n *LedgerNeighbours) load() map[share.HouseholdID]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ttl := n.TTL
+	if ttl <= 0 {
+		ttl = 2 * time.Second
+	}
+	if n.addrs != nil && time.Since(n.at) < ttl {
+		return n.addrs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	list, err := n.L.Neighbours(ctx)
+	if err != nil && n.addrs != nil {
+		return n.addrs // keep the last good list while the database is busy
+	}
+	m := make(map[share.HouseholdID]string, len(list))
+	for _, nb := range list {
+		addr := ""
+		if len(nb.Addresses) > 0 {
+			addr = nb.Addresses[0]
+		}
+		m[nb.ID] = addr
+	}
+	n.addrs, n.at = m, time.Now()
+	return m
+}
+
+// Known implements Neighbours.
+func (n *LedgerNeighbours) Known(id share.HouseholdID) bool {
+	_, ok := n.load()[id]
+	return ok
+}
+
+// Addr implements Neighbours.
+func (n *LedgerNeighbours) Addr(id share.HouseholdID) (string, bool) {
+	a, ok := n.load()[id]
+	return a, ok && a != ""
+}
+
+// List implements Neighbours.
+func (n *LedgerNeighbours) List() []share.HouseholdID {
+	m := n.load()
+	ids := make([]share.HouseholdID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b share.HouseholdID) int { return slices.Compare(a[:], b[:]) })
+	return ids
+}
