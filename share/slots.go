@@ -64,8 +64,10 @@ func (m Manifest) ParseWindow(s string, now time.Time, loc *time.Location) (Slot
 	}
 	s = strings.TrimSpace(s)
 	if s == "next-hour" {
+		// Step back to the start of the current local hour on the
+		// absolute time line (correct in a repeated DST hour too), then on.
 		n := now.In(loc)
-		start := localTime(n.Year(), n.Month(), n.Day(), n.Hour(), 0, loc).Add(time.Hour)
+		start := n.Add(-time.Duration(n.Minute())*time.Minute - time.Duration(n.Second())*time.Second - time.Duration(n.Nanosecond())).Add(time.Hour)
 		return m.Align(start, start.Add(time.Hour))
 	}
 	a, b, ok := strings.Cut(s, "/")

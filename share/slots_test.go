@@ -97,6 +97,11 @@ func TestParseWindow(t *testing.T) {
 		{"02:30/03:00", time.Date(2025, 10, 26, 0, 10, 0, 0, loc), "2025-10-26T00:30:00Z", "2025-10-26T02:00:00Z"},
 		// next-hour across the fall-back hour.
 		{"next-hour", time.Date(2025, 10, 26, 1, 30, 0, 0, loc), "2025-10-26T00:00:00Z", "2025-10-26T01:00:00Z"},
+		// In the repeated hour: 02:30 CEST (00:30Z) and then 02:30 CET (01:30Z).
+		{"next-hour", time.Date(2025, 10, 26, 0, 30, 0, 0, time.UTC), "2025-10-26T01:00:00Z", "2025-10-26T02:00:00Z"},
+		{"next-hour", time.Date(2025, 10, 26, 1, 30, 0, 0, time.UTC), "2025-10-26T02:00:00Z", "2025-10-26T03:00:00Z"},
+		// Spring forward: 01:30 CET (00:30Z) → next hour is 03:00 CEST (01:00Z).
+		{"next-hour", time.Date(2025, 3, 30, 0, 30, 0, 0, time.UTC), "2025-03-30T01:00:00Z", "2025-03-30T02:00:00Z"},
 	}
 	for _, tc := range tests {
 		r, err := m.ParseWindow(tc.in, tc.now, loc)
