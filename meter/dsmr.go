@@ -30,6 +30,7 @@ type TelegramError struct {
 	Detail   string // extra explanation, may be empty
 }
 
+// Error says which telegram was rejected and why, on one line.
 func (e *TelegramError) Error() string {
 	msg := "telegram /" + printable(e.Header) + " at byte " + strconv.FormatInt(e.Offset, 10) + ": " + e.Err.Error()
 	if errors.Is(e.Err, ErrChecksum) {
@@ -42,6 +43,7 @@ func (e *TelegramError) Error() string {
 	return msg
 }
 
+// Unwrap returns the reason, one of the Err* values.
 func (e *TelegramError) Unwrap() error { return e.Err }
 
 // printable renders header bytes for a message: printable ASCII as is,
