@@ -104,6 +104,7 @@ type GapError struct {
 	Got     uint64 // seq of the rejected message
 }
 
+// Error names the message, the author and the missing seqs.
 func (e *GapError) Error() string {
 	missing := fmt.Sprintf("%d", e.Head+1)
 	if e.Got-1 > e.Head+1 {
@@ -125,6 +126,7 @@ type ForkError struct {
 	Incoming ID // the new, different message at Seq
 }
 
+// Error names both messages and what to do.
 func (e *ForkError) Error() string {
 	return fmt.Sprintf("message %s: author %s forked its feed at seq %d (already have %s): keep both as proof and freeze the feed; the household must start a new key",
 		e.Incoming.Short(), e.Author.Short(), e.Seq, e.Stored.Short())

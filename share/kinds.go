@@ -149,14 +149,31 @@ type Unknown struct {
 	Raw []byte
 }
 
-func (*Announce) Kind() Kind  { return KindAnnounce }
-func (*Pledge) Kind() Kind    { return KindPledge }
-func (*Accept) Kind() Kind    { return KindAccept }
-func (*Decline) Kind() Kind   { return KindDecline }
-func (*Cancel) Kind() Kind    { return KindCancel }
-func (*Report) Kind() Kind    { return KindReport }
-func (*Settle) Kind() Kind    { return KindSettle }
-func (*Status) Kind() Kind    { return KindStatus }
+// Kind returns KindAnnounce.
+func (*Announce) Kind() Kind { return KindAnnounce }
+
+// Kind returns KindPledge.
+func (*Pledge) Kind() Kind { return KindPledge }
+
+// Kind returns KindAccept.
+func (*Accept) Kind() Kind { return KindAccept }
+
+// Kind returns KindDecline.
+func (*Decline) Kind() Kind { return KindDecline }
+
+// Kind returns KindCancel.
+func (*Cancel) Kind() Kind { return KindCancel }
+
+// Kind returns KindReport.
+func (*Report) Kind() Kind { return KindReport }
+
+// Kind returns KindSettle.
+func (*Settle) Kind() Kind { return KindSettle }
+
+// Kind returns KindStatus.
+func (*Status) Kind() Kind { return KindStatus }
+
+// Kind returns the kind the content was found under.
 func (u *Unknown) Kind() Kind { return u.K }
 
 func newContent(k Kind) Content {

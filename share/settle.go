@@ -194,6 +194,7 @@ type MissingMeasurement struct {
 	Import    bool // true: import of a recipient; false: export of an exporter
 }
 
+// Error names the first missing measurement and how many more.
 func (e *MissingError) Error() string {
 	m := e.Missing[0]
 	what := "export"
