@@ -74,7 +74,10 @@ func TestMeterDecodeCLI(t *testing.T) {
 		stdout   []string // substrings stdout must hold
 		stderr   string   // substring of the one stderr line; "" = stderr must be empty
 		jsonRows int      // with --json: number of lines that must parse as readings
+		stdin    string   // fixture fed on standard input
 	}{
+		{name: "stdin", args: []string{"--json", "-"}, stdin: "v42_kaifa_ma105_dsmrparser.txt", code: 0, jsonRows: 1,
+			stdout: []string{`"version":"42"`, `"power_import_w":2027`, `"m3":981.443`}},
 		{name: "valid json", args: []string{"--json", dsmr("v50_iskra_am550_two_mbus.txt")}, code: 0, jsonRows: 1,
 			stdout: []string{`"power_import_w":111`, `"energy_import_wh":{"total":2375582,"tariff1":2130115,"tariff2":245467}`, `"gas":{"channel":2,"device_type":3,"m3":246.138,"unit":"m3","time":"2020-04-26T22:30:01+02:00"}`}},
 		{name: "valid text", args: []string{dsmr("v50_iskra_am550_two_mbus.txt")}, code: 0,
@@ -103,6 +106,14 @@ func TestMeterDecodeCLI(t *testing.T) {
 			cmd.Env = append(os.Environ(), "COMMONS_HOME="+filepath.Join(dir, "home"))
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if tc.stdin != "" {
+				f, err := os.Open(dsmr(tc.stdin))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				cmd.Stdin = f
+			}
 			err := cmd.Run()
 			code := 0
 			var ee *exec.ExitError
