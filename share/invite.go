@@ -77,6 +77,9 @@ func (k *Identity) Invite(name string, addrs []string, community Manifest) (stri
 // breaks inside it are ignored (it may have been wrapped in an e-mail);
 // upper case is accepted.
 func ParseInvite(s string) (*Invite, error) {
+	if len(s) > 4*MaxInviteChars {
+		return nil, reject(ErrBadInvite, "invite is %d bytes, limit %d characters: is this really an invite?", len(s), MaxInviteChars)
+	}
 	s = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
 			return -1
