@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/NimbleMarkets/ntcharts/canvas"
 	"github.com/NimbleMarkets/ntcharts/canvas/runes"
 	"github.com/NimbleMarkets/ntcharts/linechart/timeserieslinechart"
 	"github.com/charmbracelet/bubbles/key"
@@ -189,7 +190,7 @@ func axisW(_ int, v float64) string {
 // time labels in the dashboard's zone. Ranges are set explicitly on every
 // build, so one spike does not flatten the chart forever, and zero always
 // has its own labelled row.
-func (m Model) renderChart(w, h int, start, end time.Time, sets []series) string {
+func (m Model) renderChart(slot **timeserieslinechart.Model, w, h int, start, end time.Time, sets []series) string {
 	if w < 20 || h < 5 {
 		return ""
 	}
@@ -220,17 +221,27 @@ func (m Model) renderChart(w, h int, start, end time.Time, sets []series) string
 		}
 		return axisW(0, t)
 	}
-	opts := []timeserieslinechart.Option{
-		timeserieslinechart.WithTimeRange(start, end),
-		timeserieslinechart.WithYRange(lo, hi),
-		timeserieslinechart.WithXYSteps(1, 1),
-		timeserieslinechart.WithXLabelFormatter(func(int, float64) string { return "" }),
-		timeserieslinechart.WithYLabelFormatter(yfmt),
-		timeserieslinechart.WithAxesStyles(m.st.axis, m.st.axisLabel),
-		timeserieslinechart.WithStyle(m.st.muted),
-		timeserieslinechart.WithLineStyle(runes.ThinLineStyle),
+	c := *slot
+	if c == nil || c.Width() != w || c.Height() != h {
+		nc := timeserieslinechart.New(w, h,
+			timeserieslinechart.WithXYSteps(1, 1),
+			timeserieslinechart.WithXLabelFormatter(func(int, float64) string { return "" }),
+			timeserieslinechart.WithAxesStyles(m.st.axis, m.st.axisLabel),
+			timeserieslinechart.WithStyle(m.st.muted),
+			timeserieslinechart.WithLineStyle(runes.ThinLineStyle),
+		)
+		c = &nc
+		*slot = c
 	}
-	c := timeserieslinechart.New(w, h, opts...)
+	// reuse the chart: ntcharts allocates a canvas of styled cells per
+	// chart, so only the data and ranges change from one build to the next
+	c.ClearAllData()
+	c.YLabelFormatter = yfmt
+	c.SetTimeRange(start, end)
+	c.SetViewTimeRange(start, end)
+	c.SetYRange(lo, hi)
+	c.SetViewYRange(lo, hi)
+	c.UpdateGraphSizes()
 	var names []string
 	if lo < 0 {
 		c.SetDataSetStyle(setZero, m.st.zero)
@@ -255,11 +266,69 @@ func (m Model) renderChart(w, h int, start, end time.Time, sets []series) string
 	} else {
 		c.DrawBrailleDataSets(names)
 	}
-	out := c.View()
-	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
-		out = out[:i+1] + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
+	return m.canvasView(&c.Canvas, w, h-1) + "\n" + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
+}
+
+// styleKey identifies the few cell styles the charts use.
+type styleKey struct {
+	fg   lipgloss.TerminalColor
+	bold bool
+}
+
+// canvasView renders the top h rows of a chart canvas. ntcharts renders
+// every cell on its own (measured at over 1 ms for a 120x20 chart); this
+// renders runs of cells that share a style at once, with styles from the
+// dashboard's renderer rather than ntcharts' global one.
+func (m Model) canvasView(c *canvas.Model, w, h int) string {
+	var b strings.Builder
+	b.Grow(w * h * 4)
+	var run strings.Builder
+	cache := map[styleKey]lipgloss.Style{}
+	flush := func(k styleKey) {
+		if run.Len() == 0 {
+			return
+		}
+		if k.fg == nil && !k.bold {
+			b.WriteString(run.String())
+		} else {
+			st, ok := cache[k]
+			if !ok {
+				st = m.st.r.NewStyle().Bold(k.bold)
+				if k.fg != nil {
+					st = st.Foreground(k.fg)
+				}
+				cache[k] = st
+			}
+			b.WriteString(st.Render(run.String()))
+		}
+		run.Reset()
 	}
-	return out
+	for y := 0; y < h; y++ {
+		var cur styleKey
+		for x := 0; x < w; x++ {
+			cell := c.Cell(canvas.Point{X: x, Y: y})
+			r := cell.Rune
+			k := styleKey{bold: cell.Style.GetBold()}
+			if fg := cell.Style.GetForeground(); fg != nil {
+				if _, none := fg.(lipgloss.NoColor); !none {
+					k.fg = fg
+				}
+			}
+			if r == 0 || r == ' ' {
+				r, k = ' ', styleKey{}
+			}
+			if k != cur {
+				flush(cur)
+				cur = k
+			}
+			run.WriteRune(r)
+		}
+		flush(cur)
+		if y < h-1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 // tickSteps are the candidate intervals between time labels.
@@ -329,10 +398,25 @@ func (m Model) legend() string {
 	return strings.Join(parts, "  ") + st.muted.Render("  W")
 }
 
-// liveWindow is the time range of the live chart.
-func (m Model) liveWindow() (time.Time, time.Time) {
-	end := m.now.Truncate(time.Second).Add(time.Second)
-	return end.Add(-liveWins[m.liveWin]), end
+// liveWindow is the time range of a live chart w cells wide and the number
+// of points it shows. One point (a braille dot column, or a cell in ASCII
+// mode) covers a whole number of seconds, and the window ends at the end
+// of the current point: the chart only needs a rebuild when a new point
+// starts, not on every telegram.
+func (m Model) liveWindow(w int) (start, end time.Time, n int) {
+	win := liveWins[m.liveWin]
+	cols := max(w-7, 2) // less the Y labels and axis
+	if !m.ascii {
+		cols *= 2
+	}
+	dot := (win + time.Duration(cols) - 1) / time.Duration(cols) // ceil: whole chart fits the window
+	dot = ((dot + time.Second - 1) / time.Second) * time.Second    // whole seconds
+	if dot < time.Second {
+		dot = time.Second
+	}
+	end = m.now.Truncate(dot).Add(dot)
+	n = int(win / dot)
+	return end.Add(-time.Duration(n) * dot), end, n
 }
 
 // histWindow is the time range of the history chart.
@@ -378,6 +462,12 @@ func (m *Model) refreshCharts() {
 	if m.tooSmall() {
 		return
 	}
+	if m.view == viewOverview {
+		// the overview's text is built once per message: the chart size
+		// depends on its height and View shows it
+		m.ovTop = m.overviewTop()
+		m.ovRows = lipgloss.Height(m.ovTop)
+	}
 	lw, lh, hw, hh := m.chartSizes()
 	if lw != m.liveW || lh != m.liveH {
 		m.liveDirty = true
@@ -385,14 +475,12 @@ func (m *Model) refreshCharts() {
 	if hw != m.histW || hh != m.histH {
 		m.histDirty = true
 	}
-	if m.liveDirty && lw > 0 && lh > 0 {
-		start, end := m.liveWindow()
-		n := lw * 2
-		if m.ascii {
-			n = lw
+	if lw > 0 && lh > 0 {
+		start, end, n := m.liveWindow(lw)
+		if m.liveDirty || !end.Equal(m.liveEnd) {
+			m.liveChart = m.renderChart(&m.liveModel, lw, lh, start, end, m.liveSeries(start, end, n))
+			m.liveW, m.liveH, m.liveEnd, m.liveDirty = lw, lh, end, false
 		}
-		m.liveChart = m.renderChart(lw, lh, start, end, m.liveSeries(start, end, n))
-		m.liveW, m.liveH, m.liveDirty = lw, lh, false
 	}
 	if m.histDirty && hw > 0 && hh > 0 {
 		start, end := m.histWindow()
@@ -400,7 +488,7 @@ func (m *Model) refreshCharts() {
 		if m.ascii {
 			n = hw
 		}
-		m.histChart = m.renderChart(hw, hh, start, end, m.histSeries(start, end, n))
+		m.histChart = m.renderChart(&m.histModel, hw, hh, start, end, m.histSeries(start, end, n))
 		m.histW, m.histH, m.histDirty = hw, hh, false
 	}
 }

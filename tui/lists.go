@@ -45,9 +45,22 @@ func (m *Model) setNeighbourColumns() {
 	if wide {
 		cols = append(cols, table.Column{Title: "All time given/recv", Width: 19}, table.Column{Title: "Problem", Width: 30})
 	}
-	cols = fit(cols, m.width-1, 1)
+	// spare cells: the name grows up to 24, then the problem column takes
+	// the rest; when short, the problem column and then the name shrink
+	spare := m.width - 1
+	for _, c := range cols {
+		spare -= c.Width + 1
+	}
+	grow := min(max(spare, 0), 12)
+	cols[1].Width += grow
+	spare -= grow
 	if wide {
-		cols = fit(cols, m.width-1, len(cols)-1)
+		last := len(cols) - 1
+		cols[last].Width = max(cols[last].Width+spare, 10)
+		spare = min(spare+30-cols[last].Width, 0) // what is still missing
+	}
+	if spare < 0 {
+		cols[1].Width = max(cols[1].Width+spare, 6)
 	}
 	m.neigh.SetColumns(cols)
 }

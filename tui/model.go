@@ -14,8 +14,10 @@ package tui
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/NimbleMarkets/ntcharts/linechart/timeserieslinechart"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
@@ -120,6 +122,11 @@ type Model struct {
 	// cached chart renderings, rebuilt in Update when their input changes
 	liveChart, histChart string
 	liveDirty, histDirty bool
+	liveEnd              time.Time // end of the window the live chart was drawn for
+	ovTop                string    // the overview's text part, built in Update
+	// the charts are kept between builds (a cache: only Update touches them)
+	liveModel, histModel *timeserieslinechart.Model
+	ovRows               int
 	liveW, liveH         int
 	histW, histH         int
 
@@ -190,6 +197,7 @@ func New(b Backend, opts Options) Model {
 	m.ledger = newTable(st)
 	m.form = newPledgeForm(st)
 	m.layout()
+	m.refreshCharts()
 	return m
 }
 
@@ -352,9 +360,6 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventMsg:
 		m.now = msg.now
 		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
-		if msg.ev.Kind == EventLive {
-			m.liveDirty = true
-		}
 	case eventsClosedMsg:
 		m.events = nil
 	case tickMsg:
@@ -362,7 +367,6 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			break
 		}
 		m.now = msg.now
-		m.liveDirty = true
 		cmds = append(cmds, m.tick())
 	case actionMsg:
 		m.now = msg.now
@@ -489,7 +493,10 @@ func (m Model) handleKey(msg tea.KeyMsg) (Model, tea.Cmd, bool) {
 	case key.Matches(msg, k.Pledge):
 		to := ""
 		if m.view == viewNeighbours {
-			to = m.selectedNeighbour()
+			to = m.detail
+			if to == "" {
+				to = m.selectedNeighbour()
+			}
 		}
 		cmd := m.openForm(to)
 		return m, cmd, false
@@ -629,18 +636,38 @@ func (m Model) View() string {
 			body = m.ledgerView()
 		}
 	}
-	bh := m.bodyHeight()
-	body = m.st.r.NewStyle().Height(bh).MaxHeight(bh).MaxWidth(m.width).Render(body)
-	parts := []string{m.headerView()}
-	if b := m.bannerText(); b != "" {
-		parts = append(parts, b)
+	var b strings.Builder
+	b.Grow(m.width * m.height * 2)
+	b.WriteString(m.headerView())
+	b.WriteByte('\n')
+	if s := m.bannerText(); s != "" {
+		b.WriteString(s)
+		b.WriteByte('\n')
 	}
-	parts = append(parts, body)
+	writeLines(&b, body, m.bodyHeight())
 	if s := m.statusText(); s != "" {
-		parts = append(parts, s)
+		b.WriteString(s)
+		b.WriteByte('\n')
 	}
-	parts = append(parts, m.footerView())
-	return lipgloss.JoinVertical(lipgloss.Left, parts...)
+	b.WriteString(m.footerView())
+	return b.String()
+}
+
+// writeLines writes exactly n lines of s, each ended by a newline: extra
+// lines are dropped and missing ones left empty. The views keep their
+// lines within the width, so no line is measured here: this runs on every
+// frame.
+func writeLines(b *strings.Builder, s string, n int) {
+	for i := 0; i < n; i++ {
+		line := s
+		if j := strings.IndexByte(s, '\n'); j >= 0 {
+			line, s = s[:j], s[j+1:]
+		} else {
+			s = ""
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
 }
 
 func (m Model) tooSmallView() string {

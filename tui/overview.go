@@ -46,12 +46,12 @@ func (m Model) useBig() bool { return m.width >= 100 && m.height >= 34 }
 
 // overviewRows is the height of the overview's text part, so the live
 // chart can take the rest.
-func overviewRows(m Model) int { return lipgloss.Height(m.overviewTop()) }
+func overviewRows(m Model) int { return m.ovRows }
 
 // overviewView is the glanceable screen: power now, today, phases, meter,
 // and the live chart when there is room.
 func (m Model) overviewView() string {
-	top := m.overviewTop()
+	top := m.ovTop
 	lw, lh, _, _ := m.chartSizes()
 	if lw == 0 || lh == 0 || m.liveChart == "" || !m.haveSamples {
 		return top
