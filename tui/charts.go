@@ -410,7 +410,7 @@ func (m Model) liveWindow(w int) (start, end time.Time, n int) {
 		cols *= 2
 	}
 	dot := (win + time.Duration(cols) - 1) / time.Duration(cols) // ceil: whole chart fits the window
-	dot = ((dot + time.Second - 1) / time.Second) * time.Second    // whole seconds
+	dot = ((dot + time.Second - 1) / time.Second) * time.Second  // whole seconds
 	if dot < time.Second {
 		dot = time.Second
 	}
