@@ -121,6 +121,14 @@ func ParseProfile(b []byte) (Profile, error) {
 	return p, p.Validate()
 }
 
+// Limits of a profile.
+const (
+	maxAppliances    = 64
+	maxSteps         = 32
+	maxPowerW        = 99999
+	maxStartRegister = 90_000_000 // Wh or litres
+)
+
 // Validate checks that the profile describes a possible household.
 func (p *Profile) Validate() error {
 	if p.Phases == 0 {
@@ -132,8 +140,11 @@ func (p *Profile) Validate() error {
 	if p.Header == "" || p.MeterID == "" {
 		return errors.New("header and meter_id are required")
 	}
-	if p.Latitude < -66 || p.Latitude > 66 {
-		return fmt.Errorf("latitude %v out of range", p.Latitude)
+	if p.Latitude < -66 || p.Latitude > 66 || p.Longitude < -180 || p.Longitude > 180 {
+		return fmt.Errorf("latitude %v / longitude %v out of range (|latitude| <= 66)", p.Latitude, p.Longitude)
+	}
+	if len(p.Appliances) > maxAppliances {
+		return fmt.Errorf("%d appliances; at most %d", len(p.Appliances), maxAppliances)
 	}
 	phaseOK := func(ph int) bool { return ph >= 0 && ph <= 3 && (p.Phases == 3 || ph <= 1) }
 	if s := p.Solar; s != nil {
@@ -154,25 +165,34 @@ func (p *Profile) Validate() error {
 	if sum < 0.99 || sum > 1.01 {
 		return fmt.Errorf("base: split must add up to 1, not %v", sum)
 	}
+	peak := p.Base.StandbyW + p.Base.NoiseW
+	maxHour := 0
 	for _, w := range p.Base.HourlyW {
 		if w < 0 {
 			return errors.New("base: negative hourly load")
 		}
+		maxHour = max(maxHour, w)
 	}
+	peak += maxHour
 	for _, a := range p.Appliances {
 		if !phaseOK(a.Phase) {
 			return fmt.Errorf("appliance %q: phase %d on a %d-phase connection", a.Name, a.Phase, p.Phases)
 		}
-		if len(a.Steps) == 0 {
-			return fmt.Errorf("appliance %q: no steps", a.Name)
+		if len(a.Steps) == 0 || len(a.Steps) > maxSteps || len(a.Windows) > maxSteps {
+			return fmt.Errorf("appliance %q: 1 to %d steps and at most %d windows", a.Name, maxSteps, maxSteps)
 		}
+		stepMax := 0
 		for _, s := range a.Steps {
+			stepMax = max(stepMax, s.W)
 			if s.Seconds <= 0 || s.W < 0 || s.W > 30000 || s.OnS < 0 || s.OffS < 0 {
 				return fmt.Errorf("appliance %q: a step needs s > 0 and 0 <= w <= 30000", a.Name)
 			}
 		}
-		if a.RunsPerDay < 0 || a.RunsPerDay > 50 || a.Jitter < 0 || a.Jitter >= 1 || a.Season < 0 || a.Season > 1 {
-			return fmt.Errorf("appliance %q: runs_per_day 0..50, jitter 0..<1, season 0..1", a.Name)
+		peak += stepMax
+		weekendOK := a.WeekendRuns == nil || *a.WeekendRuns >= 0 && *a.WeekendRuns <= 50
+		if a.RunsPerDay < 0 || a.RunsPerDay > 50 || !weekendOK || a.WeekendFac < 0 || a.WeekendFac > 10 ||
+			a.Jitter < 0 || a.Jitter >= 1 || a.Season < 0 || a.Season > 1 {
+			return fmt.Errorf("appliance %q: runs_per_day 0..50, weekend_factor 0..10, jitter 0..<1, season 0..1", a.Name)
 		}
 		if !a.Always && len(a.Windows) == 0 && (a.RunsPerDay > 0 || a.WeekendRuns != nil) {
 			return fmt.Errorf("appliance %q: no windows to start in", a.Name)
@@ -183,6 +203,10 @@ func (p *Profile) Validate() error {
 			}
 		}
 	}
+	// The telegram shows power as kW with two integer digits.
+	if peak > maxPowerW {
+		return fmt.Errorf("peak load %d W above the meter's %d W", peak, maxPowerW)
+	}
 	if g := p.Gas; g != nil {
 		if p.GasID == "" {
 			return errors.New("gas: gas_id is required")
@@ -192,8 +216,12 @@ func (p *Profile) Validate() error {
 		}
 	}
 	s := p.Start
-	if s.ImportT1Wh < 0 || s.ImportT2Wh < 0 || s.ExportT1Wh < 0 || s.ExportT2Wh < 0 || s.GasL < 0 {
-		return errors.New("start: negative register")
+	for _, r := range []int64{s.ImportT1Wh, s.ImportT2Wh, s.ExportT1Wh, s.ExportT2Wh, s.GasL} {
+		// Registers show six integer digits of kWh (five of m3); leave
+		// decades of headroom.
+		if r < 0 || r > maxStartRegister {
+			return fmt.Errorf("start: registers must be 0..%d", maxStartRegister)
+		}
 	}
 	return nil
 }

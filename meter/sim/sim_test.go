@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/assets"
 	"github.com/commons-energy/commons/meter"
 )
 
@@ -291,4 +292,38 @@ func TestSummerTime(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tc.utc, got, tc.want)
 		}
 	}
+}
+
+// FuzzParseProfile: any profile text is either rejected or simulates
+// without panicking into telegrams that decode to the model's reading.
+func FuzzParseProfile(f *testing.F) {
+	for _, n := range ProfileNames() {
+		b, err := assets.Profile(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, int64(1), int64(1750000000))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, seed, at int64) {
+		p, err := ParseProfile(b)
+		if err != nil {
+			return
+		}
+		at = 946684800 + mod(at, 100*365*86400) // 2000..2100
+		start := time.Unix(at, 0)
+		m := New(p, seed, start)
+		for i := range 3 {
+			now := start.Add(time.Duration(i) * 4001 * time.Second)
+			tg := m.Telegram(now)
+			got, err := meter.DecodeDSMRTelegram(tg)
+			if err != nil {
+				t.Fatalf("decode: %v\n%s", err, tg)
+			}
+			want := m.Reading(now)
+			if got.PowerImportW != want.PowerImportW || got.PowerExportW != want.PowerExportW ||
+				got.EnergyImport != want.EnergyImport || got.EnergyExport != want.EnergyExport {
+				t.Fatalf("decoded %+v\nwant %+v", got, want)
+			}
+		}
+	})
 }
