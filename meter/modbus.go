@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -375,14 +376,21 @@ func (c ModbusClient) ReadRegisters(ctx context.Context, slave, function byte, s
 	}
 	req := ModbusReadRequest(slave, function, start, count)
 	var last error
-	for range tries {
+	for try := range tries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if try > 0 {
+			// A late answer to the failed try must not pass for the
+			// answer to the next one: drain the line first.
+			if err := c.drain(); err != nil {
+				return nil, err
+			}
 		}
 		if _, err := c.Port.Write(req); err != nil {
 			return nil, portFailure{fmt.Errorf("modbus slave %d on %s: send request: %w", slave, c.Device, err)}
 		}
-		f, err := c.readResponse(ctx, slave, function, int(count), time.Now().Add(timeout))
+		f, err := c.readResponse(ctx, req, int(count), time.Now().Add(timeout))
 		if err == nil {
 			regs, err := f.Registers()
 			if err != nil {
@@ -407,12 +415,32 @@ func (c ModbusClient) ReadRegisters(ctx context.Context, slave, function byte, s
 
 var errModbusTimeout = errors.New("timeout")
 
-// readResponse reads one answer from slave to function: 5 + 2*count bytes,
-// or 5 for an exception. Bytes from other slaves are skipped.
-func (c ModbusClient) readResponse(ctx context.Context, slave, function byte, count int, deadline time.Time) (ModbusFrame, error) {
-	buf := make([]byte, 0, 5+2*count)
+// drain reads and discards input until a read times out empty.
+func (c ModbusClient) drain() error {
+	buf := make([]byte, 256)
+	for range 64 {
+		n, err := c.Port.Read(buf)
+		if err != nil {
+			return portFailure{fmt.Errorf("modbus on %s: read: %w", c.Device, err)}
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// readResponse reads the answer to req: 5 + 2*count bytes, or 5 for an
+// exception. Bytes from other slaves and the echo of req (RS-485 adapters
+// that hear themselves) are skipped.
+func (c ModbusClient) readResponse(ctx context.Context, req []byte, count int, deadline time.Time) (ModbusFrame, error) {
+	slave, function := req[0], req[1]
+	buf := make([]byte, 0, 5+2*count+len(req))
 	tmp := make([]byte, 5+2*count)
 	for {
+		if bytes.HasPrefix(buf, req) {
+			buf = buf[len(req):]
+		}
 		// Drop bytes until the frame starts with our slave and function.
 		for len(buf) >= 2 && (buf[0] != slave || buf[1]&0x7f != function) {
 			buf = buf[1:]
@@ -424,12 +452,9 @@ func (c ModbusClient) readResponse(ctx context.Context, slave, function byte, co
 		if len(buf) >= 2 && buf[1]&0x80 != 0 {
 			want = 5
 		}
-		if len(buf) >= want {
-			f, err := DecodeModbusRTU(buf[:want])
-			if err != nil {
-				return ModbusFrame{}, err
-			}
-			return f, nil
+		// A buffer that is the beginning of req is an echo still arriving.
+		if len(buf) >= want && !bytes.HasPrefix(req, buf) {
+			return DecodeModbusRTU(buf[:want])
 		}
 		if err := ctx.Err(); err != nil {
 			return ModbusFrame{}, err

@@ -106,6 +106,7 @@ type fakeSDMPort struct {
 	regs   map[uint16]float32
 	out    []byte
 	silent bool
+	echo   bool // an RS-485 adapter that hears its own requests
 	reqs   int
 	// corrupt damages the CRC of the first n answers.
 	corrupt int
@@ -115,6 +116,9 @@ func (p *fakeSDMPort) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reqs++
+	if p.echo {
+		p.out = append(p.out, b...)
+	}
 	f, err := DecodeModbusRTU(b)
 	if err != nil || p.silent || f.Slave != p.slave {
 		return len(b), nil
@@ -147,7 +151,7 @@ func (p *fakeSDMPort) Read(b []byte) (int, error) {
 func (p *fakeSDMPort) Close() error { return nil }
 
 func TestModbusSDM630Poll(t *testing.T) {
-	port := &fakeSDMPort{slave: 7, corrupt: 1, regs: map[uint16]float32{
+	port := &fakeSDMPort{slave: 7, corrupt: 1, echo: true, regs: map[uint16]float32{
 		0x00: 230.5, 0x02: 231.25, 0x04: 229.75,
 		0x06: 1.5, 0x08: 2.25, 0x0A: 0.125,
 		0x0C: -345.5, 0x0E: 100, 0x10: -1.25,
