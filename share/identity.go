@@ -141,6 +141,11 @@ func LoadIdentity(path string) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load identity %s: %w", path, err)
 	}
+	return parseKeyFile(path, data)
+}
+
+// parseKeyFile decodes the contents of a key file; path names it in errors.
+func parseKeyFile(path string, data []byte) (*Identity, error) {
 	block, rest := pem.Decode(data)
 	if block == nil || block.Type != pemType {
 		return nil, reject(ErrBadKeyFile, "key file %s: no %q PEM block: is this a commons identity key?", path, pemType)
