@@ -202,7 +202,7 @@ func TestCanonicalReaderSeeds(t *testing.T) {
 
 func FuzzKeyFileAndIDs(f *testing.F) {
 	k := testKey(f, "alice")
-	f.Add([]byte("-----BEGIN COMMONS ED25519 SEED-----\nHousehold: " + k.ID().String() + "\n\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n-----END COMMONS ED25519 SEED-----\n"), k.ID().String())
+	f.Add([]byte("-----BEGIN COMMONS ED25519 SEED-----\nHousehold: "+k.ID().String()+"\n\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n-----END COMMONS ED25519 SEED-----\n"), k.ID().String())
 	f.Add([]byte("garbage"), strings.Repeat("ab", 32))
 	f.Fuzz(func(t *testing.T, data []byte, s string) {
 		if id, err := parseKeyFile("fuzz.key", data); err == nil && len(id.Seed()) != 32 {
