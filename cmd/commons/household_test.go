@@ -191,11 +191,11 @@ func TestHouseholdCLI(t *testing.T) {
 		}
 		// Exports for spreadsheets carry the pledge.
 		csv := c.ok("--home", a, "ledger", "export", "--format", "csv")
-		if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], p.ID+","+ida.ID+",Alice,"+idb.ID+",Bob,1500,") || !strings.Contains(lines[1], ",accepted,1500,,") {
+		if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], p.ID+","+ida.ID+","+idb.ID+",Alice,Bob,1500,1500,,") || !strings.Contains(lines[1], ",accepted,") {
 			t.Fatalf("csv export:\n%s", csv)
 		}
 		out := filepath.Join(t.TempDir(), "ledger.jsonl")
-		c.ok("--home", b, "ledger", "export", "--format", "jsonl", "--out", out)
+		c.ok("--home", b, "ledger", "export", "--format", "jsonl", "--table", "pledges", "--out", out)
 		data, err := os.ReadFile(out)
 		var row pledgeJSON
 		if err != nil || json.Unmarshal(data, &row) != nil || row.ID != p.ID || row.State != "accepted" {

@@ -35,10 +35,7 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				if rep.Problems == nil {
-					rep.Problems = []node.Problem{}
-				}
-				if err := printJSON(out, rep); err != nil {
+					if err := printJSON(out, rep); err != nil {
 					return err
 				}
 			} else if rep.OK {
@@ -58,10 +55,10 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	verify.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	var format, outPath string
+	var format, outPath, table string
 	export := &cobra.Command{
-		Use:   "export --format csv|jsonl [--out FILE]",
-		Short: "Export pledges, their states and settlements for spreadsheets and scripts",
+		Use:   "export --format csv|jsonl [--table T] [--out FILE]",
+		Short: "Export messages, pledges and settlements for spreadsheets and scripts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "csv" && format != "jsonl" {
@@ -73,13 +70,13 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 			}
 			defer hh.Close()
 			if outPath == "" || outPath == "-" {
-				return nodeErr(hh.ExportLedger(cmd.Context(), cmd.OutOrStdout(), format))
+				return nodeErr(hh.ExportLedger(cmd.Context(), cmd.OutOrStdout(), format, table))
 			}
 			f, err := os.Create(outPath)
 			if err != nil {
 				return failf(exitFailure, "ledger export: %v", err)
 			}
-			if err := hh.ExportLedger(cmd.Context(), f, format); err != nil {
+			if err := hh.ExportLedger(cmd.Context(), f, format, table); err != nil {
 				f.Close()
 				os.Remove(outPath)
 				return nodeErr(err)
@@ -92,6 +89,7 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 	}
 	export.Flags().StringVar(&format, "format", "", "csv or jsonl")
 	export.Flags().StringVar(&outPath, "out", "", "write to FILE instead of stdout")
+	export.Flags().StringVar(&table, "table", "", "messages, pledges, settlements, or all (jsonl only); default pledges for csv, all for jsonl")
 	cmd.AddCommand(verify, export)
 	return cmd
 }

@@ -153,7 +153,7 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 		return Pledge{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	now := n.opts.Now()
-	start, end := n.manifest.Times(r)
+	start, _ := n.manifest.Times(r)
 	if !start.After(now) {
 		next := n.manifest.SlotStart(n.manifest.SlotOf(now) + 1).In(n.loc)
 		return Pledge{}, fmt.Errorf("%w: the window starts at %s, which is not in the future; a pledge must be made before its window (next slot starts %s)",
@@ -168,140 +168,80 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 	if err != nil {
 		return Pledge{}, err
 	}
-	v, err := share.FoldPledge(n.manifest, m, nil, now)
-	if err != nil {
-		return Pledge{}, err
-	}
-	_ = end
-	return n.pledgeJSON(v, m, map[share.HouseholdID]string{n.key.ID(): n.cfg.Name, nb.ID: nb.Name}), nil
+	return n.FindPledge(ctx, m.ID().String())
 }
 
-// pledgeJSON converts a folded view into the CLI's shape.
-func (n *Node) pledgeJSON(v *share.PledgeView, m *share.Message, names map[share.HouseholdID]string) Pledge {
-	start, end := n.manifest.Times(v.Window)
-	p := Pledge{
-		ID: v.ID.String(), From: v.From.String(), To: v.To.String(),
-		FromName: nameOf(names, v.From), ToName: nameOf(names, v.To),
-		EnergyWh: v.PledgedWh,
-		Window:   PledgeWindow{Start: start.In(n.loc), End: end.In(n.loc)},
-		State:    string(v.State),
-		Outgoing: v.From == n.key.ID(),
-		Created:  m.Created().In(n.loc),
+// pledgeJSON converts a ledger pledge view into the CLI's shape.
+func (n *Node) pledgeJSON(p ledger.Pledge) Pledge {
+	out := Pledge{
+		ID: p.ID.String(), From: p.From.String(), To: p.To.String(),
+		FromName: n.nameOr(p.FromName, p.From), ToName: n.nameOr(p.ToName, p.To),
+		EnergyWh: p.PledgedWh,
+		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc)},
+		State:    string(p.State),
+		Outgoing: p.Outgoing,
+		Created:  p.Created.In(n.loc),
 	}
-	if v.State == share.StateAccepted || v.State == share.StateSettled || (v.AcceptedWh > 0) {
-		a := v.AcceptedWh
-		p.AcceptedWh = &a
+	if !p.Accept.IsZero() {
+		a := p.AcceptedWh
+		out.AcceptedWh = &a
 	}
-	if v.Settlement != nil {
-		d := v.Settlement.TotalWh
-		p.DeliveredWh = &d
+	if p.DeliveredWh.OK {
+		d := p.DeliveredWh.V
+		out.DeliveredWh = &d
 	}
-	return p
+	return out
 }
 
-func nameOf(names map[share.HouseholdID]string, id share.HouseholdID) string {
-	if s, ok := names[id]; ok {
-		return s
+// nameOr returns name, or this household's name, or a short id.
+func (n *Node) nameOr(name string, id share.HouseholdID) string {
+	switch {
+	case name != "":
+		return name
+	case id == n.key.ID():
+		return n.cfg.Name
 	}
 	return id.Short()
-}
-
-// pledgeViews folds every stored pledge this household is a party to,
-// newest first, with the pledge messages.
-func (n *Node) pledgeViews(ctx context.Context) ([]*share.PledgeView, map[share.ID]*share.Message, error) {
-	msgs, err := n.messagesOfKinds(ctx, share.KindPledge, share.KindAccept, share.KindDecline, share.KindCancel, share.KindSettle)
-	if err != nil {
-		return nil, nil, err
-	}
-	self := n.key.ID()
-	pledges := map[share.ID]*share.Message{}
-	var order []share.ID
-	related := map[share.ID][]*share.Message{}
-	for _, m := range msgs {
-		c, err := m.Decode()
-		if err != nil {
-			continue // stored messages were verified; an undecodable one shows in ledger verify
-		}
-		if p, ok := c.(*share.Pledge); ok {
-			if m.Author == self || p.To == self {
-				pledges[m.ID()] = m
-				order = append(order, m.ID())
-			}
-			continue
-		}
-		ref := share.RefersTo(c)
-		related[ref] = append(related[ref], m)
-	}
-	now := n.opts.Now()
-	views := make([]*share.PledgeView, 0, len(order))
-	for i := len(order) - 1; i >= 0; i-- {
-		v, err := share.FoldPledge(n.manifest, pledges[order[i]], related[order[i]], now)
-		if err != nil {
-			continue
-		}
-		views = append(views, v)
-	}
-	return views, pledges, nil
 }
 
 // Pledges implements Household: every pledge to or from this household,
 // newest first; openOnly keeps pledged and accepted ones.
 func (n *Node) Pledges(ctx context.Context, openOnly bool) ([]Pledge, error) {
-	views, msgs, err := n.pledgeViews(ctx)
+	ps, err := n.led.Pledges(ctx, ledger.PledgeFilter{OpenOnly: openOnly, Involving: n.key.ID()})
 	if err != nil {
 		return nil, err
 	}
-	names, err := n.names(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Pledge, 0, len(views))
-	for _, v := range views {
-		if openOnly && v.State.Final() {
-			continue
-		}
-		out = append(out, n.pledgeJSON(v, msgs[v.ID], names))
+	out := make([]Pledge, len(ps))
+	for i, p := range ps {
+		out[i] = n.pledgeJSON(p)
 	}
 	return out, nil
 }
 
-// findView resolves a full pledge id or a unique prefix of at least 4 hex
-// digits.
-func (n *Node) findView(ctx context.Context, id string) (*share.PledgeView, *share.Message, error) {
+// findPledge resolves a full pledge id or a unique prefix of at least 4
+// hex digits.
+func (n *Node) findPledge(ctx context.Context, id string) (ledger.Pledge, error) {
 	s := strings.ToLower(strings.TrimSpace(id))
 	if len(s) < 4 || strings.Trim(s, "0123456789abcdef") != "" || len(s) > 64 {
-		return nil, nil, fmt.Errorf("%w: pledge id %q: give the hex id (at least 4 digits) that 'commons pledges' shows", ErrInvalid, id)
+		return ledger.Pledge{}, fmt.Errorf("%w: pledge id %q: give the hex id (at least 4 digits) that 'commons pledges' shows", ErrInvalid, id)
 	}
-	views, msgs, err := n.pledgeViews(ctx)
-	if err != nil {
-		return nil, nil, err
+	p, err := n.led.FindPledge(ctx, s)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return p, fmt.Errorf("%w: no pledge %s is stored here; see 'commons pledges' (a neighbour's pledge needs 'commons import' first)", ErrNotFound, s)
+	case errors.Is(err, ledger.ErrAmbiguous):
+		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	var found []*share.PledgeView
-	for _, v := range views {
-		if strings.HasPrefix(v.ID.String(), s) {
-			found = append(found, v)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, nil, fmt.Errorf("%w: no pledge %s to or from this household; see 'commons pledges' (messages from a neighbour may need 'commons import' first)", ErrNotFound, s)
-	case 1:
-		return found[0], msgs[found[0].ID], nil
-	}
-	return nil, nil, fmt.Errorf("%w: pledge id %s matches %d pledges; give more digits", ErrInvalid, s, len(found))
+	return p, err
 }
 
 // FindPledge implements Household.
 func (n *Node) FindPledge(ctx context.Context, id string) (Pledge, error) {
-	v, m, err := n.findView(ctx, id)
+	p, err := n.findPledge(ctx, id)
 	if err != nil {
 		return Pledge{}, err
 	}
-	names, err := n.names(ctx)
-	if err != nil {
-		return Pledge{}, err
-	}
-	return n.pledgeJSON(v, m, names), nil
+	return n.pledgeJSON(p), nil
 }
 
 // Accept implements Household: the recipient accepts the whole pledge.
@@ -349,10 +289,11 @@ func (n *Node) answer(ctx context.Context, verb, id string, build func(*share.Pl
 	if err := n.writable(verb); err != nil {
 		return Pledge{}, err
 	}
-	v, _, err := n.findView(ctx, id)
+	p, err := n.findPledge(ctx, id)
 	if err != nil {
 		return Pledge{}, err
 	}
+	v := &p.PledgeView
 	if v.From != n.key.ID() && v.To != n.key.ID() {
 		return Pledge{}, fmt.Errorf("%w: pledge %s is not to or from this household", ErrInvalid, v.ID.Short())
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
 )
 
@@ -32,9 +33,13 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 	if err := n.writable("settle"); err != nil {
 		return rep, err
 	}
-	views, _, err := n.pledgeViews(ctx)
+	ps, err := n.led.Pledges(ctx, ledger.PledgeFilter{Involving: n.key.ID()})
 	if err != nil {
 		return rep, err
+	}
+	views := make([]*share.PledgeView, len(ps))
+	for i := range ps {
+		views[i] = &ps[i].PledgeView
 	}
 	now := n.opts.Now()
 	self := n.key.ID()
@@ -235,4 +240,11 @@ func firstOverlap(group, others []*share.PledgeView) *share.PledgeView {
 		}
 	}
 	return nil
+}
+
+func nameOf(names map[share.HouseholdID]string, id share.HouseholdID) string {
+	if s, ok := names[id]; ok {
+		return s
+	}
+	return id.Short()
 }

@@ -102,19 +102,6 @@ type Today struct {
 	ExportWh int64 `json:"export_wh"`
 }
 
-// Problem is one thing ledger verification found wrong.
-type Problem struct {
-	ID     string `json:"id"` // the message id, or "" for the database itself
-	Reason string `json:"reason"`
-}
-
-// VerifyReport is the outcome of re-verifying the ledger.
-type VerifyReport struct {
-	OK       bool      `json:"ok"`
-	Messages int       `json:"messages"`
-	Problems []Problem `json:"problems"`
-}
-
 // ImportReport counts what an import did.
 type ImportReport struct {
 	Added      int         `json:"added"`
@@ -154,7 +141,7 @@ type Household interface {
 	FindPledge(ctx context.Context, id string) (Pledge, error)
 	Status(ctx context.Context) (Status, error)
 	Verify(ctx context.Context) (VerifyReport, error)
-	ExportLedger(ctx context.Context, w io.Writer, format string) error
+	ExportLedger(ctx context.Context, w io.Writer, format, table string) error
 	ExportMessages(ctx context.Context, w io.Writer, since string) (int, error)
 	Import(ctx context.Context, r io.Reader) (ImportReport, error)
 	Close() error
