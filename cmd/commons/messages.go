@@ -35,7 +35,7 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-					if err := printJSON(out, rep); err != nil {
+				if err := printJSON(out, rep); err != nil {
 					return err
 				}
 			} else if rep.OK {
