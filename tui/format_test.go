@@ -1,0 +1,232 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata" // DST tests need Europe/Brussels on any machine
+)
+
+func TestParseEnergy(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{"1500", 1500, ""},
+		{"1500 Wh", 1500, ""},
+		{"1500wh", 1500, ""},
+		{"1.5 kWh", 1500, ""},
+		{"1,5kwh", 1500, ""},
+		{"2 kWh", 2000, ""},
+		{"0.001 kWh", 1, ""},
+		{".25kWh", 250, ""},
+		{" 12.345 KWH ", 12345, ""},
+		{"", 0, "give an amount"},
+		{"kWh", 0, "give an amount"},
+		{"0", 0, "more than 0 Wh"},
+		{"-5", 0, "give an amount"},
+		{"1.5", 0, "Wh take no decimals"},
+		{"1.2345 kWh", 0, "at most three decimals"},
+		{"1.kWh", 0, "give an amount"},
+		{"abc", 0, "give an amount"},
+		{"1e3", 0, "give an amount"},
+		{"9999999999999 kWh", 0, "too large"},
+	}
+	for _, c := range cases {
+		got, err := parseEnergy(c.in)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("parseEnergy(%q) = %d, %v; want error %q", c.in, got, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("parseEnergy(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+}
+
+func FuzzParseEnergy(f *testing.F) {
+	for _, s := range []string{"1500", "1.5 kWh", "1,5kwh", "", ".", "0.001kWh", "99999999999kWh"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		wh, err := parseEnergy(s)
+		if err != nil {
+			if wh != 0 {
+				t.Fatalf("error %v with value %d", err, wh)
+			}
+			return
+		}
+		if wh <= 0 {
+			t.Fatalf("parseEnergy(%q) = %d without error", s, wh)
+		}
+		// what the dashboard prints parses back to the same amount
+		if back, err := parseEnergy(fmtKWh(wh)); err != nil || back != wh {
+			t.Fatalf("round trip of %d via %q: %d, %v", wh, fmtKWh(wh), back, err)
+		}
+	})
+}
+
+func TestParseRange(t *testing.T) {
+	at := func(d, h, m int) time.Time { return time.Date(2026, 6, d, h, m, 0, 0, testZone) }
+	cases := []struct {
+		in         string
+		start, end time.Time
+		wantErr    bool
+	}{
+		{"14:00-16:00", at(15, 14, 0), at(15, 16, 0), false},
+		{" 14:00 - 16:00 ", at(15, 14, 0), at(15, 16, 0), false},
+		{"13:00-14:00", at(15, 13, 0), at(15, 14, 0), false}, // started, not over: kept
+		{"09:00-10:00", at(16, 9, 0), at(16, 10, 0), false},  // over: tomorrow
+		{"23:00-01:00", at(15, 23, 0), at(16, 1, 0), false},  // across midnight
+		{"1400-1600", time.Time{}, time.Time{}, true},
+		{"14:00", time.Time{}, time.Time{}, true},
+		{"25:00-26:00", time.Time{}, time.Time{}, true},
+	}
+	for _, c := range cases {
+		s, e, err := parseRange(c.in, testNow, testZone)
+		if c.wantErr {
+			if err == nil {
+				t.Errorf("parseRange(%q) = %v-%v, want error", c.in, s, e)
+			}
+			continue
+		}
+		if err != nil || !s.Equal(c.start) || !e.Equal(c.end) {
+			t.Errorf("parseRange(%q) = %v-%v, %v; want %v-%v", c.in, s, e, err, c.start, c.end)
+		}
+	}
+}
+
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"14:00-16:00", "23:59-00:00", "-", "00:00-00:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, end, err := parseRange(s, testNow, testZone)
+		if err != nil {
+			return
+		}
+		if !end.After(start) || !end.After(testNow) || end.Sub(start) > 24*time.Hour {
+			t.Fatalf("parseRange(%q) = %v-%v", s, start, end)
+		}
+	})
+}
+
+func TestWindowsAcrossDST(t *testing.T) {
+	bru, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-03-29 02:00 CET jumps to 03:00 CEST
+	now := time.Date(2026, 3, 29, 1, 40, 0, 0, bru)
+	s, e := nextHour(now, bru)
+	if got := s.In(bru).Format("15:04 MST"); got != "03:00 CEST" {
+		t.Errorf("next hour starts %s, want 03:00 CEST", got)
+	}
+	if e.Sub(s) != time.Hour {
+		t.Errorf("next hour lasts %v", e.Sub(s))
+	}
+	// a range over the jump is an hour shorter in real time
+	s, e, err = parseRange("01:00-04:00", now, bru)
+	if err != nil || e.Sub(s) != 2*time.Hour {
+		t.Errorf("01:00-04:00 on the spring day: %v-%v (%v), %v", s, e, e.Sub(s), err)
+	}
+}
+
+func TestNextSlot(t *testing.T) {
+	s, e := nextSlot(testNow, 15*time.Minute)
+	if s.In(testZone).Format("15:04") != "13:30" || e.Sub(s) != 15*time.Minute {
+		t.Errorf("next slot %v-%v", s, e)
+	}
+	s, _ = nextSlot(time.Date(2026, 6, 15, 13, 30, 0, 0, testZone), 15*time.Minute)
+	if s.In(testZone).Format("15:04") != "13:45" {
+		t.Errorf("on a slot boundary the next slot is %v", s)
+	}
+	if s, e := nextSlot(testNow, 0); e.Sub(s) != 15*time.Minute {
+		t.Errorf("zero slot length did not default to 15 min")
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	cases := []struct{ got, want string }{
+		{fmtW(0), "0 W"}, {fmtW(9999), "9999 W"}, {fmtW(12345), "12.34 kW"}, {fmtW(-2317), "-2317 W"},
+		{fmtWh(999), "999 Wh"}, {fmtWh(1000), "1.000 kWh"}, {fmtWh(-12345), "-12.345 kWh"},
+		{fmtKWh(5), "0.005 kWh"},
+		{fmtAge(testNow, testNow.Add(time.Second)), "0 s"},
+		{fmtAge(testNow, testNow.Add(-59*time.Second)), "59 s"},
+		{fmtAge(testNow, testNow.Add(-61*time.Minute)), "1 h"},
+		{fmtAge(testNow, testNow.Add(-72*time.Hour)), "3 d"},
+		{fmtWindow(testNow, testNow.Add(time.Hour), testNow.Add(2*time.Hour), testZone), "14:20-15:20"},
+		{fmtWindow(testNow, testNow.Add(24*time.Hour), testNow.Add(25*time.Hour), testZone), "Jun 16 13:20-14:20"},
+		{axisW(0, -1500), "-1.5k"}, {axisW(0, 500), "+500"},
+	}
+	for i, c := range cases {
+		if c.got != c.want {
+			t.Errorf("case %d: got %q, want %q", i, c.got, c.want)
+		}
+	}
+	if v, ok := pct(50, 200); !ok || v != 25 {
+		t.Errorf("pct = %d %v", v, ok)
+	}
+	if _, ok := pct(1, 0); ok {
+		t.Error("pct of zero is defined")
+	}
+}
+
+func TestRingBounded(t *testing.T) {
+	r := newRing(4)
+	for i := 1; i <= 10; i++ {
+		r.push(Sample{Time: testNow.Add(time.Duration(i) * time.Second), ImportW: int64(i)})
+	}
+	r.push(Sample{Time: testNow, ImportW: 99}) // older: dropped
+	if r.len() != 4 || r.at(0).ImportW != 7 || r.at(3).ImportW != 10 {
+		t.Fatalf("ring holds %d, first %d, last %d", r.len(), r.at(0).ImportW, r.at(3).ImportW)
+	}
+	if i := r.from(testNow.Add(9 * time.Second)); i != 2 {
+		t.Errorf("from = %d, want 2", i)
+	}
+	// a later backend snapshot merges with what arrived meanwhile
+	r.merge([]Sample{{Time: testNow.Add(8 * time.Second), ImportW: 80}, {Time: testNow.Add(9 * time.Second), ImportW: 90}})
+	var got []int64
+	for i := 0; i < r.len(); i++ {
+		got = append(got, r.at(i).ImportW)
+	}
+	if len(got) != 3 || got[0] != 80 || got[1] != 90 || got[2] != 10 {
+		t.Errorf("after merge: %v", got)
+	}
+}
+
+func TestDownsamplingIsBounded(t *testing.T) {
+	f := newFake()
+	m := loaded(t, f, 160, 48)
+	start, end, n := m.liveWindow(160)
+	if end.Sub(start) != 15*time.Minute || n > 2*160 {
+		t.Fatalf("live window %v-%v with %d points", start, end, n)
+	}
+	for _, s := range m.liveSeries(start, end, n) {
+		if len(s.pts) > n {
+			t.Errorf("%s: %d points for %d columns", s.name, len(s.pts), n)
+		}
+	}
+	m.buckets = f.buckets
+	hs, he := histWindowAt(testNow, span7d, testZone)
+	sets := m.histSeries(hs, he, 300)
+	if len(sets[0].pts) == 0 || len(sets[0].pts) > 300 {
+		t.Errorf("history: %d points for 300 columns", len(sets[0].pts))
+	}
+	// average power is exact: a bucket of 60 Wh per minute is 3600 W
+	m.buckets = []Bucket{{Start: hs, Length: time.Minute, ImportWh: 60}}
+	if p := m.histSeries(hs, he, 300)[0].pts[0]; p.Value != 3600 {
+		t.Errorf("60 Wh in a minute drawn as %v W", p.Value)
+	}
+}
+
+func TestNiceCeil(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{{0, 100}, {101, 200}, {350, 500}, {501, 1000}, {4100, 5000}, {10000, 10000}} {
+		if got := niceCeil(c.in); got != c.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
