@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -438,9 +439,10 @@ type acceptResult struct {
 // If author is non-nil every message must be by that author, in strictly
 // increasing seq order (a range answer).
 func verifyAll(self share.HouseholdID, v Verifier, nb Neighbours, raws [][]byte, ephemeral bool, author *share.HouseholdID) ([]Message, int, error) {
+	verified, errs := verifyParallel(v, raws)
 	msgs := make([]Message, 0, len(raws))
-	for i, raw := range raws {
-		m, err := v.Verify(raw)
+	for i := range raws {
+		m, err := verified[i], errs[i]
 		if err != nil {
 			return nil, http.StatusBadRequest, fmt.Errorf("message %d: %w", i, err)
 		}
@@ -464,6 +466,41 @@ func verifyAll(self share.HouseholdID, v Verifier, nb Neighbours, raws [][]byte,
 		msgs = append(msgs, m)
 	}
 	return msgs, 0, nil
+}
+
+// parallelMin is the batch size from which signatures are checked on all
+// cores: a week of catch-up arrives in pages of hundreds.
+const parallelMin = 32
+
+// verifyParallel runs v.Verify on every message, on all cores for large
+// batches.
+func verifyParallel(v Verifier, raws [][]byte) ([]Message, []error) {
+	msgs := make([]Message, len(raws))
+	errs := make([]error, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/parallelMin+1)
+	if workers <= 1 {
+		for i, raw := range raws {
+			msgs[i], errs[i] = v.Verify(raw)
+		}
+		return msgs, errs
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(raws) {
+					return
+				}
+				msgs[i], errs[i] = v.Verify(raws[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return msgs, errs
 }
 
 // accept verifies a batch of chain messages and appends them to the store.
