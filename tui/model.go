@@ -105,11 +105,13 @@ type Model struct {
 	showHelp      bool
 	tickTag       int
 
-	state     State
-	haveState bool
-	loadErr   string // last failed backend load
-	notice    string // result of the last action
-	noticeBad bool
+	state      State
+	haveState  bool
+	stateSeq   int    // number of the last State request
+	stateShown int    // number of the request whose answer is shown
+	loadErr    string // last failed backend load
+	notice     string // result of the last action
+	noticeBad  bool
 
 	live        ring
 	haveSamples bool
@@ -218,6 +220,7 @@ func newTable(st styles) table.Model {
 // Update itself never reads the clock.
 type (
 	stateMsg struct {
+		seq   int
 		state State
 		err   error
 		now   time.Time
@@ -256,11 +259,14 @@ func (m Model) Init() tea.Cmd {
 	return tea.Batch(m.loadState(), m.loadSamples(), m.loadAggregates(m.span), m.subscribe(), m.tick())
 }
 
-func (m Model) loadState() tea.Cmd {
-	b, ctx, clock := m.b, m.ctx, m.clock
+// loadState asks for the state. Answers can overtake each other, so each
+// request is numbered and an answer older than the one shown is dropped.
+func (m *Model) loadState() tea.Cmd {
+	m.stateSeq++
+	b, ctx, clock, seq := m.b, m.ctx, m.clock, m.stateSeq
 	return func() tea.Msg {
 		s, err := b.State(ctx)
-		return stateMsg{state: s, err: err, now: clock()}
+		return stateMsg{seq: seq, state: s, err: err, now: clock()}
 	}
 }
 
@@ -327,6 +333,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	case stateMsg:
 		m.now = msg.now
+		if msg.seq < m.stateShown {
+			break // an older answer that was overtaken
+		}
+		m.stateShown = msg.seq
 		if msg.err != nil {
 			m.loadErr = "could not load the household state: " + msg.err.Error()
 			break

@@ -622,3 +622,16 @@ func TestASCIICharts(t *testing.T) {
 		}
 	}
 }
+
+func TestOvertakenStateIgnored(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	newer, _ := f.State(context.Background())
+	older := newer
+	older.Home.Name = "Old name"
+	tm, _ = tm.Update(stateMsg{seq: 3, state: newer, now: testNow})
+	tm, _ = tm.Update(stateMsg{seq: 2, state: older, now: testNow})
+	if got := tm.(Model).state.Home.Name; got != "Alice" {
+		t.Errorf("an overtaken answer replaced the state: name %q", got)
+	}
+}
