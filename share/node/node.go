@@ -57,7 +57,8 @@ type Node struct {
 	opts     Options
 	log      *slog.Logger
 
-	mu sync.Mutex // serialises signing: one head at a time
+	mu   sync.Mutex // serialises signing: one head at a time
+	live live       // the running household's in-memory state (Run)
 }
 
 var _ Household = (*Node)(nil)
@@ -245,6 +246,7 @@ func (n *Node) sign(ctx context.Context, c share.Content) (*share.Message, error
 	if r := res[0]; r.Outcome != ledger.Stored && r.Outcome != ledger.Latest {
 		return nil, fmt.Errorf("store own %s: %s: %w", c.Kind(), r.Outcome, r.Err)
 	}
+	n.publish(Event{Kind: EventState})
 	if n.opts.Transport != nil {
 		if c.Kind().Ephemeral() {
 			n.opts.Transport.PublishStatus(m.Bytes())

@@ -339,10 +339,13 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		return ImportReport{}, err
 	}
 	var rep ImportReport
+	var stored []*share.Message
+	defer func() { n.Stored(ctx, stored) }()
 	for i, r := range res {
 		switch r.Outcome {
 		case ledger.Stored, ledger.Latest:
 			rep.Added++
+			stored = append(stored, r.Message)
 		case ledger.Duplicate, ledger.Older:
 			rep.Duplicates++
 		default:
@@ -370,7 +373,7 @@ func reasonText(r ledger.Result) string {
 // Status implements Household.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	now := n.opts.Now()
-	tot, err := n.led.Today(ctx, now, n.loc)
+	tot, err := n.todayTotals(ctx)
 	if err != nil {
 		return Status{}, err
 	}
@@ -388,7 +391,19 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		Neighbours:  len(ns),
 		OpenPledges: len(ps),
 	}
-	if t, ok := n.lastAggregated(ctx); ok {
+	if r, ok, h, running := n.Latest(); running {
+		if ok {
+			st.Reading = &r
+		}
+		st.Meter.Online = h.Online
+		if !h.LastTelegram.IsZero() {
+			t := h.LastTelegram.In(n.loc)
+			st.Meter.LastTelegram = &t
+		}
+		if h.Protocol != "" {
+			st.Meter.Protocol = h.Protocol
+		}
+	} else if t, ok := n.lastAggregated(ctx); ok {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
 	}

@@ -1,0 +1,369 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/share"
+)
+
+// SampleCap is how many 1 s live samples a running node keeps (one hour).
+const SampleCap = 3600
+
+// SettleEvery is how often a running node runs a settlement round.
+const SettleEvery = time.Minute
+
+// Sample is one live power sample.
+type Sample struct {
+	Time    time.Time
+	ImportW int64
+	ExportW int64
+}
+
+// EventKind says what changed in a running household.
+type EventKind int
+
+// Kinds of Event.
+const (
+	EventLive       EventKind = iota + 1 // a new reading: Event.Sample is set
+	EventState                           // neighbours, pledges or meter health changed
+	EventAggregates                      // meter aggregates were written
+	EventIncoming                        // a neighbour pledged to us: Event.Pledge is set
+)
+
+// Event is one change notification from Subscribe.
+type Event struct {
+	Kind   EventKind
+	Sample Sample  // EventLive
+	Pledge *Pledge // EventIncoming
+}
+
+// live is the in-memory state of a running household: the latest reading,
+// the meter's health, the last hour of samples and the subscribers.
+type live struct {
+	mu      sync.Mutex
+	reading meter.Reading
+	has     bool
+	health  meter.Status
+	running bool
+	ring    [SampleCap]Sample
+	next, n int
+	agg     *ledger.Aggregator
+	subs    map[*subscriber]struct{}
+}
+
+func (l *live) push(s Sample) {
+	l.ring[l.next] = s
+	l.next = (l.next + 1) % SampleCap
+	if l.n < SampleCap {
+		l.n++
+	}
+}
+
+// Samples returns the live samples at or after since, oldest first.
+func (n *Node) Samples(since time.Time) []Sample {
+	l := &n.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Sample, 0, l.n)
+	for i := 0; i < l.n; i++ {
+		s := l.ring[(l.next-l.n+i+SampleCap)%SampleCap]
+		if !s.Time.Before(since) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Latest returns the latest reading (ok false when none yet) and the
+// meter's health as the running reader sees it (zero when not running).
+func (n *Node) Latest() (r meter.Reading, ok bool, health meter.Status, running bool) {
+	l := &n.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reading, l.has, l.health, l.running
+}
+
+// todayTotals returns today's energy, including what a running
+// aggregator has not written yet.
+func (n *Node) todayTotals(ctx context.Context) (ledger.Totals, error) {
+	n.live.mu.Lock()
+	agg := n.live.agg
+	n.live.mu.Unlock()
+	if agg != nil {
+		return agg.Today(ctx, n.opts.Now(), n.loc)
+	}
+	return n.led.Today(ctx, n.opts.Now(), n.loc)
+}
+
+// Run runs the household until ctx ends: it reads the configured meter
+// (reconnecting as needed), aggregates its readings into the ledger in
+// batches, keeps the last hour of samples in memory, and runs a
+// settlement round every SettleEvery. It needs a writable node. On return
+// the pending aggregates are written.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.writable("run"); err != nil {
+		return err
+	}
+	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration()})
+	if err != nil {
+		return err
+	}
+	n.live.mu.Lock()
+	if n.live.running {
+		n.live.mu.Unlock()
+		return errors.New("run: the household is already running")
+	}
+	n.live.running, n.live.agg = true, agg
+	n.live.mu.Unlock()
+	defer func() {
+		n.live.mu.Lock()
+		n.live.running = false
+		n.live.mu.Unlock()
+	}()
+
+	readings := make(chan meter.Reading, 16)
+	var wg sync.WaitGroup
+	if n.cfg.Meter.Port != "" {
+		rd, err := n.newReader(readings)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rd.Run(ctx)
+		}()
+	}
+	tick := time.NewTicker(SettleEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			// Write what is pending even though ctx is done.
+			ferr := agg.Flush(context.WithoutCancel(ctx))
+			n.live.mu.Lock()
+			n.live.agg = nil
+			n.live.mu.Unlock()
+			return ferr
+		case r := <-readings:
+			n.onReading(ctx, agg, r)
+		case <-tick.C:
+			rep, err := n.Settle(ctx)
+			if err != nil {
+				n.log.Warn("settlement round failed", "err", err)
+			} else if len(rep.Reported)+len(rep.Settled) > 0 {
+				n.log.Info("settlement round", "reported", len(rep.Reported), "settled", len(rep.Settled))
+				n.publish(Event{Kind: EventState})
+			}
+		}
+	}
+}
+
+// newReader builds the meter reader for the configured port.
+func (n *Node) newReader(out chan<- meter.Reading) (*meter.Reader, error) {
+	proto := n.cfg.Meter.Protocol
+	if proto == "" {
+		proto = "auto"
+	}
+	pc, err := meter.SerialSettings(proto)
+	if err != nil {
+		return nil, fmt.Errorf("meter: %w", err)
+	}
+	pc.Device = n.cfg.Meter.Port
+	if n.cfg.Meter.Baud > 0 {
+		pc.Baud = n.cfg.Meter.Baud
+	}
+	decName := proto
+	if _, err := meter.NewDecoder(decName, meter.DecoderOptions{}); err != nil {
+		if proto != "auto" {
+			return nil, fmt.Errorf("meter: %w", err)
+		}
+		decName = "dsmr"
+	}
+	return meter.NewReader(meter.ReaderConfig{
+		Port: pc,
+		NewDecoder: func() meter.Decoder {
+			d, _ := meter.NewDecoder(decName, meter.DecoderOptions{})
+			return d
+		},
+		OnReading: func(r meter.Reading) {
+			select {
+			case out <- r:
+			default: // the run loop is behind: the next reading supersedes this one
+			}
+		},
+		OnStatus: func(st meter.Status) {
+			n.live.mu.Lock()
+			n.live.health = st
+			n.live.mu.Unlock()
+			n.publish(Event{Kind: EventState})
+		},
+		Logger: n.log,
+		Now:    n.opts.Now,
+	})
+}
+
+// onReading takes one reading: live state, sample, aggregates.
+func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading) {
+	now := n.opts.Now()
+	s := Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
+	n.live.mu.Lock()
+	n.live.reading, n.live.has = r, true
+	n.live.health.Online, n.live.health.LastTelegram = true, now
+	n.live.push(s)
+	n.live.mu.Unlock()
+	n.publish(Event{Kind: EventLive, Sample: s})
+	if smp, ok := ledger.SampleFromReading(&r, now); ok {
+		flushed, err := agg.Add(ctx, smp)
+		if err != nil {
+			n.log.Warn("write meter aggregates", "err", err)
+		}
+		if flushed {
+			n.publish(Event{Kind: EventAggregates})
+		}
+	}
+}
+
+// subscriber is one Subscribe channel. Live events supersede each other;
+// other kinds are never dropped: state and aggregate changes coalesce into
+// flags, incoming pledges queue (bounded; beyond it they coalesce into a
+// state change).
+type subscriber struct {
+	mu       sync.Mutex
+	live     *Event
+	state    bool
+	aggs     bool
+	incoming []*Pledge
+	wake     chan struct{}
+}
+
+// maxQueuedIncoming bounds a subscriber's queue of incoming pledges.
+const maxQueuedIncoming = 64
+
+// Subscribe returns a channel of change notifications, closed when ctx
+// ends. A slow reader never blocks the household.
+func (n *Node) Subscribe(ctx context.Context) <-chan Event {
+	s := &subscriber{wake: make(chan struct{}, 1)}
+	out := make(chan Event)
+	n.live.mu.Lock()
+	if n.live.subs == nil {
+		n.live.subs = map[*subscriber]struct{}{}
+	}
+	n.live.subs[s] = struct{}{}
+	n.live.mu.Unlock()
+	go func() {
+		defer close(out)
+		defer func() {
+			n.live.mu.Lock()
+			delete(n.live.subs, s)
+			n.live.mu.Unlock()
+		}()
+		for {
+			ev, ok := s.take()
+			if !ok {
+				select {
+				case <-ctx.Done():
+					return
+				case <-s.wake:
+				}
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case out <- ev:
+			}
+		}
+	}()
+	return out
+}
+
+// take removes the next event to deliver: incoming first, then state,
+// aggregates, live.
+func (s *subscriber) take() (Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(s.incoming) > 0:
+		p := s.incoming[0]
+		s.incoming = s.incoming[1:]
+		return Event{Kind: EventIncoming, Pledge: p}, true
+	case s.state:
+		s.state = false
+		return Event{Kind: EventState}, true
+	case s.aggs:
+		s.aggs = false
+		return Event{Kind: EventAggregates}, true
+	case s.live != nil:
+		ev := *s.live
+		s.live = nil
+		return ev, true
+	}
+	return Event{}, false
+}
+
+// publish hands ev to every subscriber without blocking.
+func (n *Node) publish(ev Event) {
+	n.live.mu.Lock()
+	subs := make([]*subscriber, 0, len(n.live.subs))
+	for s := range n.live.subs {
+		subs = append(subs, s)
+	}
+	n.live.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		switch ev.Kind {
+		case EventLive:
+			e := ev
+			s.live = &e
+		case EventState:
+			s.state = true
+		case EventAggregates:
+			s.aggs = true
+		case EventIncoming:
+			if len(s.incoming) < maxQueuedIncoming {
+				s.incoming = append(s.incoming, ev.Pledge)
+			} else {
+				s.state = true
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stored tells the node about messages stored by someone else on its
+// behalf (the peer transport): subscribers learn of new state and of
+// pledges to this household.
+func (n *Node) Stored(ctx context.Context, msgs []*share.Message) {
+	changed := false
+	for _, m := range msgs {
+		if m.Kind.Ephemeral() {
+			changed = true
+			continue
+		}
+		changed = true
+		if m.Kind != share.KindPledge {
+			continue
+		}
+		c, err := m.Decode()
+		if p, ok := c.(*share.Pledge); err == nil && ok && p.To == n.key.ID() {
+			if pl, err := n.FindPledge(ctx, m.ID().String()); err == nil {
+				n.publish(Event{Kind: EventIncoming, Pledge: &pl})
+			}
+		}
+	}
+	if changed {
+		n.publish(Event{Kind: EventState})
+	}
+}

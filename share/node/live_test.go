@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/tui"
+)
+
+// TestRunReadsMeterOverPTY runs a household whose meter is the simulator
+// speaking real DSMR telegrams on a pseudo-terminal read through
+// tarm/serial, and checks the dashboard backend sees live readings, the
+// status shows them and the aggregates reach the ledger.
+func TestRunReadsMeterOverPTY(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := sim.LoadProfile("solar-roof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m := sim.New(p, 7, start)
+	srv, err := sim.ServePTY(ctx, m, sim.ServeOptions{Speed: 60, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Skipf("no pseudo-terminal on this machine: %v", err)
+	}
+	h, _ := ResolveHome(t.TempDir())
+	cfg := DefaultConfig("Alice")
+	cfg.Meter.Port, cfg.Meter.Protocol = srv.Path(), "dsmr"
+	if _, err := Init(ctx, h, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(ctx, h, Options{Owner: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b := TUIBackend(n)
+	subCtx, stopSub := context.WithCancel(ctx)
+	events := b.Subscribe(subCtx)
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+
+	deadline := time.After(20 * time.Second)
+	var live tui.Event
+	for live.Kind != tui.EventLive {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("subscription closed early")
+			}
+			live = ev
+		case <-deadline:
+			t.Fatal("no live reading from the simulated meter within 20 s")
+		}
+	}
+	if !live.Live.HasReading || !live.Live.Meter.Online || live.Live.Reading.Protocol != "dsmr" || !live.Live.Reading.EnergyImport.Total.OK {
+		t.Fatalf("live event = %+v", live.Live)
+	}
+	st, err := n.Status(ctx)
+	if err != nil || st.Reading == nil || !st.Meter.Online || st.Meter.LastTelegram == nil || st.Meter.Port != srv.Path() {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	if ss, _ := b.Samples(ctx, start.Add(-time.Minute)); len(ss) == 0 {
+		t.Fatal("no live samples")
+	}
+	stopSub()
+	for range events {
+		// drain until the subscription closes
+	}
+	stopRun()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// Run wrote the pending aggregates on its way out.
+	buckets, err := b.Aggregates(ctx, start.Add(-time.Hour), start.Add(24*time.Hour))
+	if err != nil || len(buckets) == 0 {
+		t.Fatalf("aggregates after run = %v, %v", buckets, err)
+	}
+	if _, ok := n.lastAggregated(ctx); !ok {
+		t.Fatal("no meter baseline stored")
+	}
+}
+
+func TestBackendStateAndPreview(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	clk := &clock{t: t0}
+	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
+	befriend(t, a, b)
+	win := t0.Add(time.Hour)
+	be := TUIBackend(a)
+	events := be.Subscribe(ctx)
+	res, err := be.Pledge(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 1000, Start: win.Add(5 * time.Minute), End: win.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivery != tui.Queued || !res.Pledge.Start.Equal(win) || res.Pledge.State != tui.StatePledged || !res.Pledge.Outgoing {
+		t.Fatalf("pledge result = %+v", res)
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != tui.EventState {
+			t.Fatalf("event after pledge = %v, want state", ev.Kind)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no state event after a pledge")
+	}
+	st, err := be.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Home.Name != "Alice" || st.Home.SlotLength != 15*time.Minute || len(st.Neighbours) != 1 || st.Neighbours[0].OpenPledges != 1 || len(st.Pledges) != 1 {
+		t.Fatalf("state = %+v", st)
+	}
+	// 1000 Wh over four slots is 250 each; a preview of the last half
+	// hour sees 500 Wh already pledged.
+	pv, err := be.Preview(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 1, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
+	if err != nil || pv.PledgedWh != 500 || !pv.Start.Equal(win.Add(30*time.Minute)) {
+		t.Fatalf("preview = %+v, %v", pv, err)
+	}
+	// Bob is told of the incoming pledge when it is imported.
+	bevents := TUIBackend(b).Subscribe(ctx)
+	carry(t, a, b)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-bevents:
+			if ev.Kind == tui.EventIncoming {
+				if ev.Pledge.ID != res.Pledge.ID || ev.Pledge.Outgoing {
+					t.Fatalf("incoming = %+v", ev.Pledge)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no incoming event at Bob")
+		}
+	}
+}
