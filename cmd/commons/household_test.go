@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -315,6 +316,56 @@ func TestHouseholdCLI(t *testing.T) {
 			t.Fatalf("genuine import after forged one: %+v", r)
 		}
 		_ = idb
+	})
+
+	t.Run("pledge --wait", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		a, b, _, _ := twoHomes(t, c)
+		// No answer: exit 5, the pledge stays stored.
+		r := c.run("", "--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "next-hour", "--wait", "600ms")
+		if r.code != 5 || !strings.Contains(r.stderr, "no answer from Bob within 600ms") {
+			t.Fatalf("--wait without answer: %+v", r)
+		}
+		// An answer imported while the command waits ends the wait: the
+		// waiting pledge does not hold the home's lock.
+		cmd := exec.Command(bin, "--home", a, "pledge", "--to", "Bob", "--energy", "2kWh", "--window", "next-hour", "--wait", "60s")
+		cmd.Env = c.env
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		var out bytes.Buffer
+		buf := make([]byte, 4096)
+		id := ""
+		for id == "" {
+			k, err := stdout.Read(buf)
+			out.Write(buf[:k])
+			if err != nil {
+				t.Fatalf("pledge --wait printed no id: %q, %v, stderr %q", out.String(), err, errb.String())
+			}
+			for _, l := range strings.Split(out.String(), "\n") {
+				if v, ok := strings.CutPrefix(l, "id: "); ok && len(v) == 64 {
+					id = v
+				}
+			}
+		}
+		carry(t, c, a, b)
+		c.ok("--home", b, "accept", id)
+		carry(t, c, b, a)
+		rest, _ := io.ReadAll(stdout)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("pledge --wait after the answer: %v, stderr %q", err, errb.String())
+		}
+		if !strings.Contains(string(rest), "Bob answered: accepted") {
+			t.Fatalf("pledge --wait output: %q", out.String()+string(rest))
+		}
 	})
 
 	t.Run("crash loop", func(t *testing.T) {
