@@ -209,17 +209,28 @@ func (m Model) renderChart(slot **timeserieslinechart.Model, w, h int, start, en
 	if hi == 0 && lo == 0 {
 		hi = u
 	}
-	inc := (hi - lo) / float64(gh)
-	yfmt := func(i int, v float64) string {
-		// label only the row nearest to each multiple of u
-		t := math.Round(v/u) * u
-		if int(math.Round((t-lo)/inc)) != i {
-			return ""
+	// The label row of a value must match where ntcharts draws it: braille
+	// maps the range onto 4 dots per row counted from the top, line runes
+	// round to whole rows counted from the X axis (ntcharts' own labels are
+	// a row off for braille).
+	labelRow := func(t float64) int {
+		frac := (t - lo) / (hi - lo)
+		if m.ascii {
+			return int(math.Round(frac * float64(gh)))
 		}
-		if t == 0 {
-			return "0"
+		dots := 4*gh - 1
+		return gh - (dots-int(math.Round(frac*float64(dots))))/4
+	}
+	yfmt := func(i int, _ float64) string {
+		for t := lo; t <= hi+u/2; t += u {
+			if labelRow(t) == i {
+				if math.Abs(t) < u/2 {
+					return "0"
+				}
+				return axisW(0, t)
+			}
 		}
-		return axisW(0, t)
+		return ""
 	}
 	c := *slot
 	if c == nil || c.Width() != w || c.Height() != h {
