@@ -635,3 +635,65 @@ func TestOvertakenStateIgnored(t *testing.T) {
 		t.Errorf("an overtaken answer replaced the state: name %q", got)
 	}
 }
+
+func TestTinyAndOddSizesDoNotPanic(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	for _, sz := range [][2]int{{0, 0}, {1, 1}, {10, 3}, {79, 24}, {80, 23}, {80, 24}, {300, 100}} {
+		tm, _ = tm.Update(tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		for _, k := range []string{"1", "2", "3", "enter", "4", "p", "esc", "?"} {
+			tm, _ = tm.Update(press(k))
+			_ = tm.View()
+		}
+		if sz[0] < MinWidth || sz[1] < MinHeight {
+			if v := tm.View(); sz[0] >= 40 && !strings.Contains(v, "too small") {
+				t.Errorf("%dx%d: no too-small message:\n%s", sz[0], sz[1], v)
+			}
+		}
+	}
+}
+
+func TestLiveWindowAndDetailKeys(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 120, 40)
+	tm, _ = tm.Update(press("2"))
+	if !strings.Contains(tm.View(), "last 15 min") {
+		t.Fatal("live window is not 15 min by default")
+	}
+	tm, _ = tm.Update(press("w"))
+	if !strings.Contains(tm.View(), "last 1 h") {
+		t.Errorf("w did not switch to 1 h:\n%s", tm.View())
+	}
+	tm, _ = tm.Update(press("w"))
+	if !strings.Contains(tm.View(), "last 5 min") {
+		t.Errorf("w did not wrap to 5 min")
+	}
+	// neighbour detail: enter, pledge from it goes to that neighbour, esc back
+	tm, _ = tm.Update(press("3"))
+	tm, _ = tm.Update(press("j"))
+	tm, _ = tm.Update(press("j"))
+	tm, _ = tm.Update(press("enter"))
+	if !strings.Contains(tm.View(), "feed forked at seq 42") {
+		t.Fatalf("Carla's detail lacks the fork:\n%s", tm.View())
+	}
+	tm, _ = tm.Update(press("p"))
+	if m := tm.(Model); !m.form.open || m.form.to != "h-carla-004" {
+		t.Errorf("pledge from detail: open=%v to=%q", m.form.open, m.form.to)
+	}
+	tm, _ = tm.Update(press("esc"))
+	tm, _ = tm.Update(press("esc"))
+	if m := tm.(Model); m.detail != "" || m.form.open {
+		t.Errorf("esc did not go back: detail=%q form=%v", m.detail, m.form.open)
+	}
+	// ledger filter cycles and esc clears it
+	tm, _ = tm.Update(press("4"))
+	tm, _ = tm.Update(press("f"))
+	tm, _ = tm.Update(press("f"))
+	if !strings.Contains(tm.View(), "filter: Bob") || strings.Contains(tm.View(), "← Anna") {
+		t.Errorf("second f is not Bob only:\n%s", tm.View())
+	}
+	tm, _ = tm.Update(press("esc"))
+	if !strings.Contains(tm.View(), "filter: all neighbours") {
+		t.Errorf("esc did not clear the filter")
+	}
+}
