@@ -188,7 +188,7 @@ func (d *DSMRDecoder) Feed(p []byte, emit func(Reading, error)) {
 		d.buf = d.buf[:n]
 	}
 	d.scan = i - start
-	if cap(d.buf) > 2*d.maxFrame+len(p) { // do not hold on to a huge chunk's worth
+	if cap(d.buf) > 2*d.maxFrame { // a huge chunk grew it: do not keep that memory
 		d.buf = append([]byte(nil), d.buf...)
 	}
 }

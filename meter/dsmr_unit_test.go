@@ -403,3 +403,30 @@ func TestNewDecoderDSMR(t *testing.T) {
 		t.Fatalf("unknown protocol: %v", err)
 	}
 }
+
+// TestDSMRBufferAfterHugeChunk: a huge read that ends inside a telegram
+// must not leave the decoder holding the huge read's memory.
+func TestDSMRBufferAfterHugeChunk(t *testing.T) {
+	d := NewDSMRDecoder(DecoderOptions{MaxFrame: 4096})
+	good := telegram("ISK5\\2M550T-1012", true, "1-3:0.2.8(50)", "1-0:1.7.0(00.100*kW)")
+	n := 0
+	emit := func(r Reading, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	d.Feed(good[:10], emit) // start a partial telegram so the next chunk is appended
+	huge := append(append(append([]byte(nil), good[10:]...), bytes.Repeat(good, 5000)...), good[:20]...)
+	d.Feed(huge, emit)
+	if n != 5001 {
+		t.Fatalf("%d readings, want 5001", n)
+	}
+	if c := cap(d.buf); c > 2*4096 {
+		t.Fatalf("decoder keeps %d bytes of capacity after a %d-byte chunk", c, len(huge))
+	}
+	d.Feed(good[20:], emit)
+	if n != 5002 {
+		t.Fatalf("the telegram split around the huge chunk was lost: %d readings", n)
+	}
+}
