@@ -25,5 +25,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", os.Getenv("COMMONS_HOME"), "the household's home folder (default: XDG config and data folders; env COMMONS_HOME)")
 	root.AddCommand(newMeterCmd(g))
 	root.AddCommand(newHouseholdCmds(g)...)
+	root.AddCommand(newDaemonCmd(g))
 	return root
 }
