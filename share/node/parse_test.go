@@ -137,3 +137,26 @@ func TestParseWindow(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseWindow(f *testing.F) {
+	for _, s := range []string{"12:00/13:00", "next-hour", "22:00/00:00", "2025-06-01T10:00:00Z/2025-06-01T10:30:00Z", "/", "99:99/00:00", "12:05/12:50"} {
+		f.Add(s)
+	}
+	now := time.Date(2025, 6, 1, 9, 7, 0, 0, time.UTC)
+	cal := Calendar{Location: time.UTC, Slot: 15 * time.Minute}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, end, err := ParseWindow(s, now, cal)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseWindow(%q): error %v does not wrap ErrInvalid", s, err)
+			}
+			return
+		}
+		if !end.After(start) || !end.After(now) || end.Sub(start) > 96*15*time.Minute {
+			t.Fatalf("ParseWindow(%q) = %v..%v: invalid window accepted", s, start, end)
+		}
+		if start.Unix()%900 != 0 || end.Unix()%900 != 0 {
+			t.Fatalf("ParseWindow(%q) = %v..%v: not slot aligned", s, start, end)
+		}
+	})
+}
