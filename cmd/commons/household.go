@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	daemonpkg "github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -51,6 +52,12 @@ func openHousehold(ctx context.Context, g *globalFlags, owner string, write bool
 	h, err := g.resolveHome()
 	if err != nil {
 		return nil, err
+	}
+	// A running daemon owns the household: go through its socket.
+	if c, err := daemonpkg.Connect(ctx, h); err == nil {
+		return c, nil
+	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
+		return nil, withCode(exitFailure, err)
 	}
 	n, err := node.Open(ctx, h, node.Options{Owner: owner, ReadOnly: !write})
 	if err != nil {
@@ -321,7 +328,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "today:       imported %s, exported %s\n", node.FormatEnergy(st.Today.ImportWh), node.FormatEnergy(st.Today.ExportWh))
-			fmt.Fprintf(out, "neighbours:  %d\nopen pledges: %d\n", st.Neighbours, st.OpenPledges)
+			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
 			return nil
 		},
 	}

@@ -1,0 +1,313 @@
+// Package daemon runs a household: the meter reader, the batched meter
+// aggregates and the live ring (through the node), the peer transport
+// (server and syncer), the signed ephemeral status, settlement rounds,
+// auto-accept rules, and the local API on a Unix socket in the home folder
+// that the CLI, the dashboard and SSH sessions use while it runs.
+//
+// One Runtime owns one household: it holds the home's exclusive lock, so
+// it is the single writer of the household's feed. `commons daemon` runs
+// one; `commons demo` runs several in one process, each in its own home.
+// Connect returns a client of a running household's socket that
+// implements node.Household, and tui.Backend through Client.TUI.
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/peer"
+)
+
+// ListenOff as Options.Listen runs no peer server: the household still
+// dials its neighbours, but they cannot reach it.
+const ListenOff = "off"
+
+// Options configure Open.
+type Options struct {
+	// Owner is written in the home's lock file; another process finding
+	// the home busy names it. Default "commons daemon".
+	Owner string
+	// Listen is the TCP address neighbours reach this household on. ""
+	// means the config's listen address; ListenOff means none; a port 0
+	// picks a free one (see Runtime.PeerAddr).
+	Listen string
+	// Socket serves the local API on the home's socket (mode 0600).
+	Socket bool
+	// Logger receives the runtime's logs; nil discards them.
+	Logger *slog.Logger
+	// AutoAccept accepts incoming pledges that match it; nil leaves every
+	// incoming pledge to the household (the default).
+	AutoAccept *AutoAccept
+	// StatusEvery is the longest time between two signed statuses while
+	// the meter reads; default 5 minutes.
+	StatusEvery time.Duration
+	// StatusCheck is how often the smoothed surplus is compared with the
+	// last published one; default 10 s.
+	StatusCheck time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Runtime is one running household. Open it, Run it until its context
+// ends, then Close it.
+type Runtime struct {
+	n      *node.Node
+	opts   Options
+	log    *slog.Logger
+	relay  *relay
+	peerLn net.Listener
+	sockLn net.Listener
+	sync   *peer.Syncer
+	server *peer.Server
+	api    *http.Server
+
+	statusMu sync.Mutex
+	status   statusState
+
+	running atomic.Bool
+	closed  atomic.Bool
+}
+
+// relay forwards the node's new messages to the syncer, which exists only
+// once the node (and its ledger) is open.
+type relay struct{ s atomic.Pointer[peer.Syncer] }
+
+// Publish implements node.Transport.
+func (t *relay) Publish(raw ...[]byte) {
+	if s := t.s.Load(); s != nil {
+		s.Publish(raw...)
+	}
+}
+
+// PublishStatus implements node.Transport.
+func (t *relay) PublishStatus(raw []byte) {
+	if s := t.s.Load(); s != nil {
+		s.PublishStatus(raw)
+	}
+}
+
+// Open opens the household in home for running: it takes the home's
+// exclusive lock (a busy home fails with an error that wraps
+// ledger.ErrHomeInUse and names the holder), opens the ledger, binds the
+// peer listener and, with opts.Socket, the local socket.
+func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
+	if opts.Owner == "" {
+		opts.Owner = "commons daemon"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.StatusEvery <= 0 {
+		opts.StatusEvery = 5 * time.Minute
+	}
+	if opts.StatusCheck <= 0 {
+		opts.StatusCheck = 10 * time.Second
+	}
+	if err := opts.AutoAccept.validate(); err != nil {
+		return nil, err
+	}
+	rt := &Runtime{opts: opts, log: opts.Logger, relay: &relay{}}
+	n, err := node.Open(ctx, home, node.Options{Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay})
+	if err != nil {
+		return nil, err
+	}
+	rt.n = n
+	if err := rt.setup(); err != nil {
+		rt.closeListeners()
+		n.Close()
+		return nil, err
+	}
+	return rt, nil
+}
+
+// setup builds the peer transport and binds the listeners.
+func (rt *Runtime) setup() error {
+	n := rt.n
+	key := ed25519.NewKeyFromSeed(n.Key().Seed())
+	led := n.Ledger()
+	store := peer.LedgerStore{L: led}
+	nbs := &peer.LedgerNeighbours{L: led}
+	verifier := peer.ShareVerifier{Community: n.Manifest().ID()}
+	peerLog := rt.log.With("part", "peer")
+	sy, err := peer.NewSyncer(peer.SyncConfig{
+		Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog, OnAdded: rt.stored,
+	})
+	if err != nil {
+		return err
+	}
+	rt.sync = sy
+	rt.relay.s.Store(sy)
+
+	listen := rt.opts.Listen
+	if listen == "" {
+		listen = n.Config().Listen
+	}
+	if listen != "" && listen != ListenOff {
+		srv, err := peer.NewServer(peer.ServerConfig{
+			Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
+			OnConflict: sy.Kick, OnAdded: rt.stored,
+		})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("listen for neighbours on %s: %w: is another household using that address? set another \"listen\" in %s", listen, err, n.Home().ConfigPath())
+		}
+		rt.server, rt.peerLn = srv, ln
+	}
+	if rt.opts.Socket {
+		ln, err := listenSocket(n.Home().SocketPath())
+		if err != nil {
+			return err
+		}
+		rt.sockLn = ln
+		rt.api = newAPIServer(rt)
+	}
+	return nil
+}
+
+// stored tells the node about messages the peer transport stored.
+func (rt *Runtime) stored(msgs []peer.Message) {
+	parsed := make([]*share.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if pm, err := share.Parse(m.Raw); err == nil {
+			parsed = append(parsed, pm)
+		}
+	}
+	rt.n.Stored(context.Background(), parsed)
+}
+
+// Node returns the running household: it implements node.Household, and
+// node.TUIBackend(rt.Node()) is the in-process dashboard's backend.
+func (rt *Runtime) Node() *node.Node { return rt.n }
+
+// PeerAddr is the address the peer server listens on ("" when none), with
+// the port the system picked for a port 0.
+func (rt *Runtime) PeerAddr() string {
+	if rt.peerLn == nil {
+		return ""
+	}
+	return rt.peerLn.Addr().String()
+}
+
+// Syncer returns the peer syncer (its State lists each neighbour's link).
+func (rt *Runtime) Syncer() *peer.Syncer { return rt.sync }
+
+// Run runs the household until ctx ends, then stops every part: the
+// pending meter aggregates are written before it returns. Run once.
+func (rt *Runtime) Run(ctx context.Context) error {
+	if !rt.running.CompareAndSwap(false, true) {
+		return errors.New("run: this household runtime already ran")
+	}
+	if rt.closed.Load() {
+		return errors.New("run: the household runtime is closed")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	id := rt.n.Identity()
+	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "home", rt.n.Home().String())
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	if rt.server != nil {
+		run("peer server", func() error { return rt.server.Serve(rt.peerLn) })
+	}
+	if rt.api != nil {
+		// Requests (event streams above all) end when the runtime stops.
+		rt.api.BaseContext = func(net.Listener) context.Context { return ctx }
+		run("local socket", func() error {
+			if err := rt.api.Serve(rt.sockLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	run("peer sync", func() error { return rt.sync.Run(ctx) })
+	run("status", func() error { rt.statusLoop(ctx); return nil })
+	if rt.opts.AutoAccept != nil {
+		run("auto-accept", func() error { rt.acceptLoop(ctx); return nil })
+	}
+	// The household itself: its return writes the pending aggregates.
+	var nodeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		nodeErr = rt.n.Run(ctx)
+		cancel()
+	}()
+
+	<-ctx.Done()
+	rt.log.Info("stopping")
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if rt.server != nil {
+		if err := rt.server.Shutdown(sctx); err != nil {
+			rt.server.Close()
+		}
+	}
+	if rt.api != nil {
+		// Event streams never end by themselves: close them.
+		if err := rt.api.Shutdown(sctx); err != nil {
+			rt.api.Close()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if nodeErr != nil && !errors.Is(nodeErr, context.Canceled) {
+		all = append(all, fmt.Errorf("household: %w", nodeErr))
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	rt.log.Info("stopped")
+	return nil
+}
+
+// Close releases what Open took: the listeners, the socket file, the
+// ledger and the home lock. Call it after Run has returned (or instead of
+// Run).
+func (rt *Runtime) Close() error {
+	if !rt.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	rt.closeListeners()
+	return rt.n.Close()
+}
+
+func (rt *Runtime) closeListeners() {
+	if rt.peerLn != nil {
+		rt.peerLn.Close()
+	}
+	if rt.sockLn != nil {
+		// Closing a unix listener created by Listen removes its file.
+		rt.sockLn.Close()
+	}
+}

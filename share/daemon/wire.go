@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/tui"
+)
+
+// API paths of the local socket. Everything is JSON unless noted.
+const (
+	pathHello      = "/v1/hello"          // GET: identity and calendar
+	pathIdentity   = "/v1/identity"       // GET: node.Identity
+	pathNeighbours = "/v1/neighbours"     // GET list; POST {invite, alias}; DELETE /v1/neighbours/{who}
+	pathPledges    = "/v1/pledges"        // GET ?open=true; POST pledgeReq; GET /{id}; POST /{id}/accept|decline|cancel
+	pathStatus     = "/v1/status"         // GET: node.Status (reading in exact form)
+	pathVerify     = "/v1/verify"         // GET: node.VerifyReport
+	pathSettle     = "/v1/settle"         // POST: node.SettleReport
+	pathExport     = "/v1/ledger/export"  // GET ?format=csv|jsonl&table=T: the export as text; error in trailer
+	pathMessages   = "/v1/messages"       // GET ?since=ID: armored own feed; POST armored block: node.ImportReport
+	pathPeers      = "/v1/peers"          // GET: each neighbour link's state
+	pathTUIState   = "/v1/tui/state"      // GET
+	pathTUISamples = "/v1/tui/samples"    // GET ?since=RFC3339Nano
+	pathTUIAggs    = "/v1/tui/aggregates" // GET ?from=&to=
+	pathTUIPreview = "/v1/tui/preview"    // POST tui.PledgeRequest
+	pathTUIPledge  = "/v1/tui/pledge"     // POST tui.PledgeRequest
+	pathEvents     = "/v1/events"         // GET: NDJSON stream of events, one per line
+)
+
+// Limits of the local API.
+const (
+	maxJSONBody   = 64 << 10 // request bodies other than imports
+	maxImportBody = 64 << 20 // an armored import block
+)
+
+// errorBody is every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind"` // not_found | invalid | integrity | failure
+}
+
+// hello is what a client learns once when it connects.
+type hello struct {
+	Identity   node.Identity `json:"identity"`
+	Location   string        `json:"location"`    // IANA zone name of the household's calendar
+	SlotLength time.Duration `json:"slot_length"` // community slot, ns
+	PeerListen string        `json:"peer_listen"` // where the peer server listens, "" when none
+	PID        int           `json:"pid"`         // the daemon's process id
+}
+
+// neighbourReq adds a neighbour.
+type neighbourReq struct {
+	Invite string `json:"invite"`
+	Alias  string `json:"alias,omitempty"`
+}
+
+// pledgeReq is node.PledgeRequest on the wire.
+type pledgeReq struct {
+	To       string    `json:"to"`
+	EnergyWh int64     `json:"energy_wh"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+}
+
+// reading is meter.Reading with its plain field encoding: the contract's
+// JSON form (meter.Reading.MarshalJSON) has no decoder, and the client
+// needs the exact reading back.
+type reading meter.Reading
+
+// statusWire is node.Status with an exactly decodable reading.
+type statusWire struct {
+	Reading     *reading        `json:"reading"`
+	Meter       node.MeterState `json:"meter"`
+	Today       node.Today      `json:"today"`
+	Neighbours  int             `json:"neighbours"`
+	OpenPledges int             `json:"open_pledges"`
+}
+
+func toStatusWire(s node.Status) statusWire {
+	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges}
+	if s.Reading != nil {
+		r := reading(*s.Reading)
+		w.Reading = &r
+	}
+	return w
+}
+
+func (w statusWire) status() node.Status {
+	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges}
+	if w.Reading != nil {
+		r := meter.Reading(*w.Reading)
+		s.Reading = &r
+	}
+	return s
+}
+
+// liveWire is tui.Live on the wire.
+type liveWire struct {
+	Reading     reading
+	HasReading  bool
+	ProductionW meter.Optional
+	Meter       tui.MeterHealth
+	Today       tui.Today
+}
+
+func toLiveWire(l tui.Live) liveWire {
+	return liveWire{Reading: reading(l.Reading), HasReading: l.HasReading, ProductionW: l.ProductionW, Meter: l.Meter, Today: l.Today}
+}
+
+func (w liveWire) live() tui.Live {
+	return tui.Live{Reading: meter.Reading(w.Reading), HasReading: w.HasReading, ProductionW: w.ProductionW, Meter: w.Meter, Today: w.Today}
+}
+
+// stateWire is tui.State on the wire.
+type stateWire struct {
+	Home       tui.Home
+	Live       liveWire
+	Neighbours []tui.Neighbour
+	Pledges    []tui.Pledge
+}
+
+// eventWire is one line of the events stream.
+type eventWire struct {
+	Kind   tui.EventKind `json:"kind"` // 1 live, 2 state, 3 aggregates, 4 incoming
+	Live   *liveWire     `json:"live,omitempty"`
+	Sample *tui.Sample   `json:"sample,omitempty"`
+	Pledge *tui.Pledge   `json:"pledge,omitempty"`
+}
+
+func toEventWire(ev tui.Event) eventWire {
+	w := eventWire{Kind: ev.Kind, Pledge: ev.Pledge}
+	if ev.Kind == tui.EventLive {
+		lv := toLiveWire(ev.Live)
+		s := ev.Sample
+		w.Live, w.Sample = &lv, &s
+	}
+	return w
+}
+
+func (w eventWire) event() tui.Event {
+	ev := tui.Event{Kind: w.Kind, Pledge: w.Pledge}
+	if w.Live != nil {
+		ev.Live = w.Live.live()
+	}
+	if w.Sample != nil {
+		ev.Sample = *w.Sample
+	}
+	return ev
+}
