@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -353,7 +354,7 @@ func TestNeighbours(t *testing.T) {
 	if err := l.AddNeighbour(ctx, Neighbour{ID: bob.ID(), Name: "Bob", Addresses: []string{"127.0.0.1:7420", "10.0.0.2:7420"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.AddNeighbour(ctx, Neighbour{ID: carol.ID(), Name: "Bob"}); err == nil || !strings.Contains(err.Error(), "taken") {
+	if err := l.AddNeighbour(ctx, Neighbour{ID: carol.ID(), Name: "bob"}); err == nil || !strings.Contains(err.Error(), "taken") {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	if err := l.AddNeighbour(ctx, Neighbour{ID: self.ID(), Name: "me"}); err == nil {
@@ -382,5 +383,51 @@ func TestNeighbours(t *testing.T) {
 	ns, _ := l.Neighbours(ctx)
 	if len(ns) != 2 || ns[0].Name != "Bob" || ns[1].Name != "Bobby" || !ns[1].Removed.IsZero() {
 		t.Fatalf("neighbours = %+v", ns)
+	}
+}
+
+func TestAppendConcurrentBatches(t *testing.T) {
+	ctx := context.Background()
+	self := newHousehold(t, 1)
+	l, _ := openTest(t, self.ID())
+	const authors, each = 4, 50
+	feeds := make([][]*share.Message, authors)
+	for a := range authors {
+		h := newHousehold(t, byte(20+a))
+		addNeighbour(t, l, h, fmt.Sprintf("n%d", a))
+		for range each {
+			feeds[a] = append(feeds[a], h.next(t, announce("x")))
+		}
+	}
+	errs := make(chan error, authors)
+	for a := range authors {
+		go func() {
+			// Each goroutine delivers its author's feed in batches of 10.
+			for lo := 0; lo < each; lo += 10 {
+				res, err := l.AppendMessages(ctx, feeds[a][lo:lo+10]...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, r := range res {
+					if r.Outcome != Stored {
+						errs <- fmt.Errorf("outcome %v: %v", r.Outcome, r.Err)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range authors {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := l.Count(ctx); n != authors*each {
+		t.Fatalf("stored %d, want %d", n, authors*each)
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }

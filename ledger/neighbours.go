@@ -31,8 +31,8 @@ type Neighbour struct {
 
 // AddNeighbour adds n, or updates name, addresses and invite of a
 // neighbour with the same id (re-adding a removed neighbour makes it a
-// neighbour again). A name already used by another current neighbour is
-// refused. n.Added is ignored: the ledger's clock sets it.
+// neighbour again). A name already used by another current neighbour
+// (ignoring case) is refused. n.Added is ignored: the ledger's clock sets it.
 func (l *Ledger) AddNeighbour(ctx context.Context, n Neighbour) error {
 	n.Name = strings.TrimSpace(n.Name)
 	if n.Name == "" {
@@ -43,7 +43,7 @@ func (l *Ledger) AddNeighbour(ctx context.Context, n Neighbour) error {
 	}
 	return l.write(ctx, func(tx *sql.Tx) error {
 		var other string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM neighbours WHERE name = ? AND removed_ms IS NULL AND id <> ?`,
+		err := tx.QueryRowContext(ctx, `SELECT id FROM neighbours WHERE name = ? COLLATE NOCASE AND removed_ms IS NULL AND id <> ?`,
 			n.Name, n.ID.String()).Scan(&other)
 		if err == nil {
 			return fmt.Errorf("add neighbour %q: the name is taken by neighbour %s: choose another name (--name)", n.Name, other)
