@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/assets"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
@@ -52,16 +54,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// daemon is a running `commons daemon` process.
-type daemon struct {
+// daemonProc is a running `commons daemon` process.
+type daemonProc struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	done chan error
 }
 
-func startDaemon(t *testing.T, c *cli, home string) *daemon {
+func startDaemon(t *testing.T, c *cli, home string) *daemonProc {
 	t.Helper()
-	d := &daemon{logs: &lockedBuffer{}, done: make(chan error, 1)}
+	d := &daemonProc{logs: &lockedBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(c.bin, "--home", home, "daemon", "--log-level", "debug")
 	d.cmd.Env = c.env
 	d.cmd.Stderr = d.logs
@@ -82,7 +84,7 @@ func startDaemon(t *testing.T, c *cli, home string) *daemon {
 }
 
 // stop sends SIGTERM and requires a clean exit 0.
-func (d *daemon) stop(t *testing.T) {
+func (d *daemonProc) stop(t *testing.T) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -295,4 +297,48 @@ func exportOwn(t *testing.T, c *cli, home string) ([][]byte, error) {
 	}
 	defer n.Close()
 	return n.Ledger().Range(context.Background(), n.Key().ID(), 1, 0)
+}
+
+// TestSystemdUnit: the embedded unit starts the daemon with flags the
+// daemon command accepts, and systemd's own checker (where installed)
+// finds nothing wrong with it.
+func TestSystemdUnit(t *testing.T) {
+	unit := string(assets.SystemdUnit())
+	var execStart string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			execStart = v
+		}
+	}
+	fields := strings.Fields(execStart)
+	if len(fields) < 2 || filepath.Base(fields[0]) != "commons" || fields[1] != "daemon" {
+		t.Fatalf("ExecStart=%q: want commons daemon ...", execStart)
+	}
+	cmd := newDaemonCmd(&globalFlags{})
+	if err := cmd.ParseFlags(fields[2:]); err != nil {
+		t.Fatalf("ExecStart flags %v: %v", fields[2:], err)
+	}
+	if f := cmd.Flags().Lookup("log-format"); f == nil || f.Value.String() != "json" {
+		t.Errorf("the unit should log JSON for the journal")
+	}
+	for _, want := range []string{"Restart=on-failure", "SupplementaryGroups=dialout", "ProtectSystem=strict", "Environment=COMMONS_HOME="} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not installed: unit syntax not checked by systemd")
+		return
+	}
+	// systemd-analyze verify wants the ExecStart binary to exist.
+	bin := buildCommons(t, t.TempDir())
+	f := filepath.Join(t.TempDir(), "commons.service")
+	if err := os.WriteFile(f, []byte(strings.Replace(unit, fields[0], bin, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", f).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
 }
