@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/ledger"
 )
 
 // buildCommons builds the commons binary into dir.
@@ -291,6 +293,17 @@ func TestHouseholdCLI(t *testing.T) {
 			if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
 				t.Errorf("%s: stack trace on stderr: %s", tt.name, r.stderr)
 			}
+		}
+
+		// A home owned by another process: one line naming it, exit 1.
+		lock, err := ledger.LockHome(a, "commons daemon")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r0 := c.run("", "--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "next-hour")
+		lock.Unlock()
+		if r0.code != 1 || !strings.Contains(r0.stderr, "is in use by process") || !strings.Contains(r0.stderr, "(commons daemon)") || strings.Count(r0.stderr, "\n") != 1 {
+			t.Fatalf("pledge on a busy home: %+v", r0)
 		}
 
 		// A forged message is rejected with its reason and stored nowhere;

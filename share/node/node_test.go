@@ -286,6 +286,17 @@ func TestOperationsRejectBadInput(t *testing.T) {
 			_, err := a.AddNeighbour(ctx, string(inv), "Bobby")
 			return err
 		}, ErrInvalid, "does not verify"},
+		{"other community", func() error {
+			h, _ := ResolveHome(t.TempDir())
+			cfg := DefaultConfig("Mallory")
+			cfg.Community.Name = "elsewhere"
+			id, err := Init(ctx, h, cfg)
+			if err != nil {
+				return err
+			}
+			_, err = a.AddNeighbour(ctx, id.Invite, "")
+			return err
+		}, ErrInvalid, "the invite is for community \"elsewhere\""},
 		{"unknown pledge", func() error { _, err := a.Accept(ctx, "abcdef12"); return err }, ErrNotFound, "no pledge abcdef12"},
 		{"bad pledge id", func() error { _, err := a.Accept(ctx, "xyz"); return err }, ErrInvalid, "hex id"},
 		{"garbage import", func() error {
