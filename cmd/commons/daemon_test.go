@@ -63,8 +63,19 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, c *cli, home string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, c, home, "")
+}
+
+// startDaemonIn starts the daemon inside network namespace ns ("" = this
+// one) with `ip netns exec`, which execs it: the pid is the daemon's.
+func startDaemonIn(t *testing.T, c *cli, home, ns string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{logs: &lockedBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(c.bin, "--home", home, "daemon", "--log-level", "debug")
+	args := []string{c.bin, "--home", home, "daemon", "--log-level", "debug"}
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Env = c.env
 	d.cmd.Stderr = d.logs
 	if err := d.cmd.Start(); err != nil {
