@@ -32,11 +32,15 @@ type fakeBackend struct {
 	subs     []chan Event
 	nextID   int
 	aggCalls int
+	stateErr error // returned by State when set
 }
 
 func (f *fakeBackend) State(context.Context) (State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stateErr != nil {
+		return State{}, f.stateErr
+	}
 	s := f.state
 	s.Neighbours = append([]Neighbour(nil), f.state.Neighbours...)
 	s.Pledges = append([]Pledge(nil), f.state.Pledges...)

@@ -378,6 +378,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.now = msg.now
 		cmds = append(cmds, m.tick())
+		if !m.haveState {
+			cmds = append(cmds, m.loadState()) // the first load failed: retry
+		}
 	case actionMsg:
 		m.now = msg.now
 		if msg.err != nil {

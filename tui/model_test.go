@@ -697,3 +697,70 @@ func TestLiveWindowAndDetailKeys(t *testing.T) {
 		t.Errorf("esc did not clear the filter")
 	}
 }
+
+func TestStateLoadFailureIsShownAndRetried(t *testing.T) {
+	f := newFake()
+	f.stateErr = io.ErrUnexpectedEOF
+	var tm tea.Model = New(f, testOptions(80, 24))
+	st, err := f.State(context.Background())
+	tm, _ = tm.Update(stateMsg{seq: 1, state: st, err: err, now: testNow})
+	if v := tm.View(); !strings.Contains(v, "could not load the household state: unexpected EOF") {
+		t.Fatalf("load error not shown:\n%s", v)
+	}
+	tm, cmd := tm.Update(tickMsg{now: testNow})
+	if cmd == nil {
+		t.Fatal("no retry after a failed load")
+	}
+	f.mu.Lock()
+	f.stateErr = nil
+	f.mu.Unlock()
+	// run the batch: one of its commands is the retried State call (the
+	// other is the next 5 s tick, left running)
+	results := make(chan tea.Msg, 8)
+	for _, c := range cmd().(tea.BatchMsg) {
+		if c != nil {
+			go func() { results <- c() }()
+		}
+	}
+	var got bool
+	deadline := time.After(4 * time.Second)
+	for !got {
+		select {
+		case msg := <-results:
+			if sm, ok := msg.(stateMsg); ok {
+				tm, _ = tm.Update(sm)
+				got = true
+			}
+		case <-deadline:
+			t.Fatal("the retried State call never answered")
+		}
+	}
+	if !got || !strings.Contains(tm.View(), "Power now") || strings.Contains(tm.View(), "could not load") {
+		t.Errorf("retry did not recover (got state %v):\n%s", got, tm.View())
+	}
+}
+
+func TestProductionSeriesInCharts(t *testing.T) {
+	f := newFake()
+	f.state.Home.Production = true
+	for i := range f.samples {
+		f.samples[i].ProductionW = someW(3000)
+	}
+	var tm tea.Model = loaded(t, f, 120, 40)
+	tm, _ = tm.Update(press("2"))
+	m := tm.(Model)
+	start, end, n := m.liveWindow(120)
+	sets := m.liveSeries(start, end, n)
+	if len(sets) != 4 || sets[2].name != setSolar || sets[3].name != setHome || len(sets[2].pts) == 0 {
+		t.Fatalf("series with production: %d sets", len(sets))
+	}
+	// home use = import - export + production, per point
+	for i, p := range sets[3].pts {
+		if want := sets[0].pts[i].Value + sets[1].pts[i].Value + sets[2].pts[i].Value; p.Value != want {
+			t.Fatalf("point %d: home use %v, want %v", i, p.Value, want)
+		}
+	}
+	if !strings.Contains(tm.View(), "solar") || !strings.Contains(tm.View(), "home use") {
+		t.Errorf("legend lacks the production series:\n%s", tm.View())
+	}
+}
