@@ -35,8 +35,8 @@ func smoothed(ss []node.Sample) (avg int64, ok bool) {
 }
 
 // meaningful reports whether the surplus moved enough since the last
-// published one to tell the neighbours: by 50 W and by 10 % of the larger
-// magnitude, or across zero.
+// published one to tell the neighbours: by at least 50 W, and by 10 % of
+// the published value or across zero.
 func meaningful(prev, cur int64) bool {
 	d := abs(cur - prev)
 	if d < 50 {
@@ -45,7 +45,7 @@ func meaningful(prev, cur int64) bool {
 	if (prev > 0) != (cur > 0) {
 		return true
 	}
-	return d*10 >= max(abs(prev), abs(cur))
+	return d*10 >= abs(prev)
 }
 
 func abs(v int64) int64 {

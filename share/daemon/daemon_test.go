@@ -1,0 +1,436 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/tui"
+)
+
+func TestSmoothed(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []node.Sample
+		avg  int64
+		ok   bool
+	}{
+		{"none", nil, 0, false},
+		{"export", []node.Sample{{ExportW: 1000}, {ExportW: 2000}}, 1500, true},
+		{"import", []node.Sample{{ImportW: 300}, {ImportW: 400}}, -350, true},
+		{"mixed rounds toward zero", []node.Sample{{ExportW: 100}, {ImportW: 50}, {ImportW: 51}}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			avg, ok := smoothed(tt.in)
+			if avg != tt.avg || ok != tt.ok {
+				t.Errorf("smoothed = %d, %v; want %d, %v", avg, ok, tt.avg, tt.ok)
+			}
+		})
+	}
+}
+
+func TestMeaningful(t *testing.T) {
+	tests := []struct {
+		prev, cur int64
+		want      bool
+	}{
+		{0, 0, false},
+		{0, 49, false}, // below 50 W
+		{0, 50, true},  // 50 W from nothing
+		{1000, 1049, false},
+		{1000, 1099, false}, // 99 W < 10 % of 1000
+		{1000, 1100, true},  // 10 %
+		{5000, 5400, false},
+		{30, -30, true},  // crosses zero by 60 W
+		{20, -20, false}, // crosses zero but only 40 W
+		{-2000, -2300, true},
+	}
+	for _, tt := range tests {
+		if got := meaningful(tt.prev, tt.cur); got != tt.want {
+			t.Errorf("meaningful(%d, %d) = %v, want %v", tt.prev, tt.cur, got, tt.want)
+		}
+	}
+}
+
+func TestAutoAcceptMatches(t *testing.T) {
+	in := node.Pledge{ID: "ab12", From: "idalice", FromName: "Alice", EnergyWh: 1500, State: "pledged"}
+	tests := []struct {
+		name string
+		rule *AutoAccept
+		p    func(node.Pledge) node.Pledge
+		want bool
+	}{
+		{"no rule", nil, nil, false},
+		{"anyone", &AutoAccept{MaxWh: 1500}, nil, true},
+		{"too big", &AutoAccept{MaxWh: 1499}, nil, false},
+		{"by name, any case", &AutoAccept{MaxWh: 2000, From: []string{"alice"}}, nil, true},
+		{"by id", &AutoAccept{MaxWh: 2000, From: []string{"idalice"}}, nil, true},
+		{"someone else", &AutoAccept{MaxWh: 2000, From: []string{"Bob"}}, nil, false},
+		{"outgoing", &AutoAccept{MaxWh: 2000}, func(p node.Pledge) node.Pledge { p.Outgoing = true; return p }, false},
+		{"answered", &AutoAccept{MaxWh: 2000}, func(p node.Pledge) node.Pledge { p.State = "accepted"; return p }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := in
+			if tt.p != nil {
+				p = tt.p(p)
+			}
+			if got := tt.rule.Matches(p); got != tt.want {
+				t.Errorf("Matches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if err := (&AutoAccept{}).validate(); !errors.Is(err, node.ErrInvalid) {
+		t.Errorf("a rule with max_wh 0 validates: %v", err)
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// initHome creates a household in a new temporary home.
+func initHome(t *testing.T, name, meterPort string) node.Home {
+	t.Helper()
+	h, err := node.ResolveHome(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig(name)
+	cfg.Listen = freeAddr(t)
+	if meterPort != "" {
+		cfg.Meter.Port, cfg.Meter.Protocol = meterPort, "dsmr"
+	}
+	if _, err := node.Init(context.Background(), h, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// befriend makes a and b neighbours of each other.
+func befriend(t *testing.T, a, b node.Home) {
+	t.Helper()
+	ctx := context.Background()
+	for _, pair := range [][2]node.Home{{a, b}, {b, a}} {
+		n, err := node.Open(ctx, pair[1], node.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := n.Identity().Invite
+		n.Close()
+		m, err := node.Open(ctx, pair[0], node.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.AddNeighbour(ctx, inv, ""); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	}
+}
+
+// running is a runtime running in the background.
+type running struct {
+	rt   *Runtime
+	stop context.CancelFunc
+	done chan error
+}
+
+func start(t *testing.T, h node.Home, opts Options) *running {
+	t.Helper()
+	opts.Socket = true
+	rt, err := Open(context.Background(), h, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{rt: rt, stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- rt.Run(ctx) }()
+	t.Cleanup(func() { r.shutdown(t) })
+	return r
+}
+
+// shutdown stops the runtime and requires a clean stop.
+func (r *running) shutdown(t *testing.T) {
+	t.Helper()
+	if r.stop == nil {
+		return
+	}
+	r.stop()
+	r.stop = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of cancel")
+	}
+	if err := r.rt.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func connect(t *testing.T, h node.Home) *Client {
+	t.Helper()
+	c, err := Connect(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestStreet runs two households in one process, as the demo does: Alice
+// with a simulated meter on a real pseudo-terminal, Bob without a meter
+// but with an auto-accept rule. They talk over real mutual TLS on
+// loopback, and the test drives Alice only through her local socket.
+func TestStreet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := sim.LoadProfile("solar-roof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sim.ServePTY(ctx, sim.New(p, 7, time.Now()), sim.ServeOptions{Speed: 60, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Skipf("no pseudo-terminal on this machine: %v", err)
+	}
+	ha := initHome(t, "Alice", srv.Path())
+	hb := initHome(t, "Bob", "")
+	befriend(t, ha, hb)
+
+	a := start(t, ha, Options{StatusEvery: time.Second, StatusCheck: 100 * time.Millisecond})
+	b := start(t, hb, Options{AutoAccept: &AutoAccept{MaxWh: 2000, From: []string{"alice"}}})
+
+	// The socket is private, and the home has one owner.
+	fi, err := os.Stat(ha.SocketPath())
+	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %s: %v, mode %v; want a socket with mode 0600", ha.SocketPath(), err, fi.Mode())
+	}
+	if rt, err := Open(ctx, ha, Options{Socket: true}); !errors.Is(err, ledger.ErrHomeInUse) {
+		if rt != nil {
+			rt.Close()
+		}
+		t.Fatalf("second runtime on Alice's home: %v; want ErrHomeInUse", err)
+	}
+
+	ca := connect(t, ha)
+	if got, want := asJSON(t, ca.Identity()), asJSON(t, a.rt.Node().Identity()); got != want {
+		t.Errorf("identity over the socket %s, in-process %s", got, want)
+	}
+	if cal := ca.Calendar(); cal.Slot != 15*time.Minute || cal.Location == nil {
+		t.Errorf("calendar over the socket: %+v", cal)
+	}
+
+	// Live readings stream through the socket to an attached dashboard.
+	tb := ca.TUI()
+	subCtx, stopSub := context.WithCancel(ctx)
+	events := tb.Subscribe(subCtx)
+	var live tui.Event
+	eventually(t, "a live event over the socket", func() bool {
+		select {
+		case ev := <-events:
+			if ev.Kind == tui.EventLive {
+				live = ev
+				return true
+			}
+		default:
+		}
+		return false
+	})
+	if !live.Live.HasReading || live.Live.Reading.Protocol != "dsmr" || !live.Live.Reading.EnergyImport.Total.OK || live.Sample.Time.IsZero() {
+		t.Errorf("live event lost its reading on the way: %+v", live)
+	}
+	st, err := tb.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Home.Name != "Alice" || len(st.Neighbours) != 1 || st.Neighbours[0].Name != "Bob" || !st.Live.Meter.Online {
+		t.Errorf("dashboard state over the socket: %+v", st)
+	}
+	samples, err := tb.Samples(ctx, time.Now().Add(-time.Hour))
+	if err != nil || len(samples) == 0 {
+		t.Errorf("samples over the socket: %d, %v", len(samples), err)
+	}
+
+	// Alice's smoothed status reaches Bob, signed.
+	cb := connect(t, hb)
+	eventually(t, "Bob to hold Alice's status", func() bool {
+		ns, err := cb.Neighbours(ctx)
+		return err == nil && len(ns) == 1 && ns[0].Status != nil
+	})
+
+	// A pledge through Alice's socket reaches Bob, whose rule accepts it,
+	// and the acceptance comes back to Alice.
+	startW, endW, err := node.ParseWindow("next-hour", time.Now(), ca.Calendar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: startW, End: endW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.State != "pledged" || !pl.Outgoing || pl.EnergyWh != 1500 || pl.ToName != "Bob" {
+		t.Errorf("pledge over the socket: %+v", pl)
+	}
+	eventually(t, "Bob's automatic acceptance to reach Alice", func() bool {
+		q, err := ca.FindPledge(ctx, pl.ID)
+		return err == nil && q.State == "accepted" && q.AcceptedWh != nil && *q.AcceptedWh == 1500
+	})
+	gotState := false
+	eventually(t, "a state event for the answer", func() bool {
+		select {
+		case ev := <-events:
+			gotState = gotState || ev.Kind == tui.EventState
+		default:
+		}
+		return gotState
+	})
+	stopSub()
+
+	// Every read is the same over the socket as in-process.
+	inproc, err := a.rt.Node().Pledges(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := ca.Pledges(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := asJSON(t, remote), asJSON(t, inproc); g != w {
+		t.Errorf("pledges over the socket\n%s\nin-process\n%s", g, w)
+	}
+	var bufR, bufL bytes.Buffer
+	nr, err := ca.ExportMessages(ctx, &bufR, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl, err := a.rt.Node().ExportMessages(ctx, &bufL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nr != nl || nr != 2 || bufR.String() != bufL.String() {
+		t.Errorf("export-messages over the socket: %d messages, in-process %d (want 2: announce, pledge); same text %v", nr, nl, bufR.String() == bufL.String())
+	}
+	rep, err := ca.Verify(ctx)
+	if err != nil || !rep.OK {
+		t.Errorf("verify over the socket: %+v, %v", rep, err)
+	}
+	sta, err := ca.Status(ctx)
+	if err != nil || sta.Reading == nil || sta.Reading.MeterID == "" || !sta.Meter.Online || sta.Neighbours != 1 || sta.OpenPledges != 1 {
+		t.Errorf("status over the socket: %+v, %v", sta, err)
+	}
+	var csv bytes.Buffer
+	if err := ca.ExportLedger(ctx, &csv, "csv", ""); err != nil || !strings.Contains(csv.String(), pl.ID) {
+		t.Errorf("ledger export over the socket: %v\n%s", err, csv.String())
+	}
+
+	// Errors keep their kind across the socket (the CLI's exit codes).
+	errTests := []struct {
+		name string
+		err  error
+		kind error
+	}{
+		{"bad id", func() error { _, err := ca.FindPledge(ctx, "zz"); return err }(), node.ErrInvalid},
+		{"unknown id", func() error { _, err := ca.FindPledge(ctx, "abcdef"); return err }(), node.ErrNotFound},
+		{"unknown neighbour", func() error {
+			_, err := ca.Pledge(ctx, node.PledgeRequest{To: "Nobody", EnergyWh: 1, Start: startW, End: endW})
+			return err
+		}(), node.ErrNotFound},
+		{"accept own pledge", func() error { _, err := ca.Accept(ctx, pl.ID); return err }(), node.ErrInvalid},
+		{"garbage import", func() error { _, err := ca.Import(ctx, strings.NewReader("not a message block")); return err }(), node.ErrIntegrity},
+		{"bad export format", ca.ExportLedger(ctx, &bytes.Buffer{}, "xml", ""), node.ErrInvalid},
+	}
+	for _, tt := range errTests {
+		if !errors.Is(tt.err, tt.kind) || tt.err.Error() == "" {
+			t.Errorf("%s: %v; want an error wrapping %v", tt.name, tt.err, tt.kind)
+		}
+	}
+
+	// A clean stop removes the socket; then there is no daemon to talk to.
+	a.shutdown(t)
+	if _, err := os.Lstat(ha.SocketPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket left behind after the stop: %v", err)
+	}
+	if _, err := Connect(ctx, ha); !errors.Is(err, ErrNoDaemon) {
+		t.Errorf("Connect after the stop: %v; want ErrNoDaemon", err)
+	}
+	b.shutdown(t)
+}
+
+// TestStaleSocket: a socket left by a crashed daemon is recognised as
+// no daemon and replaced by the next one; a file of another kind in its
+// place is not touched.
+func TestStaleSocket(t *testing.T) {
+	ctx := context.Background()
+	h := initHome(t, "Carol", "")
+	ln, err := net.Listen("unix", h.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // as if the process had died: the file stays, nobody answers
+	if _, err := Connect(ctx, h); !errors.Is(err, ErrNoDaemon) {
+		t.Fatalf("Connect to a stale socket: %v; want ErrNoDaemon", err)
+	}
+	r := start(t, h, Options{Listen: ListenOff})
+	c := connect(t, h)
+	if c.Identity().Name != "Carol" {
+		t.Errorf("identity through the replaced socket: %+v", c.Identity())
+	}
+	r.shutdown(t)
+
+	if err := os.WriteFile(h.SocketPath(), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := Open(ctx, h, Options{Socket: true, Listen: ListenOff}); err == nil {
+		rt.Close()
+		t.Fatal("a runtime replaced a regular file at the socket path")
+	} else if !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("error = %v; want it to say the file is not a socket", err)
+	}
+	if b, err := os.ReadFile(h.SocketPath()); err != nil || string(b) != "mine" {
+		t.Errorf("the file in the way was changed: %q, %v", b, err)
+	}
+}
