@@ -235,11 +235,15 @@ The daemon runs this by itself.`,
 				return err
 			}
 			defer hh.Close()
-			n, ok := hh.(*node.Node)
+			// *node.Node settles in-process; a daemon client asks the
+			// daemon to run a round.
+			s, ok := hh.(interface {
+				Settle(context.Context) (node.SettleReport, error)
+			})
 			if !ok {
 				return failf(exitFailure, "settle runs in the process that owns the household")
 			}
-			rep, err := n.Settle(cmd.Context())
+			rep, err := s.Settle(cmd.Context())
 			if err != nil {
 				return nodeErr(err)
 			}
