@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -429,5 +430,31 @@ func TestAppendConcurrentBatches(t *testing.T) {
 	}
 	if rep, err := l.Verify(ctx); err != nil || !rep.OK {
 		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+func TestOpenBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "ledger.db")
+	if err := os.WriteFile(notDB, bytes.Repeat([]byte("not a database. "), 64), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, want string
+	}{
+		{"not a database", notDB, "not a commons ledger"},
+		{"missing folder", filepath.Join(dir, "nope", FileName), "does not exist: run `commons init`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(context.Background(), tt.path, Options{Manifest: testManifest})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+	// The file was not touched.
+	if b, _ := os.ReadFile(notDB); !bytes.Equal(b, bytes.Repeat([]byte("not a database. "), 64)) {
+		t.Fatal("opening a foreign file modified it")
 	}
 }

@@ -16,15 +16,19 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/commons-energy/commons/share"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // FileName is the ledger's file name inside a home folder.
@@ -69,6 +73,10 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if err := opts.Manifest.Validate(); err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("open ledger %s: folder %s does not exist: run `commons init` first or check --home", path, dir)
+	}
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -88,7 +96,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	db.SetConnMaxIdleTime(time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
@@ -96,13 +104,27 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		if err == nil {
 			err = fmt.Errorf("journal mode is %q, not wal (is the file on a network file system?)", mode)
 		}
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	if err := migrate(ctx, db, path); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
+}
+
+// openError turns SQLite's open failures into a line a person can act on.
+func openError(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_NOTADB:
+			return fmt.Errorf("open ledger %s: not a commons ledger (the file is not an SQLite database): move it away or use another --home", path)
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY:
+			return fmt.Errorf("open ledger %s: %w: check the file's permissions and free space", path, err)
+		}
+	}
+	return fmt.Errorf("open ledger %s: %w", path, err)
 }
 
 // Close closes the database. Flush any Aggregator first.
