@@ -235,34 +235,86 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 			continue
 		}
 		have := local[h.Author]
-		for have < h.Seq {
-			raws, err := c.Range(ctx, h.Author, have, s.cfg.PageSize)
-			if err != nil {
-				return added, errors.Join(append(errs, err)...)
-			}
-			if len(raws) == 0 {
-				break
-			}
-			author := h.Author
-			res := accept(ctx, s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, raws, &author)
-			added += res.Added
-			if len(res.stored) > 0 && s.cfg.OnAdded != nil {
-				s.cfg.OnAdded(res.stored)
-			}
-			if res.err != nil {
-				if res.code >= 500 {
-					return added, errors.Join(append(errs, res.err)...)
-				}
-				errs = append(errs, fmt.Errorf("from %s: %w", c.Peer().Short(), res.err))
-				break
-			}
-			if res.last <= have {
-				break
-			}
-			have = res.last
+		if have >= h.Seq {
+			continue
+		}
+		n, fatal, err := s.pullAuthor(ctx, c, h.Author, have, h.Seq)
+		added += n
+		if fatal {
+			return added, errors.Join(append(errs, err)...)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("from %s: %w", c.Peer().Short(), err))
 		}
 	}
 	return added, errors.Join(errs...)
+}
+
+// page is one range answer.
+type page struct {
+	raws [][]byte
+	err  error
+}
+
+// pullAuthor fetches author's messages after have up to (at least) upTo
+// from c and stores them. The next page is fetched while the current one
+// is verified and stored. fatal is true for errors that make the rest of
+// the pull pointless (network, local store).
+func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.HouseholdID, have, upTo uint64) (added int, fatal bool, err error) {
+	fctx, cancel := context.WithCancel(ctx)
+	pages := make(chan page, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(pages)
+		after := have
+		for after < upTo {
+			raws, err := c.Range(fctx, author, after, s.cfg.PageSize)
+			select {
+			case pages <- page{raws, err}:
+			case <-fctx.Done():
+				return
+			}
+			if err != nil || len(raws) == 0 {
+				return
+			}
+			// The next page starts after this page's last seq (parsed
+			// structurally here; verified by the consumer).
+			m, perr := share.Parse(raws[len(raws)-1])
+			if perr != nil || m.Seq <= after {
+				return
+			}
+			after = m.Seq
+		}
+	}()
+	defer func() {
+		cancel()
+		for range pages { // let the fetcher finish
+		}
+		wg.Wait()
+	}()
+	for pg := range pages {
+		if pg.err != nil {
+			return added, true, pg.err
+		}
+		if len(pg.raws) == 0 {
+			return added, false, nil
+		}
+		res := accept(ctx, s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, pg.raws, &author)
+		added += res.Added
+		if len(res.stored) > 0 && s.cfg.OnAdded != nil {
+			s.cfg.OnAdded(res.stored)
+		}
+		if res.err != nil {
+			return added, res.code >= 500, res.err
+		}
+		if res.last <= have {
+			return added, false, nil
+		}
+		have = res.last
+	}
+	return added, false, nil
 }
 
 // worker syncs with one neighbour.
