@@ -321,7 +321,8 @@ func TestReplicationQueries(t *testing.T) {
 		mine = append(mine, self.next(t, announce("a")))
 	}
 	b1 := bob.next(t, announce("b"))
-	mustAppend(t, l, append(mine, b1)...)
+	mustAppend(t, l, mine...)
+	mustAppend(t, l, b1)
 	heads, err := l.Heads(ctx)
 	if err != nil || len(heads) != 2 || heads[self.ID()].Seq != 10 || heads[self.ID()].ID != mine[9].ID() || heads[bob.ID()].ID != b1.ID() {
 		t.Fatalf("heads = %v, %v", heads, err)
@@ -344,6 +345,23 @@ func TestReplicationQueries(t *testing.T) {
 	}
 	if _, err := l.FindMessage(ctx, "zzzz"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("find non-hex: %v", err)
+	}
+
+	// Storage order with a cursor: mine (10) were stored before b1
+	// (inside one batch the order is by author, then seq).
+	all, err := l.MessagesSince(ctx, share.ID{}, 0)
+	if err != nil || len(all) != 11 || !bytes.Equal(all[10], b1.Bytes()) {
+		t.Fatalf("messages since start: %d, %v", len(all), err)
+	}
+	page, err := l.MessagesSince(ctx, mine[7].ID(), 2)
+	if err != nil || len(page) != 2 || !bytes.Equal(page[0], mine[8].Bytes()) || !bytes.Equal(page[1], mine[9].Bytes()) {
+		t.Fatalf("messages since seq 8: %d, %v", len(page), err)
+	}
+	if rest, _ := l.MessagesSince(ctx, b1.ID(), 0); len(rest) != 0 {
+		t.Fatalf("messages after the last: %d", len(rest))
+	}
+	if _, err := l.MessagesSince(ctx, share.ID{1}, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown cursor: %v", err)
 	}
 }
 

@@ -84,6 +84,41 @@ func (l *Ledger) Range(ctx context.Context, author share.HouseholdID, fromSeq ui
 	return out, rows.Err()
 }
 
+// MessagesSince returns up to limit stored chain messages (raw) in the
+// order this ledger stored them, starting after the message with id after
+// (the zero id: from the first). limit <= 0 or above MaxRange means
+// MaxRange. An unknown after id wraps ErrNotFound. Use it as a cursor:
+// pass the last returned message's id to continue.
+func (l *Ledger) MessagesSince(ctx context.Context, after share.ID, limit int) ([][]byte, error) {
+	if limit <= 0 || limit > MaxRange {
+		limit = MaxRange
+	}
+	var from int64
+	if !after.IsZero() {
+		err := l.db.QueryRowContext(ctx, `SELECT rowid FROM messages WHERE id = ?`, after.String()).Scan(&from)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("message %s: %w: it is not stored here", after.Short(), ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read messages since %s: %w", after.Short(), err)
+		}
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT raw FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?`, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
+		}
+		out = append(out, raw)
+	}
+	return out, rows.Err()
+}
+
 // Message returns the raw stored message with this id, or an error
 // wrapping ErrNotFound.
 func (l *Ledger) Message(ctx context.Context, id share.ID) ([]byte, error) {
