@@ -35,15 +35,16 @@ func (m *Model) setNeighbourColumns() {
 	wide := m.width >= 120
 	cols := []table.Column{
 		{Title: " ", Width: 1},
-		{Title: "Neighbour", Width: 12},
-		{Title: "Now", Width: 16},
-		{Title: "Age", Width: 6},
+		{Title: "Neighbour", Width: 8},
+		{Title: "Now", Width: 14},
+		{Title: "Age", Width: 5},
 		{Title: "Open", Width: 4},
-		{Title: "Month given/recv", Width: 17},
+		{Title: "Month g/r", Width: 13},
+		{Title: "Total g/r", Width: 13},
 		{Title: "Last seen", Width: 9},
 	}
 	if wide {
-		cols = append(cols, table.Column{Title: "All time given/recv", Width: 19}, table.Column{Title: "Problem", Width: 30})
+		cols = append(cols, table.Column{Title: "Problem", Width: 30})
 	}
 	// spare cells: the name grows up to 24, then the problem column takes
 	// the rest; when short, the problem column and then the name shrink
@@ -51,7 +52,7 @@ func (m *Model) setNeighbourColumns() {
 	for _, c := range cols {
 		spare -= c.Width + 1
 	}
-	grow := min(max(spare, 0), 12)
+	grow := min(max(spare, 0), 16)
 	cols[1].Width += grow
 	spare -= grow
 	if wide {
@@ -174,9 +175,10 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 		seen = fmtAge(m.now, n.LastSeen) + " ago"
 	}
 	row := table.Row{" ", name, now, age, fmt.Sprint(n.OpenPledges),
-		shortKWh(n.MonthGivenWh) + " / " + shortKWh(n.MonthReceivedWh), seen}
+		shortKWh(n.MonthGivenWh) + "/" + shortKWh(n.MonthReceivedWh),
+		shortKWh(n.GivenWh) + "/" + shortKWh(n.ReceivedWh), seen}
 	if m.width >= 120 {
-		row = append(row, shortKWh(n.GivenWh)+" / "+shortKWh(n.ReceivedWh), problemWords(n))
+		row = append(row, problemWords(n))
 	}
 	return row
 }
@@ -320,7 +322,7 @@ func (m Model) neighboursView() string {
 	if len(m.state.Neighbours) == 0 {
 		return st.muted.Render("No neighbours yet. Add one with: commons neighbours add INVITE")
 	}
-	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · now = latest signed status (surplus or need) · ! = forked feed or failed verification", len(m.state.Neighbours)))
+	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification", len(m.state.Neighbours)))
 	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.neigh.View())
 }
 
@@ -354,7 +356,7 @@ func (m Model) detailView() string {
 	if p := problemWords(n); p != "" {
 		lines = append(lines, row("Problem", st.bad.Render("! "+p)))
 	} else {
-		lines = append(lines, row("Feed", st.good.Render("verified, no fork")))
+		lines = append(lines, row("Feed", st.good.Render("no fork, no rejected messages")))
 	}
 	hist := st.muted.Render("No pledges with " + nameOr(n.Name, n.ID) + " yet. p: pledge")
 	if len(m.detailTbl.Rows()) > 0 {

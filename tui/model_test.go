@@ -133,7 +133,7 @@ func TestGolden(t *testing.T) {
 		{"overview", nil, []string{"Power now"}},
 		{"charts", []string{"2"}, []string{"History"}},
 		{"charts_7d", []string{"2", "l"}, []string{"[7 days]", "Mon 15"}},
-		{"neighbours", []string{"3"}, []string{"Month given"}},
+		{"neighbours", []string{"3"}, []string{"Month g/r"}},
 		{"neighbour_detail", []string{"3", "j", "enter"}, []string{"pledges and settlements between you"}},
 		{"ledger", []string{"4"}, []string{"Delivered"}},
 		{"ledger_filtered", []string{"4", "f"}, []string{"filter: Anna"}},
