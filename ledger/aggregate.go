@@ -110,7 +110,8 @@ type baseline struct {
 // Aggregator turns meter samples into per-minute and per-slot energy,
 // computed from register deltas in integer Wh, and writes them to the
 // ledger in batches: at most once per FlushEvery of sample time, plus
-// Flush at shutdown. It is safe for concurrent use.
+// Flush at shutdown. It is safe for concurrent use. Use one Aggregator per
+// ledger: the stored baseline is shared.
 //
 // A delta between two samples is spread over the minutes the interval
 // covers in proportion to time, in integer Wh that sum exactly to the
@@ -166,6 +167,9 @@ func (a *Aggregator) Stats() AggregatorStats {
 // of sample time has passed since the last write. flushed reports whether
 // it wrote. On a write error the data stays pending for the next try.
 func (a *Aggregator) Add(ctx context.Context, s Sample) (flushed bool, err error) {
+	if s.Time.IsZero() {
+		return false, errors.New("meter sample without a time: use SampleFromReading with the time it was received")
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.loaded {

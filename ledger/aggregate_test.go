@@ -335,4 +335,12 @@ func TestSampleFromReading(t *testing.T) {
 	if s, _ := SampleFromReading(&r, recv); !s.Time.Equal(recv) {
 		t.Fatalf("no meter time: sample time %v, want received", s.Time)
 	}
+	l, _ := openTest(t, newHousehold(t, 1).ID())
+	agg, _ := l.NewAggregator(AggregatorOptions{})
+	if _, err := agg.Add(context.Background(), Sample{ImportWh: meter.Some(1)}); err == nil {
+		t.Fatal("a sample without time was accepted")
+	}
+	if _, err := l.NewAggregator(AggregatorOptions{SlotLength: 7 * time.Minute}); err == nil {
+		t.Fatal("a slot length that does not divide a day was accepted")
+	}
 }
