@@ -48,6 +48,7 @@ const (
 	Rejected                     // not stored; Err says why
 )
 
+// String returns the outcome in words, as in logs.
 func (o Outcome) String() string {
 	switch o {
 	case Stored:

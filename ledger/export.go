@@ -139,6 +139,7 @@ func (j *jsonRecords) flush() error { return nil }
 // orderedObject marshals fields as a JSON object in their order.
 type orderedObject []field
 
+// MarshalJSON writes the fields as one JSON object, in order.
 func (o orderedObject) MarshalJSON() ([]byte, error) {
 	b := []byte{'{'}
 	for i, f := range o {

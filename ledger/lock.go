@@ -22,6 +22,7 @@ type HomeInUseError struct {
 	Owner string // what the holder said it is, e.g. "commons daemon"; may be empty
 }
 
+// Error says which process holds the home and what to do.
 func (e *HomeInUseError) Error() string {
 	who := "another process"
 	if e.PID > 0 {
