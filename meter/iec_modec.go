@@ -28,32 +28,45 @@ type IECModeC struct {
 // Read performs one sign-on and readout and returns the reading. The port
 // is closed when Read returns.
 func (m IECModeC) Read(ctx context.Context) (Reading, error) {
-	timeout := m.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
 	cfg := m.Port
 	cfg.Baud, cfg.DataBits, cfg.Parity, cfg.StopBits = 300, 7, ParityEven, 1
 	port, err := m.Open(cfg)
 	if err != nil {
 		return Reading{}, err
 	}
-	defer func() { _ = port.Close() }()
+	r, last, err := m.readout(ctx, port, cfg, m.Open)
+	_ = last.Close()
+	return r, err
+}
 
+// readout runs the sign-on on port, opened at 300 baud 7E1 as cfg says.
+// With reopen it switches to the speed the meter offers (within MaxBaud)
+// by closing port and opening a new one; without, it asks the meter to
+// stay at 300 baud. It returns the port in use at the end.
+func (m IECModeC) readout(ctx context.Context, port Port, cfg PortConfig, reopen Opener) (Reading, Port, error) {
+	timeout := m.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
 	req := "/?" + m.Address + "!\r\n"
 	if _, err := port.Write([]byte(req)); err != nil {
-		return Reading{}, fmt.Errorf("iec62056-21 on %s: send request: %w", cfg.Device, err)
+		return Reading{}, port, fmt.Errorf("iec62056-21 on %s: send request: %w", cfg.Device, err)
 	}
 	ident, rest, err := iecReadIdent(ctx, port, time.Now().Add(timeout))
 	if err != nil {
-		return Reading{}, fmt.Errorf("iec62056-21 on %s: no identification within %s after %q: %w; check the IR head sits on the meter's optical port", cfg.Device, timeout, req[:len(req)-2], err)
+		return Reading{}, port, fmt.Errorf("iec62056-21 on %s: no identification within %s after %q: %w; check the IR head sits on the meter's optical port", cfg.Device, timeout, req[:len(req)-2], err)
 	}
 	z := ident[4]
 	baud, modeC := iecBauds[z]
-	if modeC && m.MaxBaud > 0 && baud > m.MaxBaud {
+	var ack []byte
+	maxBaud := m.MaxBaud
+	if reopen == nil {
+		maxBaud = cfg.Baud
+	}
+	if modeC && maxBaud > 0 && baud > maxBaud {
 		// Ask for the highest allowed speed instead.
 		for c := z; c >= '0'; c-- {
-			if iecBauds[c] <= m.MaxBaud {
+			if iecBauds[c] <= maxBaud {
 				z, baud = c, iecBauds[c]
 				break
 			}
@@ -68,22 +81,26 @@ func (m IECModeC) Read(ctx context.Context) (Reading, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return Reading{}, ctx.Err()
+			return Reading{}, port, ctx.Err()
 		case <-time.After(wait):
 		}
-		if _, err := port.Write([]byte{iecACK, '0', z, '0', '\r', '\n'}); err != nil {
-			return Reading{}, fmt.Errorf("iec62056-21 on %s: send acknowledgement: %w", cfg.Device, err)
+		ack = []byte{iecACK, '0', z, '0', '\r', '\n'}
+		if _, err := port.Write(ack); err != nil {
+			return Reading{}, port, fmt.Errorf("iec62056-21 on %s: send acknowledgement: %w", cfg.Device, err)
 		}
 		if baud != cfg.Baud {
 			if err := port.Close(); err != nil {
-				return Reading{}, fmt.Errorf("iec62056-21 on %s: close before switching to %d baud: %w", cfg.Device, baud, err)
+				return Reading{}, port, fmt.Errorf("iec62056-21 on %s: close before switching to %d baud: %w", cfg.Device, baud, err)
 			}
 			cfg.Baud = baud
-			if port, err = m.Open(cfg); err != nil {
-				return Reading{}, fmt.Errorf("iec62056-21 on %s: reopen at %d baud: %w", cfg.Device, baud, err)
+			np, err := reopen(cfg)
+			if err != nil {
+				return Reading{}, port, fmt.Errorf("iec62056-21 on %s: reopen at %d baud: %w", cfg.Device, baud, err)
 			}
+			port = np
+			ack = nil // the echo went with the old port
 		}
-		rest = nil // anything read before the switch is not the readout
+		rest = nil // anything read before the acknowledgement is not the readout
 	}
 
 	dec := NewIECDecoder(DecoderOptions{})
@@ -104,27 +121,123 @@ func (m IECModeC) Read(ctx context.Context) (Reading, error) {
 	buf := make([]byte, 256)
 	for !done {
 		if err := ctx.Err(); err != nil {
-			return Reading{}, err
+			return Reading{}, port, err
 		}
 		if time.Now().After(deadline) {
 			dec.Flush(emit)
 			if !done {
-				return Reading{}, fmt.Errorf("iec62056-21 on %s: readout of %s not complete within %s at %d baud", cfg.Device, ident, timeout, cfg.Baud)
+				return Reading{}, port, fmt.Errorf("iec62056-21 on %s: readout of %s not complete within %s at %d baud", cfg.Device, ident, timeout, cfg.Baud)
 			}
 			break
 		}
 		n, err := port.Read(buf)
-		if n > 0 {
-			dec.Feed(buf[:n], emit)
+		data := buf[:n]
+		if len(ack) > 0 && n > 0 {
+			// Drop the IR head's echo of the acknowledgement.
+			k := 0
+			for len(ack) > 0 && k < len(data) && data[k] == ack[0] {
+				ack, k = ack[1:], k+1
+			}
+			if k < len(data) {
+				ack = nil // the echo is over (or there was none)
+			}
+			data = data[k:]
+		}
+		if len(data) > 0 {
+			dec.Feed(data, emit)
 		}
 		if err != nil && !done {
-			return Reading{}, fmt.Errorf("iec62056-21 on %s: read: %w", cfg.Device, err)
+			return Reading{}, port, portFailure{fmt.Errorf("iec62056-21 on %s: read: %w", cfg.Device, err)}
 		}
 	}
 	if gerr != nil {
-		return Reading{}, fmt.Errorf("iec62056-21 on %s: %w", cfg.Device, gerr)
+		return Reading{}, port, fmt.Errorf("iec62056-21 on %s: %w", cfg.Device, gerr)
 	}
-	return got, nil
+	return got, port, nil
+}
+
+// IECOptions configure IEC 62056-21 mode C polling through the Reader.
+type IECOptions struct {
+	Address     string        // device address for "/?address!"; "" asks any meter
+	Period      time.Duration // time between readouts; 0 = 30s
+	Timeout     time.Duration // for the identification and for the readout each; 0 = 10s at 300 baud: 60s
+	MaxFailures int           // readouts in a row that may fail before Poll returns; 0 = 3
+}
+
+// IECModeCPoller reads a mode C meter through the Reader: it signs on
+// over the port the Reader opened, which must run at 300 baud 7E1, and
+// asks the meter to answer at 300 baud, because the Reader's port cannot
+// change speed. A readout of a few hundred bytes then takes about ten
+// seconds; for faster readouts use IECModeC.Read, which reopens the port.
+type IECModeCPoller struct {
+	opts IECOptions
+	dec  *IECDecoder // for Feed
+}
+
+// NewIECModeCPoller returns a mode C poller.
+func NewIECModeCPoller(opts IECOptions) *IECModeCPoller {
+	if opts.Period <= 0 {
+		opts.Period = 30 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = 3
+	}
+	return &IECModeCPoller{opts: opts}
+}
+
+// Protocol returns "iec62056-21".
+func (p *IECModeCPoller) Protocol() string { return "iec62056-21" }
+
+// Feed decodes captured readouts like IECDecoder does.
+func (p *IECModeCPoller) Feed(b []byte, emit func(Reading, error)) {
+	if p.dec == nil {
+		p.dec = NewIECDecoder(DecoderOptions{})
+	}
+	p.dec.Feed(b, emit)
+}
+
+// Flush flushes what Feed holds, like IECDecoder.Flush.
+func (p *IECModeCPoller) Flush(emit func(Reading, error)) {
+	if p.dec != nil {
+		p.dec.Flush(emit)
+	}
+}
+
+// Poll signs on and reads the meter every period until ctx ends.
+func (p *IECModeCPoller) Poll(ctx context.Context, port Port, device string, emit func(Reading, error)) error {
+	m := IECModeC{Address: p.opts.Address, Timeout: p.opts.Timeout}
+	cfg := PortConfig{Device: device, Baud: 300, DataBits: 7, Parity: ParityEven, StopBits: 1}
+	fails := 0
+	for {
+		r, _, err := m.readout(ctx, port, cfg, nil)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			var pf portFailure
+			if errors.As(err, &pf) {
+				return err
+			}
+			fails++
+			emit(Reading{}, err)
+			if fails >= p.opts.MaxFailures {
+				return err
+			}
+		} else {
+			fails = 0
+			emit(r, nil)
+		}
+		t := time.NewTimer(p.opts.Period)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // iecReadIdent reads lines until the meter's identification "/XXXZ...",

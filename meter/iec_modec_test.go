@@ -54,6 +54,9 @@ func (p *fakeModeCPort) Write(b []byte) (int, error) {
 		p.out = append(p.out, "\x7f"+p.m.ident+"\r\n"...)
 	case len(s) == 6 && s[0] == iecACK && s[1] == '0' && s[3] == '0' && s[4:] == "\r\n":
 		p.m.acked = s[2]
+		if iecBauds[s[2]] == p.cfg.Baud { // no speed change: answer on this port
+			p.out = append(p.out, p.m.readout...)
+		}
 	}
 	return len(b), nil
 }
@@ -144,3 +147,36 @@ func TestIECModeCNoAnswer(t *testing.T) {
 type silentPort struct{ *fakeModeCPort }
 
 func (s *silentPort) Write(b []byte) (int, error) { return len(b), nil }
+
+// The polled mode C decoder signs on over the Reader's own 300 baud port
+// and asks the meter to stay at 300 baud.
+func TestIECModeCPollerStaysAt300(t *testing.T) {
+	m := &fakeModeCMeter{
+		ident:   "/LGZ4ZMF100AC.M27",
+		readout: modeCReadout("1.8.0(000219.252*kWh)\r\n16.7(-000.50*kW)\r\n"),
+	}
+	d, err := NewDecoder("iec62056-21-c", DecoderOptions{IEC: IECOptions{Period: time.Millisecond, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := m.open(PortConfig{Device: "/dev/ir0", Baud: 300, DataBits: 7, Parity: ParityEven})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []Reading
+	err = d.(Poller).Poll(ctx, port, "/dev/ir0", func(r Reading, err error) {
+		if err != nil {
+			t.Errorf("poll error: %v", err)
+		}
+		got = append(got, r)
+		cancel()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Poll returned %v", err)
+	}
+	if len(got) != 1 || got[0].PowerExportW != Some(500) || got[0].EnergyImport.Total != Some(219252) || !got[0].ChecksumOK {
+		t.Fatalf("readings %+v", got)
+	}
+	if len(m.written) != 2 || m.written[1] != "\x06000\r\n" || len(m.opens) != 1 {
+		t.Errorf("sent %q over %d opens, want ACK 0 0 0 on the one port", m.written, len(m.opens))
+	}
+}

@@ -28,6 +28,9 @@ type DecoderOptions struct {
 	Modbus ModbusOptions
 	// OnDetect, when set, is told what the "auto" decoder recognised.
 	OnDetect func(Detection)
+	// IEC holds the address, period and timeout of IEC 62056-21 mode C
+	// polling ("iec62056-21-c").
+	IEC IECOptions
 }
 
 func (o DecoderOptions) maxFrame() int {
@@ -61,6 +64,8 @@ var protocolTable = []protocolEntry{
 		func(o DecoderOptions) (Decoder, error) { return NewSMLDecoder(o.SML), nil }},
 	{"iec62056-21", "IEC 62056-21 (D0) optical readout: mode D push and mode C readout text",
 		func(o DecoderOptions) (Decoder, error) { return NewIECDecoder(o), nil }},
+	{"iec62056-21-c", "IEC 62056-21 mode C, polled: sign-on and readout every period over a 300 baud 7E1 port",
+		func(o DecoderOptions) (Decoder, error) { return NewIECModeCPoller(o.IEC), nil }},
 	{"modbus", "Modbus RTU Eastron SDM120/SDM630, polled (decoding reads captured request+response traffic)",
 		func(o DecoderOptions) (Decoder, error) { return nonNil(NewModbusSDM(o.Modbus)) }},
 	{"smarty", "Luxembourg Smarty encrypted P1 (AES-128-GCM, needs the meter's key)",
