@@ -154,3 +154,29 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkOpenPledges folds a ledger holding 1,000 pledges and 500
+// accepts into the open-pledge view (what a dashboard refresh asks for).
+func BenchmarkOpenPledges(b *testing.B) {
+	self, bob := newHousehold(b, 1), newHousehold(b, 2)
+	l, _ := openTest(b, self.ID())
+	addNeighbour(b, l, bob, "bob")
+	var msgs []*share.Message
+	first := testManifest.SlotOf(t0.Add(2 * time.Hour))
+	for i := range 1000 {
+		self.at, bob.at = t0, t0
+		p := self.next(b, &share.Pledge{To: bob.ID(), FromSlot: first + int64(i), ToSlot: first + int64(i) + 4,
+			EnergyWh: 1000, ExpirySlot: first + int64(i), Nonce: uint32(i)})
+		msgs = append(msgs, p)
+		if i%2 == 0 {
+			msgs = append(msgs, bob.next(b, &share.Accept{Pledge: p.ID(), EnergyWh: 800}))
+		}
+	}
+	mustAppend(b, l, msgs...)
+	for b.Loop() {
+		ps, err := l.OpenPledges(context.Background())
+		if err != nil || len(ps) != 1000 {
+			b.Fatalf("%d open, %v", len(ps), err)
+		}
+	}
+}
