@@ -458,7 +458,7 @@ type Interval struct {
 	ImportWh     int64
 	ExportWh     int64
 	ProductionWh meter.Optional
-	Readings     int64 // samples that fed it; 0 means not measured
+	Readings     int64 // samples taken in it; a minute between two samples has energy and 0 readings
 }
 
 // Totals is energy summed over a span.
@@ -479,7 +479,7 @@ WHERE start_unix >= ? AND start_unix < ? ORDER BY start_unix`, ceilUnix(from), c
 }
 
 // Slots returns the stored slots of length slotLen starting in [from, to),
-// oldest first. Slots without any reading are absent.
+// oldest first. Slots the meter data does not cover are absent.
 func (l *Ledger) Slots(ctx context.Context, slotLen time.Duration, from, to time.Time) ([]Interval, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT start_unix, import_wh, export_wh, production_wh, readings FROM meter_slots
 WHERE slot_seconds = ? AND start_unix >= ? AND start_unix < ? ORDER BY start_unix`,
