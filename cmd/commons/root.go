@@ -26,5 +26,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newMeterCmd(g))
 	root.AddCommand(newHouseholdCmds(g)...)
 	root.AddCommand(newDaemonCmd(g))
+	root.AddCommand(newDemoCmd(g))
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return runDashboard(cmd, g) }
 	return root
 }

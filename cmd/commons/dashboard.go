@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/spf13/cobra"
+
+	daemonpkg "github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/tui"
+)
+
+// runDashboard is the bare `commons` command: the dashboard on this home's
+// household. It attaches to the home's running daemon when there is one;
+// otherwise it runs the household in-process (meter, ledger, peers and the
+// local socket, under the home's lock) for as long as the dashboard is
+// open. A home that was never initialised gets the first-run message.
+func runDashboard(cmd *cobra.Command, g *globalFlags) error {
+	ctx := cmd.Context()
+	h, err := g.resolveHome()
+	if err != nil {
+		return err
+	}
+	if !h.Initialised() {
+		firstRun(cmd.OutOrStdout(), g, h)
+		return nil
+	}
+	cfg, err := node.LoadConfig(h)
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return withCode(exitFailure, fmt.Errorf("%s: %w", h.ConfigPath(), err))
+	}
+	if c, err := daemonpkg.Connect(ctx, h); err == nil {
+		defer c.Close()
+		return runTUI(ctx, c.TUI(), tui.Options{Location: loc})
+	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
+		return withCode(exitFailure, err)
+	}
+
+	rt, err := daemonpkg.Open(ctx, h, daemonpkg.Options{Owner: "commons dashboard", Socket: true})
+	if err != nil {
+		return nodeErr(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(runCtx) }()
+	tuiErr := runTUI(ctx, node.TUIBackend(rt.Node()), tui.Options{Location: loc})
+	stop()
+	runErr := <-done
+	if err := rt.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if tuiErr != nil {
+		return tuiErr
+	}
+	if runErr != nil {
+		return withCode(exitFailure, fmt.Errorf("household %s: %w", h, runErr))
+	}
+	return nil
+}
+
+// runTUI runs the dashboard on b in the terminal's alternate screen until
+// the person quits or ctx ends (SIGINT/SIGTERM); either way the terminal
+// is restored.
+func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
+	opts.Context = ctx
+	opts.Renderer = lipgloss.DefaultRenderer()
+	if os.Getenv("TERM") == "linux" {
+		opts.ASCII = true // the Linux console has no braille
+	}
+	m := tui.New(b, opts)
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
+	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
+		return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
+	}
+	return nil
+}
+
+// firstRun tells a person whose home holds no household yet what to do.
+func firstRun(w io.Writer, g *globalFlags, h node.Home) {
+	home := ""
+	if g.home != "" {
+		home = " --home " + g.home
+	}
+	fmt.Fprintf(w, `Welcome to commons.
+
+There is no household in %s yet. To set one up:
+
+  commons%s init --name "Your name" --meter /dev/ttyUSB0
+      (find your meter's port with: commons meter ports)
+
+then run `+"`commons%s`"+` again for the dashboard.
+
+To look around first, run a simulated street (nothing is written outside a
+temporary folder):
+
+  commons demo
+
+`, h, home, home)
+}
