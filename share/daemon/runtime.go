@@ -247,6 +247,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		})
 	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
+	run("re-offer", func() error { rt.reoffer(ctx); return nil })
 	run("status", func() error { rt.statusLoop(ctx); return nil })
 	if rt.opts.AutoAccept != nil {
 		run("auto-accept", func() error { rt.acceptLoop(ctx); return nil })
@@ -310,4 +311,44 @@ func (rt *Runtime) closeListeners() {
 		// Closing a unix listener created by Listen removes its file.
 		rt.sockLn.Close()
 	}
+}
+
+// reofferTail is how many of its latest own messages a starting household
+// offers its neighbours again.
+const reofferTail = 32
+
+// reoffer pushes the latest own messages once the syncer's neighbour links
+// exist: a neighbour that missed them while this household was down (or
+// that lacks earlier ones: it answers with a conflict and pulls) learns
+// of them now instead of at its next periodic pull.
+func (rt *Runtime) reoffer(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rt.sync.State()) == 0 {
+		if time.Now().After(deadline) {
+			return // no neighbour with an address
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	led, self := rt.n.Ledger(), rt.n.Key().ID()
+	head, err := led.Head(ctx, self)
+	if err != nil {
+		rt.log.Warn("re-offer own messages", "err", err)
+		return
+	}
+	from := uint64(1)
+	if head.Seq > reofferTail {
+		from = head.Seq - reofferTail + 1
+	}
+	raws, err := led.Range(ctx, self, from, reofferTail)
+	if err != nil {
+		rt.log.Warn("re-offer own messages", "err", err)
+		return
+	}
+	rt.sync.Publish(raws...)
 }
