@@ -479,3 +479,22 @@ func rangeRaw(ctx context.Context, c *Client, author string) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// TestPushGapTriggersPull: B lacks the start of A's chain, so A's push of
+// a new message does not fit (409); B then pulls from A at once (the pull
+// interval is an hour, so only that kick can fetch the rest).
+func TestPushGapTriggersPull(t *testing.T) {
+	a, b := newBox(t, "mem", nil, Limits{}), newBox(t, "mem", nil, Limits{})
+	befriend(a, b)
+	slow := SyncConfig{Interval: time.Hour, Refresh: 50 * time.Millisecond}
+	a.startSync(t, slow)
+	b.startSync(t, slow)
+	waitFor(t, "first pulls", func() bool { return pulledOnce(a.syncer, b.id()) && pulledOnce(b.syncer, a.id()) })
+
+	a.appendOwn(t, 5) // stored on A, neither pushed nor pulled yet
+	a.syncer.Publish(a.appendOwn(t, 1)...)
+	waitFor(t, "B to hold all 6 of A's messages", func() bool { return b.store.count(a.id()) == 6 })
+	if got := b.srv.Stats().Rejected; got != 1 {
+		t.Errorf("B's server rejected %d requests, want the one gap push", got)
+	}
+}
