@@ -451,6 +451,21 @@ func optArg(o meter.Optional) any {
 	return o.V
 }
 
+// LastSample returns the time of the last meter sample whose registers the
+// stored aggregates include (the stored baseline); ok is false before the
+// first write.
+func (l *Ledger) LastSample(ctx context.Context) (t time.Time, ok bool, err error) {
+	var ms int64
+	err = l.db.QueryRowContext(ctx, `SELECT time_ms FROM meter_baseline WHERE id = 1`).Scan(&ms)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("read meter baseline: %w", err)
+	}
+	return time.UnixMilli(ms), true, nil
+}
+
 // Interval is the energy of one stored minute or slot.
 type Interval struct {
 	Start        time.Time // UTC

@@ -36,6 +36,9 @@ func TestAggregatorExactWhAndBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok, err := l.LastSample(ctx); ok || err != nil {
+		t.Fatalf("last sample before any: %v %v", ok, err)
+	}
 	start := time.Date(2025, 1, 21, 12, 0, 0, 0, time.UTC)
 	// Every 10 s: import +7 Wh, export +3 Wh, for 3 minutes (19 samples).
 	var flushes []int
@@ -68,6 +71,9 @@ func TestAggregatorExactWhAndBatches(t *testing.T) {
 		if got[k] != v {
 			t.Fatalf("minute %s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
+	}
+	if last, ok, err := l.LastSample(ctx); err != nil || !ok || !last.Equal(start.Add(180*time.Second)) {
+		t.Fatalf("last sample = %v %v %v, want 12:03:00", last, ok, err)
 	}
 	// One more sample stays pending until Flush (shutdown).
 	if flushed, _ := agg.Add(ctx, sample(start.Add(190*time.Second), 1000+7*19, 500+3*19)); flushed {

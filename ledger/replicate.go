@@ -119,6 +119,25 @@ func (l *Ledger) MessagesSince(ctx context.Context, after share.ID, limit int) (
 	return out, rows.Err()
 }
 
+// MessagesOfKinds returns the stored chain messages of the given kinds in
+// storage order, parsed from their verbatim bytes (already verified when
+// stored; Verify re-checks them).
+func (l *Ledger) MessagesOfKinds(ctx context.Context, kinds ...share.Kind) ([]*share.Message, error) {
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		args[i] = int64(k)
+	}
+	q := `SELECT raw FROM messages WHERE kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `) ORDER BY rowid`
+	ms, err := loadMessages(ctx, l.db, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return ms, nil
+}
+
 // Message returns the raw stored message with this id, or an error
 // wrapping ErrNotFound.
 func (l *Ledger) Message(ctx context.Context, id share.ID) ([]byte, error) {

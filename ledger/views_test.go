@@ -179,6 +179,14 @@ func TestPledgeViews(t *testing.T) {
 		t.Fatalf("carol balance = %+v", c)
 	}
 
+	answers, err := l.MessagesOfKinds(ctx, share.KindAccept, share.KindSettle)
+	kinds := map[share.Kind]int{}
+	for _, m := range answers {
+		kinds[m.Kind]++
+	}
+	if err != nil || len(answers) != 4 || kinds[share.KindAccept] != 3 || kinds[share.KindSettle] != 1 {
+		t.Fatalf("accepts and settles: %v, %v", kinds, err)
+	}
 	sets, err := l.Settlements(ctx)
 	if err != nil || len(sets) != 1 {
 		t.Fatalf("settlements = %+v, %v", sets, err)
