@@ -381,6 +381,41 @@ func TestHouseholdCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("xdg folders", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		c.ok("init", "--name", "Carol")
+		var id idJSON
+		c.json(&id, "id", "--json")
+		if id.Name != "Carol" {
+			t.Fatalf("id without --home: %+v", id)
+		}
+		var cfgDir, dataDir string
+		for _, e := range c.env {
+			if v, ok := strings.CutPrefix(e, "XDG_CONFIG_HOME="); ok {
+				cfgDir = filepath.Join(v, "commons")
+			}
+			if v, ok := strings.CutPrefix(e, "XDG_DATA_HOME="); ok {
+				dataDir = filepath.Join(v, "commons")
+			}
+		}
+		for _, f := range []string{filepath.Join(cfgDir, "config.json"), filepath.Join(cfgDir, "identity.key"), filepath.Join(dataDir, "ledger.db")} {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("expected %s: %v", f, err)
+			}
+		}
+		if st, err := os.Stat(filepath.Join(cfgDir, "identity.key")); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("identity key mode: %v, %v", st, err)
+		}
+		// COMMONS_HOME stands for --home.
+		home := filepath.Join(t.TempDir(), "D")
+		c2 := &cli{tb: t, bin: bin, env: append(append([]string{}, c.env...), "COMMONS_HOME="+home)}
+		c2.ok("init", "--name", "Dave")
+		if _, err := os.Stat(filepath.Join(home, "config.json")); err != nil {
+			t.Errorf("COMMONS_HOME: %v", err)
+		}
+	})
+
 	t.Run("crash loop", func(t *testing.T) {
 		t.Parallel()
 		c := newCLI(t, bin)
