@@ -133,6 +133,13 @@ func decodeFile(out *bufio.Writer, stdin io.Reader, name, protocol string, opts 
 		in = f
 	}
 
+	// What auto-detection recognised is printed with the first reading it
+	// explains (text output only: the JSON carries "protocol", and a
+	// failed decode keeps stdout empty).
+	var detected string
+	if protocol == "auto" && !asJSON {
+		opts.OnDetect = func(d meter.Detection) { detected = d.String() }
+	}
 	dec, err := meter.NewDecoder(protocol, opts)
 	if err != nil {
 		return exitUsage, err.Error()
@@ -157,6 +164,10 @@ func decodeFile(out *bufio.Writer, stdin io.Reader, name, protocol string, opts 
 			buf = append(buf, '\n')
 			out.Write(buf)
 			return
+		}
+		if detected != "" {
+			fmt.Fprintf(out, "%s: detected %s\n", name, detected)
+			detected = ""
 		}
 		off := int64(-1)
 		if offsetOf != nil {

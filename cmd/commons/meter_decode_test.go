@@ -87,6 +87,8 @@ func TestMeterDecodeCLI(t *testing.T) {
 		{name: "stream of ten", args: []string{"--json", "--protocol", "dsmr", dsmr("stream_v50_iskra_am550_capture_10s.txt")}, code: 0, jsonRows: 10},
 		{name: "resync keeps good, reports the cut one", args: []string{"--json", dsmr("stream_interrupted_then_full_iskra_am550.txt")}, code: 0, jsonRows: 1,
 			stderr: "1 telegram decoded, 1 rejected"},
+		{name: "auto says what it found", args: []string{filepath.Join(fx, "sml", "easymeter_q3a_frame.bin")}, code: 0,
+			stdout: []string{"detected sml", "import 810 W"}},
 		{name: "wrong CRC", args: []string{dsmr("v42_kaifa_bad_crc_abcd.txt")}, code: 4, stderr: "CRC mismatch: sent ABCD, computed 4BC6"},
 		{name: "LF only", args: []string{dsmr("derived_lf_only.txt")}, code: 4, stderr: "LF only"},
 		{name: "truncated", args: []string{dsmr("derived_truncated_midline.txt")}, code: 4, stderr: "truncated"},
