@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -130,4 +131,51 @@ func TestAppendSurvivesKill9(t *testing.T) {
 		l.Close()
 	}
 	t.Logf("%d rounds, %d acknowledged messages, all present and verified", rounds, len(acked))
+}
+
+// TestReaderProcessWhileOwnerAppends opens the ledger in this process
+// without the lock while a child process owns the home and appends: Verify
+// and the replication queries read consistent snapshots and never block
+// the owner (`commons ledger verify` next to a running daemon).
+func TestReaderProcessWhileOwnerAppends(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	self, _ := share.IdentityFromSeed(bytes.Repeat([]byte{1}, 32))
+	cmd, out := startChild(t, "append", home)
+	read := func(n int) string {
+		var last string
+		for i := 0; i < n; i++ {
+			if !out.Scan() {
+				t.Fatalf("child stopped: %v", out.Err())
+			}
+			last = out.Text()
+			if strings.HasPrefix(last, "error:") {
+				t.Fatalf("child: %s", last)
+			}
+		}
+		return last
+	}
+	read(20)
+	l, err := Open(ctx, filepath.Join(home, FileName), Options{Self: self.ID(), Manifest: testManifest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := LockHome(home, "reader"); !errors.Is(err, ErrHomeInUse) {
+		t.Fatalf("reader could take the owner's lock: %v", err)
+	}
+	for i := 0; i < 5; i++ {
+		rep, err := l.Verify(ctx)
+		if err != nil || !rep.OK || rep.Messages < 20 {
+			t.Fatalf("verify next to the owner: %+v %v", rep, err)
+		}
+		// The owner keeps appending meanwhile: its acks keep coming.
+		last := read(10)
+		id, _ := share.ParseID(last)
+		if _, err := l.Message(ctx, id); err != nil {
+			t.Fatalf("acknowledged message %s not visible to the reader: %v", last, err)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
 }
