@@ -88,31 +88,3 @@ func BenchmarkReaderTelegram(b *testing.B) {
 	b.ReportMetric(per/1e3, "cpu-µs/telegram")
 	b.ReportMetric(per/1e9*100, "%core@1Hz")
 }
-
-// BenchmarkReaderIdle measures the CPU a Reader costs on a silent line
-// (the read timeouts it wakes up for), per second of waiting, against the
-// same wait without a Reader (BenchmarkProcessIdle: the Go runtime and the
-// benchmark loop). Each iteration waits 200 ms; run with -benchtime=25x.
-func BenchmarkReaderIdle(b *testing.B) {
-	_, _, stop := benchReader(b)
-	defer stop()
-	idleCPU(b)
-}
-
-// BenchmarkProcessIdle is BenchmarkReaderIdle without a Reader.
-func BenchmarkProcessIdle(b *testing.B) { idleCPU(b) }
-
-func idleCPU(b *testing.B) {
-	time.Sleep(200 * time.Millisecond) // let a reader open its port
-	b.ResetTimer()
-	cpu0 := cpuTime(b)
-	wall0 := time.Now()
-	for i := 0; i < b.N; i++ {
-		time.Sleep(200 * time.Millisecond)
-	}
-	cpu := cpuTime(b) - cpu0
-	wall := time.Since(wall0)
-	b.StopTimer()
-	b.ReportMetric(float64(cpu.Nanoseconds())/wall.Seconds()/1e3, "cpu-µs/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(wall.Nanoseconds())*100, "%core")
-}
