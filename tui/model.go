@@ -324,13 +324,34 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
 	case tea.KeyMsg:
-		var cmd tea.Cmd
-		var quit bool
-		m, cmd, quit = m.handleKey(msg)
-		if quit {
-			return m, tea.Quit
+		// Keys typed fast, or batched by a slow SSH link or tmux, arrive
+		// as one message with several runes: outside a text field each
+		// rune is a key of its own.
+		keys := []tea.KeyMsg{msg}
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.textFocused() {
+			keys = keys[:0]
+			for _, r := range msg.Runes {
+				keys = append(keys, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
+			}
 		}
-		cmds = append(cmds, cmd)
+		for i := 0; i < len(keys); i++ {
+			k := keys[i]
+			last := false
+			if i > 0 && m.textFocused() {
+				// the rest goes to the text field a key just opened
+				k, last = tea.KeyMsg{Type: tea.KeyRunes, Runes: msg.Runes[i:]}, true
+			}
+			var cmd tea.Cmd
+			var quit bool
+			m, cmd, quit = m.handleKey(k)
+			if quit {
+				return m, tea.Quit
+			}
+			cmds = append(cmds, cmd)
+			if last {
+				break
+			}
+		}
 	case stateMsg:
 		m.now = msg.now
 		if msg.seq < m.stateShown {
@@ -589,6 +610,11 @@ func (m Model) neighbourByID(id string) (Neighbour, bool) {
 		}
 	}
 	return Neighbour{}, false
+}
+
+// textFocused reports whether keys go to a text field of the pledge form.
+func (m Model) textFocused() bool {
+	return m.form.open && m.form.step == stepEdit && (m.form.field == fieldAmount || m.form.field == fieldRange)
 }
 
 func (m Model) tooSmall() bool { return m.width < MinWidth || m.height < MinHeight }

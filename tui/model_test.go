@@ -764,3 +764,20 @@ func TestProductionSeriesInCharts(t *testing.T) {
 		t.Errorf("legend lacks the production series:\n%s", tm.View())
 	}
 }
+
+func TestBatchedKeysAreSplit(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	// "3jp1.5kWh" arriving as one read: view 3, down to Bob, pledge, and
+	// the rest typed into the amount field
+	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("3jp1.5kWh")})
+	m := tm.(Model)
+	if m.view != viewNeighbours || !m.form.open || m.form.to != "h-bob-00003" || m.form.amount.Value() != "1.5kWh" {
+		t.Errorf("view %v form open %v to %q amount %q", m.view, m.form.open, m.form.to, m.form.amount.Value())
+	}
+	// a paste is never split
+	tm, _ = loaded(t, f, 80, 24).Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("3q"), Paste: true})
+	if tm.(Model).view != viewOverview {
+		t.Error("a pasted text was taken as keys")
+	}
+}
