@@ -210,6 +210,12 @@ func (n *memNeighbours) add(id share.HouseholdID, addr string) {
 	n.addrs[id] = addr
 }
 
+func (n *memNeighbours) remove(id share.HouseholdID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.addrs, id)
+}
+
 func (n *memNeighbours) Known(id share.HouseholdID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

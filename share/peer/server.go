@@ -29,6 +29,11 @@ const (
 	PathStatus   = "/v1/status"   // POST a batch of ephemeral status messages
 )
 
+// MaxPageBytes bounds the bytes of one range answer (the last message may
+// not be cut, so one message can go beyond it): 1 MiB takes 8 s on a
+// 1 Mbit/s uplink, well within the default write timeout.
+const MaxPageBytes = 1 << 20
+
 // Limits bound what one neighbour can make a box do. The zero value of a
 // field means its default.
 type Limits struct {
@@ -320,6 +325,16 @@ func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, _ share.Hous
 		s.log.Error("peer range", "author", author.Short(), "err", err)
 		s.fail(w, http.StatusInternalServerError, "store unavailable")
 		return
+	}
+	// Cut the page at MaxPageBytes so a slow uplink sends it well within
+	// the write timeout; the client asks again from where it ended.
+	size := 0
+	for i, raw := range raws {
+		size += 4 + len(raw)
+		if size > MaxPageBytes && i > 0 {
+			raws = raws[:i]
+			break
+		}
 	}
 	w.Header().Set("Content-Type", BatchContentType)
 	w.Header().Set("X-Commons-Count", strconv.Itoa(len(raws)))

@@ -498,3 +498,73 @@ func TestPushGapTriggersPull(t *testing.T) {
 		t.Errorf("B's server rejected %d requests, want the one gap push", got)
 	}
 }
+
+// TestPageBytesBound: a range answer stops at MaxPageBytes, and a pull
+// still fetches the whole chain page after page.
+func TestPageBytesBound(t *testing.T) {
+	a, b := newBox(t, "mem", nil, Limits{}), newBox(t, "mem", nil, Limits{})
+	befriend(a, b)
+	big := bytes.Repeat([]byte{'x'}, share.MaxContentSize)
+	var msgs []Message
+	v := ShareVerifier{Community: testCommunity}
+	const n = 300 // 300 × 8.4 KB ≈ 2.5 MB: three pages by size, one by count
+	for range n {
+		raw := a.sign(t, a.head, 0x0777, big)
+		m, err := v.Verify(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm, _ := share.Parse(raw)
+		a.head = share.HeadOf(pm)
+		msgs = append(msgs, m)
+	}
+	if _, err := a.store.Append(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	c := b.client(t, a)
+	raws, err := c.Range(context.Background(), a.id(), 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, r := range raws {
+		size += 4 + len(r)
+	}
+	if len(raws) == 0 || len(raws) == n || size > MaxPageBytes {
+		t.Fatalf("first page: %d messages, %d bytes; want fewer than %d, at most %d bytes", len(raws), size, n, MaxPageBytes)
+	}
+	sy, err := NewSyncer(SyncConfig{Key: b.key, Store: b.store, Neighbours: b.nb, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sy.Pull(context.Background(), c)
+	if err != nil || got != n {
+		t.Fatalf("pull: %d, %v; want %d", got, err, n)
+	}
+}
+
+// TestRemovedNeighbour: once B removes A, A's requests are refused, on a
+// kept-alive connection (403) as on a new one (TLS), and its messages are
+// not stored.
+func TestRemovedNeighbour(t *testing.T) {
+	a, b := newBox(t, "mem", nil, Limits{}), newBox(t, "mem", nil, Limits{})
+	befriend(a, b)
+	c := a.client(t, b)
+	ctx := context.Background()
+	if _, err := c.Heads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.nb.(*memNeighbours).remove(a.id())
+	_, err := c.Push(ctx, [][]byte{a.next(t)})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+		t.Fatalf("push on the kept-alive connection: err = %v, want 403", err)
+	}
+	c.Close() // drop the kept-alive connection
+	if _, err := c.Heads(ctx); err == nil {
+		t.Fatal("a removed neighbour completed a new TLS handshake")
+	}
+	if b.store.total() != 0 {
+		t.Errorf("B stored %d messages", b.store.total())
+	}
+}
