@@ -476,3 +476,59 @@ func TestOpenBadFiles(t *testing.T) {
 		t.Fatal("opening a foreign file modified it")
 	}
 }
+
+// TestMigrationStepsRunOnceInOrder upgrades a version-1 file with a
+// hypothetical second step: only the new step runs, data stays, and a
+// failing step leaves the file at the old version.
+func TestMigrationStepsRunOnceInOrder(t *testing.T) {
+	ctx := context.Background()
+	self := newHousehold(t, 1)
+	path := filepath.Join(t.TempDir(), FileName)
+	opts := Options{Self: self.ID(), Manifest: testManifest, Now: func() time.Time { return t0.Add(time.Hour) }}
+	l, err := Open(ctx, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, self.next(t, announce("a")))
+	l.Close()
+
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+
+	// A failing step: rolled back as a whole, version unchanged.
+	migrations = append(slices.Clone(saved), `CREATE TABLE notes (x INTEGER); INSERT INTO nowhere VALUES (1);`)
+	if _, err := Open(ctx, path, opts); err == nil || !strings.Contains(err.Error(), "migrate ledger") {
+		t.Fatalf("failing migration: %v", err)
+	}
+	migrations = saved
+	l, err = Open(ctx, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := l.SchemaVersion(ctx); v != len(saved) {
+		t.Fatalf("version after a failed step = %d", v)
+	}
+	if n := count(t, l, "SELECT count(*) FROM sqlite_schema WHERE name = 'notes'"); n != 0 {
+		t.Fatal("half of a failed step was kept")
+	}
+	l.Close()
+
+	// A good step runs once; reopening does not run it again.
+	migrations = append(slices.Clone(saved), `CREATE TABLE notes (x INTEGER); INSERT INTO notes VALUES (1);`)
+	for range 2 {
+		l, err = Open(ctx, path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := l.SchemaVersion(ctx); v != len(saved)+1 {
+			t.Fatalf("version = %d", v)
+		}
+		if n := count(t, l, "SELECT count(*) FROM notes"); n != 1 {
+			t.Fatalf("step ran %d times", n)
+		}
+		if n, _ := l.Count(ctx); n != 1 {
+			t.Fatal("data lost by the migration")
+		}
+		l.Close()
+	}
+}

@@ -101,20 +101,17 @@ CREATE TABLE meter_baseline (
 `,
 }
 
-// schemaVersion is the version a fully migrated database has.
-var schemaVersion = len(migrations)
-
-// migrate brings db to schemaVersion. A database from a newer program is
+// migrate brings db to the latest version, len(migrations). A database from a newer program is
 // refused rather than guessed at.
 func migrate(ctx context.Context, db *sql.DB, path string) error {
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("read schema version of %s: %w", path, err)
 	}
-	if v > schemaVersion {
-		return fmt.Errorf("ledger %s has schema version %d, this program knows up to %d: upgrade commons", path, v, schemaVersion)
+	if v > len(migrations) {
+		return fmt.Errorf("ledger %s has schema version %d, this program knows up to %d: upgrade commons", path, v, len(migrations))
 	}
-	for ; v < schemaVersion; v++ {
+	for ; v < len(migrations); v++ {
 		if err := migrateStep(ctx, db, v); err != nil {
 			return fmt.Errorf("migrate ledger %s to version %d: %w", path, v+1, err)
 		}
