@@ -25,7 +25,7 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // newHome initialises a household called name in a temporary folder and
 // opens it on clk.
-func newHome(t *testing.T, name string, clk *clock) *Node {
+func newHome(t testing.TB, name string, clk *clock) *Node {
 	t.Helper()
 	h, err := ResolveHome(t.TempDir())
 	if err != nil {
@@ -45,7 +45,7 @@ func newHome(t *testing.T, name string, clk *clock) *Node {
 }
 
 // carry moves from's own messages to to, as export-messages | import do.
-func carry(t *testing.T, from, to *Node) ImportReport {
+func carry(t testing.TB, from, to *Node) ImportReport {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := from.ExportMessages(context.Background(), &buf, ""); err != nil {
@@ -61,7 +61,7 @@ func carry(t *testing.T, from, to *Node) ImportReport {
 	return rep
 }
 
-func befriend(t *testing.T, a, b *Node) {
+func befriend(t testing.TB, a, b *Node) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := a.AddNeighbour(ctx, b.Identity().Invite, ""); err != nil {
