@@ -78,7 +78,10 @@ func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
 		opts.ASCII = true // the Linux console has no braille
 	}
 	m := tui.New(b, opts)
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
+	// main turns SIGINT/SIGTERM into ctx's end. Bubble Tea's own signal
+	// handler would race it: it can block sending QuitMsg to an event loop
+	// that already stopped for the cancelled context, hanging the exit.
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithoutSignalHandler())
 	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
 		return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
 	}
