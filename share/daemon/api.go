@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/tui"
 )
@@ -104,7 +105,8 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, node.ErrNotFound):
 		code, kind = http.StatusNotFound, "not_found"
-	case errors.Is(err, node.ErrInvalid):
+	case errors.Is(err, node.ErrInvalid), errors.Is(err, share.ErrBadWindow):
+		// (the dashboard's Preview passes the protocol's window error as is)
 		code, kind = http.StatusBadRequest, "invalid"
 	case errors.Is(err, node.ErrIntegrity):
 		code, kind = http.StatusUnprocessableEntity, "integrity"
