@@ -26,7 +26,7 @@ import (
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,14 +61,14 @@ type daemonProc struct {
 	done chan error
 }
 
-func startDaemon(t *testing.T, c *cli, home string) *daemonProc {
+func startDaemon(t testing.TB, c *cli, home string) *daemonProc {
 	t.Helper()
 	return startDaemonIn(t, c, home, "")
 }
 
 // startDaemonIn starts the daemon inside network namespace ns ("" = this
 // one) with `ip netns exec`, which execs it: the pid is the daemon's.
-func startDaemonIn(t *testing.T, c *cli, home, ns string) *daemonProc {
+func startDaemonIn(t testing.TB, c *cli, home, ns string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{logs: &lockedBuffer{}, done: make(chan error, 1)}
 	args := []string{c.bin, "--home", home, "daemon", "--log-level", "debug"}
@@ -95,7 +95,7 @@ func startDaemonIn(t *testing.T, c *cli, home, ns string) *daemonProc {
 }
 
 // stop sends SIGTERM and requires a clean exit 0.
-func (d *daemonProc) stop(t *testing.T) {
+func (d *daemonProc) stop(t testing.TB) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
