@@ -24,6 +24,16 @@ type Config struct {
 	Meter     MeterConfig     `json:"meter"`              // the serial meter
 	Community CommunityConfig `json:"community"`          // settings every member of the community shares
 	Timezone  string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
+	// AutoAccept lets a running household accept incoming pledges by
+	// itself; nil (the default) leaves them for the household to answer.
+	AutoAccept *AutoAcceptConfig `json:"auto_accept,omitempty"`
+}
+
+// AutoAcceptConfig says which incoming pledges a running household
+// accepts without asking.
+type AutoAcceptConfig struct {
+	MaxWh int64    `json:"max_wh"`         // accept pledges of at most this many Wh; 0 = any size
+	From  []string `json:"from,omitempty"` // only from these neighbours (names or ids); empty = any neighbour
 }
 
 // MeterConfig says how to read the household's meter.
@@ -88,6 +98,16 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Location(); err != nil {
 		return err
+	}
+	if a := c.AutoAccept; a != nil {
+		if a.MaxWh < 0 || a.MaxWh > MaxPledgeWh {
+			return fmt.Errorf("auto_accept max_wh %d is out of range; use 0 (any) up to %d", a.MaxWh, MaxPledgeWh)
+		}
+		for _, f := range a.From {
+			if strings.TrimSpace(f) == "" {
+				return errors.New("auto_accept from has an empty entry; list neighbour names or ids")
+			}
+		}
 	}
 	return nil
 }

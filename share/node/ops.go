@@ -417,9 +417,9 @@ const meterOfflineAfter = 3 * time.Minute
 // lastAggregated returns the time of the last meter reading the
 // aggregates hold.
 func (n *Node) lastAggregated(ctx context.Context) (time.Time, bool) {
-	var ms int64
-	if err := n.led.DB().QueryRowContext(ctx, `SELECT time_ms FROM meter_baseline WHERE id = 1`).Scan(&ms); err != nil {
+	t, ok, err := n.led.LastSample(ctx)
+	if err != nil || !ok {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(ms).In(n.loc), true
+	return t.In(n.loc), true
 }

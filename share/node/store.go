@@ -10,9 +10,6 @@ import (
 	"github.com/commons-energy/commons/share"
 )
 
-// The reads below go through the ledger's database read-only (Ledger.DB);
-// every write goes through Ledger.Append, which verifies.
-
 // head returns this household's chain head.
 func (n *Node) head(ctx context.Context) (share.Head, error) {
 	h, err := n.led.Head(ctx, n.key.ID())
@@ -23,38 +20,9 @@ func (n *Node) head(ctx context.Context) (share.Head, error) {
 }
 
 // messagesOfKinds returns the stored chain messages of the given kinds in
-// storage order, parsed from their verbatim bytes.
+// storage order.
 func (n *Node) messagesOfKinds(ctx context.Context, kinds ...share.Kind) ([]*share.Message, error) {
-	ph := strings.TrimSuffix(strings.Repeat("?,", len(kinds)), ",")
-	args := make([]any, len(kinds))
-	for i, k := range kinds {
-		args[i] = int64(k)
-	}
-	return n.queryMessages(ctx, `SELECT raw FROM messages WHERE kind IN (`+ph+`) ORDER BY rowid`, args...)
-}
-
-func (n *Node) queryMessages(ctx context.Context, q string, args ...any) ([]*share.Message, error) {
-	rows, err := n.led.DB().QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read messages: %w", err)
-	}
-	defer rows.Close()
-	var out []*share.Message
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, fmt.Errorf("read messages: %w", err)
-		}
-		m, err := share.Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: stored message does not parse (%v): run 'commons ledger verify'", ErrIntegrity, err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read messages: %w", err)
-	}
-	return out, nil
+	return n.led.MessagesOfKinds(ctx, kinds...)
 }
 
 // ownMessages returns the verbatim bytes of this household's own chain
