@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -348,5 +350,68 @@ func TestSampleFromReading(t *testing.T) {
 	}
 	if _, err := l.NewAggregator(AggregatorOptions{SlotLength: 7 * time.Minute}); err == nil {
 		t.Fatal("a slot length that does not divide a day was accepted")
+	}
+}
+
+// TestAggregatorConservesEnergy is a property test: for random sample
+// streams (irregular intervals, random increments, counter resets, random
+// flush points), the stored minutes and the stored slots each sum exactly
+// to the energy the registers counted outside resets, and nothing is
+// negative.
+func TestAggregatorConservesEnergy(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(seed, 42))
+			l, _ := openTest(t, newHousehold(t, 1).ID())
+			agg, _ := l.NewAggregator(AggregatorOptions{SlotLength: 5 * time.Minute, FlushEvery: 20 * time.Minute})
+			start := time.Date(2025, 3, 30, 0, 30, 0, 0, time.UTC).Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
+			ts, imp, exp := start, int64(rng.IntN(1_000_000)), int64(rng.IntN(1_000_000))
+			var wantImp, wantExp int64
+			if _, err := agg.Add(ctx, sample(ts, imp, exp)); err != nil { // the baseline
+				t.Fatal(err)
+			}
+			for i := 0; i < 2000; i++ {
+				ts = ts.Add(time.Duration(1+rng.IntN(120_000)) * time.Millisecond)
+				if rng.IntN(200) == 0 && imp > 0 {
+					imp = rng.Int64N(imp) // counter reset (goes down): not energy
+				} else {
+					d := int64(rng.IntN(5))
+					imp += d
+					wantImp += d
+				}
+				d := int64(rng.IntN(3))
+				exp += d
+				wantExp += d
+				if _, err := agg.Add(ctx, sample(ts, imp, exp)); err != nil {
+					t.Fatal(err)
+				}
+				if rng.IntN(300) == 0 {
+					if err := agg.Flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := agg.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			from, to := start.Add(-time.Hour), ts.Add(time.Hour)
+			tot, _ := l.MeterTotals(ctx, from, to)
+			if tot.ImportWh != wantImp || tot.ExportWh != wantExp {
+				t.Fatalf("minutes sum to %d/%d Wh, registers counted %d/%d", tot.ImportWh, tot.ExportWh, wantImp, wantExp)
+			}
+			slots, _ := l.Slots(ctx, 5*time.Minute, from, to)
+			var si, se int64
+			for _, s := range slots {
+				si += s.ImportWh
+				se += s.ExportWh
+			}
+			if si != wantImp || se != wantExp {
+				t.Fatalf("slots sum to %d/%d Wh, want %d/%d", si, se, wantImp, wantExp)
+			}
+			if n := count(t, l, "SELECT count(*) FROM meter_minutes WHERE import_wh < 0 OR export_wh < 0"); n != 0 {
+				t.Fatal("negative minute")
+			}
+		})
 	}
 }
