@@ -398,14 +398,15 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from sha
 		if res.code == http.StatusConflict && s.cfg.OnConflict != nil {
 			s.cfg.OnConflict(from)
 		}
-		s.log.Info("peer push rejected", "from", from.Short(), "code", res.code, "err", res.err)
 		if res.code >= 500 {
+			s.log.Error("peer push: store failed", "from", from.Short(), "err", res.err)
 			s.fail(w, res.code, "store unavailable")
 			return
 		}
-		if res.code < 500 {
-			s.rejected.Add(1)
-		}
+		// Debug, not Info: a misbehaving neighbour must not fill the SD
+		// card with log lines; Stats counts the rejections.
+		s.log.Debug("peer push rejected", "from", from.Short(), "code", res.code, "err", res.err)
+		s.rejected.Add(1)
 		writeJSON(w, res.code, PushResult{Added: res.Added, Duplicates: res.Duplicates, Error: res.err.Error()})
 		return
 	}
@@ -419,7 +420,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share
 	}
 	msgs, code, err := verifyAll(s.self, s.cfg.Verifier, s.cfg.Neighbours, raws, true, nil)
 	if err != nil {
-		s.log.Info("peer status rejected", "from", from.Short(), "code", code, "err", err)
+		s.log.Debug("peer status rejected", "from", from.Short(), "code", code, "err", err)
 		s.fail(w, code, err.Error())
 		return
 	}

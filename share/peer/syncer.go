@@ -57,6 +57,7 @@ type Syncer struct {
 
 	mu      sync.Mutex
 	workers map[share.HouseholdID]*worker
+	badAddr map[share.HouseholdID]string // neighbours whose address was refused, already logged
 }
 
 // NewSyncer checks cfg and returns a Syncer; Run starts it.
@@ -89,7 +90,7 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	self, _ := idFromKey(cfg.Key.Public().(ed25519.PublicKey))
-	return &Syncer{cfg: cfg, self: self, log: cfg.Logger, workers: make(map[share.HouseholdID]*worker)}, nil
+	return &Syncer{cfg: cfg, self: self, log: cfg.Logger, workers: make(map[share.HouseholdID]*worker), badAddr: make(map[share.HouseholdID]string)}, nil
 }
 
 // Run keeps one worker per neighbour until ctx is done, re-reading the
@@ -135,9 +136,13 @@ func (s *Syncer) reconcile(ctx context.Context) {
 		}
 		w, err := s.startWorker(ctx, id, addr)
 		if err != nil {
-			s.log.Warn("peer neighbour skipped", "peer", id.Short(), "addr", addr, "err", err)
+			if s.badAddr[id] != addr { // say it once, not every Refresh
+				s.log.Warn("peer neighbour skipped", "peer", id.Short(), "addr", addr, "err", err)
+				s.badAddr[id] = addr
+			}
 			continue
 		}
+		delete(s.badAddr, id)
 		s.workers[id] = w
 	}
 }
@@ -399,6 +404,7 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 			return
 		}
 		w.mu.Lock()
+		wasFailing := w.state.Failures
 		if err != nil {
 			w.state.Failures++
 			w.state.LastError = err.Error()
@@ -416,7 +422,15 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 			if errors.As(err, &se) && se.Code == http.StatusTooManyRequests && se.RetryAfter > next {
 				next = se.RetryAfter
 			}
-			s.log.Info("peer pull failed", "peer", w.id.Short(), "addr", w.addr, "failures", failures, "retry_in", next.Round(time.Millisecond), "err", err)
+			// Info on the first failure and every tenth, so a neighbour
+			// offline for a week does not fill the log.
+			level := slog.LevelDebug
+			if failures == 1 || failures%10 == 0 {
+				level = slog.LevelInfo
+			}
+			s.log.Log(ctx, level, "peer pull failed", "peer", w.id.Short(), "addr", w.addr, "failures", failures, "retry_in", next.Round(time.Millisecond), "err", err)
+		} else if wasFailing > 0 {
+			s.log.Info("peer neighbour reachable again", "peer", w.id.Short(), "after_failures", wasFailing, "messages", n)
 		} else if n > 0 {
 			s.log.Debug("peer pulled", "peer", w.id.Short(), "messages", n)
 		}
