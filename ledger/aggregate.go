@@ -566,12 +566,14 @@ func (l *Ledger) Today(ctx context.Context, now time.Time, loc *time.Location) (
 // memory.
 func (a *Aggregator) Today(ctx context.Context, now time.Time, loc *time.Location) (Totals, error) {
 	from, to := DayBounds(now, loc)
+	// Hold the lock across the read so a flush cannot move minutes from
+	// memory to the file between the two sums.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	t, err := a.l.MeterTotals(ctx, from, to)
 	if err != nil {
 		return t, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	lo, hi := ceilUnix(from), ceilUnix(to)
 	for start, bk := range a.minutes {
 		if start >= lo && start < hi {
