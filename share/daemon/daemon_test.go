@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -240,7 +244,7 @@ func TestStreet(t *testing.T) {
 	hb := initHome(t, "Bob", "")
 	befriend(t, ha, hb)
 
-	a := start(t, ha, Options{StatusEvery: time.Second, StatusCheck: 100 * time.Millisecond})
+	a := start(t, ha, Options{StatusEvery: time.Second, StatusCheck: 100 * time.Millisecond, MetricsListen: "127.0.0.1:0"})
 	b := start(t, hb, Options{AutoAccept: &AutoAccept{MaxWh: 2000, From: []string{"alice"}}})
 
 	// The socket is private, and the home has one owner.
@@ -328,6 +332,7 @@ func TestStreet(t *testing.T) {
 		return gotState
 	})
 	stopSub()
+	checkMetrics(t, a.rt, ca)
 
 	// Every read is the same over the socket as in-process.
 	inproc, err := a.rt.Node().Pledges(ctx, false)
@@ -432,5 +437,60 @@ func TestStaleSocket(t *testing.T) {
 	}
 	if b, err := os.ReadFile(h.SocketPath()); err != nil || string(b) != "mine" {
 		t.Errorf("the file in the way was changed: %q, %v", b, err)
+	}
+}
+
+// checkMetrics scrapes the runtime's metrics listener: every line is in
+// the Prometheus text format, and the values agree with the household.
+func checkMetrics(t *testing.T, rt *Runtime, c *Client) {
+	t.Helper()
+	resp, err := http.Get("http://" + rt.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d, %v", resp.StatusCode, err)
+	}
+	line := regexp.MustCompile(`^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9]+$`)
+	values := map[string]int64{}
+	for _, l := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+		if strings.HasPrefix(l, "# HELP ") || strings.HasPrefix(l, "# TYPE ") {
+			continue
+		}
+		if !line.MatchString(l) {
+			t.Errorf("metrics line %q is not in the text format", l)
+			continue
+		}
+		k, v, _ := strings.Cut(l, " ")
+		values[k], _ = strconv.ParseInt(v, 10, 64)
+	}
+	ns, err := c.Neighbours(context.Background())
+	if err != nil || len(ns) != 1 {
+		t.Fatalf("neighbours: %v, %v", ns, err)
+	}
+	count, err := rt.Node().Ledger().Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		key string
+		ok  func(int64) bool
+	}{
+		{"commons_meter_online", func(v int64) bool { return v == 1 }},
+		{"commons_meter_telegrams_total", func(v int64) bool { return v > 0 }},
+		{"commons_energy_import_wh_total", func(v int64) bool { return v > 0 }},
+		{"commons_status_published_timestamp_seconds", func(v int64) bool { return v > 0 }},
+		{"commons_ledger_messages", func(v int64) bool { return v > 0 && v <= count }},
+		{"commons_peer_requests_total", func(v int64) bool { return v > 0 }},
+		{`commons_neighbour_pull_failures{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v >= 0 }},
+		{`commons_neighbour_last_pull_timestamp_seconds{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v > 0 }},
+	}
+	for _, ck := range checks {
+		v, ok := values[ck.key]
+		if !ok || !ck.ok(v) {
+			t.Errorf("metric %s = %d (present %v)\n%s", ck.key, v, ok, body)
+		}
 	}
 }

@@ -51,6 +51,9 @@ type Options struct {
 	// StatusEvery is the longest time between two signed statuses while
 	// the meter reads; default 5 minutes.
 	StatusEvery time.Duration
+	// MetricsListen, when not "", is a TCP address where GET /metrics
+	// answers in the Prometheus text format.
+	MetricsListen string
 	// StatusCheck is how often the smoothed surplus is compared with the
 	// last published one; default 10 s.
 	StatusCheck time.Duration
@@ -70,6 +73,9 @@ type Runtime struct {
 	sync   *peer.Syncer
 	server *peer.Server
 	api    *http.Server
+
+	metricsLn net.Listener
+	metrics   *http.Server
 
 	statusMu sync.Mutex
 	status   statusState
@@ -169,6 +175,11 @@ func (rt *Runtime) setup() error {
 		}
 		rt.server, rt.peerLn = srv, ln
 	}
+	if rt.opts.MetricsListen != "" {
+		if err := rt.listenMetrics(rt.opts.MetricsListen); err != nil {
+			return err
+		}
+	}
 	if rt.opts.Socket {
 		ln, err := listenSocket(n.Home().SocketPath())
 		if err != nil {
@@ -246,6 +257,14 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	if rt.metrics != nil {
+		run("metrics", func() error {
+			if err := rt.metrics.Serve(rt.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
 	run("re-offer", func() error { rt.reoffer(ctx); return nil })
 	run("status", func() error { rt.statusLoop(ctx); return nil })
@@ -268,6 +287,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if rt.server != nil {
 		if err := rt.server.Shutdown(sctx); err != nil {
 			rt.server.Close()
+		}
+	}
+	if rt.metrics != nil {
+		if err := rt.metrics.Shutdown(sctx); err != nil {
+			rt.metrics.Close()
 		}
 	}
 	if rt.api != nil {
@@ -306,6 +330,9 @@ func (rt *Runtime) Close() error {
 func (rt *Runtime) closeListeners() {
 	if rt.peerLn != nil {
 		rt.peerLn.Close()
+	}
+	if rt.metricsLn != nil {
+		rt.metricsLn.Close()
 	}
 	if rt.sockLn != nil {
 		// Closing a unix listener created by Listen removes its file.
