@@ -172,8 +172,9 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
-// Preview implements tui.Backend: the aligned window and what this
-// household already pledged in it. There is no forecast yet.
+// Preview implements tui.Backend: the aligned window, what this household
+// already pledged in it, and as a forecast the export of the same slots
+// 24 hours earlier (not OK when those slots were not all measured).
 func (b Backend) Preview(ctx context.Context, req tui.PledgeRequest) (tui.Preview, error) {
 	n := b.n
 	r, err := n.manifest.Align(req.Start, req.End)
@@ -195,8 +196,25 @@ func (b Backend) Preview(ctx context.Context, req tui.PledgeRequest) (tui.Previe
 			pv.PledgedWh += pledged
 		}
 	}
-	if !start.After(n.opts.Now()) {
+	// A plain forecast: the export of the same slots 24 hours earlier,
+	// when all of them were measured.
+	day := int64(24*time.Hour/time.Second) / n.manifest.SlotLen
+	_, exp, measured, err := n.led.SlotEnergy(ctx, n.manifest.SlotDuration(), r.From-day, r.To-day)
+	if err != nil {
+		return pv, err
+	}
+	if indexFalse(measured) < 0 {
+		var sum int64
+		for _, v := range exp {
+			sum += v
+		}
+		pv.ForecastSurplusWh = meter.Some(sum)
+	}
+	switch {
+	case !start.After(n.opts.Now()):
 		pv.Warning = "the window has started; pick a later one"
+	case pv.ForecastSurplusWh.OK && req.EnergyWh+pv.PledgedWh > pv.ForecastSurplusWh.V:
+		pv.Warning = fmt.Sprintf("with what is already pledged that is more than this home exported at this time yesterday (%s)", FormatEnergy(pv.ForecastSurplusWh.V))
 	}
 	return pv, nil
 }

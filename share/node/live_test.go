@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,17 @@ func TestBackendStateAndPreview(t *testing.T) {
 	pv, err := be.Preview(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 1, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
 	if err != nil || pv.PledgedWh != 500 || !pv.Start.Equal(win.Add(30*time.Minute)) {
 		t.Fatalf("preview = %+v, %v", pv, err)
+	}
+	if pv.ForecastSurplusWh.OK {
+		t.Fatalf("forecast without any meter data: %+v", pv)
+	}
+	// With yesterday's export of the same slots measured (2 x 300 Wh),
+	// the forecast is 600 Wh, and asking for 200 more than the 500 already
+	// pledged warns.
+	meterSlots(t, a, win.Add(-24*time.Hour+30*time.Minute), []int64{0, 0}, []int64{300, 300})
+	pv, err = be.Preview(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 200, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
+	if err != nil || !pv.ForecastSurplusWh.OK || pv.ForecastSurplusWh.V != 600 || !strings.Contains(pv.Warning, "more than this home exported at this time yesterday (600 Wh)") {
+		t.Fatalf("preview with history = %+v, %v", pv, err)
 	}
 	// Bob is told of the incoming pledge when it is imported.
 	bevents := TUIBackend(b).Subscribe(ctx)
