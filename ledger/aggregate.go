@@ -587,6 +587,42 @@ func (a *Aggregator) Today(ctx context.Context, now time.Time, loc *time.Locatio
 	return t, nil
 }
 
+// Minutes returns the minutes starting in [from, to) like Ledger.Minutes,
+// with what is still pending in memory added, so a chart of the last
+// minutes is current between writes.
+func (a *Aggregator) Minutes(ctx context.Context, from, to time.Time) ([]Interval, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	stored, err := a.l.Minutes(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := ceilUnix(from), ceilUnix(to)
+	byStart := make(map[int64]int, len(stored))
+	for i, iv := range stored {
+		byStart[iv.Start.Unix()] = i
+	}
+	for start, bk := range a.minutes {
+		if start < lo || start >= hi {
+			continue
+		}
+		i, ok := byStart[start]
+		if !ok {
+			stored = append(stored, Interval{Start: time.Unix(start, 0).UTC(), Length: time.Minute})
+			i = len(stored) - 1
+		}
+		iv := &stored[i]
+		iv.ImportWh += bk.imp
+		iv.ExportWh += bk.exp
+		iv.Readings += bk.readings
+		if bk.hasProd {
+			iv.ProductionWh = meter.Some(iv.ProductionWh.V + bk.prod)
+		}
+	}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].Start.Before(stored[j].Start) })
+	return stored, nil
+}
+
 // ceilUnix is t in Unix seconds, rounded up to a whole second.
 func ceilUnix(t time.Time) int64 {
 	s := t.Unix()

@@ -85,6 +85,10 @@ func TestAggregatorExactWhAndBatches(t *testing.T) {
 	if tot.ImportWh != 126 {
 		t.Fatalf("stored import before flush = %d, want 126", tot.ImportWh)
 	}
+	live, err := agg.Minutes(ctx, start, start.Add(time.Hour))
+	if err != nil || len(live) != 4 || live[3].ImportWh != 7 || live[3].Readings != 2 || live[0].ImportWh != 42 {
+		t.Fatalf("minutes with pending = %+v, %v", live, err)
+	}
 	today, _ := agg.Today(ctx, start, time.UTC)
 	if today.ImportWh != 133 || today.ExportWh != 57 {
 		t.Fatalf("aggregator today (with pending) = %+v, want 133/57", today)
