@@ -94,14 +94,16 @@ func peerID(rawCerts [][]byte) (share.HouseholdID, error) {
 // ServerTLS returns the TLS configuration of a box's listener: TLS 1.3
 // only, a client certificate is required, and the handshake fails unless
 // the client's key is the box itself or a household for which known
-// returns true.
+// returns true. The check runs in VerifyConnection, which TLS also calls
+// for resumed sessions, so a neighbour removed since its last handshake
+// cannot come back with a session ticket.
 func ServerTLS(cert tls.Certificate, self share.HouseholdID, known func(share.HouseholdID) bool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAnyClientCert,
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			id, err := peerID(rawCerts)
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := peerID(rawCerts(cs))
 			if err != nil {
 				return err
 			}
@@ -117,14 +119,14 @@ func ServerTLS(cert tls.Certificate, self share.HouseholdID, known func(share.Ho
 // 1.3 only, this box's certificate as client certificate, and the
 // handshake fails unless the server's key equals want. Certificate chains,
 // names and dates are not used (InsecureSkipVerify turns off the CA check
-// only; VerifyPeerCertificate does the pinning).
+// only; VerifyConnection does the pinning, also on resumed sessions).
 func ClientTLS(cert tls.Certificate, want share.HouseholdID) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true, // pinned below by household id; there is no CA
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			id, err := peerID(rawCerts)
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := peerID(rawCerts(cs))
 			if err != nil {
 				return err
 			}
@@ -134,4 +136,13 @@ func ClientTLS(cert tls.Certificate, want share.HouseholdID) *tls.Config {
 			return nil
 		},
 	}
+}
+
+// rawCerts returns the DER certificates the peer presented.
+func rawCerts(cs tls.ConnectionState) [][]byte {
+	out := make([][]byte, len(cs.PeerCertificates))
+	for i, c := range cs.PeerCertificates {
+		out[i] = c.Raw
+	}
+	return out
 }
