@@ -368,3 +368,75 @@ func TestOpenUninitialisedAndBusy(t *testing.T) {
 		t.Fatalf("pledge through a reader: %v", err)
 	}
 }
+
+func TestExportSinceAndRemoveNeighbour(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	clk := &clock{t: t0}
+	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
+	befriend(t, a, b)
+	head, err := a.head(ctx)
+	if err != nil || head.Seq != 1 {
+		t.Fatalf("head after init = %+v, %v; want the announce at seq 1", head, err)
+	}
+	p, err := a.Pledge(ctx, PledgeRequest{To: "bob", EnergyWh: 10, Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if k, err := a.ExportMessages(ctx, &buf, head.ID.String()[:8]); err != nil || k != 1 {
+		t.Fatalf("export since the announce = %d, %v; want 1 (the pledge)", k, err)
+	}
+	raws, err := share.Dearmor(&buf, 10)
+	if err != nil || len(raws) != 1 {
+		t.Fatalf("dearmor = %d, %v", len(raws), err)
+	}
+	m, err := share.Parse(raws[0])
+	if err != nil || m.ID().String() != p.ID {
+		t.Fatalf("exported %v, %v; want pledge %s", m, err, p.ID)
+	}
+	if k, err := a.ExportMessages(ctx, &buf, p.ID); err != nil || k != 0 {
+		t.Fatalf("export since the newest = %d, %v; want 0", k, err)
+	}
+	// Since a neighbour's message: refused, this household exports its own.
+	carry(t, b, a)
+	bh, _ := b.head(ctx)
+	if _, err := a.ExportMessages(ctx, &buf, bh.ID.String()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("export since a neighbour's message: %v; want ErrInvalid", err)
+	}
+
+	// Removing Bob: his new messages are refused; adding him again works.
+	if nb, err := a.RemoveNeighbour(ctx, "Bob"); err != nil || nb.Name != "Bob" {
+		t.Fatalf("remove = %+v, %v", nb, err)
+	}
+	if ns, _ := a.Neighbours(ctx); len(ns) != 0 {
+		t.Fatalf("neighbours after remove = %+v", ns)
+	}
+	if _, err := b.Accept(ctx, p.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Bob accepting a pledge he never received: %v", err)
+	}
+	carry(t, a, b)
+	if _, err := b.Accept(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	var blk bytes.Buffer
+	if _, err := b.ExportMessages(ctx, &blk, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Import(ctx, &blk)
+	if err != nil || rep.Added != 0 || len(rep.Rejected) == 0 {
+		t.Fatalf("import from a removed neighbour = %+v, %v; want everything rejected", rep, err)
+	}
+	for _, r := range rep.Rejected {
+		if !strings.Contains(r.Reason, "[unknown_author]") || !strings.Contains(r.Reason, "commons neighbours add") {
+			t.Fatalf("rejection %+v; want unknown_author with what to do", r)
+		}
+	}
+	if _, err := a.AddNeighbour(ctx, b.Identity().Invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	carry(t, b, a)
+	if got, err := a.FindPledge(ctx, p.ID); err != nil || got.State != "accepted" {
+		t.Fatalf("after re-adding Bob = %+v, %v", got, err)
+	}
+}
