@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,11 @@ func TestTmuxChild(t *testing.T) {
 	f.note = "Bob is offline, will retry"
 	start := time.Now()
 	clock := func() time.Time { return testNow.Add(time.Since(start)) }
-	p := tea.NewProgram(New(f, Options{Now: clock, Location: testZone}), tea.WithAltScreen())
+	popts := []tea.ProgramOption{tea.WithAltScreen()}
+	if fps, err := strconv.Atoi(os.Getenv("COMMONS_TUI_FPS")); err == nil { // for CPU measurements
+		popts = append(popts, tea.WithFPS(fps))
+	}
+	p := tea.NewProgram(New(f, Options{Now: clock, Location: testZone}), popts...)
 	done := make(chan struct{})
 	go func() { // one telegram a second, as a DSMR 5 meter sends
 		tk := time.NewTicker(time.Second)
