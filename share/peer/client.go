@@ -26,6 +26,7 @@ type StatusError struct {
 	Result     PushResult    // for a refused push: what was stored before the refusal
 }
 
+// Error says which neighbour refused, with which status and why.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("neighbour %s answered %d %s: %s", e.Peer.Short(), e.Code, http.StatusText(e.Code), e.Reason)
 }
