@@ -176,6 +176,21 @@ func TestDaemons(t *testing.T) {
 	dc := startDaemon(t, c, homes["C"])
 	poll(t, "C to catch up", func() bool { return messageCount(t, c, homes["C"]) == 4 })
 
+	// With the daemons running, a script on A pledges again: the command
+	// goes through A's daemon (its socket), which signs, stores and pushes.
+	var p2 pledgeJSON
+	c.json(&p2, "--home", homes["A"], "pledge", "--to", "house-B", "--energy", "500Wh", "--window", "next-hour", "--json")
+	poll(t, "B to hold A's second pledge", func() bool {
+		var ps []pledgeJSON
+		c.json(&ps, "--home", homes["B"], "pledges", "--json")
+		for _, q := range ps {
+			if q.ID == p2.ID && q.EnergyWh == 500 {
+				return true
+			}
+		}
+		return false
+	})
+
 	// B stops cleanly and resumes.
 	db.stop(t)
 	db = startDaemon(t, c, homes["B"])
