@@ -781,3 +781,21 @@ func TestBatchedKeysAreSplit(t *testing.T) {
 		t.Error("a pasted text was taken as keys")
 	}
 }
+
+func TestCompactOverviewKeepsTheMeterLine(t *testing.T) {
+	for _, production := range []bool{false, true} {
+		f := newFake()
+		f.state.Home.Production = production
+		f.state.Live.ProductionW = someW(3817)
+		f.state.Live.Today.ProductionWh = someW(20000)
+		var tm tea.Model = loaded(t, f, 80, 24)
+		tm, _ = tm.Update(press("a")) // a status line too: the smallest body
+		v := tm.View()
+		if !strings.Contains(v, "Meter dsmr") || !strings.Contains(v, "● online") {
+			t.Errorf("production=%v: meter health cut off at 80x24:\n%s", production, v)
+		}
+		if h := lipgloss.Height(v); h != 24 {
+			t.Errorf("production=%v: %d lines", production, h)
+		}
+	}
+}

@@ -66,15 +66,19 @@ func (m Model) overviewTop() string {
 	}
 	power := m.powerBlock()
 	today := m.todayBlock()
-	var top string
 	if m.width >= 100 {
 		lw := m.width / 2
-		top = lipgloss.JoinHorizontal(lipgloss.Top,
+		top := lipgloss.JoinHorizontal(lipgloss.Top,
 			m.st.r.NewStyle().Width(lw).Render(power), m.st.r.NewStyle().Width(m.width-lw).Render(today))
-	} else {
-		top = lipgloss.JoinVertical(lipgloss.Left, power, "", today)
+		return lipgloss.JoinVertical(lipgloss.Left, top, "", m.phasesBlock(), "", m.meterBlock())
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, top, "", m.phasesBlock(), "", m.meterBlock())
+	// one column, with blank lines between the blocks when they fit
+	blocks := []string{power, today, m.phasesBlock(), m.meterBlock()}
+	spaced := lipgloss.JoinVertical(lipgloss.Left, blocks[0], "", blocks[1], "", blocks[2], "", blocks[3])
+	if lipgloss.Height(spaced) <= m.bodyHeight() {
+		return spaced
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, blocks...)
 }
 
 // powerBlock shows grid power now with sign, arrow, colour and words, and
@@ -164,7 +168,7 @@ func (m Model) todayBlock() string {
 	} else {
 		lines = append(lines, st.muted.Render("self-consumption and self-sufficiency need a production meter"))
 	}
-	if n := m.openPledges(); n > 0 {
+	if n := m.openPledges(); n > 0 && (m.width >= 100 || m.height >= 30 || !m.state.Home.Production) {
 		lines = append(lines, "", st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", n)))
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
