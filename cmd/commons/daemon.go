@@ -14,10 +14,10 @@ import (
 )
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
-	var listen, metricsListen, logFormat, logLevel, autoMax string
+	var listen, sshListen, metricsListen, logFormat, logLevel, autoMax string
 	var autoFrom []string
 	cmd := &cobra.Command{
-		Use:   "daemon [--listen ADDR] [--metrics-listen ADDR] [--log-format text|json] [--log-level LEVEL] [--auto-accept ENERGY [--auto-accept-from NAME]...]",
+		Use:   "daemon [--listen ADDR] [--ssh-listen ADDR] [--metrics-listen ADDR] [--log-format text|json] [--log-level LEVEL] [--auto-accept ENERGY [--auto-accept-from NAME]...]",
 		Short: "Run the household headless: meter, ledger, neighbours, local socket",
 		Long: `Runs the household without a screen: reads the meter, writes its aggregates to the
 ledger in batches, publishes a signed status of its surplus or need, settles pledges whose
@@ -33,7 +33,9 @@ cleanly: pending aggregates are written, the ledger closed, the socket removed.
 neighbours named with --auto-accept-from, or from every neighbour); without it every
 incoming pledge waits for the household (commons accept ID).
 
---metrics-listen serves the meter's health, power and registers, the published status, the
+--ssh-listen serves the dashboard over SSH, one screen per session, to the public keys listed
+in authorized_keys in the home's config folder (the host key is made on first start in
+ssh_host_ed25519 in the data folder). --metrics-listen serves the meter's health, power and registers, the published status, the
 ledger's size and the neighbour links in the Prometheus text format at /metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,7 +43,7 @@ ledger's size and the neighbour links in the Prometheus text format at /metrics.
 			if err != nil {
 				return err
 			}
-			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen}
+			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen, SSHListen: sshListen}
 			if cmd.Flags().Changed("listen") {
 				opts.Listen = listen
 				if listen == "" {
@@ -77,6 +79,7 @@ ledger's size and the neighbour links in the Prometheus text format at /metrics.
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "address where neighbours reach this box (default: the config's listen; empty: none)")
+	f.StringVar(&sshListen, "ssh-listen", "", "serve the dashboard over SSH on this address to the keys in the home's authorized_keys (default: none)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9742; default: none)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/charmbracelet/ssh"
+
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
@@ -51,6 +53,12 @@ type Options struct {
 	// StatusEvery is the longest time between two signed statuses while
 	// the meter reads; default 5 minutes.
 	StatusEvery time.Duration
+	// SSHListen, when not "", is a TCP address where the dashboard is
+	// served over SSH to the keys in SSHAuthorizedKeys.
+	SSHListen string
+	// SSHAuthorizedKeys is the authorized_keys file for SSHListen; ""
+	// means AuthorizedKeysFile in the home's config folder.
+	SSHAuthorizedKeys string
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
@@ -76,6 +84,8 @@ type Runtime struct {
 
 	metricsLn net.Listener
 	metrics   *http.Server
+	sshLn     net.Listener
+	sshSrv    *ssh.Server
 
 	statusMu sync.Mutex
 	status   statusState
@@ -175,6 +185,11 @@ func (rt *Runtime) setup() error {
 		}
 		rt.server, rt.peerLn = srv, ln
 	}
+	if rt.opts.SSHListen != "" {
+		if err := rt.listenSSH(rt.opts.SSHListen); err != nil {
+			return err
+		}
+	}
 	if rt.opts.MetricsListen != "" {
 		if err := rt.listenMetrics(rt.opts.MetricsListen); err != nil {
 			return err
@@ -257,6 +272,14 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	if rt.sshSrv != nil {
+		run("ssh", func() error {
+			if err := rt.sshSrv.Serve(rt.sshLn); !errors.Is(err, ssh.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	if rt.metrics != nil {
 		run("metrics", func() error {
 			if err := rt.metrics.Serve(rt.metricsLn); !errors.Is(err, http.ErrServerClosed) {
@@ -288,6 +311,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		if err := rt.server.Shutdown(sctx); err != nil {
 			rt.server.Close()
 		}
+	}
+	if rt.sshSrv != nil {
+		// Open dashboards end with the household.
+		rt.sshSrv.Close()
 	}
 	if rt.metrics != nil {
 		if err := rt.metrics.Shutdown(sctx); err != nil {
@@ -333,6 +360,9 @@ func (rt *Runtime) closeListeners() {
 	}
 	if rt.metricsLn != nil {
 		rt.metricsLn.Close()
+	}
+	if rt.sshLn != nil {
+		rt.sshLn.Close()
 	}
 	if rt.sockLn != nil {
 		// Closing a unix listener created by Listen removes its file.
