@@ -443,6 +443,7 @@ func (m *Model) handleEvent(ev Event) tea.Cmd {
 		m.state.Live = ev.Live
 		if !ev.Sample.Time.IsZero() {
 			m.live.push(ev.Sample)
+			m.haveSamples = true // draw what arrives even if the history load failed
 		}
 	case EventState:
 		return m.loadState()
