@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"flag"
 	"net/http"
@@ -21,6 +23,8 @@ import (
 	"github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
+
+	_ "modernc.org/sqlite"
 )
 
 var (
@@ -186,4 +190,118 @@ func BenchmarkDaemonFlood(b *testing.B) {
 		b.ReportMetric(float64(before)/1024, "rss-before-MiB")
 		b.ReportMetric(float64(peak.Load())/1024, "rss-peak-MiB")
 	}
+}
+
+// cpuOf returns a process's user+system CPU time from /proc (clock
+// ticks of 10 ms).
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" that ends the command name; utime and stime
+	// are fields 14 and 15 of the whole line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// countMessages counts the chain messages in a ledger file, read-only,
+// beside the daemon that writes it.
+func countMessages(b testing.TB, path string) int {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM messages`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// BenchmarkDaemonCatchUp10k: household A's ledger holds 10,000 messages
+// of its own (written before its daemon starts); B is empty. Both run as
+// real `commons daemon` processes on loopback; the time is from starting
+// B's daemon until B's ledger file holds all of A's messages (daemon
+// start, TLS, heads, 20 pages, verification and durable storage).
+func BenchmarkDaemonCatchUp10k(b *testing.B) {
+	const n = 10_000
+	bin := buildCommons(b, b.TempDir())
+	c := newCLI(b, bin)
+	dir := b.TempDir()
+	ha := filepath.Join(dir, "A")
+	c.ok("--home", ha, "init", "--name", "Alice", "--listen", freeAddr(b))
+	var ida idJSON
+	c.json(&ida, "--home", ha, "id", "--json")
+
+	homeA, _ := node.ResolveHome(ha)
+	ctx := context.Background()
+	na, err := node.Open(ctx, homeA, node.Options{Owner: "benchmark"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	content, _ := share.EncodeContent(&share.Announce{Name: "Alice"})
+	head, err := na.Ledger().Head(ctx, na.Key().ID())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for done := 0; done < n; {
+		batch := make([]*share.Message, 0, 1000)
+		for ; len(batch) < 1000 && done < n; done++ {
+			m, err := na.Key().Sign(share.Draft{Community: na.Manifest().ID(), Seq: head.Seq + 1, Prev: head.ID, Created: time.Now(), Kind: share.KindAnnounce, Content: content})
+			if err != nil {
+				b.Fatal(err)
+			}
+			head = share.HeadOf(m)
+			batch = append(batch, m)
+		}
+		res, err := na.Ledger().AppendMessages(ctx, batch...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	total := int(head.Seq) // A's chain: its announce from init + n
+	na.Close()
+	da := startDaemon(b, c, ha)
+	defer da.stop(b)
+
+	b.ResetTimer()
+	var cpu time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		hb := filepath.Join(dir, "B"+strconv.Itoa(i))
+		c.ok("--home", hb, "init", "--name", "Bob", "--listen", freeAddr(b))
+		c.ok("--home", hb, "neighbours", "add", ida.Invite)
+		var idb idJSON
+		c.json(&idb, "--home", hb, "id", "--json")
+		c.ok("--home", ha, "neighbours", "add", idb.Invite, "--name", "Bob"+strconv.Itoa(i))
+		homeB, _ := node.ResolveHome(hb)
+		b.StartTimer()
+		cpuA := cpuOf(da.cmd.Process.Pid)
+		db := startDaemon(b, c, hb)
+		deadline := time.Now().Add(5 * time.Minute)
+		for countMessages(b, homeB.LedgerPath()) < total+1 {
+			if time.Now().After(deadline) {
+				b.Fatalf("B holds %d messages after 5 min, want %d", countMessages(b, homeB.LedgerPath()), total+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.StopTimer()
+		cpu += cpuOf(da.cmd.Process.Pid) - cpuA + cpuOf(db.cmd.Process.Pid)
+		db.stop(b)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "daemons-cpu-s/op")
 }
