@@ -28,15 +28,15 @@ func (a *AutoAccept) validate() error {
 	if a == nil {
 		return nil
 	}
-	if a.MaxWh < 1 {
-		return fmt.Errorf("%w: auto-accept max_wh %d: give the largest pledge to accept without asking, in Wh (at least 1)", node.ErrInvalid, a.MaxWh)
+	if a.MaxWh < 0 {
+		return fmt.Errorf("%w: auto-accept max_wh %d: give the largest pledge to accept without asking, in Wh (0: any size)", node.ErrInvalid, a.MaxWh)
 	}
 	return nil
 }
 
 // Matches reports whether the rule accepts p on this household's behalf.
 func (a *AutoAccept) Matches(p node.Pledge) bool {
-	if a == nil || p.Outgoing || p.State != "pledged" || p.EnergyWh > a.MaxWh {
+	if a == nil || p.Outgoing || p.State != "pledged" || (a.MaxWh > 0 && p.EnergyWh > a.MaxWh) {
 		return false
 	}
 	if len(a.From) == 0 {

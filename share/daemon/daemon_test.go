@@ -80,6 +80,7 @@ func TestAutoAcceptMatches(t *testing.T) {
 		{"no rule", nil, nil, false},
 		{"anyone", &AutoAccept{MaxWh: 1500}, nil, true},
 		{"too big", &AutoAccept{MaxWh: 1499}, nil, false},
+		{"any size", &AutoAccept{}, nil, true},
 		{"by name, any case", &AutoAccept{MaxWh: 2000, From: []string{"alice"}}, nil, true},
 		{"by id", &AutoAccept{MaxWh: 2000, From: []string{"idalice"}}, nil, true},
 		{"someone else", &AutoAccept{MaxWh: 2000, From: []string{"Bob"}}, nil, false},
@@ -97,8 +98,8 @@ func TestAutoAcceptMatches(t *testing.T) {
 			}
 		})
 	}
-	if err := (&AutoAccept{}).validate(); !errors.Is(err, node.ErrInvalid) {
-		t.Errorf("a rule with max_wh 0 validates: %v", err)
+	if err := (&AutoAccept{MaxWh: -1}).validate(); !errors.Is(err, node.ErrInvalid) {
+		t.Errorf("a rule with max_wh -1 validates: %v", err)
 	}
 }
 
@@ -305,6 +306,25 @@ func TestStreet(t *testing.T) {
 		ns, err := cb.Neighbours(ctx)
 		return err == nil && len(ns) == 1 && ns[0].Status != nil
 	})
+
+	// A new status from Alice reaches Bob's attached dashboard as a state
+	// change at once (Alice re-publishes every second here).
+	bctx, stopB := context.WithCancel(ctx)
+	bEvents := cb.TUI().Subscribe(bctx)
+	t0 := time.Now()
+	eventually(t, "a state event on Bob's dashboard for a newer status of Alice", func() bool {
+		select {
+		case ev := <-bEvents:
+			if ev.Kind != tui.EventState {
+				return false
+			}
+			ns, err := cb.Neighbours(ctx)
+			return err == nil && len(ns) == 1 && ns[0].Status != nil && ns[0].Status.Time.After(t0)
+		default:
+			return false
+		}
+	})
+	stopB()
 
 	// A pledge through Alice's socket reaches Bob, whose rule accepts it,
 	// and the acceptance comes back to Alice.

@@ -47,8 +47,9 @@ type Options struct {
 	Socket bool
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
-	// AutoAccept accepts incoming pledges that match it; nil leaves every
-	// incoming pledge to the household (the default).
+	// AutoAccept accepts incoming pledges that match it; nil means the
+	// config's auto_accept, and without one every incoming pledge waits
+	// for the household (the default).
 	AutoAccept *AutoAccept
 	// StatusEvery is the longest time between two signed statuses while
 	// the meter reads; default 5 minutes.
@@ -141,6 +142,11 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	rt.n = n
+	if rt.opts.AutoAccept == nil {
+		if a := n.Config().AutoAccept; a != nil {
+			rt.opts.AutoAccept = &AutoAccept{MaxWh: a.MaxWh, From: a.From}
+		}
+	}
 	if err := rt.setup(); err != nil {
 		rt.closeListeners()
 		n.Close()
@@ -154,7 +160,7 @@ func (rt *Runtime) setup() error {
 	n := rt.n
 	key := ed25519.NewKeyFromSeed(n.Key().Seed())
 	led := n.Ledger()
-	store := peer.LedgerStore{L: led}
+	store := notifyStore{LedgerStore: peer.LedgerStore{L: led}, rt: rt}
 	nbs := &peer.LedgerNeighbours{L: led}
 	verifier := peer.ShareVerifier{Community: n.Manifest().ID()}
 	peerLog := rt.log.With("part", "peer")
@@ -203,6 +209,23 @@ func (rt *Runtime) setup() error {
 		rt.sockLn = ln
 		rt.api = newAPIServer(rt)
 	}
+	return nil
+}
+
+// notifyStore is the ledger store of the peer transport; it also tells the
+// node about statuses neighbours push or we pull, which the transport's
+// OnAdded does not report, so dashboards show them at once.
+type notifyStore struct {
+	peer.LedgerStore
+	rt *Runtime
+}
+
+// PutStatus implements peer.Store.
+func (s notifyStore) PutStatus(ctx context.Context, m peer.Message) error {
+	if err := s.LedgerStore.PutStatus(ctx, m); err != nil {
+		return err
+	}
+	s.rt.stored([]peer.Message{m})
 	return nil
 }
 
