@@ -110,8 +110,8 @@ func (c PortConfig) WithFormat(format string) (PortConfig, error) {
 //   - DSMR 4 and 5, Belgian e-MUCS, Luxembourg Smarty ("dsmr", "dsmr4",
 //     "dsmr5", "fluvius", "emucs", "smarty", "auto"): 115200 baud 8N1
 //   - SML push meters ("sml") and Modbus SDM meters ("modbus"): 9600 8N1
-//   - IEC 62056-21 optical heads ("iec62056-21"): 300 baud 7E1, the mode C
-//     start speed
+//   - IEC 62056-21 optical heads ("iec62056-21"): 9600 baud 7E1 for meters
+//     pushing in mode D (mode C readouts start at 300 baud by themselves)
 func SerialSettings(protocol string) (PortConfig, error) {
 	switch strings.ToLower(strings.TrimSpace(protocol)) {
 	case "dsmr2.2", "dsmr22", "dsmr2", "dsmr3", "dsmr3.0", "dsmr30":
@@ -119,7 +119,7 @@ func SerialSettings(protocol string) (PortConfig, error) {
 	case "sml", "modbus":
 		return PortConfig{Baud: 9600, DataBits: 8, Parity: ParityNone, StopBits: 1}, nil
 	case "iec62056-21", "iec":
-		return PortConfig{Baud: 300, DataBits: 7, Parity: ParityEven, StopBits: 1}, nil
+		return PortConfig{Baud: 9600, DataBits: 7, Parity: ParityEven, StopBits: 1}, nil
 	case "", "auto", "dsmr", "dsmr4", "dsmr4.0", "dsmr4.2", "dsmr42", "dsmr5", "dsmr5.0", "dsmr50",
 		"fluvius", "emucs", "e-mucs", "smarty":
 		return PortConfig{Baud: 115200, DataBits: 8, Parity: ParityNone, StopBits: 1}, nil

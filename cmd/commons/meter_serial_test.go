@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
 )
 
@@ -27,6 +29,9 @@ func TestMeterSerialCLI(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	t.Run("simulate and read", func(t *testing.T) { testMeterSimulateAndRead(t, bin) })
+	for _, proto := range []string{"sml", "modbus"} {
+		t.Run("simulate and read "+proto, func(t *testing.T) { testMeterSimulateProtocol(t, bin, proto) })
+	}
 	t.Run("read errors", func(t *testing.T) { testMeterReadErrors(t, bin) })
 	t.Run("simulate errors", func(t *testing.T) { testMeterSimulateErrors(t, bin) })
 	t.Run("ports json", func(t *testing.T) { testMeterPortsJSON(t, bin) })
@@ -111,6 +116,63 @@ func testMeterSimulateAndRead(t *testing.T, bin string) {
 	}
 }
 
+// testMeterSimulateProtocol runs the SML and Modbus simulators as real
+// processes and reads them back with the matching decoder; SIGTERM must
+// stop the simulator even after a reader has come and gone.
+func testMeterSimulateProtocol(t *testing.T, bin, proto string) {
+	link := filepath.Join(t.TempDir(), "meter")
+	simCmd := exec.Command(bin, "meter", "simulate", "--protocol", proto, "--link", link, "--speed", "10")
+	stdout, err := simCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var simErr bytes.Buffer
+	simCmd.Stderr = &simErr
+	if err := simCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer simCmd.Process.Kill()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("no device path: %v (%s)", err, simErr.String())
+	}
+	var out, errOut bytes.Buffer
+	read := exec.Command(bin, "meter", "read", "--port", link, "--protocol", proto, "--count", "2", "--json", "--timeout", "30s")
+	read.Stdout, read.Stderr = &out, &errOut
+	if err := read.Run(); err != nil {
+		t.Fatalf("meter read: %v\nstderr: %s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), out.String())
+	}
+	for _, l := range lines {
+		var r struct {
+			Protocol   string         `json:"protocol"`
+			Import     map[string]int `json:"energy_import_wh"`
+			ChecksumOK bool           `json:"checksum_ok"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Protocol != proto || r.Import == nil {
+			t.Fatalf("reading %s (%v)", l, err)
+		}
+	}
+	if err := simCmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- simCmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("simulator exit: %v\n%s", err, simErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("simulator ignored SIGTERM")
+	}
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Fatalf("link left behind: %v", err)
+	}
+}
+
 func testMeterReadErrors(t *testing.T, bin string) {
 	p, err := sim.OpenPTY("")
 	if err != nil {
@@ -175,6 +237,40 @@ func testMeterSimulateErrors(t *testing.T, bin string) {
 	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
 		t.Fatalf("the file under --link was touched: %q %v", b, err)
 	}
+}
+
+// TestMeterPortsProbe probes a simulated DSMR meter on a pty and a silent
+// pty through the ports command's probe path.
+func TestMeterPortsProbe(t *testing.T) {
+	p, err := sim.LoadProfile("home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := sim.ServePTY(ctx, sim.New(p, 1, time.Now()), sim.ServeOptions{Speed: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := sim.OpenPTY("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	ports := []meter.PortInfo{{Device: srv.Path(), Name: "pts-meter"}, {Device: silent.Path(), Name: "pts-silent"}}
+	var out, errOut bytes.Buffer
+	if err := runMeterPorts(ctx, &out, &errOut, ports, portsOptions{json: true, probe: true, listen: 500 * time.Millisecond}, meter.OpenSerial); err != nil {
+		t.Fatal(err)
+	}
+	var got []portEntry
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(got) != 2 || got[0].Detected != "dsmr" || got[0].Settings != "115200 8N1" || got[1].Detected != "" || got[1].ProbeError == "" {
+		t.Fatalf("probe result %+v", got)
+	}
+	cancel()
+	<-srv.Done()
 }
 
 func testMeterPortsJSON(t *testing.T, bin string) {

@@ -36,6 +36,13 @@ func OpenPTY(link string) (*PTY, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
 	}
+	// creack/pty's ioctls call Fd(), which leaves the master in blocking
+	// mode: deadlines would not work and a Read could not be interrupted.
+	// Hand the runtime poller a non-blocking copy instead.
+	if master, err = pollable(master); err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
 	p := &PTY{master: master, slave: slave, path: slave.Name()}
 	if err := p.control(func(fd int) error {
 		t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
@@ -68,6 +75,22 @@ func OpenPTY(link string) (*PTY, error) {
 		p.link = link
 	}
 	return p, nil
+}
+
+// pollable returns a non-blocking duplicate of f, which the runtime polls,
+// and closes f.
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // Path returns the device a reader opens, e.g. /dev/pts/3.
