@@ -568,3 +568,66 @@ func TestRemovedNeighbour(t *testing.T) {
 		t.Errorf("B stored %d messages", b.store.total())
 	}
 }
+
+// lyingStore answers every range request with another author's messages.
+type lyingStore struct {
+	*memStore
+	other share.HouseholdID
+}
+
+func (s lyingStore) Range(ctx context.Context, _ share.HouseholdID, after uint64, limit int) ([][]byte, error) {
+	return s.memStore.Range(ctx, s.other, after, limit)
+}
+
+// TestHostileRangeAnswer: a neighbour that answers a range request for
+// one author with another author's (validly signed) messages gets the
+// page refused; nothing of it is stored.
+func TestHostileRangeAnswer(t *testing.T) {
+	a, b := newBox(t, "mem", nil, Limits{}), newBox(t, "mem", nil, Limits{})
+	x := newAuthor(t)
+	befriend(a, b)
+	b.nb.add(x.id(), "")
+	a.appendOwn(t, 3)
+	// A's store also holds 3 messages of X, and lies about whose they are.
+	var msgs []Message
+	v := ShareVerifier{Community: testCommunity}
+	for range 3 {
+		m, err := v.Verify(x.next(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	mem := a.store.(*memStore)
+	if _, err := mem.Append(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	liar, err := NewServer(ServerConfig{Key: a.key, Store: lyingStore{mem, x.id()}, Neighbours: a.nb, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go liar.Serve(ln)
+	t.Cleanup(func() { liar.Close() })
+
+	c, err := NewClient(ClientConfig{Key: b.key, Peer: a.id(), Addr: ln.Addr().String(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sy, err := NewSyncer(SyncConfig{Key: b.key, Store: b.store, Neighbours: b.nb, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := sy.Pull(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "asked for") {
+		t.Fatalf("pull from a lying neighbour: %d added, err = %v; want a refusal", n, err)
+	}
+	// X's own feed (asked for honestly) is fine to take; A's was never sent.
+	if got := b.store.count(a.id()); got != 0 {
+		t.Errorf("B stored %d messages as A's", got)
+	}
+}
