@@ -35,6 +35,10 @@ const (
 // time axis honest while no events arrive (meter offline).
 const tickEvery = 5 * time.Second
 
+// stateRefresh is how old the state may get before the slow tick reloads
+// it even without an event.
+const stateRefresh = 30 * time.Second
+
 // liveCap bounds the live ring: one hour of 1 s samples.
 const liveCap = 3600
 
@@ -107,10 +111,11 @@ type Model struct {
 
 	state      State
 	haveState  bool
-	stateSeq   int    // number of the last State request
-	stateShown int    // number of the request whose answer is shown
-	loadErr    string // last failed backend load
-	notice     string // result of the last action
+	stateSeq   int       // number of the last State request
+	stateShown int       // number of the request whose answer is shown
+	stateAt    time.Time // when the shown state was loaded
+	loadErr    string    // last failed backend load
+	notice     string    // result of the last action
 	noticeBad  bool
 
 	live        ring
@@ -364,6 +369,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.loadErr = ""
 		m.state = msg.state
+		m.stateAt = msg.now
 		m.haveState = true
 		m.liveDirty = true
 		m.refreshTables()
@@ -399,8 +405,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.now = msg.now
 		cmds = append(cmds, m.tick())
-		if !m.haveState {
-			cmds = append(cmds, m.loadState()) // the first load failed: retry
+		if !m.haveState || m.now.Sub(m.stateAt) >= stateRefresh {
+			// the first load failed, or no event asked for a reload for a
+			// while: statuses age and a lost event must not freeze the screen
+			cmds = append(cmds, m.loadState())
+			m.stateAt = m.now
 		}
 	case actionMsg:
 		m.now = msg.now

@@ -799,3 +799,23 @@ func TestCompactOverviewKeepsTheMeterLine(t *testing.T) {
 		}
 	}
 }
+
+func TestStateReloadedWhenOld(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	seq := func() int { return tm.(Model).stateSeq }
+	before := seq()
+	tm, _ = tm.Update(tickMsg{now: testNow.Add(10 * time.Second)})
+	if seq() != before {
+		t.Fatal("a tick 10 s after a load asked for the state again")
+	}
+	tm, _ = tm.Update(tickMsg{now: testNow.Add(31 * time.Second)})
+	if seq() != before+1 {
+		t.Fatal("a tick 31 s after a load did not reload the state")
+	}
+	// not again on the next tick while that load is under way
+	tm, _ = tm.Update(tickMsg{now: testNow.Add(36 * time.Second)})
+	if seq() != before+1 {
+		t.Error("a second reload was issued 5 s later")
+	}
+}
