@@ -357,8 +357,12 @@ func TestSystemdUnit(t *testing.T) {
 		t.Log("systemd-analyze not installed: unit syntax not checked by systemd")
 		return
 	}
-	// systemd-analyze verify wants the ExecStart binary to exist.
-	bin := buildCommons(t, t.TempDir())
+	// systemd-analyze verify wants the ExecStart binary to exist; any
+	// executable will do for checking the unit's syntax.
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no 'true' executable to stand in for the binary")
+	}
 	f := filepath.Join(t.TempDir(), "commons.service")
 	if err := os.WriteFile(f, []byte(strings.Replace(unit, fields[0], bin, 1)), 0o644); err != nil {
 		t.Fatal(err)
