@@ -31,7 +31,8 @@ func TUIBackend(n *Node) Backend { return Backend{n: n} }
 // State implements tui.Backend.
 func (b Backend) State(ctx context.Context) (tui.State, error) {
 	n := b.n
-	st := tui.State{Home: tui.Home{ID: n.key.ID().String(), Name: n.cfg.Name, SlotLength: n.manifest.SlotDuration()}}
+	st := tui.State{Home: tui.Home{ID: n.key.ID().String(), Name: n.cfg.Name, SlotLength: n.manifest.SlotDuration(),
+		FuseA: n.cfg.FuseA, Production: n.cfg.ProductionMeter != nil}}
 	var err error
 	if st.Live, err = b.live(ctx); err != nil {
 		return st, err
@@ -105,12 +106,19 @@ func (b Backend) live(ctx context.Context) (tui.Live, error) {
 			lv.Meter.OfflineSince = h.Since
 		}
 	}
+	if _, w, _, _, ok := n.Production(); ok {
+		lv.ProductionW = w
+	}
 	tot, err := n.todayTotals(ctx)
 	if err != nil {
 		return lv, err
 	}
 	lv.Today = tui.Today{ImportWh: tot.ImportWh, ExportWh: tot.ExportWh, ProductionWh: tot.ProductionWh}
 	return lv, nil
+}
+
+func tuiSample(s Sample) tui.Sample {
+	return tui.Sample{Time: s.Time, ImportW: s.ImportW, ExportW: s.ExportW, ProductionW: s.ProductionW}
 }
 
 func tuiPledge(p Pledge) tui.Pledge {
@@ -131,7 +139,7 @@ func (b Backend) Samples(ctx context.Context, since time.Time) ([]tui.Sample, er
 	ss := b.n.Samples(since)
 	out := make([]tui.Sample, len(ss))
 	for i, s := range ss {
-		out[i] = tui.Sample{Time: s.Time, ImportW: s.ImportW, ExportW: s.ExportW}
+		out[i] = tuiSample(s)
 	}
 	return out, nil
 }
@@ -266,7 +274,7 @@ func (b Backend) Subscribe(ctx context.Context) <-chan tui.Event {
 				if err != nil {
 					continue
 				}
-				te = tui.Event{Kind: tui.EventLive, Live: lv, Sample: tui.Sample{Time: ev.Sample.Time, ImportW: ev.Sample.ImportW, ExportW: ev.Sample.ExportW}}
+				te = tui.Event{Kind: tui.EventLive, Live: lv, Sample: tuiSample(ev.Sample)}
 			case EventState:
 				te = tui.Event{Kind: tui.EventState}
 			case EventAggregates:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 )
 
@@ -27,6 +28,64 @@ type Config struct {
 	// AutoAccept lets a running household accept incoming pledges by
 	// itself; nil (the default) leaves them for the household to answer.
 	AutoAccept *AutoAcceptConfig `json:"auto_accept,omitempty"`
+	// ProductionMeter is an optional second meter on the solar inverter's
+	// line (e.g. an Eastron SDM630 over Modbus RTU); nil = none. With it
+	// the household sees production and consumption as measured.
+	// Settlement keeps using the grid meter only.
+	ProductionMeter *ProductionMeterConfig `json:"production_meter,omitempty"`
+	// FuseA is the main fuse rating per phase in amperes, for the
+	// dashboard's phase bars; 0 = unknown.
+	FuseA int `json:"fuse_a,omitempty"`
+}
+
+// ProductionMeterConfig says how to read the production meter.
+type ProductionMeterConfig struct {
+	Port     string `json:"port"`               // serial device of the RS-485 adapter, e.g. /dev/ttyUSB1
+	Protocol string `json:"protocol,omitempty"` // "modbus" (the default), or dsmr, sml, iec62056-21 for a pushing sub-meter
+	Baud     int    `json:"baud,omitempty"`     // 0 = the model's default (SDM630 9600, SDM120 2400)
+	Format   string `json:"format,omitempty"`   // character format as set on the meter: "8N1" (default) or "8E1"
+	Slave    int    `json:"slave,omitempty"`    // Modbus slave id 1..247; 0 = 1
+	Model    string `json:"model,omitempty"`    // Modbus register map: "sdm630" (default) or "sdm120"
+	PollMS   int    `json:"poll_ms,omitempty"`  // Modbus polling period in milliseconds; 0 = 1000
+	// Invert swaps the directions: for a meter wired so that production
+	// counts as export (reverse) energy.
+	Invert bool `json:"invert,omitempty"`
+}
+
+// productionProtocols are the protocols a production meter may speak.
+var productionProtocols = []string{"modbus", "dsmr", "sml", "iec62056-21"}
+
+// productionModels are the Modbus register maps a production meter may use.
+var productionModels = []string{"sdm630", "sdm120"}
+
+// MaxFuseA bounds the fuse rating a config may give.
+const MaxFuseA = 1000
+
+func (p *ProductionMeterConfig) validate() error {
+	if strings.TrimSpace(p.Port) == "" {
+		return errors.New("production_meter port is empty; give the serial device of the inverter's meter, e.g. /dev/ttyUSB1, or remove production_meter")
+	}
+	if p.Protocol != "" && !slices.Contains(productionProtocols, p.Protocol) {
+		return fmt.Errorf("production_meter protocol %q is not supported; use one of %s", p.Protocol, strings.Join(productionProtocols, ", "))
+	}
+	if p.Baud < 0 || p.Baud > 4_000_000 {
+		return fmt.Errorf("production_meter baud %d is out of range; use e.g. 9600 (SDM630) or 2400 (SDM120)", p.Baud)
+	}
+	if p.Format != "" {
+		if _, err := (meter.PortConfig{}).WithFormat(p.Format); err != nil {
+			return fmt.Errorf("production_meter format %q: %v; use 8N1 or 8E1 as set on the meter", p.Format, err)
+		}
+	}
+	if p.Slave < 0 || p.Slave > 247 {
+		return fmt.Errorf("production_meter slave %d is out of range; use the meter's Modbus id, 1 to 247", p.Slave)
+	}
+	if p.Model != "" && !slices.Contains(productionModels, p.Model) {
+		return fmt.Errorf("production_meter model %q is unknown; use one of %s", p.Model, strings.Join(productionModels, ", "))
+	}
+	if p.PollMS != 0 && (p.PollMS < 20 || p.PollMS > 60_000) {
+		return fmt.Errorf("production_meter poll_ms %d is out of range; use 20 to 60000 (default 1000)", p.PollMS)
+	}
+	return nil
 }
 
 // AutoAcceptConfig says which incoming pledges a running household
@@ -98,6 +157,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Location(); err != nil {
 		return err
+	}
+	if c.ProductionMeter != nil {
+		if err := c.ProductionMeter.validate(); err != nil {
+			return err
+		}
+	}
+	if c.FuseA < 0 || c.FuseA > MaxFuseA {
+		return fmt.Errorf("fuse_a %d is out of range; use the main fuse per phase in amperes, e.g. 25, or 0 for unknown", c.FuseA)
 	}
 	if a := c.AutoAccept; a != nil {
 		if a.MaxWh < 0 || a.MaxWh > MaxPledgeWh {

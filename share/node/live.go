@@ -18,11 +18,16 @@ const SampleCap = 3600
 // SettleEvery is how often a running node runs a settlement round.
 const SettleEvery = time.Minute
 
-// Sample is one live power sample.
+// Sample is one live power sample. ImportW and ExportW come from the grid
+// meter; with a production meter configured and read recently,
+// ProductionW is its power (signed: an idle inverter's own draw is
+// negative) and ConsumptionW = ProductionW + ImportW - ExportW.
 type Sample struct {
-	Time    time.Time
-	ImportW int64
-	ExportW int64
+	Time         time.Time
+	ImportW      int64
+	ExportW      int64
+	ProductionW  meter.Optional
+	ConsumptionW meter.Optional
 }
 
 // EventKind says what changed in a running household.
@@ -55,6 +60,64 @@ type live struct {
 	next, n int
 	agg     *ledger.Aggregator
 	subs    map[*subscriber]struct{}
+
+	// The production meter, when one is configured.
+	prod       meter.Reading
+	prodAt     time.Time // when prod was received; zero = none yet
+	prodHealth meter.Status
+}
+
+// productionMaxAge is how old the production meter's last reading may be
+// for it to count as the production now: three polling periods, at least
+// ten seconds.
+func (n *Node) productionMaxAge() time.Duration {
+	d := 10 * time.Second
+	if pm := n.cfg.ProductionMeter; pm != nil && pm.PollMS > 0 {
+		d = max(d, 3*time.Duration(pm.PollMS)*time.Millisecond)
+	}
+	return d
+}
+
+// production returns the production power and production register of the
+// production meter's reading r: forward power and the import register, or
+// with invert the reverse ones.
+func production(r *meter.Reading, invert bool) (w, wh meter.Optional) {
+	imp, exp := r.PowerImportW, r.PowerExportW
+	whReg := r.EnergyImport.Total
+	if invert {
+		imp, exp = exp, imp
+		whReg = r.EnergyExport.Total
+	}
+	switch {
+	case imp.OK && exp.OK:
+		w = meter.Some(imp.V - exp.V)
+	case imp.OK:
+		w = imp
+	case exp.OK:
+		w = meter.Some(-exp.V)
+	}
+	return w, whReg
+}
+
+// Production returns the production meter's latest reading (ok false when
+// there is none or it is older than a few polling periods), the production
+// power and register it gives, and the meter's health (zero when no
+// production meter runs).
+func (n *Node) Production() (r meter.Reading, w, wh meter.Optional, health meter.Status, ok bool) {
+	l := &n.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return n.productionLocked()
+}
+
+func (n *Node) productionLocked() (r meter.Reading, w, wh meter.Optional, health meter.Status, ok bool) {
+	l := &n.live
+	health = l.prodHealth
+	if n.cfg.ProductionMeter == nil || l.prodAt.IsZero() || n.opts.Now().Sub(l.prodAt) > n.productionMaxAge() {
+		return r, w, wh, health, false
+	}
+	w, wh = production(&l.prod, n.cfg.ProductionMeter.Invert)
+	return l.prod, w, wh, health, true
 }
 
 func (l *live) push(s Sample) {
@@ -128,12 +191,24 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 
 	readings := make(chan meter.Reading, 16)
-	var wg sync.WaitGroup
+	prodReadings := make(chan meter.Reading, 4)
+	var readers []*meter.Reader
 	if n.cfg.Meter.Port != "" {
 		rd, err := n.newReader(readings)
 		if err != nil {
 			return err
 		}
+		readers = append(readers, rd)
+	}
+	if n.cfg.ProductionMeter != nil {
+		rd, err := n.newProductionReader(prodReadings)
+		if err != nil {
+			return err
+		}
+		readers = append(readers, rd)
+	}
+	var wg sync.WaitGroup
+	for _, rd := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,6 +229,11 @@ func (n *Node) Run(ctx context.Context) error {
 			return ferr
 		case r := <-readings:
 			n.onReading(ctx, agg, r)
+		case r := <-prodReadings:
+			n.live.mu.Lock()
+			n.live.prod, n.live.prodAt = r, n.opts.Now()
+			n.live.prodHealth.Online, n.live.prodHealth.LastTelegram = true, n.live.prodAt
+			n.live.mu.Unlock()
 		case <-tick.C:
 			rep, err := n.Settle(ctx)
 			if err != nil {
@@ -210,17 +290,77 @@ func (n *Node) newReader(out chan<- meter.Reading) (*meter.Reader, error) {
 	})
 }
 
-// onReading takes one reading: live state, sample, aggregates.
+// newProductionReader builds the reader of the production meter.
+func (n *Node) newProductionReader(out chan<- meter.Reading) (*meter.Reader, error) {
+	pm := n.cfg.ProductionMeter
+	proto := pm.Protocol
+	if proto == "" {
+		proto = "modbus"
+	}
+	pc, err := meter.SerialSettings(proto)
+	if err != nil {
+		return nil, fmt.Errorf("production meter: %w", err)
+	}
+	pc.Device = pm.Port
+	if proto == "modbus" && pm.Model == "sdm120" {
+		pc.Baud = 2400 // the SDM120's factory setting
+	}
+	if pm.Baud > 0 {
+		pc.Baud = pm.Baud
+	}
+	if pm.Format != "" {
+		if pc, err = pc.WithFormat(pm.Format); err != nil {
+			return nil, fmt.Errorf("production meter: %w", err)
+		}
+	}
+	opts := meter.DecoderOptions{Modbus: meter.ModbusOptions{Slave: byte(pm.Slave), Model: pm.Model, Period: time.Duration(pm.PollMS) * time.Millisecond}}
+	if _, err := meter.NewDecoder(proto, opts); err != nil {
+		return nil, fmt.Errorf("production meter: %w", err)
+	}
+	return meter.NewReader(meter.ReaderConfig{
+		Port: pc,
+		NewDecoder: func() meter.Decoder {
+			d, _ := meter.NewDecoder(proto, opts)
+			return d
+		},
+		OnReading: func(r meter.Reading) {
+			select {
+			case out <- r:
+			default: // the run loop is behind: the next reading supersedes this one
+			}
+		},
+		OnStatus: func(st meter.Status) {
+			n.live.mu.Lock()
+			n.live.prodHealth = st
+			n.live.mu.Unlock()
+			n.publish(Event{Kind: EventState})
+		},
+		Logger: n.log.With("meter", "production"),
+		Now:    n.opts.Now,
+	})
+}
+
+// onReading takes one grid meter reading: live state, sample, aggregates.
+// A recent production reading adds production and consumption to the
+// sample and its production register to the aggregates.
 func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading) {
 	now := n.opts.Now()
 	s := Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
 	n.live.mu.Lock()
+	_, pw, pwh, _, prodOK := n.productionLocked()
+	if prodOK && pw.OK {
+		s.ProductionW = pw
+		s.ConsumptionW = meter.Some(pw.V + s.ImportW - s.ExportW)
+	}
 	n.live.reading, n.live.has = r, true
 	n.live.health.Online, n.live.health.LastTelegram = true, now
 	n.live.push(s)
 	n.live.mu.Unlock()
 	n.publish(Event{Kind: EventLive, Sample: s})
 	if smp, ok := ledger.SampleFromReading(&r, now); ok {
+		if prodOK {
+			smp.ProductionWh = pwh
+		}
 		flushed, err := agg.Add(ctx, smp)
 		if err != nil {
 			n.log.Warn("write meter aggregates", "err", err)

@@ -407,6 +407,29 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
 	}
+	if pm := n.cfg.ProductionMeter; pm != nil {
+		proto := pm.Protocol
+		if proto == "" {
+			proto = "modbus"
+		}
+		ps := &ProductionState{MeterState: MeterState{Port: pm.Port, Protocol: proto}}
+		_, w, _, h, ok := n.Production()
+		ps.Online = h.Online && ok
+		if !h.LastTelegram.IsZero() {
+			t := h.LastTelegram.In(n.loc)
+			ps.LastTelegram = &t
+		}
+		if ok && w.OK && st.Reading != nil {
+			b := NewBalance(w.V, st.Reading.PowerImportW.V, st.Reading.PowerExportW.V)
+			ps.PowerW, ps.ConsumptionW = &b.Production, &b.Consumption
+		}
+		if tot.ProductionWh.OK {
+			b := NewBalance(tot.ProductionWh.V, tot.ImportWh, tot.ExportWh)
+			st.Today.ProductionWh, st.Today.ConsumptionWh = &b.Production, &b.Consumption
+			ps.SelfConsumptionPct, ps.SelfSufficiencyPct = optPtr(b.SelfConsumptionPct), optPtr(b.SelfSufficiencyPct)
+		}
+		st.Production = ps
+	}
 	return st, nil
 }
 

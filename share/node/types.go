@@ -86,6 +86,8 @@ type Status struct {
 	Today       Today          `json:"today"`
 	Neighbours  int            `json:"neighbours"`
 	OpenPledges int            `json:"open_pledges"`
+	// Production is the production meter's state; nil when none is configured.
+	Production *ProductionState `json:"production,omitempty"`
 }
 
 // MeterState is the meter's health.
@@ -100,6 +102,10 @@ type MeterState struct {
 type Today struct {
 	ImportWh int64 `json:"import_wh"`
 	ExportWh int64 `json:"export_wh"`
+	// With a production meter: its energy today and the consumption
+	// derived from it (production + import - export).
+	ProductionWh  *int64 `json:"production_wh,omitempty"`
+	ConsumptionWh *int64 `json:"consumption_wh,omitempty"`
 }
 
 // ImportReport counts what an import did.
