@@ -27,10 +27,11 @@ var ErrNoDaemon = errors.New("no daemon is running for this home")
 
 // Client timeouts.
 const (
-	dialTimeout = 2 * time.Second
-	callTimeout = 2 * time.Minute // one request without a deadline of its own
-	maxAnswer   = 64 << 20        // largest JSON answer read
-	maxEventLen = 1 << 20         // largest events-stream line
+	dialTimeout  = 2 * time.Second
+	helloTimeout = 10 * time.Second // a daemon that accepts but does not answer
+	callTimeout  = 2 * time.Minute  // one request without a deadline of its own
+	maxAnswer    = 64 << 20         // largest JSON answer read
+	maxEventLen  = 1 << 20          // largest events-stream line
 )
 
 // Client talks to a running household over its local socket. It
@@ -74,7 +75,9 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 		hc:     &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}, Timeout: callTimeout},
 		stream: &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}},
 	}
-	if err := c.get(ctx, pathHello, nil, &c.hello); err != nil {
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	if err := c.get(hctx, pathHello, nil, &c.hello); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("daemon on %s: %w", socket, err)
 	}
