@@ -50,7 +50,9 @@ type ReaderConfig struct {
 	OnStatus func(Status)
 	// Logger logs opens, errors and reconnects; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for status times; nil means time.Now.
+	// Now is the clock for the times in Status; nil means time.Now. The
+	// silence timeout and the backoff always run on the real clock, so a
+	// simulated or frozen Now cannot take a live meter offline.
 	Now func() time.Time
 }
 
@@ -178,7 +180,7 @@ func (r *Reader) session(ctx context.Context, port Port) (good bool, err error) 
 	dec := r.cfg.NewDecoder()
 	buf := make([]byte, readBufSize)
 	strip := r.cfg.Port.DataBits == 7
-	lastValid := r.now()
+	lastValid := time.Now()
 	emit := func(rd Reading, derr error) {
 		now := r.now()
 		if derr != nil {
@@ -195,7 +197,7 @@ func (r *Reader) session(ctx context.Context, port Port) (good bool, err error) 
 			return
 		}
 		good = true
-		lastValid = now
+		lastValid = time.Now()
 		r.mu.Lock()
 		r.status.Telegrams++
 		r.status.LastTelegram = now
@@ -238,7 +240,7 @@ func (r *Reader) session(ctx context.Context, port Port) (good bool, err error) 
 		if err != nil {
 			return good, err
 		}
-		if d := r.now().Sub(lastValid); d > r.cfg.SilenceTimeout {
+		if time.Since(lastValid) > r.cfg.SilenceTimeout {
 			return good, errSilent(r.cfg.SilenceTimeout)
 		}
 	}

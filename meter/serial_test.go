@@ -508,3 +508,48 @@ func TestReaderMissingPort(t *testing.T) {
 	})
 	stop()
 }
+
+// TestReaderFastClock: a simulated clock running 1000 times faster (the
+// demo's) is only for status times; it must not make the silence timeout
+// take a meter that sends every few milliseconds offline.
+func TestReaderFastClock(t *testing.T) {
+	p := openPTY(t, "")
+	m := simMeter(t)
+	rec := &readerRecorder{}
+	cfg := rec.config(p.Path())
+	base := time.Now()
+	cfg.Now = func() time.Time { return base.Add(time.Since(base) * 1000) }
+	cfg.SilenceTimeout = 2 * time.Second
+	r, stop := startReader(t, cfg)
+	defer stop()
+	now := time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+	for i := range 12 {
+		if i > 1 {
+			// The meter's send interval (the scenario, not a wait for a
+			// result): 250 ms real, longer than the read timeout, is
+			// 250 s on the fast clock, far past the silence timeout.
+			time.Sleep(250 * time.Millisecond)
+		}
+		before := r.Status().Telegrams
+		eventually(t, 20*time.Second, "the next telegram", func() bool {
+			if r.Status().Telegrams > before {
+				return true
+			}
+			now = now.Add(time.Second)
+			if _, err := p.Write(m.Telegram(now)); err != nil {
+				t.Fatal(err)
+			}
+			return false
+		})
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, st := range rec.statuses {
+		if !st.Online {
+			t.Fatalf("went offline with telegrams arriving: %+v", st)
+		}
+	}
+	if st := r.Status(); st.LastTelegram.Before(base.Add(time.Minute)) {
+		t.Errorf("status times should come from the configured clock: last telegram %v, start %v", st.LastTelegram, base)
+	}
+}
