@@ -59,7 +59,7 @@ arrived (--once and --count wait one minute unless --timeout says otherwise).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.port, "port", "", "serial device, e.g. /dev/ttyUSB0 (see `commons meter ports`)")
+	f.StringVar(&o.port, "port", "", "serial `DEVICE`, e.g. /dev/ttyUSB0 (list them with: commons meter ports)")
 	f.IntVar(&o.baud, "baud", 0, "baud rate (default from the protocol: 115200 for DSMR 4/5)")
 	f.StringVar(&o.format, "format", "", "character format such as 8N1 or 7E1 (default from the protocol and baud)")
 	f.StringVar(&o.protocol, "protocol", "auto", "meter protocol: "+knownProtocols())

@@ -49,7 +49,7 @@ RTU requests (read it with --protocol modbus).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.protocol, "protocol", "dsmr", "what the meter speaks: dsmr (DSMR 5 telegrams), sml (SML push), modbus (SDM630 answering requests)")
-	f.StringVar(&o.link, "link", "", "make PATH a symbolic link to the device while running")
+	f.StringVar(&o.link, "link", "", "make `PATH` a symbolic link to the device while running")
 	f.StringVar(&o.profile, "profile", sim.DefaultProfile, "household profile: "+strings.Join(sim.ProfileNames(), ", "))
 	f.Float64Var(&o.speed, "speed", 1, "simulated seconds per real second")
 	f.Int64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same household")
