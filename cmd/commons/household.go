@@ -99,10 +99,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var name, port, protocol, listen, relay, tz string
-	var baud int
+	var name, port, protocol, listen, relay, tz, prodPort, prodModel string
+	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME [--meter PORT] [--protocol P] [--listen ADDR] [--relay URL]",
+		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR] [--relay URL]",
 		Short: "Create this household's identity and config; prints its id and invite",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -124,6 +124,10 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 			}
 			cfg.Relay = relay
 			cfg.Timezone = tz
+			cfg.FuseA = fuseA
+			if prodPort != "" {
+				cfg.ProductionMeter = &node.ProductionMeterConfig{Port: prodPort, Protocol: "modbus", Slave: prodSlave, Model: prodModel}
+			}
 			id, err := node.Init(cmd.Context(), h, cfg)
 			if err != nil {
 				return nodeErr(err)
@@ -144,6 +148,10 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly")
 	f.StringVar(&relay, "relay", "", "community hub URL, e.g. nats://hub:4222")
 	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
+	f.StringVar(&prodPort, "production-meter", "", "serial port of a Modbus production meter on the solar inverter's line, e.g. /dev/ttyUSB1")
+	f.StringVar(&prodModel, "production-model", "sdm630", "production meter model: sdm630 or sdm120")
+	f.IntVar(&prodSlave, "production-slave", 1, "production meter Modbus slave id")
+	f.IntVar(&fuseA, "fuse", 0, "main fuse per phase in amperes, for the dashboard's phase bars (0 = unknown)")
 	return cmd
 }
 
@@ -328,6 +336,23 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "today:       imported %s, exported %s\n", node.FormatEnergy(st.Today.ImportWh), node.FormatEnergy(st.Today.ExportWh))
+			if p := st.Production; p != nil {
+				state := "offline"
+				if p.Online {
+					state = "online"
+				}
+				fmt.Fprintf(out, "production:  %s on %s, %s\n", p.Protocol, p.Port, state)
+				if p.PowerW != nil && p.ConsumptionW != nil {
+					fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
+				}
+				if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
+					fmt.Fprintf(out, "today:       produced %s, consumed %s", node.FormatEnergy(*st.Today.ProductionWh), node.FormatEnergy(*st.Today.ConsumptionWh))
+					if p.SelfConsumptionPct != nil {
+						fmt.Fprintf(out, ", %d %% of it used at home", *p.SelfConsumptionPct)
+					}
+					fmt.Fprintln(out)
+				}
+			}
 			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
 			return nil
 		},
