@@ -108,7 +108,7 @@ func (m Model) helpMap() helpMap {
 		nav = nil
 	case viewNeighbours:
 		if m.detail != "" {
-			here = []key.Binding{k.Back, withHelp(k.Pledge, "p", "pledge to them")}
+			here = []key.Binding{k.Back, withHelp(k.Pledge, "p", "pledge to them"), k.Cancel}
 		} else {
 			here = []key.Binding{k.Enter, withHelp(k.Pledge, "p", "pledge to selected")}
 		}

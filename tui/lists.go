@@ -116,10 +116,12 @@ func (m *Model) refreshLedger() {
 
 func (m *Model) refreshDetail() {
 	var rows []table.Row
+	m.detailIDs = m.detailIDs[:0]
 	if m.detail != "" {
 		for _, p := range m.state.Pledges {
 			if p.From == m.detail || p.To == m.detail {
 				rows = append(rows, m.pledgeRow(p))
+				m.detailIDs = append(m.detailIDs, p.ID)
 			}
 		}
 	}
@@ -239,10 +241,18 @@ func (m Model) selectedNeighbour() string {
 	return ""
 }
 
-func (m Model) selectedLedgerID() string {
-	c := m.ledger.Cursor()
-	if c >= 0 && c < len(m.ledgerIDs) {
-		return m.ledgerIDs[c]
+// selectedPledgeID is the pledge under the cursor in the ledger or in a
+// neighbour's history; "" elsewhere.
+func (m Model) selectedPledgeID() string {
+	t, ids := m.ledger, m.ledgerIDs
+	switch {
+	case m.view == viewNeighbours && m.detail != "":
+		t, ids = m.detailTbl, m.detailIDs
+	case m.view != viewLedger:
+		return ""
+	}
+	if c := t.Cursor(); c >= 0 && c < len(ids) {
+		return ids[c]
 	}
 	return ""
 }
@@ -259,11 +269,14 @@ func tableKey(t *table.Model, msg tea.KeyMsg) {
 func (m *Model) neighboursKey(msg tea.KeyMsg) tea.Cmd {
 	k := m.keys
 	if m.detail != "" {
-		if key.Matches(msg, k.Back) {
+		switch {
+		case key.Matches(msg, k.Back):
 			m.detail = ""
-			return nil
+		case key.Matches(msg, k.Cancel):
+			m.askCancel()
+		default:
+			tableKey(&m.detailTbl, msg)
 		}
-		tableKey(&m.detailTbl, msg)
 		return nil
 	}
 	if key.Matches(msg, k.Enter) {
@@ -276,6 +289,25 @@ func (m *Model) neighboursKey(msg tea.KeyMsg) tea.Cmd {
 	}
 	tableKey(&m.neigh, msg)
 	return nil
+}
+
+// askCancel opens the confirmation for cancelling the selected pledge, or
+// says why it cannot be cancelled.
+func (m *Model) askCancel() {
+	p, ok := m.pledgeByID(m.selectedPledgeID())
+	switch {
+	case !ok:
+		m.setNotice(true, "Select one of your pledges to cancel.")
+	case !p.Outgoing:
+		m.setNotice(true, "Pledge %s is a neighbour's: decline it with d instead.", shortID(p.ID))
+	case !p.State.Open():
+		m.setNotice(true, "Pledge %s is %s and can no longer be cancelled.", shortID(p.ID), p.State)
+	case !p.Start.After(m.now):
+		m.setNotice(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
+	default:
+		m.confirm = confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
+			fmtWh(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Start, p.End, m.loc))}
+	}
 }
 
 func (m *Model) ledgerKey(msg tea.KeyMsg) tea.Cmd {
@@ -294,20 +326,7 @@ func (m *Model) ledgerKey(msg tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	case key.Matches(msg, k.Cancel):
-		p, ok := m.pledgeByID(m.selectedLedgerID())
-		switch {
-		case !ok:
-			m.setNotice(true, "Select one of your pledges to cancel.")
-		case !p.Outgoing:
-			m.setNotice(true, "Pledge %s is a neighbour's: decline it with d instead.", shortID(p.ID))
-		case !p.State.Open():
-			m.setNotice(true, "Pledge %s is %s and can no longer be cancelled.", shortID(p.ID), p.State)
-		case !p.Start.After(m.now):
-			m.setNotice(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
-		default:
-			m.confirm = confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
-				fmtWh(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Start, p.End, m.loc))}
-		}
+		m.askCancel()
 		return nil
 	}
 	tableKey(&m.ledger, msg)

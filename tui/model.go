@@ -143,6 +143,7 @@ type Model struct {
 	neighIDs  []string // row -> neighbour id
 	detail    string   // neighbour id shown in detail; "" for the list
 	detailTbl table.Model
+	detailIDs []string // detail row -> pledge id
 
 	ledger     table.Model
 	ledgerIDs  []string // row -> pledge id
@@ -577,13 +578,11 @@ func (m *Model) setView(v view) {
 }
 
 // actionTarget is the incoming pledge that a or d answers: the selected
-// ledger row when it is an incoming open pledge, else the newest incoming
-// pledge waiting for an answer.
+// row (ledger or a neighbour's history) when it is an incoming open
+// pledge, else the newest incoming pledge waiting for an answer.
 func (m Model) actionTarget() string {
-	if m.view == viewLedger {
-		if p, ok := m.pledgeByID(m.selectedLedgerID()); ok && !p.Outgoing && p.State == StatePledged {
-			return p.ID
-		}
+	if p, ok := m.pledgeByID(m.selectedPledgeID()); ok && !p.Outgoing && p.State == StatePledged {
+		return p.ID
 	}
 	if p, ok := m.firstIncoming(); ok {
 		return p.ID

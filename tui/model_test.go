@@ -819,3 +819,23 @@ func TestStateReloadedWhenOld(t *testing.T) {
 		t.Error("a second reload was issued 5 s later")
 	}
 }
+
+func TestCancelFromNeighbourDetail(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 80, 24)
+	for _, k := range []string{"3", "j", "enter", "c"} { // Bob's history, first row: our open pledge
+		tm, _ = tm.Update(press(k))
+	}
+	m := tm.(Model)
+	if !m.confirm.open || m.confirm.id != "p1bob00001" {
+		t.Fatalf("confirm open=%v id=%q:\n%s", m.confirm.open, m.confirm.id, tm.View())
+	}
+	tm, cmd := tm.Update(press("y"))
+	if cmd == nil {
+		t.Fatal("no cancel command after y")
+	}
+	tm, _ = tm.Update(cmd())
+	if !slices.Contains(f.callLog(), "cancel p1bob00001") || !strings.Contains(tm.View(), "cancelled.") {
+		t.Errorf("calls %q, view:\n%s", f.callLog(), tm.View())
+	}
+}
