@@ -178,6 +178,24 @@ func TestDaemonSocket(t *testing.T) {
 		_, ok := pledgesOf(t, c, homes["B"])[offline.ID]
 		return ok
 	})
+	// B dies without cleaning up (kill -9, a power cut): its socket file
+	// stays. Commands fall back to opening the home themselves, and the
+	// next daemon replaces the stale socket.
+	db.cmd.Process.Kill()
+	<-db.done
+	if _, err := os.Lstat(filepath.Join(homes["B"], node.SocketFile)); err != nil {
+		t.Fatalf("after kill -9 the socket file should still be there: %v", err)
+	}
+	var accB pledgeJSON
+	c.json(&accB, "--home", homes["B"], "accept", offline.ID, "--json") // in-process, under the lock
+	if accB.State != "accepted" {
+		t.Errorf("accept with B's daemon dead: %+v", accB)
+	}
+	db = startDaemon(t, c, homes["B"])
+	waitSocket(t, homes["B"])
+	poll(t, "A to learn of the acceptance B signed while its daemon was dead", func() bool {
+		return pledgesOf(t, c, homes["A"])[offline.ID].State == "accepted"
+	})
 	for _, n := range []string{"A", "B", "C"} {
 		messageCount(t, c, homes[n]) // ledger verify passes
 	}
