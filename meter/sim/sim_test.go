@@ -327,3 +327,26 @@ func FuzzParseProfile(f *testing.F) {
 		}
 	})
 }
+
+// TestTelegramAutumnHour: the repeated hour of the autumn change is sent
+// twice as 02:30, once with S and once with W, and decodes to two
+// instants an hour apart.
+func TestTelegramAutumnHour(t *testing.T) {
+	first := time.Date(2025, 10, 26, 0, 30, 0, 0, time.UTC)
+	m := New(mustProfile(t, "home"), 1, first)
+	a, b := m.Telegram(first), m.Telegram(first.Add(time.Hour))
+	if !bytes.Contains(a, []byte("0-0:1.0.0(251026023000S)")) || !bytes.Contains(b, []byte("0-0:1.0.0(251026023000W)")) {
+		t.Fatalf("timestamps:\n%s\n%s", a[:80], b[:80])
+	}
+	ra, err := meter.DecodeDSMRTelegram(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := meter.DecodeDSMRTelegram(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ra.Time.Equal(first) || !rb.Time.Equal(first.Add(time.Hour)) {
+		t.Fatalf("decoded %v and %v, want %v and an hour later", ra.Time, rb.Time, first)
+	}
+}
