@@ -63,13 +63,15 @@ type live struct {
 
 	// The production meter, when one is configured.
 	prod       meter.Reading
-	prodAt     time.Time // when prod was received; zero = none yet
+	prodAt     time.Time // when prod was received (node clock); zero = none yet
+	prodSeen   time.Time // when prod was received, real time: the meter is polled in real time
 	prodHealth meter.Status
 }
 
-// productionMaxAge is how old the production meter's last reading may be
-// for it to count as the production now: three polling periods, at least
-// ten seconds.
+// productionMaxAge is how long ago (real time, as the meter is polled in
+// real time even when the node's clock is simulated) the production
+// meter's last reading may have arrived for it to count as the production
+// now: three polling periods, at least ten seconds.
 func (n *Node) productionMaxAge() time.Duration {
 	d := 10 * time.Second
 	if pm := n.cfg.ProductionMeter; pm != nil && pm.PollMS > 0 {
@@ -113,7 +115,7 @@ func (n *Node) Production() (r meter.Reading, w, wh meter.Optional, health meter
 func (n *Node) productionLocked() (r meter.Reading, w, wh meter.Optional, health meter.Status, ok bool) {
 	l := &n.live
 	health = l.prodHealth
-	if n.cfg.ProductionMeter == nil || l.prodAt.IsZero() || n.opts.Now().Sub(l.prodAt) > n.productionMaxAge() {
+	if n.cfg.ProductionMeter == nil || l.prodSeen.IsZero() || time.Since(l.prodSeen) > n.productionMaxAge() {
 		return r, w, wh, health, false
 	}
 	w, wh = production(&l.prod, n.cfg.ProductionMeter.Invert)
@@ -231,7 +233,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.onReading(ctx, agg, r)
 		case r := <-prodReadings:
 			n.live.mu.Lock()
-			n.live.prod, n.live.prodAt = r, n.opts.Now()
+			n.live.prod, n.live.prodAt, n.live.prodSeen = r, n.opts.Now(), time.Now()
 			n.live.prodHealth.Online, n.live.prodHealth.LastTelegram = true, n.live.prodAt
 			n.live.mu.Unlock()
 		case <-tick.C:
