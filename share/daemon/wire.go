@@ -65,8 +65,47 @@ type pledgeReq struct {
 
 // reading is meter.Reading with its plain field encoding: the contract's
 // JSON form (meter.Reading.MarshalJSON) has no decoder, and the client
-// needs the exact reading back.
-type reading meter.Reading
+// needs the exact reading back. Floating says which times carry no known
+// offset (meter.Floating), which JSON times cannot express.
+type reading struct {
+	R        plainReading `json:"r"`
+	Floating []string     `json:"floating,omitempty"` // "time", "gas", "water", "heat"
+}
+
+// plainReading has meter.Reading's fields without its MarshalJSON.
+type plainReading meter.Reading
+
+// floatingTimes lists r's times that are in meter.Floating.
+func floatingTimes(r *meter.Reading) map[string]*time.Time {
+	m := map[string]*time.Time{"time": &r.Time}
+	for name, sm := range map[string]*meter.SubMeter{"gas": r.Gas, "water": r.Water, "heat": r.Heat} {
+		if sm != nil {
+			m[name] = &sm.Time
+		}
+	}
+	return m
+}
+
+func toReading(r meter.Reading) reading {
+	w := reading{R: plainReading(r)}
+	for name, t := range floatingTimes(&r) {
+		if !t.IsZero() && t.Location() == meter.Floating {
+			w.Floating = append(w.Floating, name)
+		}
+	}
+	return w
+}
+
+func (w reading) reading() meter.Reading {
+	r := meter.Reading(w.R)
+	times := floatingTimes(&r)
+	for _, name := range w.Floating {
+		if t, ok := times[name]; ok && !t.IsZero() {
+			*t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), meter.Floating)
+		}
+	}
+	return r
+}
 
 // statusWire is node.Status with an exactly decodable reading.
 type statusWire struct {
@@ -80,7 +119,7 @@ type statusWire struct {
 func toStatusWire(s node.Status) statusWire {
 	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges}
 	if s.Reading != nil {
-		r := reading(*s.Reading)
+		r := toReading(*s.Reading)
 		w.Reading = &r
 	}
 	return w
@@ -89,7 +128,7 @@ func toStatusWire(s node.Status) statusWire {
 func (w statusWire) status() node.Status {
 	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges}
 	if w.Reading != nil {
-		r := meter.Reading(*w.Reading)
+		r := w.Reading.reading()
 		s.Reading = &r
 	}
 	return s
@@ -105,11 +144,11 @@ type liveWire struct {
 }
 
 func toLiveWire(l tui.Live) liveWire {
-	return liveWire{Reading: reading(l.Reading), HasReading: l.HasReading, ProductionW: l.ProductionW, Meter: l.Meter, Today: l.Today}
+	return liveWire{Reading: toReading(l.Reading), HasReading: l.HasReading, ProductionW: l.ProductionW, Meter: l.Meter, Today: l.Today}
 }
 
 func (w liveWire) live() tui.Live {
-	return tui.Live{Reading: meter.Reading(w.Reading), HasReading: w.HasReading, ProductionW: w.ProductionW, Meter: w.Meter, Today: w.Today}
+	return tui.Live{Reading: w.Reading.reading(), HasReading: w.HasReading, ProductionW: w.ProductionW, Meter: w.Meter, Today: w.Today}
 }
 
 // stateWire is tui.State on the wire.

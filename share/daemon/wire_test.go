@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share/node"
+)
+
+// TestReadingWire: a reading sent over the socket prints exactly the same
+// contract JSON (`status --json`) as in-process, floating meter times
+// included.
+func TestReadingWire(t *testing.T) {
+	p, err := sim.LoadProfile("home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 1, 21, 12, 0, 0, 0, time.UTC)
+	base := sim.New(p, 3, start).Reading(start.Add(90 * time.Second))
+	brussels, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(r *meter.Reading)
+	}{
+		{"simulated DSMR", func(r *meter.Reading) {}},
+		{"zone offset", func(r *meter.Reading) { r.Time = r.Time.In(brussels) }},
+		{"floating time", func(r *meter.Reading) {
+			r.Time = time.Date(2025, 3, 30, 2, 30, 0, 0, meter.Floating)
+		}},
+		{"floating gas time", func(r *meter.Reading) {
+			r.Gas = &meter.SubMeter{Channel: 1, DeviceType: 3, Milli: 1234567, Unit: "m3", Time: time.Date(2025, 1, 21, 12, 0, 0, 0, meter.Floating)}
+		}},
+		{"no time, registers", func(r *meter.Reading) {
+			r.Time = time.Time{}
+			r.Registers = []meter.Register{{ID: "1-0:16.7.0*255", Value: "-299.12", Unit: "W", Raw: -29912, Scaler: -2}}
+			r.PowerAbsW = meter.Some(299)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base
+			if base.Gas != nil {
+				g := *base.Gas
+				r.Gas = &g
+			}
+			tt.edit(&r)
+			want, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(toStatusWire(node.Status{Reading: &r}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w statusWire
+			if err := json.Unmarshal(b, &w); err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.Marshal(w.status().Reading)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("over the socket\n%s\nin-process\n%s", got, want)
+			}
+		})
+	}
+}
