@@ -176,3 +176,46 @@ func benchKey(b *testing.B, h node.Home) ed25519.PrivateKey {
 	}
 	return ed25519.NewKeyFromSeed(k.Seed())
 }
+
+// BenchmarkPledge signs and durably stores one pledge per op, in-process
+// and through the local socket (what `commons pledge` costs while a daemon
+// runs, without the process start).
+func BenchmarkPledge(b *testing.B) {
+	ctx := context.Background()
+	ha := benchHome(b, "Alice")
+	hx := benchHome(b, "Xavier")
+	benchBefriend(b, ha, hx)
+	rt, err := Open(ctx, ha, Options{Socket: true, Listen: ListenOff})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(rctx) }()
+	defer func() {
+		stop()
+		<-done
+		rt.Close()
+	}()
+	c, err := Connect(ctx, ha)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	start, end, err := node.ParseWindow("next-hour", time.Now(), c.Calendar())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		hh   node.Household
+	}{{"in-process", rt.Node()}, {"socket", c}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := bc.hh.Pledge(ctx, node.PledgeRequest{To: "Xavier", EnergyWh: int64(1 + i%1000), Start: start, End: end}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
