@@ -53,6 +53,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte(`{"name":"Alice","listen":"127.0.0.1:7420","meter":{"protocol":"auto"},"community":{"name":"commons","slot_seconds":900,"allocation_key":"pro-rata"}}`))
 	f.Add([]byte(`{"name":"","community":{"slot_seconds":7}}`))
 	f.Add([]byte(`{"name":"A","timezone":"Mars/Olympus"}`))
+	f.Add([]byte(`{"name":"A","community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"fuse_a":25,"production_meter":{"port":"/dev/ttyUSB1","protocol":"modbus","slave":2,"model":"sdm120","format":"8E1","poll_ms":500,"invert":true}}`))
 	dir := f.TempDir()
 	h := Home{ConfigDir: dir, DataDir: dir}
 	f.Fuzz(func(t *testing.T, data []byte) {
