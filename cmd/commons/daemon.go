@@ -30,13 +30,16 @@ meter and the signing key have one owner. Logs go to stderr. SIGTERM or SIGINT s
 cleanly: pending aggregates are written, the ledger closed, the socket removed.
 
 --auto-accept accepts incoming pledges up to that energy without asking (from the
-neighbours named with --auto-accept-from, or from every neighbour); without it every
-incoming pledge waits for the household (commons accept ID).
+neighbours named with --auto-accept-from, or from every neighbour); without it the
+config's "auto_accept" applies, and without that every incoming pledge waits for the
+household (commons accept ID).
 
---ssh-listen serves the dashboard over SSH, one screen per session, to the public keys listed
-in authorized_keys in the home's config folder (the host key is made on first start in
-ssh_host_ed25519 in the data folder). --metrics-listen serves the meter's health, power and registers, the published status, the
-ledger's size and the neighbour links in the Prometheus text format at /metrics.`,
+--ssh-listen serves the dashboard over SSH, one screen per session, to the public keys
+listed in authorized_keys in the home's config folder (the host key is made on first
+start: ssh_host_ed25519 in the data folder).
+
+--metrics-listen serves the meter's health, power and registers, the published status,
+the ledger's size and the neighbour links in the Prometheus text format at /metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
