@@ -549,9 +549,8 @@ func (m Model) chartsView() string {
 	if !m.haveAgg {
 		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
 	}
-	return lipgloss.JoinVertical(lipgloss.Left,
-		clip(liveTitle, m.width), live, clip(m.legend(), m.width),
-		clip(histTitle, m.width), hist, clip(m.legend(), m.width))
+	legend := clip(m.legend(), m.width)
+	return strings.Join([]string{clip(liveTitle, m.width), live, legend, clip(histTitle, m.width), hist, legend}, "\n")
 }
 
 func fmtDur(d time.Duration) string {

@@ -57,7 +57,7 @@ func (m Model) overviewView() string {
 		return top
 	}
 	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.liveWin])+" · ") + m.legend()
-	return lipgloss.JoinVertical(lipgloss.Left, top, clip(title, m.width), m.liveChart)
+	return top + "\n" + clip(title, m.width) + "\n" + m.liveChart // no re-measuring of the chart's lines per frame
 }
 
 func (m Model) overviewTop() string {
