@@ -50,14 +50,24 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("read dashboard settings: %w", err)
 	}
+	c, err = parseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("dashboard settings %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// parseConfig reads the settings file's bytes.
+func parseConfig(b []byte) (Config, error) {
+	var c Config
 	if len(b) > 64<<10 {
-		return c, fmt.Errorf("dashboard settings %s: larger than 64 KiB; it should hold a few lines of JSON", path)
+		return Config{}, errors.New("larger than 64 KiB; it should hold a few lines of JSON")
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("dashboard settings %s: %w (expected e.g. {\"colour\": \"256\", \"background\": \"light\"})", path, err)
+		return Config{}, fmt.Errorf("%w (expected e.g. {\"colour\": \"256\", \"background\": \"light\"})", err)
 	}
 	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("dashboard settings %s: %w", path, err)
+		return Config{}, err
 	}
 	return c, nil
 }

@@ -55,3 +55,22 @@ func TestConfigPathIsXDG(t *testing.T) {
 		t.Errorf("ConfigPath = %q, %v", p, err)
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{`{}`, `{"colour": "256", "background": "light", "ascii": true}`, `{"colour": 5}`, `[`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseConfig(b)
+		if err != nil {
+			if c != (Config{}) {
+				t.Fatalf("error %v with settings %+v", err, c)
+			}
+			return
+		}
+		// whatever parses applies without error
+		if _, err := c.Apply(lipgloss.NewRenderer(io.Discard), Options{}); err != nil {
+			t.Fatalf("parsed %+v does not apply: %v", c, err)
+		}
+	})
+}
