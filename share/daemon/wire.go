@@ -109,15 +109,16 @@ func (w reading) reading() meter.Reading {
 
 // statusWire is node.Status with an exactly decodable reading.
 type statusWire struct {
-	Reading     *reading        `json:"reading"`
-	Meter       node.MeterState `json:"meter"`
-	Today       node.Today      `json:"today"`
-	Neighbours  int             `json:"neighbours"`
-	OpenPledges int             `json:"open_pledges"`
+	Reading     *reading              `json:"reading"`
+	Meter       node.MeterState       `json:"meter"`
+	Today       node.Today            `json:"today"`
+	Neighbours  int                   `json:"neighbours"`
+	OpenPledges int                   `json:"open_pledges"`
+	Production  *node.ProductionState `json:"production,omitempty"`
 }
 
 func toStatusWire(s node.Status) statusWire {
-	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges}
+	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production}
 	if s.Reading != nil {
 		r := toReading(*s.Reading)
 		w.Reading = &r
@@ -126,7 +127,7 @@ func toStatusWire(s node.Status) statusWire {
 }
 
 func (w statusWire) status() node.Status {
-	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges}
+	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production}
 	if w.Reading != nil {
 		r := w.Reading.reading()
 		s.Reading = &r

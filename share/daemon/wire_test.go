@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -70,5 +71,36 @@ func TestReadingWire(t *testing.T) {
 				t.Errorf("over the socket\n%s\nin-process\n%s", got, want)
 			}
 		})
+	}
+}
+
+// TestStatusWireFields: every field of node.Status crosses the socket;
+// a field added to node.Status without its wire twin fails here.
+func TestStatusWireFields(t *testing.T) {
+	st, wt := reflect.TypeOf(node.Status{}), reflect.TypeOf(statusWire{})
+	for i := range st.NumField() {
+		f := st.Field(i)
+		w, ok := wt.FieldByName(f.Name)
+		if !ok || w.Tag.Get("json") != f.Tag.Get("json") {
+			t.Errorf("node.Status.%s (json %q) has no twin in statusWire", f.Name, f.Tag.Get("json"))
+		}
+	}
+	// And the values come back: all but the reading compared as JSON.
+	pw, cw := int64(1800), int64(700)
+	in := node.Status{Meter: node.MeterState{Online: true, Port: "/dev/ttyUSB0", Protocol: "dsmr"},
+		Today: node.Today{ImportWh: 5, ExportWh: 7}, Neighbours: 3, OpenPledges: 2,
+		Production: &node.ProductionState{MeterState: node.MeterState{Online: true, Port: "/dev/ttyUSB1", Protocol: "modbus"}, PowerW: &pw, ConsumptionW: &cw}}
+	b, err := json.Marshal(toStatusWire(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w statusWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(w.status())
+	want, _ := json.Marshal(in)
+	if string(got) != string(want) {
+		t.Errorf("status over the socket\n%s\nin-process\n%s", got, want)
 	}
 }
