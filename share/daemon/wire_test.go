@@ -9,6 +9,7 @@ import (
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/tui"
 )
 
 // TestReadingWire: a reading sent over the socket prints exactly the same
@@ -102,5 +103,22 @@ func TestStatusWireFields(t *testing.T) {
 	want, _ := json.Marshal(in)
 	if string(got) != string(want) {
 		t.Errorf("status over the socket\n%s\nin-process\n%s", got, want)
+	}
+}
+
+// TestTUIWireFields: every field of the dashboard's State and Live has a
+// twin on the wire, so a field added in package tui is not silently lost
+// by an attached dashboard.
+func TestTUIWireFields(t *testing.T) {
+	for _, pair := range [][2]reflect.Type{
+		{reflect.TypeOf(tui.State{}), reflect.TypeOf(stateWire{})},
+		{reflect.TypeOf(tui.Live{}), reflect.TypeOf(liveWire{})},
+	} {
+		for i := range pair[0].NumField() {
+			f := pair[0].Field(i)
+			if _, ok := pair[1].FieldByName(f.Name); !ok {
+				t.Errorf("tui.%s.%s has no twin in %s", pair[0].Name(), f.Name, pair[1].Name())
+			}
+		}
 	}
 }
