@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/commons-energy/commons/share/node"
@@ -40,4 +42,67 @@ func TestInitProductionMeterCLI(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "production_meter slave 999 is out of range") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Fatalf("bad slave: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// startSimulator runs `commons meter simulate` with args as a process and
+// waits for its pty link.
+func startSimulator(t *testing.T, c *cli, link string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(c.bin, append([]string{"meter", "simulate", "--link", link}, args...)...)
+	cmd.Env = c.env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	poll(t, "the simulated meter at "+link, func() bool { _, err := os.Stat(link); return err == nil })
+}
+
+// A two-meter home as real processes: a DSMR grid meter and an SDM630
+// production meter (`commons meter simulate --protocol modbus`) on two
+// ptys, `commons daemon` reading both, and `commons status` through the
+// daemon's socket showing production and consumption = production +
+// import - export.
+func TestTwoMeterDaemonCLI(t *testing.T) {
+	c := newCLI(t, buildCommons(t, t.TempDir()))
+	dir := t.TempDir()
+	sun := []string{"--profile", "solar-roof", "--seed", "3", "--start", "2025-06-21T10:00:00Z"}
+	startSimulator(t, c, filepath.Join(dir, "grid"), sun...)
+	startSimulator(t, c, filepath.Join(dir, "inverter"), append(sun, "--protocol", "modbus")...)
+	home := filepath.Join(dir, "home")
+	c.ok("--home", home, "init", "--name", "Sun", "--meter", filepath.Join(dir, "grid"), "--protocol", "dsmr",
+		"--production-meter", filepath.Join(dir, "inverter"), "--listen", "127.0.0.1:0")
+	d := startDaemon(t, c, home)
+	type statusJSON struct {
+		Reading *struct {
+			PowerImportW *int64 `json:"power_import_w"`
+			PowerExportW *int64 `json:"power_export_w"`
+		} `json:"reading"`
+		Production *struct {
+			Online       bool   `json:"online"`
+			Protocol     string `json:"protocol"`
+			PowerW       *int64 `json:"power_w"`
+			ConsumptionW *int64 `json:"consumption_w"`
+		} `json:"production"`
+	}
+	var st statusJSON
+	poll(t, "status with production and a grid reading", func() bool {
+		st = statusJSON{}
+		r := c.run("", "--home", home, "status", "--json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+			return false
+		}
+		return st.Reading != nil && st.Production != nil && st.Production.PowerW != nil
+	})
+	p, g := st.Production, st.Reading
+	if !p.Online || p.Protocol != "modbus" || *p.PowerW <= 0 || g.PowerImportW == nil || g.PowerExportW == nil {
+		t.Fatalf("status: production %+v, reading %+v", *p, *g)
+	}
+	if *p.ConsumptionW != *p.PowerW+*g.PowerImportW-*g.PowerExportW || *p.ConsumptionW <= 0 {
+		t.Fatalf("consumption %d W, production %d + import %d - export %d", *p.ConsumptionW, *p.PowerW, *g.PowerImportW, *g.PowerExportW)
+	}
+	out := c.ok("--home", home, "status")
+	if !strings.Contains(out, "production:  modbus on "+filepath.Join(dir, "inverter")+", online") || !strings.Contains(out, "producing ") {
+		t.Fatalf("status output:\n%s", out)
+	}
+	d.stop(t)
 }
