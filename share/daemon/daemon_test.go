@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +19,8 @@ import (
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/tui"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestSmoothed(t *testing.T) {
@@ -487,29 +486,41 @@ func checkMetrics(t *testing.T, rt *Runtime, c *Client) {
 		{`commons_neighbour_pull_failures{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v == 0 }},
 		{`commons_neighbour_last_pull_timestamp_seconds{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v > 0 }},
 	}
-	line := regexp.MustCompile(`^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9]+$`)
-	var body []byte
 	var failed string
 	eventually(t, "the metrics to agree with the household", func() bool {
 		resp, err := http.Get("http://" + rt.MetricsAddr() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("metrics: %d, %v", resp.StatusCode, err)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("metrics: status %d", resp.StatusCode)
+		}
+		// The Prometheus text parser itself checks the exposition format.
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("metrics are not in the text format: %v", err)
 		}
 		values := map[string]int64{}
-		for _, l := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
-			if strings.HasPrefix(l, "# HELP ") || strings.HasPrefix(l, "# TYPE ") {
-				continue
+		for name, f := range families {
+			for _, m := range f.GetMetric() {
+				key := name
+				for _, lp := range m.GetLabel() {
+					key += `{` + lp.GetName() + `="` + lp.GetValue() + `"}`
+				}
+				var v float64
+				switch {
+				case m.GetGauge() != nil:
+					v = m.GetGauge().GetValue()
+				case m.GetCounter() != nil:
+					v = m.GetCounter().GetValue()
+				}
+				values[key] = int64(v)
+				if float64(values[key]) != v {
+					t.Fatalf("metric %s = %v is not a whole number", key, v)
+				}
 			}
-			if !line.MatchString(l) {
-				t.Fatalf("metrics line %q is not in the text format", l)
-			}
-			k, v, _ := strings.Cut(l, " ")
-			values[k], _ = strconv.ParseInt(v, 10, 64)
 		}
 		for _, ck := range checks {
 			if v, ok := values[ck.key]; !ok || !ck.ok(v) {

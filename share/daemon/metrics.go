@@ -1,31 +1,40 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metricsPath is where the metrics listener answers.
 const metricsPath = "/metrics"
 
-// listenMetrics binds the metrics listener.
+// metricsScrapeTimeout bounds the ledger queries of one scrape.
+const metricsScrapeTimeout = 5 * time.Second
+
+// listenMetrics binds the metrics listener. The household is read at
+// scrape time by a collector, so nothing is kept or updated in between.
 func (rt *Runtime) listenMetrics(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics listen %s: %w; choose another address with --metrics-listen", addr, err)
 	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(householdCollector{rt: rt}); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+metricsPath, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		rt.writeMetrics(r.Context(), w)
-	})
+	mux.Handle("GET "+metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 2,
+		Timeout:             metricsScrapeTimeout,
+	}))
 	rt.metricsLn = ln
 	rt.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiRead, IdleTimeout: apiIdle}
 	return nil
@@ -40,45 +49,113 @@ func (rt *Runtime) MetricsAddr() string {
 	return rt.metricsLn.Addr().String()
 }
 
-// promWriter writes the Prometheus text exposition format (version 0.0.4).
-type promWriter struct {
-	w *bufio.Writer
+// Metric descriptions. Energy and power stay integers (Wh, W) as the meter
+// sends them; Prometheus carries them as exact float64 values.
+var (
+	descMeterOnline     = prometheus.NewDesc("commons_meter_online", "1 while the meter sends valid telegrams.", nil, nil)
+	descMeterTelegrams  = prometheus.NewDesc("commons_meter_telegrams_total", "Valid telegrams read since the daemon started.", nil, nil)
+	descMeterRejected   = prometheus.NewDesc("commons_meter_rejected_total", "Telegrams rejected (checksum, framing) since the daemon started.", nil, nil)
+	descMeterReconnects = prometheus.NewDesc("commons_meter_reconnects_total", "Times the serial port was reopened.", nil, nil)
+	descMeterLast       = prometheus.NewDesc("commons_meter_last_telegram_timestamp_seconds", "Unix time of the last valid telegram, 0 when none.", nil, nil)
+	descPowerImport     = prometheus.NewDesc("commons_power_import_watts", "Power drawn from the grid now, W.", nil, nil)
+	descPowerExport     = prometheus.NewDesc("commons_power_export_watts", "Power delivered to the grid now, W.", nil, nil)
+	descEnergyImport    = prometheus.NewDesc("commons_energy_import_wh_total", "The meter's import register, Wh.", nil, nil)
+	descEnergyExport    = prometheus.NewDesc("commons_energy_export_wh_total", "The meter's export register, Wh.", nil, nil)
+	descStatusSurplus   = prometheus.NewDesc("commons_status_surplus_watts", "Last published smoothed surplus (negative: need), W.", nil, nil)
+	descStatusAt        = prometheus.NewDesc("commons_status_published_timestamp_seconds", "Unix time of the last published status.", nil, nil)
+	descLedgerMessages  = prometheus.NewDesc("commons_ledger_messages", "Chain messages stored in the ledger.", nil, nil)
+	descPeerRequests    = prometheus.NewDesc("commons_peer_requests_total", "Authenticated requests from neighbours.", nil, nil)
+	descPeerAdded       = prometheus.NewDesc("commons_peer_messages_added_total", "Messages neighbours pushed that were stored.", nil, nil)
+	descPeerDuplicates  = prometheus.NewDesc("commons_peer_messages_duplicate_total", "Messages neighbours pushed that were already held.", nil, nil)
+	descPeerRejected    = prometheus.NewDesc("commons_peer_requests_rejected_total", "Neighbour requests answered with a 4xx status.", nil, nil)
+	descPeerLimited     = prometheus.NewDesc("commons_peer_requests_limited_total", "Neighbour requests answered 429 (rate limit).", nil, nil)
+	descNbFailures      = prometheus.NewDesc("commons_neighbour_pull_failures", "Consecutive failed pulls from the neighbour.", []string{"neighbour"}, nil)
+	descNbLastPull      = prometheus.NewDesc("commons_neighbour_last_pull_timestamp_seconds", "Unix time of the last successful pull from the neighbour, 0 when none.", []string{"neighbour"}, nil)
+	descNbDropped       = prometheus.NewDesc("commons_neighbour_push_dropped_total", "Messages not pushed to the neighbour (queue full or push failed; its next pull fetches them).", []string{"neighbour"}, nil)
+)
+
+// householdCollector reads the running household at scrape time. Values
+// the household does not have (no reading yet, no peer server) are left
+// out rather than reported as zero.
+type householdCollector struct {
+	rt *Runtime
 }
 
-// metric writes one family's help and type lines.
-func (p promWriter) family(name, typ, help string) {
-	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
-// sample writes one sample; labels are name, value pairs.
-func (p promWriter) sample(name string, v int64, labels ...string) {
-	p.w.WriteString(name)
-	if len(labels) > 0 {
-		p.w.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				p.w.WriteByte(',')
-			}
-			p.w.WriteString(labels[i])
-			p.w.WriteString(`="`)
-			p.w.WriteString(escapeLabel(labels[i+1]))
-			p.w.WriteByte('"')
-		}
-		p.w.WriteByte('}')
+// Describe implements prometheus.Collector.
+func (c householdCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descMeterOnline, descMeterTelegrams, descMeterRejected, descMeterReconnects, descMeterLast,
+		descPowerImport, descPowerExport, descEnergyImport, descEnergyExport,
+		descStatusSurplus, descStatusAt, descLedgerMessages,
+		descPeerRequests, descPeerAdded, descPeerDuplicates, descPeerRejected, descPeerLimited,
+		descNbFailures, descNbLastPull, descNbDropped,
+	} {
+		ch <- d
 	}
-	p.w.WriteByte(' ')
-	p.w.WriteString(strconv.FormatInt(v, 10))
-	p.w.WriteByte('\n')
 }
 
-func (p promWriter) one(name, typ, help string, v int64) {
-	p.family(name, typ, help)
-	p.sample(name, v)
+// Collect implements prometheus.Collector.
+func (c householdCollector) Collect(ch chan<- prometheus.Metric) {
+	rt := c.rt
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+
+	r, has, health, running := rt.n.Latest()
+	gauge(descMeterOnline, b2i(running && health.Online))
+	counter(descMeterTelegrams, health.Telegrams)
+	counter(descMeterRejected, health.Rejected)
+	counter(descMeterReconnects, health.Reconnects)
+	gauge(descMeterLast, unix(health.LastTelegram))
+	if has {
+		if r.PowerImportW.OK {
+			gauge(descPowerImport, r.PowerImportW.V)
+		}
+		if r.PowerExportW.OK {
+			gauge(descPowerExport, r.PowerExportW.V)
+		}
+		if r.EnergyImport.Total.OK {
+			ch <- prometheus.MustNewConstMetric(descEnergyImport, prometheus.CounterValue, float64(r.EnergyImport.Total.V))
+		}
+		if r.EnergyExport.Total.OK {
+			ch <- prometheus.MustNewConstMetric(descEnergyExport, prometheus.CounterValue, float64(r.EnergyExport.Total.V))
+		}
+	}
+
+	rt.statusMu.Lock()
+	st := rt.status
+	rt.statusMu.Unlock()
+	if st.published {
+		gauge(descStatusSurplus, st.net)
+		gauge(descStatusAt, st.at.Unix())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), metricsScrapeTimeout)
+	defer cancel()
+	if n, err := rt.n.Ledger().Count(ctx); err == nil {
+		gauge(descLedgerMessages, n)
+	} else {
+		ch <- prometheus.NewInvalidMetric(descLedgerMessages, fmt.Errorf("count ledger messages: %w", err))
+	}
+
+	if rt.server != nil {
+		s := rt.server.Stats()
+		counter(descPeerRequests, uint64(s.Requests))
+		counter(descPeerAdded, uint64(s.Added))
+		counter(descPeerDuplicates, uint64(s.Duplicates))
+		counter(descPeerRejected, uint64(s.Rejected))
+		counter(descPeerLimited, uint64(s.Limited))
+	}
+	for _, ps := range rt.sync.State() {
+		id := ps.ID.String()
+		gauge(descNbFailures, int64(ps.Failures), id)
+		gauge(descNbLastPull, unix(ps.LastOK), id)
+		counter(descNbDropped, uint64(ps.Dropped), id)
+	}
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
 func b2i(b bool) int64 {
 	if b {
@@ -92,67 +169,4 @@ func unix(t time.Time) int64 {
 		return 0
 	}
 	return t.Unix()
-}
-
-// writeMetrics writes the household's metrics, read at this moment.
-func (rt *Runtime) writeMetrics(ctx context.Context, w io.Writer) {
-	p := promWriter{w: bufio.NewWriter(w)}
-	defer p.w.Flush()
-
-	r, has, health, running := rt.n.Latest()
-	p.one("commons_meter_online", "gauge", "1 while the meter sends valid telegrams.", b2i(running && health.Online))
-	p.one("commons_meter_telegrams_total", "counter", "Valid telegrams read since the daemon started.", int64(health.Telegrams))
-	p.one("commons_meter_rejected_total", "counter", "Telegrams rejected (checksum, framing) since the daemon started.", int64(health.Rejected))
-	p.one("commons_meter_reconnects_total", "counter", "Times the serial port was reopened.", int64(health.Reconnects))
-	p.one("commons_meter_last_telegram_timestamp_seconds", "gauge", "Unix time of the last valid telegram, 0 when none.", unix(health.LastTelegram))
-	if has {
-		if r.PowerImportW.OK {
-			p.one("commons_power_import_watts", "gauge", "Power drawn from the grid now, W.", r.PowerImportW.V)
-		}
-		if r.PowerExportW.OK {
-			p.one("commons_power_export_watts", "gauge", "Power delivered to the grid now, W.", r.PowerExportW.V)
-		}
-		if r.EnergyImport.Total.OK {
-			p.one("commons_energy_import_wh_total", "counter", "The meter's import register, Wh.", r.EnergyImport.Total.V)
-		}
-		if r.EnergyExport.Total.OK {
-			p.one("commons_energy_export_wh_total", "counter", "The meter's export register, Wh.", r.EnergyExport.Total.V)
-		}
-	}
-
-	rt.statusMu.Lock()
-	st := rt.status
-	rt.statusMu.Unlock()
-	if st.published {
-		p.one("commons_status_surplus_watts", "gauge", "Last published smoothed surplus (negative: need), W.", st.net)
-		p.one("commons_status_published_timestamp_seconds", "gauge", "Unix time of the last published status.", st.at.Unix())
-	}
-
-	if n, err := rt.n.Ledger().Count(ctx); err == nil {
-		p.one("commons_ledger_messages", "gauge", "Chain messages stored in the ledger.", n)
-	}
-
-	if rt.server != nil {
-		s := rt.server.Stats()
-		p.one("commons_peer_requests_total", "counter", "Authenticated requests from neighbours.", int64(s.Requests))
-		p.one("commons_peer_messages_added_total", "counter", "Messages neighbours pushed that were stored.", int64(s.Added))
-		p.one("commons_peer_messages_duplicate_total", "counter", "Messages neighbours pushed that were already held.", int64(s.Duplicates))
-		p.one("commons_peer_requests_rejected_total", "counter", "Neighbour requests answered with a 4xx status.", int64(s.Rejected))
-		p.one("commons_peer_requests_limited_total", "counter", "Neighbour requests answered 429 (rate limit).", int64(s.Limited))
-	}
-	peers := rt.sync.State()
-	if len(peers) > 0 {
-		p.family("commons_neighbour_pull_failures", "gauge", "Consecutive failed pulls from the neighbour.")
-		for _, ps := range peers {
-			p.sample("commons_neighbour_pull_failures", int64(ps.Failures), "neighbour", ps.ID.String())
-		}
-		p.family("commons_neighbour_last_pull_timestamp_seconds", "gauge", "Unix time of the last successful pull from the neighbour, 0 when none.")
-		for _, ps := range peers {
-			p.sample("commons_neighbour_last_pull_timestamp_seconds", unix(ps.LastOK), "neighbour", ps.ID.String())
-		}
-		p.family("commons_neighbour_push_dropped_total", "counter", "Messages not pushed to the neighbour (queue full or push failed; its next pull fetches them).")
-		for _, ps := range peers {
-			p.sample("commons_neighbour_push_dropped_total", int64(ps.Dropped), "neighbour", ps.ID.String())
-		}
-	}
 }
