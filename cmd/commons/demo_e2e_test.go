@@ -27,7 +27,7 @@ func newTmux(tb testing.TB, dir string, w, h int, command string) *tmuxTerm {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		tb.Skip("tmux is not installed (test.sh installs it): the terminal end-to-end test needs a real terminal")
 	}
-	s := &tmuxTerm{tb: tb, sock: filepath.Join(dir, "tmux.sock"), name: "e2e"}
+	s := &tmuxTerm{tb: tb, sock: filepath.Join(dir, fmt.Sprintf("tmux-%d.sock", time.Now().UnixNano())), name: "e2e"}
 	tb.Cleanup(func() { exec.Command("tmux", "-S", s.sock, "kill-server").Run() })
 	s.tmux("new-session", "-d", "-s", s.name, "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), command)
 	return s
@@ -264,4 +264,202 @@ func TestDashboardFirstRun(t *testing.T) {
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Errorf("the first-run message created %s (stat: %v)", home, err)
 	}
+}
+
+// Benchmarks of the dashboard in a real terminal (numbers in
+// docs/BENCHMARKS.md, "dashboard and demo"). Run them one at a time with
+// -benchtime=1x for the idle ones: each idle run watches the process for
+// idleWindow.
+
+// idleWindow is how long the idle benchmarks watch the process.
+const idleWindow = 60 * time.Second
+
+// clockTicks is the kernel's USER_HZ, the unit of utime/stime in
+// /proc/PID/stat (100 on every Linux this runs on).
+const clockTicks = 100
+
+// benchHome initialises a household whose meter is a `commons meter
+// simulate` process (1 telegram/s over a real pty) and returns its home.
+func benchHome(b *testing.B, dir, bin string) string {
+	b.Helper()
+	link := filepath.Join(dir, "meter")
+	sim := exec.Command(bin, "meter", "simulate", "--link", link)
+	if err := sim.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sim.Process.Signal(syscall.SIGTERM); sim.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(link); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the simulated meter did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	home := filepath.Join(dir, "home")
+	out, err := exec.Command(bin, "--home", home, "init", "--name", "Bench", "--meter", link, "--listen", "127.0.0.1:0").CombinedOutput()
+	if err != nil {
+		b.Fatalf("init: %v\n%s", err, out)
+	}
+	return home
+}
+
+// firstFrame starts command in a fresh tmux session whose shell waits for
+// a line first, then sends that line (the person pressing Enter) and
+// returns how long it took from there until the screen showed all of
+// marks (polled every 2 ms). tmux's own start-up is not counted.
+func firstFrame(b *testing.B, dir, command string, marks ...string) (*tmuxTerm, time.Duration) {
+	b.Helper()
+	term := newTmux(b, dir, 120, 40, "read go; "+command)
+	term.waitFor("the waiting shell", 10*time.Second, func(string) bool { return true })
+	cond := contains(marks...)
+	start := time.Now()
+	term.keys("Enter")
+	deadline := start.Add(30 * time.Second)
+	for {
+		if cond(term.screen()) {
+			return term, time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no dashboard after 30 s:\n%s", term.screen())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// quit presses q and waits for the session to end.
+func (s *tmuxTerm) quit(b *testing.B) {
+	s.keys("q")
+	deadline := time.Now().Add(20 * time.Second)
+	for exec.Command("tmux", "-S", s.sock, "has-session", "-t", s.name).Run() == nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("the dashboard did not quit:\n%s", s.screen())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkDashboardFirstFrame: from Enter on a shell line to the bare
+// `commons` dashboard on screen (household opened in-process), and to its
+// first reading. For scale it also reports the same measurement for a
+// shell echo of the marker (what tmux and the polling cost) and for
+// `commons --help` (what starting the binary costs).
+func BenchmarkDashboardFirstFrame(b *testing.B) {
+	dir := b.TempDir()
+	bin := buildCommons(b, dir)
+	home := benchHome(b, dir, bin)
+	var frame, data, harness, help time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		term, f := firstFrame(b, dir, "echo 1 Over''view; exec sleep 60", "1 Overview")
+		harness += f
+		term.tmux("kill-server")
+		term, f = firstFrame(b, dir, bin+" --help; exec sleep 60", "Available Commands")
+		help += f
+		term.tmux("kill-server")
+		term, f = firstFrame(b, dir, "exec "+bin+" --home "+home, "1 Overview")
+		start := time.Now()
+		term.waitFor("a reading", 30*time.Second, contains("online · last telegram"))
+		frame += f
+		data += f + time.Since(start)
+		term.quit(b)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(frame.Milliseconds())/n, "ms/first-frame")
+	b.ReportMetric(float64(data.Milliseconds())/n, "ms/first-reading")
+	b.ReportMetric(float64(harness.Milliseconds())/n, "ms/echo-baseline")
+	b.ReportMetric(float64(help.Milliseconds())/n, "ms/help-baseline")
+}
+
+func BenchmarkDemoFirstFrame(b *testing.B) {
+	dir := b.TempDir()
+	bin := buildCommons(b, dir)
+	var frame time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		term, f := firstFrame(b, dir, "exec env TMPDIR="+dir+" "+bin+" demo", "1 Overview", "online · last telegram")
+		frame += f
+		term.quit(b)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(frame.Milliseconds())/float64(b.N), "ms/first-frame")
+}
+
+// BenchmarkDashboardIdle: the bare `commons` (household in-process, meter
+// at 1 telegram/s) watched for idleWindow: CPU share of one core and RSS.
+func BenchmarkDashboardIdle(b *testing.B) {
+	dir := b.TempDir()
+	bin := buildCommons(b, dir)
+	home := benchHome(b, dir, bin)
+	benchIdle(b, dir, "exec "+bin+" --home "+home)
+}
+
+// BenchmarkDemoIdle: the whole `commons demo` process (five households,
+// five simulated meters, the peers and the dashboard) watched for
+// idleWindow.
+func BenchmarkDemoIdle(b *testing.B) {
+	dir := b.TempDir()
+	bin := buildCommons(b, dir)
+	benchIdle(b, dir, "exec env TMPDIR="+dir+" "+bin+" demo")
+}
+
+func benchIdle(b *testing.B, dir, command string) {
+	for i := 0; i < b.N; i++ {
+		term, _ := firstFrame(b, dir, command, "1 Overview", "online · last telegram")
+		pid, err := strconv.Atoi(strings.TrimSpace(term.tmux("display-message", "-p", "-t", term.name, "#{pane_pid}")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Let start-up settle (first State, charts, catch-up), then watch.
+		time.Sleep(5 * time.Second)
+		t0, c0 := time.Now(), cpuTicks(b, pid)
+		time.Sleep(idleWindow)
+		t1, c1 := time.Now(), cpuTicks(b, pid)
+		rss, hwm := memKB(b, pid)
+		term.quit(b)
+		cpu := float64(c1-c0) / clockTicks / t1.Sub(t0).Seconds() * 100
+		b.ReportMetric(cpu, "%cpu")
+		b.ReportMetric(float64(rss)/1024, "MB-rss")
+		b.ReportMetric(float64(hwm)/1024, "MB-rss-peak")
+	}
+}
+
+// cpuTicks is utime+stime of pid in clock ticks (/proc/PID/stat fields 14, 15).
+func cpuTicks(b *testing.B, pid int) int64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return ut + st
+}
+
+// memKB returns VmRSS and VmHWM of pid in kB.
+func memKB(b *testing.B, pid int) (rss, hwm int64) {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm
 }
