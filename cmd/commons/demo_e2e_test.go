@@ -234,6 +234,71 @@ func TestDemoSIGTERM(t *testing.T) {
 	}
 }
 
+// TestDashboardE2E runs the bare `commons` in a real terminal on an
+// initialised home, once with the household in-process and once attached
+// to a running daemon: the dashboard shows the household, other commands
+// reach it meanwhile through the local socket, q exits 0 and restores the
+// terminal; in-process the household is released on exit, attached the
+// daemon keeps running.
+func TestDashboardE2E(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (test.sh installs it): the terminal end-to-end test needs a real terminal")
+	}
+	bin := buildCommons(t, t.TempDir())
+	for _, attached := range []bool{false, true} {
+		name := map[bool]string{false: "in-process", true: "attached"}[attached]
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := newCLI(t, bin)
+			home := filepath.Join(dir, "alice")
+			c.ok("--home", home, "init", "--name", "Alice", "--listen", "127.0.0.1:0")
+			var d *daemonProc
+			if attached {
+				d = startDaemon(t, c, home)
+				poll(t, "the daemon's socket", func() bool { _, err := os.Stat(filepath.Join(home, "commons.sock")); return err == nil })
+			}
+			exitFile := filepath.Join(dir, "exit")
+			line := fmt.Sprintf("env %s TERM=xterm-256color %s --home %s", strings.Join(c.env, " "), bin, home)
+			term := newTmux(t, dir, 100, 30, shellLine(line, exitFile))
+			term.waitFor("the dashboard", 30*time.Second, contains("commons · Alice", "1 Overview", "Power now"))
+
+			// The household answers other commands meanwhile (through the socket).
+			var id idJSON
+			c.json(&id, "--home", home, "id", "--json")
+			if id.Name != "Alice" {
+				t.Fatalf("id while the dashboard runs: %+v", id)
+			}
+			if !attached {
+				r := c.run("", "--home", home, "daemon")
+				if r.code != exitFailure || !strings.Contains(r.stderr, "commons dashboard") {
+					t.Fatalf("a daemon on the dashboard's home: exit %d, stderr %q; want exit 1 naming the dashboard", r.code, r.stderr)
+				}
+			}
+
+			term.keys("q")
+			if got := waitFile(t, exitFile, 20*time.Second); strings.TrimSpace(got) != "EXIT=0" {
+				t.Fatalf("commons exited with %q, want EXIT=0", got)
+			}
+			scr := term.waitFor("the shell after the dashboard", 5*time.Second, contains("shell-after"))
+			if strings.Contains(scr, "Power now") {
+				t.Fatalf("the terminal still shows the dashboard after exit:\n%s", scr)
+			}
+			if attached {
+				if d.cmd.ProcessState != nil {
+					t.Fatal("quitting the attached dashboard stopped the daemon")
+				}
+				c.ok("--home", home, "status")
+				d.stop(t)
+				return
+			}
+			if _, err := os.Stat(filepath.Join(home, "commons.sock")); !os.IsNotExist(err) {
+				t.Errorf("the in-process dashboard left its socket behind (stat: %v)", err)
+			}
+			c.ok("--home", home, "neighbours", "list")
+		})
+	}
+}
+
 // TestDashboardFirstRun runs the bare `commons` on a home that was never
 // initialised: it prints how to start, exits 0, and creates nothing.
 func TestDashboardFirstRun(t *testing.T) {
