@@ -113,6 +113,6 @@ temporary folder):
 
 // dashboardFPS caps how often the dashboard flushes a changed screen. Bubble
 // Tea's renderer wakes this often even when nothing changed (its default
-// is 60); the dashboard changes about once a second, and 20 frames a
-// second still feels immediate when typing.
-const dashboardFPS = 20
+// is 60, about 1 % of a core on its own); the dashboard changes about once
+// a second, and a keypress still shows within 100 ms.
+const dashboardFPS = 10
