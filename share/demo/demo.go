@@ -66,7 +66,11 @@ type Household struct {
 	Home    node.Home
 	Runtime *daemon.Runtime
 	Meter   *sim.Server // the simulated meter's pseudo-terminal
-	bot     bool
+	// Production is the user's simulated production meter (an SDM630 on
+	// the inverter line, Modbus over its own pseudo-terminal); nil for
+	// the neighbours, which have a grid meter only.
+	Production *sim.ModbusServer
+	bot        bool
 }
 
 // Street is a running simulated street. Open it, Run it, then Close it.
@@ -214,6 +218,24 @@ func (s *Street) initHousehold(ctx, simCtx context.Context, h *Household, seed i
 	if err != nil {
 		return "", fmt.Errorf("simulated meter for %s: %w", h.Name, err)
 	}
+	var pm *node.ProductionMeterConfig
+	if h == s.User {
+		// The user's home is a two-meter home, so the dashboard shows
+		// production and consumption as measured. The production meter
+		// gets its own simulator (same profile, seed and start): a Meter
+		// is not safe for concurrent use.
+		sdm, err := sim.NewSDM(sim.New(prof, seed, s.clock.Now()), "sdm630")
+		if err != nil {
+			return "", err
+		}
+		h.Production, err = sim.ServeModbusPTY(simCtx, sdm, sim.ModbusServeOptions{Speed: s.clock.speed, Slave: 1})
+		if err != nil {
+			return "", fmt.Errorf("simulated production meter for %s: %w", h.Name, err)
+		}
+		// A poll every 2 simulated seconds, at most 4 a real second.
+		pm = &node.ProductionMeterConfig{Port: h.Production.Path(), Protocol: "modbus", Slave: 1, Model: "sdm630",
+			PollMS: max(250, int(2000/s.clock.speed))}
+	}
 	port, err := freePort()
 	if err != nil {
 		return "", err
@@ -222,6 +244,8 @@ func (s *Street) initHousehold(ctx, simCtx context.Context, h *Household, seed i
 	cfg.Listen = port
 	cfg.Timezone = Zone
 	cfg.Meter = node.MeterConfig{Port: h.Meter.Path(), Protocol: "dsmr"}
+	cfg.ProductionMeter = pm
+	cfg.FuseA = 25
 	cfg.Community.Name = "demo street"
 	cfg.Community.SlotSeconds = int(s.slot / time.Second)
 	id, err := node.Init(ctx, home, cfg)
@@ -319,6 +343,9 @@ func (s *Street) Close() error {
 	for _, h := range append([]*Household{s.User}, s.Neighbours...) {
 		if h != nil && h.Meter != nil {
 			<-h.Meter.Done()
+		}
+		if h != nil && h.Production != nil {
+			<-h.Production.Done()
 		}
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {

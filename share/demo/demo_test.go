@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share/node"
 )
 
 // TestStreet runs a street of the user and two neighbours: the user sees
@@ -25,11 +27,18 @@ func TestStreet(t *testing.T) {
 	go func() { done <- s.Run(runCtx) }()
 
 	user := s.User.Runtime.Node()
+	backend := node.TUIBackend(user)
 	deadline := time.Now().Add(60 * time.Second)
 	var statuses int
 	var incoming string
-	for time.Now().Before(deadline) && (statuses < 2 || incoming == "") {
+	var production bool
+	for time.Now().Before(deadline) && (statuses < 2 || incoming == "" || !production) {
 		time.Sleep(200 * time.Millisecond)
+		st, err := backend.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		production = st.Home.Production && st.Live.ProductionW.OK
 		nbs, err := user.Neighbours(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -58,8 +67,8 @@ func TestStreet(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("close: %v", err)
 	}
-	if statuses < 2 || incoming == "" {
-		t.Fatalf("after a minute the user saw %d neighbour statuses and incoming pledge %q; want 2 and one from Sofia", statuses, incoming)
+	if statuses < 2 || incoming == "" || !production {
+		t.Fatalf("after a minute the user saw %d neighbour statuses, incoming pledge %q, production measured %v; want 2, one from Sofia, true", statuses, incoming, production)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the street's folder %s is still there (stat: %v)", dir, err)
@@ -69,6 +78,13 @@ func TestStreet(t *testing.T) {
 		case <-h.Meter.Done():
 		default:
 			t.Errorf("%s's simulated meter still runs after Close", h.Name)
+		}
+		if h.Production != nil {
+			select {
+			case <-h.Production.Done():
+			default:
+				t.Errorf("%s's simulated production meter still runs after Close", h.Name)
+			}
 		}
 	}
 }
