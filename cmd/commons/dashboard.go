@@ -77,6 +77,17 @@ func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
 	if os.Getenv("TERM") == "linux" {
 		opts.ASCII = true // the Linux console has no braille
 	}
+	// The person's dashboard settings (colour, background, ASCII charts),
+	// useful over SSH where NO_COLOR and COLORTERM do not arrive.
+	if path, err := tui.ConfigPath(); err == nil {
+		cfg, err := tui.LoadConfig(path)
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		if opts, err = cfg.Apply(opts.Renderer, opts); err != nil {
+			return withCode(exitUsage, fmt.Errorf("dashboard settings %s: %w", path, err))
+		}
+	}
 	m := tui.New(b, opts)
 	// main turns SIGINT/SIGTERM into ctx's end. Bubble Tea's own signal
 	// handler would race it: it can block sending QuitMsg to an event loop

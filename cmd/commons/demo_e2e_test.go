@@ -528,3 +528,31 @@ func memKB(b *testing.B, pid int) (rss, hwm int64) {
 	}
 	return rss, hwm
 }
+
+// TestDashboardBadSettings: a dashboard settings file with an unknown
+// value stops the dashboard with one line naming the file (exit 2) and
+// leaves the household closed, before any terminal is touched.
+func TestDashboardBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	c := newCLI(t, buildCommons(t, dir))
+	home := filepath.Join(dir, "alice")
+	c.ok("--home", home, "init", "--name", "Alice", "--listen", "127.0.0.1:0")
+	var cfgHome string
+	for _, e := range c.env {
+		if v, ok := strings.CutPrefix(e, "XDG_CONFIG_HOME="); ok {
+			cfgHome = v
+		}
+	}
+	settings := filepath.Join(cfgHome, "commons", "dashboard.json")
+	if err := os.MkdirAll(filepath.Dir(settings), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(settings, []byte(`{"colour": "purple"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run("", "--home", home)
+	if r.code != exitUsage || !strings.Contains(r.stderr, settings) || !strings.Contains(r.stderr, `colour "purple" is unknown`) || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line naming %s and the bad colour", r.code, r.stderr, settings)
+	}
+	c.ok("--home", home, "status") // the household is not left locked
+}
