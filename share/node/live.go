@@ -66,6 +66,33 @@ type live struct {
 	prodAt     time.Time // when prod was received (node clock); zero = none yet
 	prodSeen   time.Time // when prod was received, real time: the meter is polled in real time
 	prodHealth meter.Status
+	// The production register of the reading before prod and when it
+	// arrived (node clock), to pace the register between polls.
+	prevWh meter.Optional
+	prevAt time.Time
+}
+
+// paceRegister returns the production register to aggregate with a grid
+// sample taken at t: the register moves from the previous production
+// reading's value to the latest one over one polling interval after the
+// latest arrived, so each grid sample carries a share of the production
+// even when the meter is polled far less often than the grid meter pushes
+// (a fast simulated clock). The values never go down and reach the
+// latest reading's register; energy is conserved.
+func paceRegister(prev meter.Optional, prevAt time.Time, latest meter.Optional, latestAt, t time.Time) meter.Optional {
+	if !latest.OK || !prev.OK || latest.V < prev.V || !latestAt.After(prevAt) {
+		return latest
+	}
+	step := latestAt.Sub(prevAt)
+	since := t.Sub(latestAt)
+	switch {
+	case since <= 0:
+		return prev
+	case since >= step:
+		return latest
+	}
+	// Exact integer share: (latest - prev) * since / step, in ms.
+	return meter.Some(prev.V + (latest.V-prev.V)*since.Milliseconds()/max(step.Milliseconds(), 1))
 }
 
 // productionMaxAge is how long ago (real time, as the meter is polled in
@@ -233,7 +260,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.onReading(ctx, agg, r)
 		case r := <-prodReadings:
 			n.live.mu.Lock()
-			n.live.prod, n.live.prodAt, n.live.prodSeen = r, n.opts.Now(), time.Now()
+			now := n.opts.Now()
+			if !n.live.prodAt.IsZero() {
+				_, n.live.prevWh = production(&n.live.prod, n.cfg.ProductionMeter.Invert)
+				n.live.prevAt = n.live.prodAt
+			}
+			n.live.prod, n.live.prodAt, n.live.prodSeen = r, now, time.Now()
 			n.live.prodHealth.Online, n.live.prodHealth.LastTelegram = true, n.live.prodAt
 			n.live.mu.Unlock()
 		case <-tick.C:
@@ -361,7 +393,9 @@ func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Re
 	n.publish(Event{Kind: EventLive, Sample: s})
 	if smp, ok := ledger.SampleFromReading(&r, now); ok {
 		if prodOK {
-			smp.ProductionWh = pwh
+			n.live.mu.Lock()
+			smp.ProductionWh = paceRegister(n.live.prevWh, n.live.prevAt, pwh, n.live.prodAt, now)
+			n.live.mu.Unlock()
 		}
 		flushed, err := agg.Add(ctx, smp)
 		if err != nil {

@@ -323,3 +323,60 @@ func TestProductionDirection(t *testing.T) {
 		t.Errorf("inverted: %+v %+v", w, wh)
 	}
 }
+
+// paceRegister spreads a production register step over the polling
+// interval after it arrived: never down, reaching the latest value, exact
+// integers.
+func TestPaceRegister(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	prevAt, latestAt := t0, t0.Add(10*time.Second)
+	prev, latest := meter.Some(1000), meter.Some(1100)
+	for _, tc := range []struct {
+		name string
+		at   time.Duration // after latestAt
+		want meter.Optional
+	}{
+		{"at arrival", 0, prev},
+		{"a quarter", 2500 * time.Millisecond, meter.Some(1025)},
+		{"half", 5 * time.Second, meter.Some(1050)},
+		{"almost", 9999 * time.Millisecond, meter.Some(1099)},
+		{"one interval later", 10 * time.Second, latest},
+		{"long after", time.Hour, latest},
+	} {
+		if got := paceRegister(prev, prevAt, latest, latestAt, latestAt.Add(tc.at)); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	// Without a usable previous reading (first reading, reset, no
+	// register) the latest value is used as it is.
+	for _, tc := range []struct {
+		name string
+		prev meter.Optional
+		at   time.Time
+	}{
+		{"no previous", meter.Optional{}, prevAt},
+		{"register went down", meter.Some(2000), prevAt},
+		{"same instant", prev, latestAt},
+	} {
+		if got := paceRegister(tc.prev, tc.at, latest, latestAt, latestAt.Add(time.Second)); got != latest {
+			t.Errorf("%s: %+v, want the latest %+v", tc.name, got, latest)
+		}
+	}
+	// Grid samples every second over three 10 s polls: the values never
+	// go down and end at the last register.
+	regs := []int64{1000, 1100, 1130, 1400}
+	last := int64(0)
+	for i := 1; i < len(regs); i++ {
+		pAt, lAt := t0.Add(time.Duration(i-1)*10*time.Second), t0.Add(time.Duration(i)*10*time.Second)
+		for s := 0; s < 10; s++ {
+			v := paceRegister(meter.Some(regs[i-1]), pAt, meter.Some(regs[i]), lAt, lAt.Add(time.Duration(s)*time.Second))
+			if v.V < last {
+				t.Fatalf("poll %d second %d: %d after %d", i, s, v.V, last)
+			}
+			last = v.V
+		}
+	}
+	if got := paceRegister(meter.Some(1130), t0.Add(20*time.Second), meter.Some(1400), t0.Add(30*time.Second), t0.Add(40*time.Second)); got.V != 1400 {
+		t.Fatalf("end %d, want 1400", got.V)
+	}
+}
