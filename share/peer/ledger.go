@@ -97,7 +97,10 @@ func classify(r ledger.Result) error {
 
 // LedgerNeighbours adapts a ledger's neighbour list to Neighbours. The
 // list is read from the database at most once per TTL (default 2 s), so a
-// neighbour added or removed takes effect within that time.
+// neighbour removed takes effect within that time. A household Known does
+// not find makes the list be read again at once (at most every
+// missRefresh), so a neighbour added a moment ago is not turned away until
+// the TTL runs out.
 type LedgerNeighbours struct {
 	L   *ledger.Ledger
 	TTL time.Duration
@@ -107,14 +110,23 @@ type LedgerNeighbours struct {
 	addrs map[share.HouseholdID]string
 }
 
+// missRefresh is how often at most a lookup miss rereads the list.
+const missRefresh = 250 * time.Millisecond
+
 func (n *LedgerNeighbours) load() map[share.HouseholdID]string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	ttl := n.TTL
 	if ttl <= 0 {
 		ttl = 2 * time.Second
 	}
-	if n.addrs != nil && time.Since(n.at) < ttl {
+	return n.loadWithin(ttl)
+}
+
+// loadWithin returns the list, reading it from the database when the
+// cached copy is older than maxAge.
+func (n *LedgerNeighbours) loadWithin(maxAge time.Duration) map[share.HouseholdID]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.addrs != nil && time.Since(n.at) < maxAge {
 		return n.addrs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -137,7 +149,10 @@ func (n *LedgerNeighbours) load() map[share.HouseholdID]string {
 
 // Known implements Neighbours.
 func (n *LedgerNeighbours) Known(id share.HouseholdID) bool {
-	_, ok := n.load()[id]
+	if _, ok := n.load()[id]; ok {
+		return true
+	}
+	_, ok := n.loadWithin(missRefresh)[id]
 	return ok
 }
 
