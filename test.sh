@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# tool:Debian package. tmux drives the dashboard end-to-end tests; ip
+# (iproute2) puts three daemons in their own network namespaces.
 need=()
-for tool in tmux socat; do
-	command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+for pair in tmux:tmux ip:iproute2; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
