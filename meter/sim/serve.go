@@ -40,26 +40,7 @@ type Server struct {
 // ctx ends; then it closes the device and removes the link. The simulated
 // clock starts at m.Start() and runs Speed times faster than the real one.
 func ServePTY(ctx context.Context, m *Meter, opts ServeOptions) (*Server, error) {
-	if opts.Speed == 0 {
-		opts.Speed = 1
-	}
-	if opts.Speed < 0 || opts.Speed > 1e6 {
-		return nil, fmt.Errorf("simulator speed %v out of range (0 < speed <= 1000000)", opts.Speed)
-	}
-	if opts.Interval <= 0 {
-		opts.Interval = time.Duration(float64(time.Second) / opts.Speed)
-	}
-	opts.Interval = max(opts.Interval, MinInterval)
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	p, err := OpenPTY(opts.Link)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{pty: p, done: make(chan struct{})}
-	go s.run(ctx, m, opts)
-	return s, nil
+	return serveFrames(ctx, opts, m.Start(), m.AppendTelegram)
 }
 
 // Path returns the device readers open.
@@ -82,35 +63,57 @@ func (s *Server) Err() error {
 	return s.err
 }
 
-func (s *Server) run(ctx context.Context, m *Meter, opts ServeOptions) {
-	var err error
-	defer func() {
-		if cerr := s.pty.Close(); err == nil {
-			err = cerr
-		}
-		s.mu.Lock()
-		s.err = err
-		s.mu.Unlock()
-		close(s.done)
-	}()
-	simStart := m.Start()
-	realStart := opts.Now()
-	buf := make([]byte, 0, 2048)
-	t := time.NewTicker(opts.Interval)
-	defer t.Stop()
-	for {
-		elapsed := opts.Now().Sub(realStart)
-		now := simStart.Add(time.Duration(float64(elapsed) * opts.Speed))
-		buf = m.AppendTelegram(buf[:0], now)
-		if _, werr := s.pty.Write(buf); werr != nil {
-			err = fmt.Errorf("simulated meter %s: %w", s.pty.Path(), werr)
-			return
-		}
-		s.telegrams.Add(1)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// serveFrames writes frame(now) on a new pseudo-terminal every interval of
+// real time, with the simulated clock starting at simStart and running
+// opts.Speed times faster.
+func serveFrames(ctx context.Context, opts ServeOptions, simStart time.Time, frame func(dst []byte, now time.Time) []byte) (*Server, error) {
+	if opts.Speed == 0 {
+		opts.Speed = 1
 	}
+	if opts.Speed < 0 || opts.Speed > 1e6 {
+		return nil, fmt.Errorf("simulator speed %v out of range (0 < speed <= 1000000)", opts.Speed)
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Duration(float64(time.Second) / opts.Speed)
+	}
+	opts.Interval = max(opts.Interval, MinInterval)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p, err := OpenPTY(opts.Link)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{pty: p, done: make(chan struct{})}
+	go func() {
+		var err error
+		defer func() {
+			if cerr := s.pty.Close(); err == nil {
+				err = cerr
+			}
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+			close(s.done)
+		}()
+		realStart := opts.Now()
+		t := time.NewTicker(opts.Interval)
+		defer t.Stop()
+		var buf []byte
+		for {
+			now := simStart.Add(time.Duration(float64(opts.Now().Sub(realStart)) * opts.Speed))
+			buf = frame(buf[:0], now)
+			if _, werr := s.pty.Write(buf); werr != nil {
+				err = fmt.Errorf("simulated meter %s: %w", s.pty.Path(), werr)
+				return
+			}
+			s.telegrams.Add(1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s, nil
 }
