@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -301,27 +302,7 @@ func (n *Node) newReader(out chan<- meter.Reading) (*meter.Reader, error) {
 		}
 		decName = "dsmr"
 	}
-	return meter.NewReader(meter.ReaderConfig{
-		Port: pc,
-		NewDecoder: func() meter.Decoder {
-			d, _ := meter.NewDecoder(decName, meter.DecoderOptions{})
-			return d
-		},
-		OnReading: func(r meter.Reading) {
-			select {
-			case out <- r:
-			default: // the run loop is behind: the next reading supersedes this one
-			}
-		},
-		OnStatus: func(st meter.Status) {
-			n.live.mu.Lock()
-			n.live.health = st
-			n.live.mu.Unlock()
-			n.publish(Event{Kind: EventState})
-		},
-		Logger: n.log,
-		Now:    n.opts.Now,
-	})
+	return n.reader(pc, decName, meter.DecoderOptions{}, out, func(st meter.Status) { n.live.health = st }, n.log)
 }
 
 // newProductionReader builds the reader of the production meter.
@@ -351,25 +332,33 @@ func (n *Node) newProductionReader(out chan<- meter.Reading) (*meter.Reader, err
 	if _, err := meter.NewDecoder(proto, opts); err != nil {
 		return nil, fmt.Errorf("production meter: %w", err)
 	}
+	return n.reader(pc, proto, opts, out, func(st meter.Status) { n.live.prodHealth = st }, n.log.With("meter", "production"))
+}
+
+// reader builds a meter reader on pc that decodes with the named decoder,
+// hands readings to out (dropping one when the run loop is behind: the
+// next supersedes it) and keeps its status with setHealth, which runs
+// under n.live.mu.
+func (n *Node) reader(pc meter.PortConfig, decoder string, opts meter.DecoderOptions, out chan<- meter.Reading, setHealth func(meter.Status), log *slog.Logger) (*meter.Reader, error) {
 	return meter.NewReader(meter.ReaderConfig{
 		Port: pc,
 		NewDecoder: func() meter.Decoder {
-			d, _ := meter.NewDecoder(proto, opts)
+			d, _ := meter.NewDecoder(decoder, opts)
 			return d
 		},
 		OnReading: func(r meter.Reading) {
 			select {
 			case out <- r:
-			default: // the run loop is behind: the next reading supersedes this one
+			default:
 			}
 		},
 		OnStatus: func(st meter.Status) {
 			n.live.mu.Lock()
-			n.live.prodHealth = st
+			setHealth(st)
 			n.live.mu.Unlock()
 			n.publish(Event{Kind: EventState})
 		},
-		Logger: n.log.With("meter", "production"),
+		Logger: log,
 		Now:    n.opts.Now,
 	})
 }
