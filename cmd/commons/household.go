@@ -146,7 +146,7 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
 	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly")
-	f.StringVar(&relay, "relay", "", "community hub URL, e.g. nats://hub:4222")
+	f.StringVar(&relay, "relay", "", "community hub URL to record in the config, e.g. nats://hub:4222 (not used yet: this version reaches neighbours directly)")
 	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
 	f.StringVar(&prodPort, "production-meter", "", "serial port of a Modbus production meter on the solar inverter's line, e.g. /dev/ttyUSB1")
 	f.StringVar(&prodModel, "production-model", "sdm630", "production meter model: sdm630 or sdm120")

@@ -269,6 +269,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	defer cancel()
 	id := rt.n.Identity()
 	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "home", rt.n.Home().String())
+	if id.Relay != "" {
+		rt.log.Warn("the configured relay is not used: this version reaches neighbours directly only", "relay", id.Relay)
+	}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
