@@ -14,6 +14,8 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
+
+	"github.com/commons-energy/commons/meter"
 )
 
 // asciiRenderer renders without colour, as under NO_COLOR, so goldens are
@@ -837,5 +839,36 @@ func TestCancelFromNeighbourDetail(t *testing.T) {
 	tm, _ = tm.Update(cmd())
 	if !slices.Contains(f.callLog(), "cancel p1bob00001") || !strings.Contains(tm.View(), "cancelled.") {
 		t.Errorf("calls %q, view:\n%s", f.callLog(), tm.View())
+	}
+}
+
+// A phase bar shows current, which has no direction; its colour says where
+// the phase's power flows, so an exporting phase does not wear the import
+// colour.
+func TestPhaseBarColourFollowsDirection(t *testing.T) {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.TrueColor)
+	r.SetHasDarkBackground(true)
+	o := testOptions(80, 24)
+	o.Renderer = r
+	m := New(newFake(), o)
+	exportFill := m.st.exportS.Render("█")
+	importFill := m.st.barFill.Render("█")
+	if exportFill == importFill {
+		t.Fatal("the export and import styles render alike; the test cannot tell them apart")
+	}
+	tests := []struct {
+		name string
+		ph   meter.Phase
+		want string
+	}{
+		{"exporting", meter.Phase{CurrentMA: meter.Some(10000), PowerExportW: meter.Some(2317), PowerImportW: meter.Some(0)}, exportFill},
+		{"importing", meter.Phase{CurrentMA: meter.Some(10000), PowerImportW: meter.Some(2300), PowerExportW: meter.Some(0)}, importFill},
+	}
+	for _, tt := range tests {
+		line := m.phaseLine(1, tt.ph, 25000, 20)
+		if !strings.Contains(line, strings.TrimSuffix(tt.want, "\x1b[0m")) {
+			t.Errorf("%s phase: bar not in the expected colour: %q", tt.name, line)
+		}
 	}
 }

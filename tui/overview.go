@@ -228,7 +228,13 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 		ma := ph.CurrentMA.V
 		fill := int(ma * int64(barW) / scaleMA)
 		fill = max(0, min(fill, barW))
+		// The bar is current, which has no direction: colour it by where
+		// the phase's power flows, so an exporting phase does not look
+		// like an importing one.
 		fillStyle := st.barFill
+		if ph.PowerExportW.OK && ph.PowerExportW.V > 0 {
+			fillStyle = st.exportS
+		}
 		if ma*10 >= scaleMA*9 {
 			fillStyle = st.barOver
 		}
