@@ -9,6 +9,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
@@ -31,6 +32,13 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 		firstRun(cmd.OutOrStdout(), g, h)
 		return nil
 	}
+	opts, err := dashboardOptions()
+	if err != nil {
+		return err
+	}
+	if err := needTerminal("the dashboard"); err != nil {
+		return err
+	}
 	cfg, err := node.LoadConfig(h)
 	if err != nil {
 		return withCode(exitFailure, err)
@@ -39,9 +47,10 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	if err != nil {
 		return withCode(exitFailure, fmt.Errorf("%s: %w", h.ConfigPath(), err))
 	}
+	opts.Location = loc
 	if c, err := daemonpkg.Connect(ctx, h); err == nil {
 		defer c.Close()
-		return runTUI(ctx, c.TUI(), tui.Options{Location: loc})
+		return runTUI(ctx, c.TUI(), opts)
 	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
 		return withCode(exitFailure, err)
 	}
@@ -53,7 +62,7 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(runCtx) }()
-	tuiErr := runTUI(ctx, node.TUIBackend(rt.Node()), tui.Options{Location: loc})
+	tuiErr := runTUI(ctx, node.TUIBackend(rt.Node()), opts)
 	stop()
 	runErr := <-done
 	if err := rt.Close(); err != nil && runErr == nil {
@@ -68,26 +77,35 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	return nil
 }
 
+// dashboardOptions prepares how the dashboard looks: the terminal's
+// renderer, line characters on the Linux console (no braille there), and
+// the person's settings file (colour, background, ASCII charts), useful
+// over SSH where NO_COLOR and COLORTERM do not arrive. A bad settings file
+// is a usage error naming it.
+func dashboardOptions() (tui.Options, error) {
+	opts := tui.Options{Renderer: lipgloss.DefaultRenderer()}
+	if os.Getenv("TERM") == "linux" {
+		opts.ASCII = true
+	}
+	path, err := tui.ConfigPath()
+	if err != nil {
+		return opts, nil
+	}
+	cfg, err := tui.LoadConfig(path)
+	if err != nil {
+		return opts, withCode(exitUsage, err)
+	}
+	if opts, err = cfg.Apply(opts.Renderer, opts); err != nil {
+		return opts, withCode(exitUsage, fmt.Errorf("dashboard settings %s: %w", path, err))
+	}
+	return opts, nil
+}
+
 // runTUI runs the dashboard on b in the terminal's alternate screen until
 // the person quits or ctx ends (SIGINT/SIGTERM); either way the terminal
-// is restored.
+// is restored. opts come from dashboardOptions.
 func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
 	opts.Context = ctx
-	opts.Renderer = lipgloss.DefaultRenderer()
-	if os.Getenv("TERM") == "linux" {
-		opts.ASCII = true // the Linux console has no braille
-	}
-	// The person's dashboard settings (colour, background, ASCII charts),
-	// useful over SSH where NO_COLOR and COLORTERM do not arrive.
-	if path, err := tui.ConfigPath(); err == nil {
-		cfg, err := tui.LoadConfig(path)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		if opts, err = cfg.Apply(opts.Renderer, opts); err != nil {
-			return withCode(exitUsage, fmt.Errorf("dashboard settings %s: %w", path, err))
-		}
-	}
 	m := tui.New(b, opts)
 	// main turns SIGINT/SIGTERM into ctx's end. Bubble Tea's own signal
 	// handler would race it: it can block sending QuitMsg to an event loop
@@ -97,6 +115,16 @@ func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
 		return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
 	}
 	return nil
+}
+
+// needTerminal refuses to start a full-screen view when standard output is
+// not a terminal (a script, cron, a pipe), with the commands that suit
+// those instead.
+func needTerminal(what string) error {
+	if term.IsTerminal(os.Stdout.Fd()) {
+		return nil
+	}
+	return failf(exitUsage, "%s needs a terminal and standard output is not one; from scripts use `commons status --json`, `commons pledges --json` or `commons daemon`", what)
 }
 
 // firstRun tells a person whose home holds no household yet what to do.

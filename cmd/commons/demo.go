@@ -14,7 +14,6 @@ import (
 
 	"github.com/commons-energy/commons/share/demo"
 	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 )
 
 // newDemoCmd is `commons demo`: the dashboard on a simulated street.
@@ -58,6 +57,19 @@ type demoFlags struct {
 
 func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 	opts := demo.Options{Neighbours: fl.neighbours, Speed: fl.speed, Seed: fl.seed}
+	if fl.neighbours < 0 || fl.neighbours > demo.MaxNeighbours {
+		return failf(exitUsage, "--neighbours %d is out of range: use 0 to %d", fl.neighbours, demo.MaxNeighbours)
+	}
+	if !(fl.speed >= 1 && fl.speed <= demo.MaxSpeed) {
+		return failf(exitUsage, "--speed %v is out of range: use 1 (real time) to %d", fl.speed, demo.MaxSpeed)
+	}
+	tuiOpts, err := dashboardOptions()
+	if err != nil {
+		return err
+	}
+	if err := needTerminal("commons demo"); err != nil {
+		return err
+	}
 	if fl.logFile != "" {
 		f, err := os.OpenFile(fl.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -66,12 +78,6 @@ func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 		defer f.Close()
 		opts.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	if fl.neighbours < 0 || fl.neighbours > demo.MaxNeighbours {
-		return failf(exitUsage, "--neighbours %d is out of range: use 0 to %d", fl.neighbours, demo.MaxNeighbours)
-	}
-	if !(fl.speed >= 1 && fl.speed <= demo.MaxSpeed) {
-		return failf(exitUsage, "--speed %v is out of range: use 1 (real time) to %d", fl.speed, demo.MaxSpeed)
-	}
 	st, err := demo.Open(ctx, opts)
 	if err != nil {
 		return withCode(exitFailure, fmt.Errorf("demo: %w", err))
@@ -79,7 +85,8 @@ func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- st.Run(runCtx) }()
-	tuiErr := runTUI(ctx, node.TUIBackend(st.User.Runtime.Node()), tui.Options{Now: st.Now, Location: st.Location()})
+	tuiOpts.Now, tuiOpts.Location = st.Now, st.Location()
+	tuiErr := runTUI(ctx, node.TUIBackend(st.User.Runtime.Node()), tuiOpts)
 	stop()
 	runErr := <-done
 	closeErr := st.Close()

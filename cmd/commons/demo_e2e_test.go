@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -328,6 +329,37 @@ func TestDashboardFirstRun(t *testing.T) {
 	}
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Errorf("the first-run message created %s (stat: %v)", home, err)
+	}
+}
+
+// TestFullScreenNeedsTerminal: the dashboard and the demo started from a
+// script (standard output not a terminal) say what to use instead, with
+// exit 2, rather than failing inside the terminal library.
+func TestFullScreenNeedsTerminal(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildCommons(t, dir)
+	c := newCLI(t, bin)
+	home := filepath.Join(dir, "home")
+	c.ok("--home", home, "init", "--name", "Scripted", "--listen", "127.0.0.1:0")
+	for _, args := range [][]string{{"--home", home}, {"demo"}} {
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+			t.Fatalf("commons %v without a terminal: %v, want exit %d\nstderr: %s", args, err, exitUsage, stderr.String())
+		}
+		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], "needs a terminal") || !strings.Contains(lines[0], "commons status --json") {
+			t.Errorf("commons %v without a terminal: want one line saying what to use instead, got %q", args, stderr.String())
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("commons %v without a terminal wrote to stdout: %q", args, stdout.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(home, "commons.sock")); !os.IsNotExist(err) {
+		t.Errorf("the refused dashboard left a socket (stat: %v)", err)
 	}
 }
 
