@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 	// The demo street lives in Europe/Amsterdam (the simulator's days);
 	// embed the zone database so it works on systems without one.
 	_ "time/tzdata"
@@ -23,6 +24,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 		speed      float64
 		seed       int64
 		logFile    string
+		start      string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -33,11 +35,13 @@ meter writes telegrams to a pseudo-terminal that the real meter reader reads,
 and the households exchange signed statuses, pledges, accepts and settlements
 over TLS on loopback. The neighbours pledge their surplus and accept pledges by
 themselves; you answer yours in the dashboard. The street's clock starts at
-11:00 Amsterdam time so the sun is up; --speed runs it faster. Everything is
-removed on exit (q, ctrl+c, SIGINT or SIGTERM).`,
+11:00 Amsterdam time on 21 June of this year, a long sunny day, so the solar
+roof has surplus to share whatever the season outside; --start picks another
+instant (a winter morning: --start 2026-12-21T11:00) and --speed runs the
+clock faster. Everything is removed on exit (q, ctrl+c, SIGINT or SIGTERM).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.ErrOrStderr(), demoFlags{neighbours, speed, seed, logFile})
+			return runDemo(cmd.Context(), cmd.ErrOrStderr(), demoFlags{neighbours, speed, seed, logFile, start})
 		},
 	}
 	f := cmd.Flags()
@@ -45,6 +49,7 @@ removed on exit (q, ctrl+c, SIGINT or SIGTERM).`,
 	f.Float64Var(&speed, "speed", 1, fmt.Sprintf("simulated seconds per real second (1 to %d); the settlement slot grows with it", demo.MaxSpeed))
 	f.Int64Var(&seed, "seed", 1, "seed of the simulated meters")
 	f.StringVar(&logFile, "log", "", "write the households' logs to this file (default: none)")
+	f.StringVar(&start, "start", "", "the street's simulated start: YYYY-MM-DD, YYYY-MM-DDTHH:MM (Amsterdam time) or RFC 3339 (default: 11:00 on 21 June this year)")
 	return cmd
 }
 
@@ -53,10 +58,40 @@ type demoFlags struct {
 	speed      float64
 	seed       int64
 	logFile    string
+	start      string
+}
+
+// parseDemoStart reads --start: an RFC 3339 instant, or a date with an
+// optional HH:MM in the street's zone (11:00 when the time is left out).
+func parseDemoStart(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	loc, err := time.LoadLocation(demo.Zone)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time zone %s: %w", demo.Zone, err)
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	if d, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		return time.Date(d.Year(), d.Month(), d.Day(), 11, 0, 0, 0, loc), nil
+	}
+	return time.Time{}, fmt.Errorf("--start %q is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM (Amsterdam time) or an RFC 3339 instant", v)
 }
 
 func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 	opts := demo.Options{Neighbours: fl.neighbours, Speed: fl.speed, Seed: fl.seed}
+	start, err := parseDemoStart(fl.start)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	opts.Start = start
 	if fl.neighbours < 0 || fl.neighbours > demo.MaxNeighbours {
 		return failf(exitUsage, "--neighbours %d is out of range: use 0 to %d", fl.neighbours, demo.MaxNeighbours)
 	}

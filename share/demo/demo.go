@@ -49,14 +49,25 @@ type Options struct {
 	Speed float64
 	// Seed makes the simulated meters reproducible.
 	Seed int64
-	// Start is the simulated time the street starts at; zero means 11:00
-	// today in Zone, so the sun is up on the solar roof.
+	// Start is the simulated time the street starts at; zero means
+	// DefaultStart of the current year. Tests always set it, so what they
+	// see does not depend on the day they run.
 	Start time.Time
 	// Dir is where the street's temporary folder is made; "" means
 	// os.TempDir().
 	Dir string
 	// Logger receives the households' logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// DefaultStart is where the street's clock starts when Options.Start is
+// zero: 11:00 on 21 June of now's year in loc. The simulated sun follows
+// the calendar, and on a winter morning the solar roof exports a few tens
+// of watts at most, too little for anyone to pledge; a long summer day
+// shows what the commons does whatever the season the demo is run in.
+// `commons demo --start` picks another instant.
+func DefaultStart(now time.Time, loc *time.Location) time.Time {
+	return time.Date(now.In(loc).Year(), time.June, 21, 11, 0, 0, 0, loc)
 }
 
 // Household is one household of the street.
@@ -126,8 +137,7 @@ func Open(ctx context.Context, opts Options) (s *Street, err error) {
 	}
 	start := opts.Start
 	if start.IsZero() {
-		y, m, d := time.Now().In(loc).Date()
-		start = time.Date(y, m, d, 11, 0, 0, 0, loc)
+		start = DefaultStart(time.Now(), loc)
 	}
 	dir, err := os.MkdirTemp(opts.Dir, "commons-demo-")
 	if err != nil {
@@ -248,7 +258,7 @@ func (s *Street) initHousehold(ctx, simCtx context.Context, h *Household, seed i
 	cfg.FuseA = 25
 	cfg.Community.Name = "demo street"
 	cfg.Community.SlotSeconds = int(s.slot / time.Second)
-	id, err := node.Init(ctx, home, cfg)
+	id, err := node.InitWithClock(ctx, home, cfg, s.clock.Now)
 	if err != nil {
 		return "", fmt.Errorf("initialise %s's home: %w", h.Name, err)
 	}

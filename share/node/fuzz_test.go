@@ -12,7 +12,7 @@ import (
 // import stores nothing, and the ledger always verifies afterwards.
 func FuzzImport(f *testing.F) {
 	ctx := context.Background()
-	clk := &clock{t: time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)}
+	clk := &clock{t: testT0}
 	a, b := newHome(f, "Alice", clk), newHome(f, "Bob", clk)
 	befriend(f, a, b)
 	if _, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 1500, Start: clk.t.Add(time.Hour), End: clk.t.Add(2 * time.Hour)}); err != nil {

@@ -89,7 +89,7 @@ func TestRunReadsMeterOverPTY(t *testing.T) {
 func TestBackendStateAndPreview(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	t0 := testT0
 	clk := &clock{t: t0}
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)

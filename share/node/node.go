@@ -69,6 +69,14 @@ var _ Household = (*Node)(nil)
 // init was interrupted is not initialised and init can run again; an
 // existing key is kept.
 func Init(ctx context.Context, home Home, cfg Config) (Identity, error) {
+	return InitWithClock(ctx, home, cfg, time.Now)
+}
+
+// InitWithClock is Init with the clock that dates the household's first
+// message (its announce). A simulated street whose clock is not the
+// machine's (commons demo) must date the announce by its own clock, or
+// neighbours on that clock see it from the future and refuse it.
+func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.Time) (Identity, error) {
 	if err := cfg.Validate(); err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -93,9 +101,9 @@ func Init(ctx context.Context, home Home, cfg Config) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	n := &Node{home: home, cfg: cfg, manifest: cfg.Manifest(), key: key, lock: lock, opts: Options{Now: time.Now}, log: slog.New(slog.DiscardHandler)}
+	n := &Node{home: home, cfg: cfg, manifest: cfg.Manifest(), key: key, lock: lock, opts: Options{Now: now}, log: slog.New(slog.DiscardHandler)}
 	n.loc, _ = cfg.Location()
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: now})
 	if err != nil {
 		return Identity{}, err
 	}

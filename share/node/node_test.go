@@ -14,6 +14,10 @@ import (
 	"github.com/commons-energy/commons/share"
 )
 
+// testT0 is where the tests' clocks start: a fixed ordinary weekday, so
+// no test depends on the date it runs.
+var testT0 = time.Date(2026, time.June, 3, 10, 0, 0, 0, time.UTC)
+
 // clock is a settable test clock.
 type clock struct {
 	mu sync.Mutex
@@ -33,7 +37,7 @@ func newHome(t testing.TB, name string, clk *clock) *Node {
 	}
 	cfg := DefaultConfig(name)
 	cfg.Timezone = "UTC"
-	if _, err := Init(context.Background(), h, cfg); err != nil {
+	if _, err := InitWithClock(context.Background(), h, cfg, clk.Now); err != nil {
 		t.Fatalf("init %s: %v", name, err)
 	}
 	n, err := Open(context.Background(), h, Options{Owner: "test", Now: clk.Now})
@@ -107,7 +111,7 @@ func meterSlots(t *testing.T, n *Node, start time.Time, whImport, whExport []int
 
 func TestSettlementFromSlotAggregates(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	t0 := testT0
 	clk := &clock{t: t0}
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
@@ -195,7 +199,7 @@ func TestSettlementProRata(t *testing.T) {
 	// Alice pledges 400 Wh to Bob and 800 Wh to Carol for the same slot
 	// but exports only 300 Wh: pro rata, Bob gets 100 and Carol 200.
 	ctx := context.Background()
-	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	t0 := testT0
 	clk := &clock{t: t0}
 	a, b, c := newHome(t, "Alice", clk), newHome(t, "Bob", clk), newHome(t, "Carol", clk)
 	befriend(t, a, b)
@@ -256,7 +260,7 @@ func equal(a, b []int64) bool {
 
 func TestOperationsRejectBadInput(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	t0 := testT0
 	clk := &clock{t: t0}
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
@@ -371,7 +375,7 @@ func TestOpenUninitialisedAndBusy(t *testing.T) {
 
 func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	t0 := testT0
 	clk := &clock{t: t0}
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
