@@ -1,5 +1,5 @@
 // Package assets holds the defaults compiled into the commons binary with
-// go:embed: the simulated households' profiles, and later the default
+// the go:embed directive: the simulated households' profiles, and later the default
 // configuration, themes, the systemd unit and shell completions.
 package assets
 

@@ -30,7 +30,6 @@ func frozenClock(offset time.Duration) func() time.Time {
 type collected struct {
 	mu       sync.Mutex
 	readings []meter.Reading
-	status   meter.Status
 }
 
 func (c *collected) add(r meter.Reading) {
