@@ -109,11 +109,14 @@ func (p *dsmrParser) decode(frame, digits []byte, off int64) (Reading, error) {
 			continue
 		}
 		pendingV2 = 0
-		key, vals, ok := parseOBIS(line)
+		key, fGroup, vals, ok := parseOBIS(line)
 		if !ok {
 			continue
 		}
 		objects++
+		if fGroup != obisCurrent {
+			continue // a past billing period's value: never a current register
+		}
 		f, more := field(vals)
 		switch key {
 		case obisVersion, obisVersionBE:
