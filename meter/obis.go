@@ -43,6 +43,9 @@ const (
 	obisL1Current    obisKey = 1<<32 | 0<<24 | 31<<16 | 7<<8 | 0
 	obisL2Current    obisKey = 1<<32 | 0<<24 | 51<<16 | 7<<8 | 0
 	obisL3Current    obisKey = 1<<32 | 0<<24 | 71<<16 | 7<<8 | 0
+	obisDemandAvg    obisKey = 1<<32 | 0<<24 | 1<<16 | 4<<8 | 0  // e-MUCS: running quarter-hour average demand
+	obisDemandPeak   obisKey = 1<<32 | 0<<24 | 1<<16 | 6<<8 | 0  // e-MUCS: the month's peak demand (TST)(kW)
+	obisDemandHist   obisKey = 0<<32 | 0<<24 | 98<<16 | 1<<8 | 0 // e-MUCS: past months' peaks
 	obisMBusType     obisKey = 0<<32 | 0<<24 | 24<<16 | 1<<8 | 0 // 0-n:24.1.0 device type, channel cleared
 	obisMBusValue    obisKey = 0<<32 | 0<<24 | 24<<16 | 2<<8 | 1 // 0-n:24.2.1 last reading
 	obisMBusValueBE  obisKey = 0<<32 | 0<<24 | 24<<16 | 2<<8 | 3 // 0-n:24.2.3 Belgian gas
