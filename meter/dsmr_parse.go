@@ -36,7 +36,7 @@ type mbusSlot struct {
 type dsmrParser struct {
 	header, version, meterID string
 	gas, water, heat         SubMeter
-	mbus                     [5]mbusSlot // by channel 1..4
+	mbus                     [5]mbusSlot  // by channel 1..4
 	peaks                    []DemandPeak // storage of Reading.DemandPeakHistory
 }
 
