@@ -1,6 +1,8 @@
 package meter
 
 import (
+	"encoding/binary"
+	"math"
 	"strings"
 	"testing"
 )
@@ -296,6 +298,48 @@ func TestMBusStorageNumbers(t *testing.T) {
 				if r.Storage != tc.storage[i] || r.Value != tc.values[i] || r.Unit != "Wh" {
 					t.Errorf("record %d = storage %d, %s %s; want storage %d, %s Wh", i, r.Storage, r.Value, r.Unit, tc.storage[i], tc.values[i])
 				}
+			}
+		})
+	}
+}
+
+// An SDM meter has no billing periods, but its demand registers (0x0054
+// total system power demand, 0x0056 its maximum) are averages and maxima,
+// not the power now: a captured read that spans them must take the power
+// from 0x0034 only, and the energy from 0x0048/0x004A.
+func TestModbusSDMDemandRegistersIgnored(t *testing.T) {
+	const start, count = 0x0034, 0x0058 - 0x0034
+	values := map[uint16]float32{0x0034: 1234, 0x0048: 5.5, 0x004A: 0.25, 0x0054: 2222, 0x0056: 9999}
+	tests := []struct {
+		name  string
+		start uint16
+		count uint16
+		power int64 // -1: none
+		imp   int64 // -1: none
+	}{
+		{"power, energy and demand in one read", start, count, 1234, 5500},
+		{"demand registers alone", 0x0054, 4, -1, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			regs := make([]byte, 2*int(tc.count))
+			for addr, v := range values {
+				if addr >= tc.start && addr+2 <= tc.start+tc.count {
+					binary.BigEndian.PutUint32(regs[2*(addr-tc.start):], math.Float32bits(v))
+				}
+			}
+			resp := EncodeModbusRTU(1, ModbusReadInput, append([]byte{byte(len(regs))}, regs...))
+			stream := append(ModbusReadRequest(1, ModbusReadInput, tc.start, tc.count), resp...)
+			rs, errs := fxFeed(mustSDM(t, ModbusOptions{}), stream, 0)
+			if len(rs) != 1 || len(errs) != 0 {
+				t.Fatalf("%d readings, errors %v", len(rs), errs)
+			}
+			r := rs[0]
+			if tc.power < 0 && r.PowerImportW.OK || tc.power >= 0 && r.PowerImportW != Some(tc.power) {
+				t.Errorf("power import = %+v, want %d", r.PowerImportW, tc.power)
+			}
+			if tc.imp < 0 && r.EnergyImport.Total.OK || tc.imp >= 0 && r.EnergyImport.Total != Some(tc.imp) {
+				t.Errorf("import = %+v, want %d", r.EnergyImport.Total, tc.imp)
 			}
 		})
 	}
