@@ -92,6 +92,11 @@ func FuzzDSMRFramer(f *testing.F) {
 // DSMR 2.2/3.0 one, and encode to valid JSON.
 func FuzzDSMRDecoder(f *testing.F) {
 	addFixtureSeeds(f, func(data []byte) { f.Add(data) })
+	// Past billing periods and the Belgian capacity-tariff objects.
+	f.Add(telegram("ISK5\\2M550T-1012", true, "1-3:0.2.8(50)", "1-0:1.8.1(000100.000*kWh)", "1-0:1.8.1*96(000090.000*kWh)",
+		"0-1:24.1.0(003)", "0-1:24.2.1*97(250105000000W)(00005.000*m3)"))
+	f.Add(telegram("FLU5\xab769484_A", true, "0-0:96.1.4(50217)", "1-0:1.4.0(04.123*kW)", "1-0:1.6.0(250112181500W)(04.123*kW)",
+		"0-0:98.1.0(2)(1-0:1.6.0)(1-0:1.6.0)(241201000000W)(241118074500W)(05.001*kW)(250101000000W)(632525252525W)(00.000*kW)"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := DecodeDSMRTelegram(data)
 		if err != nil {
@@ -113,6 +118,12 @@ func FuzzDSMRDecoder(f *testing.F) {
 			}
 		} else if r.Version != "" {
 			t.Fatalf("version %q accepted without CRC", r.Version)
+		}
+		if len(r.DemandPeakHistory) > maxPeakHistory {
+			t.Fatalf("%d peak history entries", len(r.DemandPeakHistory))
+		}
+		if !r.DemandPeakW.OK && !r.DemandPeakTime.IsZero() {
+			t.Fatalf("peak time %v without a peak", r.DemandPeakTime)
 		}
 		j, err := json.Marshal(r)
 		if err != nil || !json.Valid(j) {

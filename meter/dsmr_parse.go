@@ -36,7 +36,8 @@ type mbusSlot struct {
 type dsmrParser struct {
 	header, version, meterID string
 	gas, water, heat         SubMeter
-	mbus                     [5]mbusSlot // by channel 1..4
+	mbus                     [5]mbusSlot  // by channel 1..4
+	peaks                    []DemandPeak // storage of Reading.DemandPeakHistory
 }
 
 // intern returns b as a string, reusing *cache when it holds the same text.
@@ -109,11 +110,14 @@ func (p *dsmrParser) decode(frame, digits []byte, off int64) (Reading, error) {
 			continue
 		}
 		pendingV2 = 0
-		key, vals, ok := parseOBIS(line)
+		key, fGroup, vals, ok := parseOBIS(line)
 		if !ok {
 			continue
 		}
 		objects++
+		if fGroup != obisCurrent {
+			continue // a past billing period's value: never a current register
+		}
 		f, more := field(vals)
 		switch key {
 		case obisVersion, obisVersionBE:
@@ -150,6 +154,16 @@ func (p *dsmrParser) decode(frame, digits []byte, off int64) (Reading, error) {
 			r.EnergyExport.Tariff1 = quantity(f, unitEnergy)
 		case obisExportT2:
 			r.EnergyExport.Tariff2 = quantity(f, unitEnergy)
+		case obisDemandAvg:
+			r.DemandAvgW = quantity(f, unitPower)
+		case obisDemandPeak:
+			v, _ := field(more)
+			if w := quantity(v, unitPower); w.OK && len(v) > 0 {
+				r.DemandPeakW = w
+				r.DemandPeakTime, _ = parseTST(f)
+			}
+		case obisDemandHist:
+			r.DemandPeakHistory = p.peakHistory(vals)
 		case obisPowerImport:
 			r.PowerImportW = quantity(f, unitPower)
 		case obisPowerExport:
@@ -506,6 +520,64 @@ func (p *dsmrParser) pickSubMeters() (gas, water, heat *SubMeter) {
 		}
 	}
 	return gas, water, heat
+}
+
+// maxPeakHistory bounds the entries of a 0-0:98.1.0 buffer (e-MUCS keeps
+// 13 months).
+const maxPeakHistory = 64
+
+// peakHistory reads the e-MUCS buffer of past monthly peaks:
+//
+//	(n)(1-0:1.6.0)(1-0:1.6.0)(period stamp)(peak time)(kW) ... n times
+//
+// It returns nil when vals does not have that shape: the E.ON Hungary
+// billing row on the same OBIS code starts with a timestamp, not a count.
+// Entries whose value is not a power are skipped; a count larger than the
+// entries present gives the complete ones.
+func (p *dsmrParser) peakHistory(vals []byte) []DemandPeak {
+	cnt, vals := field(vals)
+	n, ok := parseFixed(cnt, 0)
+	if !ok || n < 0 || n > maxPeakHistory || bytes.IndexByte(cnt, '.') >= 0 {
+		return nil
+	}
+	for range 2 {
+		var id []byte
+		id, vals = field(vals)
+		var buf [32]byte // parseOBIS wants the '(' that follows a code; never write into the frame
+		if len(id) >= len(buf) {
+			return nil
+		}
+		if k, _, _, ok := parseOBIS(append(append(buf[:0], id...), '(')); !ok || k != obisDemandPeak {
+			return nil
+		}
+	}
+	out := p.peaks[:0]
+	for range n {
+		var end, at, v []byte
+		end, vals = field(vals)
+		at, vals = field(vals)
+		v, vals = field(vals)
+		if v == nil {
+			break
+		}
+		w := quantity(v, unitPower)
+		if !w.OK {
+			continue
+		}
+		e := DemandPeak{W: w.V}
+		e.Time, _ = parseTST(at)
+		if stamp, ok := parseTST(end); ok {
+			prev := stamp.Add(-time.Second) // the period ends at the stamp
+			e.Month = time.Date(prev.Year(), prev.Month(), 1, 0, 0, 0, 0, prev.Location())
+		} else if !e.Time.IsZero() {
+			e.Month = time.Date(e.Time.Year(), e.Time.Month(), 1, 0, 0, 0, 0, e.Time.Location())
+		} else {
+			continue // neither stamp says which month
+		}
+		out = append(out, e)
+	}
+	p.peaks = out
+	return out[:len(out):len(out)]
 }
 
 // fillTotal sets Total to the sum of the tariff registers when the meter

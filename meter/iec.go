@@ -215,28 +215,32 @@ type iecValues struct {
 	energy map[[2]int]smlValue // {C, E} of C.8.E in Wh
 }
 
-// iecObis splits an id such as "1-0:21.7.255*255", "1.8.0" or "16.7" into
-// its C, D and E groups (E = -1 when absent).
-func iecObis(id string) (c, d, e int, ok bool) {
+// iecObis splits an id such as "1-0:21.7.255*255", "1.8.0", "1.8.1*03"
+// or "16.7" into its C, D and E groups (E = -1 when absent). current is
+// false when the id has a value group F other than 255 ("*96", "&04"): the
+// value of a past billing period or day, not the register now.
+func iecObis(id string) (c, d, e int, current, ok bool) {
 	if i := strings.IndexByte(id, ':'); i >= 0 {
 		id = id[i+1:]
 	}
+	current = true
 	if i := strings.IndexAny(id, "*&"); i >= 0 {
+		current = id[i+1:] == "255"
 		id = id[:i]
 	}
 	parts := strings.Split(id, ".")
 	if len(parts) < 2 || len(parts) > 3 {
-		return 0, 0, 0, false
+		return 0, 0, 0, false, false
 	}
 	g := [3]int{-1, -1, -1}
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 255 {
-			return 0, 0, 0, false
+			return 0, 0, 0, false, false
 		}
 		g[i] = n
 	}
-	return g[0], g[1], g[2], true
+	return g[0], g[1], g[2], current, true
 }
 
 // iecNumber parses a fixed-point decimal such as "-000142.30" or "+00026"
@@ -301,8 +305,8 @@ func (v *iecValues) line(b []byte, r *Reading) {
 		val, unit = val[:star], strings.TrimSpace(val[star+1:])
 	}
 	val = strings.TrimSpace(val)
-	c, dg, e, isObis := iecObis(id)
-	if isObis && c == 0 && (dg == 0 && (e == 0 || e == -1)) || id == "C.1.0" || id == "C.1" || isObis && c == 96 && dg == 1 {
+	c, dg, e, current, isObis := iecObis(id)
+	if isObis && current && c == 0 && (dg == 0 && (e == 0 || e == -1)) || id == "C.1.0" || id == "C.1" || isObis && c == 96 && dg == 1 {
 		if r.MeterID == "" && val != "" {
 			r.MeterID = val
 		}
@@ -315,6 +319,9 @@ func (v *iecValues) line(b []byte, r *Reading) {
 	}
 	v.n++
 	r.Registers = append(r.Registers, Register{ID: id, Value: decimalString(raw, exp), Unit: unit})
+	if !current {
+		return // a past period's value: kept in Registers with its id, never a current field
+	}
 	v.apply(c, dg, e, raw, exp, unit, r)
 }
 

@@ -122,6 +122,7 @@ func FuzzIECDecoder(f *testing.F) {
 		}
 		f.Add(b, uint8(0))
 	}
+	f.Add([]byte("/LGZ52ZMD120APt.G03\r\n1.8.1(001846.0*kWh)\r\n1.8.1*03(001500.0*kWh)\r\n1.8.1&04(001400.0*kWh)\r\n1-0:1.8.0*96(00000090.000*kWh)\r\n!\r\n"), uint8(3))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		d := NewIECDecoder(DecoderOptions{MaxFrame: 4096})
 		rs, _ := fxFeed(d, data, int(chunk))

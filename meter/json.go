@@ -91,6 +91,7 @@ func (r *Reading) AppendJSON(dst []byte) []byte {
 		b = append(b, `,"heat":`...)
 		b = appendSubMeter(b, r.Heat)
 	}
+	b = appendDemand(b, r)
 	if len(r.Registers) > 0 {
 		b = append(b, `,"registers":[`...)
 		for i, g := range r.Registers {
@@ -110,6 +111,38 @@ func (r *Reading) AppendJSON(dst []byte) []byte {
 	b = append(b, `,"checksum_ok":`...)
 	b = strconv.AppendBool(b, r.ChecksumOK)
 	return append(b, '}')
+}
+
+// appendDemand writes the capacity-tariff keys of a meter that sends them
+// (docs/METER.md); a meter without them gets none of the keys.
+func appendDemand(b []byte, r *Reading) []byte {
+	if r.DemandAvgW.OK {
+		b = append(b, `,"demand_avg_w":`...)
+		b = strconv.AppendInt(b, r.DemandAvgW.V, 10)
+	}
+	if r.DemandPeakW.OK {
+		b = append(b, `,"demand_peak_w":`...)
+		b = strconv.AppendInt(b, r.DemandPeakW.V, 10)
+		b = append(b, `,"demand_peak_time":`...)
+		b = appendTime(b, r.DemandPeakTime)
+	}
+	if r.DemandPeakHistory != nil {
+		b = append(b, `,"demand_peak_history":[`...)
+		for i, p := range r.DemandPeakHistory {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"month":"`...)
+			b = p.Month.AppendFormat(b, "2006-01")
+			b = append(b, `","time":`...)
+			b = appendTime(b, p.Time)
+			b = append(b, `,"w":`...)
+			b = strconv.AppendInt(b, p.W, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return b
 }
 
 func isFloating(t time.Time) bool { return !t.IsZero() && t.Location() == Floating }

@@ -43,16 +43,27 @@ const (
 	obisL1Current    obisKey = 1<<32 | 0<<24 | 31<<16 | 7<<8 | 0
 	obisL2Current    obisKey = 1<<32 | 0<<24 | 51<<16 | 7<<8 | 0
 	obisL3Current    obisKey = 1<<32 | 0<<24 | 71<<16 | 7<<8 | 0
+	obisDemandAvg    obisKey = 1<<32 | 0<<24 | 1<<16 | 4<<8 | 0  // e-MUCS: running quarter-hour average demand
+	obisDemandPeak   obisKey = 1<<32 | 0<<24 | 1<<16 | 6<<8 | 0  // e-MUCS: the month's peak demand (TST)(kW)
+	obisDemandHist   obisKey = 0<<32 | 0<<24 | 98<<16 | 1<<8 | 0 // e-MUCS: past months' peaks
 	obisMBusType     obisKey = 0<<32 | 0<<24 | 24<<16 | 1<<8 | 0 // 0-n:24.1.0 device type, channel cleared
 	obisMBusValue    obisKey = 0<<32 | 0<<24 | 24<<16 | 2<<8 | 1 // 0-n:24.2.1 last reading
 	obisMBusValueBE  obisKey = 0<<32 | 0<<24 | 24<<16 | 2<<8 | 3 // 0-n:24.2.3 Belgian gas
 	obisMBusValueV2  obisKey = 0<<32 | 0<<24 | 24<<16 | 3<<8 | 0 // 0-n:24.3.0 DSMR 2.2/3 gas, value on the next line
 )
 
+// obisCurrent is the value group F of a current value: 255 ("not used").
+// An absent F group means the same.
+const obisCurrent = 255
+
 // parseOBIS reads "A-B:C.D.E" (optionally "*F") from the start of line and
-// returns the key and the rest of the line, which starts at the first '('.
-// ok is false when the line does not start with an OBIS code.
-func parseOBIS(line []byte) (key obisKey, rest []byte, ok bool) {
+// returns the key, the value group F (obisCurrent when absent; 256 when it
+// does not fit a byte) and the rest of the line, which starts at the first
+// '('. ok is false when the line does not start with an OBIS code.
+//
+// F other than 255 names a past value, such as 1-0:1.8.0*96 (yesterday) or
+// *0..99 (a billing period): it must never fill a current register.
+func parseOBIS(line []byte) (key obisKey, f int, rest []byte, ok bool) {
 	var groups [5]uint64
 	seps := [4]byte{'-', ':', '.', '.'}
 	i := 0
@@ -62,29 +73,38 @@ func parseOBIS(line []byte) (key obisKey, rest []byte, ok bool) {
 		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
 			v = v*10 + uint64(line[i]-'0')
 			if v > 255 {
-				return 0, nil, false
+				return 0, 0, nil, false
 			}
 			i++
 		}
 		if i == start {
-			return 0, nil, false
+			return 0, 0, nil, false
 		}
 		groups[g] = v
 		if g < 4 {
 			if i >= len(line) || line[i] != seps[g] {
-				return 0, nil, false
+				return 0, 0, nil, false
 			}
 			i++
 		}
 	}
-	if i < len(line) && line[i] == '*' { // value group F, as IEC 62056-21 writes it
+	f = obisCurrent
+	if i < len(line) && (line[i] == '*' || line[i] == '&') { // value group F, as IEC 62056-21 writes it
 		i++
+		start := i
+		f = 0
 		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+			if f <= 255 {
+				f = f*10 + int(line[i]-'0')
+			}
 			i++
+		}
+		if i == start || f > 255 {
+			f = 256 // not a value group: not a current value either
 		}
 	}
 	if i >= len(line) || line[i] != '(' {
-		return 0, nil, false
+		return 0, 0, nil, false
 	}
-	return obis(groups[0], groups[1], groups[2], groups[3], groups[4]), line[i:], true
+	return obis(groups[0], groups[1], groups[2], groups[3], groups[4]), f, line[i:], true
 }

@@ -105,7 +105,7 @@ func NewDecoder(protocol string, opts DecoderOptions) (Decoder, error) {
 }
 
 // Clone returns a copy of r that shares no memory with it. Decoders reuse
-// the storage behind Gas, Water and Heat between frames, so a reading kept
+// the storage behind Gas, Water, Heat and DemandPeakHistory between frames, so a reading kept
 // past its emit call must be cloned.
 func (r Reading) Clone() Reading {
 	c := r
@@ -123,6 +123,9 @@ func (r Reading) Clone() Reading {
 	}
 	if r.Registers != nil {
 		c.Registers = append([]Register(nil), r.Registers...)
+	}
+	if r.DemandPeakHistory != nil {
+		c.DemandPeakHistory = append([]DemandPeak(nil), r.DemandPeakHistory...)
 	}
 	return c
 }

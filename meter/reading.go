@@ -83,10 +83,35 @@ type Reading struct {
 	// 1-0:15.7.0 on EMH ED300L and eHZ meters): the meter says how much,
 	// not which way, so it is neither import nor export.
 	PowerAbsW Optional
+	// The Belgian capacity tariff (e-MUCS 1.7+, Fluvius) bills the
+	// highest quarter-hour average import power of each month. Demand is
+	// that average, in W, converted exactly from the meter's kW.
+	DemandAvgW Optional // 1-0:1.4.0: the running quarter hour's average demand
+	// DemandPeakW is the highest quarter-hour average of the running month
+	// (1-0:1.6.0), and DemandPeakTime when it was, with the offset of the
+	// meter's DST flag; zero when the meter sent a placeholder.
+	DemandPeakW    Optional
+	DemandPeakTime time.Time
+	// DemandPeakHistory is the peak of each past month the meter keeps
+	// (0-0:98.1.0, up to 13), in the meter's order. nil when it sent none.
+	DemandPeakHistory []DemandPeak
+
 	// Registers are the numeric values exactly as the meter sent them, for
 	// protocols whose fields do not all map onto the ones above (SML, IEC
 	// 62056-21). nil when the decoder does not report them.
 	Registers []Register
+}
+
+// DemandPeak is the peak demand of one past month (capacity tariff).
+type DemandPeak struct {
+	// Month is the first instant of the month the peak belongs to, in the
+	// offset of the meter's period stamp (the month before the stamp that
+	// closed it).
+	Month time.Time
+	// Time is when the peak quarter hour was; zero when the meter sent a
+	// placeholder (it does for months it has no data of, with 0 W).
+	Time time.Time
+	W    int64 // the peak quarter hour's average import power
 }
 
 // Register is one numeric object of a frame, kept exact.

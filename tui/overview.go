@@ -139,6 +139,9 @@ func (m Model) powerBlock() string {
 			lines = append(lines, row("Home use", use, note))
 		}
 	}
+	if peak := m.demandPeakLine(); peak != "" {
+		lines = append(lines, peak)
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }
 

@@ -39,7 +39,9 @@ listed in authorized_keys in the home's config folder (the host key is made on f
 start: ssh_host_ed25519 in the data folder).
 
 --metrics-listen serves the meter's health, power and registers, the published status,
-the ledger's size and the neighbour links in the Prometheus text format at /metrics.`,
+the ledger's size and the neighbour links in the Prometheus text format at /metrics. Live
+watts reveal who is home: bind a loopback address (127.0.0.1:9742) unless the network is
+trusted; the daemon warns when the address is not loopback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,9 +37,32 @@ func (rt *Runtime) listenMetrics(addr string) error {
 		MaxRequestsInFlight: 2,
 		Timeout:             metricsScrapeTimeout,
 	}))
+	bound := ln.Addr().String()
+	rt.log.Info("metrics listening", "addr", bound, "path", metricsPath)
+	if !loopbackOnly(bound) {
+		rt.log.Warn("metrics are served beyond this machine: anyone who reaches "+bound+" sees the live watts, which reveal who is home; "+
+			"use --metrics-listen 127.0.0.1:PORT unless the network is trusted", "addr", bound)
+	}
 	rt.metricsLn = ln
 	rt.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiRead, IdleTimeout: apiIdle}
 	return nil
+}
+
+// loopbackOnly reports whether a listener on addr ("host:port") can be
+// reached from this machine only: the host is a loopback address or
+// "localhost". An empty or unspecified host (":9100", "0.0.0.0:9100",
+// "[::]:9100") binds every interface; any other name or address may be
+// reached from the network.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // MetricsAddr is the address the metrics listener answers on ("" when

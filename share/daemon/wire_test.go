@@ -38,6 +38,15 @@ func TestReadingWire(t *testing.T) {
 		{"floating gas time", func(r *meter.Reading) {
 			r.Gas = &meter.SubMeter{Channel: 1, DeviceType: 3, Milli: 1234567, Unit: "m3", Time: time.Date(2025, 1, 21, 12, 0, 0, 0, meter.Floating)}
 		}},
+		{"Belgian capacity tariff", func(r *meter.Reading) {
+			cet := time.FixedZone("CET", 3600)
+			r.DemandAvgW, r.DemandPeakW = meter.Some(78), meter.Some(4123)
+			r.DemandPeakTime = time.Date(2025, 1, 12, 18, 15, 0, 0, cet)
+			r.DemandPeakHistory = []meter.DemandPeak{
+				{Month: time.Date(2024, 12, 1, 0, 0, 0, 0, cet), Time: time.Date(2024, 12, 30, 11, 45, 0, 0, cet), W: 13603},
+				{Month: time.Date(2024, 11, 1, 0, 0, 0, 0, cet), W: 0},
+			}
+		}},
 		{"no time, registers", func(r *meter.Reading) {
 			r.Time = time.Time{}
 			r.Registers = []meter.Register{{ID: "1-0:16.7.0*255", Value: "-299.12", Unit: "W", Raw: -29912, Scaler: -2}}

@@ -57,6 +57,10 @@ type live struct {
 	has     bool
 	health  meter.Status
 	running bool
+	// reader is the grid meter's reader while Run runs: its counters
+	// (telegrams, rejections, reconnects) move with every telegram and
+	// are read from it, as health is only told about online/offline.
+	reader  *meter.Reader
 	ring    [SampleCap]Sample
 	next, n int
 	agg     *ledger.Aggregator
@@ -179,7 +183,17 @@ func (n *Node) Latest() (r meter.Reading, ok bool, health meter.Status, running 
 	l := &n.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.reading, l.has, l.health, l.running
+	return l.reading, l.has, withCounters(l.health, l.reader), l.running
+}
+
+// withCounters returns h with the counters the reader rd keeps now (h as
+// it is when rd is nil).
+func withCounters(h meter.Status, rd *meter.Reader) meter.Status {
+	if rd != nil {
+		st := rd.Status()
+		h.Telegrams, h.Rejected, h.Reconnects = st.Telegrams, st.Rejected, st.Reconnects
+	}
+	return h
 }
 
 // todayTotals returns today's energy, including what a running
@@ -216,7 +230,8 @@ func (n *Node) Run(ctx context.Context) error {
 	n.live.mu.Unlock()
 	defer func() {
 		n.live.mu.Lock()
-		n.live.running = false
+		n.live.health = withCounters(n.live.health, n.live.reader)
+		n.live.running, n.live.reader = false, nil
 		n.live.mu.Unlock()
 	}()
 
@@ -229,6 +244,9 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 		readers = append(readers, rd)
+		n.live.mu.Lock()
+		n.live.reader = rd
+		n.live.mu.Unlock()
 	}
 	if n.cfg.ProductionMeter != nil {
 		rd, err := n.newProductionReader(prodReadings)
