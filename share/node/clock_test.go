@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share"
 )
 
 // telegramFeeder writes DSMR 5 telegrams on a real pseudo-terminal, each
@@ -295,4 +297,79 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// TestOpenRepairsFutureMeterData: a home whose ledger an older version
+// poisoned (a telegram stamped a year ahead left minute, slot and
+// baseline rows there) is repaired when the household opens for writing:
+// status no longer reports a last telegram a year ahead as online, and
+// the future rows are gone.
+func TestOpenRepairsFutureMeterData(t *testing.T) {
+	ctx := context.Background()
+	brussels, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := ResolveHome(t.TempDir())
+	cfg := DefaultConfig("Alice")
+	cfg.Timezone = "Europe/Brussels"
+	if _, err := Init(ctx, h, cfg); err != nil {
+		t.Fatal(err)
+	}
+	key, err := share.LoadIdentity(h.KeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var box time.Time
+	now := func() time.Time { return box }
+	l, err := ledger.Open(ctx, h.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: cfg.Manifest(), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Init stamps its first message with the real clock, and the repair
+	// trusts only a box clock not behind the stored messages: the box
+	// clock here is an hour after the household's first message, in
+	// whatever season that is.
+	var initMS int64
+	if err := l.DB().QueryRow(`SELECT max(received_ms) FROM messages`).Scan(&initMS); err != nil {
+		t.Fatal(err)
+	}
+	box = time.UnixMilli(initMS).Add(time.Hour).In(brussels)
+	// Poison it as the old code did: samples stamped by the meter, one of
+	// them a year ahead.
+	agg, err := l.NewAggregator(ledger.AggregatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(0); i <= 12; i++ {
+		at := box.Add(-2*time.Minute + time.Duration(i)*10*time.Second)
+		if i == 12 {
+			at = at.AddDate(1, 0, 0)
+		}
+		if _, err := agg.Add(ctx, ledger.Sample{Time: at, MeterID: "M1", ImportWh: meter.Some(100 + i), ExportWh: meter.Some(0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := agg.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	n, err := Open(ctx, h, Options{Owner: "test", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	st, err := n.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Meter.LastTelegram != nil && st.Meter.LastTelegram.After(box) {
+		t.Fatalf("status: last telegram %s, after the box clock %s (online %v)", st.Meter.LastTelegram, box, st.Meter.Online)
+	}
+	var future int64
+	if err := n.Ledger().DB().QueryRow(`SELECT (SELECT count(*) FROM meter_minutes WHERE start_unix > ?) + (SELECT count(*) FROM meter_slots WHERE start_unix > ?)`,
+		box.Unix(), box.Unix()).Scan(&future); err != nil || future != 0 {
+		t.Fatalf("%d future aggregate rows left (%v)", future, err)
+	}
 }
