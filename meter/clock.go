@@ -34,12 +34,19 @@ func ClockSkew(r *Reading, now time.Time, loc *time.Location) (skew time.Duratio
 
 // DescribeClockSkew says in a few words how far and which way a meter's
 // clock is off: "1 year ahead", "3 days behind", "2 hours ahead",
-// "7 minutes behind", "in step". Amounts are rounded down to the largest
-// whole unit.
+// "7 minutes behind", "in step": rounded to the nearest minute (second
+// below a minute), then down to the largest whole unit.
 func DescribeClockSkew(skew time.Duration) string {
 	dir := "ahead"
 	if skew < 0 {
 		dir, skew = "behind", -skew
+	}
+	// To the nearest minute (second, below a minute) first, so a clock
+	// set a year ahead and read 0.7 s later is not "364 days ahead".
+	if skew >= time.Minute {
+		skew = skew.Round(time.Minute)
+	} else {
+		skew = skew.Round(time.Second)
 	}
 	const day = 24 * time.Hour
 	n, unit := int64(0), ""

@@ -38,13 +38,15 @@ func TestClockSkew(t *testing.T) {
 func TestDescribeClockSkew(t *testing.T) {
 	now := time.Date(2025, 1, 21, 12, 0, 0, 0, time.UTC)
 	for d, want := range map[time.Duration]string{
-		now.AddDate(1, 0, 0).Sub(now):  "1 year ahead",
-		now.AddDate(-1, 0, 0).Sub(now): "1 year behind",
-		-3*24*time.Hour - time.Hour:    "3 days behind",
-		time.Hour:                      "1 hour ahead",
-		7*time.Minute + 59*time.Second: "7 minutes ahead",
-		-2 * time.Second:               "2 seconds behind",
-		300 * time.Millisecond:         "in step",
+		now.AddDate(1, 0, 0).Sub(now):                        "1 year ahead",
+		now.AddDate(-1, 0, 0).Sub(now):                       "1 year behind",
+		-3*24*time.Hour - time.Hour:                          "3 days behind",
+		time.Hour:                                            "1 hour ahead",
+		7*time.Minute + 29*time.Second:                       "7 minutes ahead",
+		now.AddDate(1, 0, 0).Sub(now) - 700*time.Millisecond: "1 year ahead",
+		-2 * time.Second:                                     "2 seconds behind",
+		300 * time.Millisecond:                               "in step",
+		59*time.Minute + 59*time.Second:                      "1 hour ahead",
 	} {
 		if got := DescribeClockSkew(d); got != want {
 			t.Errorf("DescribeClockSkew(%s) = %q, want %q", d, got, want)
