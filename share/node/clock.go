@@ -59,13 +59,12 @@ func (n *Node) logMeterClock(state clockState, skew time.Duration, meterTime, no
 // meterClock returns the grid meter's clock skew for Status: seconds, nil
 // when unknown, and whether it is within meter.MaxClockSkew.
 func (n *Node) meterClock() (skewS *int64, ok bool) {
-	n.live.mu.Lock()
-	defer n.live.mu.Unlock()
-	if !n.live.running || !n.live.clockKnown {
+	skew, known := n.MeterClockSkew()
+	if !known {
 		return nil, true
 	}
-	s := int64(n.live.clockSkew / time.Second)
-	return &s, !clockWrong(n.live.clockSkew, true)
+	sec := int64(skew / time.Second)
+	return &sec, !clockWrong(skew, true)
 }
 
 // ClockNote says how far the meter's clock is off this box's when it is
@@ -78,4 +77,16 @@ func (m MeterState) ClockNote() string {
 		return meter.DescribeClockSkew(time.Duration(*m.ClockSkewS)*time.Second) + " of this box"
 	}
 	return meter.DescribeClockSkew(time.Duration(*m.ClockSkewS)*time.Second) + " this box"
+}
+
+// MeterClockSkew returns the grid meter's clock minus this box's at the
+// latest reading; ok is false when the household is not running, no
+// reading arrived yet, or the meter sends no time.
+func (n *Node) MeterClockSkew() (skew time.Duration, ok bool) {
+	n.live.mu.Lock()
+	defer n.live.mu.Unlock()
+	if !n.live.running || !n.live.clockKnown {
+		return 0, false
+	}
+	return n.live.clockSkew, true
 }
