@@ -125,6 +125,11 @@ type baseline struct {
 // logged; no negative energy is ever recorded. The baseline is stored with
 // each flush, so energy used while the program was stopped for less than
 // MaxGap is still counted after a restart.
+//
+// Sample times are this box's clock, never the meter's (see
+// SampleFromReading), and are kept monotonic: no sample is dropped for
+// its time, and none can move the baseline or the retention cutoff ahead
+// of the box clock (AggregatorOptions.Now).
 type Aggregator struct {
 	l    *Ledger
 	opts AggregatorOptions
