@@ -15,21 +15,21 @@ import (
 // Sample is one observation of a meter's cumulative energy registers, the
 // input of an Aggregator.
 type Sample struct {
-	Time         time.Time      // when the registers had these values (the meter's clock when it sends one)
+	Time         time.Time      // when this box received the registers, by its own clock (never the meter's clock)
 	MeterID      string         // equipment id; a change means a new meter and a new baseline
 	ImportWh     meter.Optional // import register total, Wh
 	ExportWh     meter.Optional // export register total, Wh
 	ProductionWh meter.Optional // production register total (an inverter or sub-meter), Wh
 }
 
-// SampleFromReading takes the import and export register totals of r. It
-// uses the meter's own timestamp when r has one, otherwise received. ok is
-// false when r carries neither total.
+// SampleFromReading takes the import and export register totals of r,
+// stamped with received, the time this box received r by its own clock.
+// The meter's own timestamp (r.Time) is deliberately not used: a meter
+// clock that is wrong, unset or jumping must not decide which minute,
+// slot or day energy is filed under, nor what retention deletes; it stays
+// on the reading as a label. ok is false when r carries neither total.
 func SampleFromReading(r *meter.Reading, received time.Time) (s Sample, ok bool) {
-	s = Sample{Time: r.Time, MeterID: r.MeterID, ImportWh: r.EnergyImport.Total, ExportWh: r.EnergyExport.Total}
-	if s.Time.IsZero() {
-		s.Time = received
-	}
+	s = Sample{Time: received, MeterID: r.MeterID, ImportWh: r.EnergyImport.Total, ExportWh: r.EnergyExport.Total}
 	return s, s.ImportWh.OK || s.ExportWh.OK
 }
 
@@ -57,6 +57,11 @@ type AggregatorOptions struct {
 	// MaxPendingMinutes bounds the minutes held in memory while writes
 	// fail; the oldest are dropped beyond it. Default 1440 (one day).
 	MaxPendingMinutes int
+	// Now is the box clock. A sample stamped after Now() is filed at
+	// Now() (and logged), so no single sample can move the baseline or
+	// the retention cutoff into the future. nil trusts the sample times,
+	// which is right only when they come from this box's clock.
+	Now func() time.Time
 }
 
 func (o *AggregatorOptions) defaults() error {
@@ -120,6 +125,11 @@ type baseline struct {
 // logged; no negative energy is ever recorded. The baseline is stored with
 // each flush, so energy used while the program was stopped for less than
 // MaxGap is still counted after a restart.
+//
+// Sample times are this box's clock, never the meter's (see
+// SampleFromReading), and are kept monotonic: no sample is dropped for
+// its time, and none can move the baseline or the retention cutoff ahead
+// of the box clock (AggregatorOptions.Now).
 type Aggregator struct {
 	l    *Ledger
 	opts AggregatorOptions
@@ -131,6 +141,7 @@ type Aggregator struct {
 	lastFlush time.Time         // sample time of the last flush
 	dirty     bool              // baseline changed since the last flush
 	newest    time.Time         // newest sample time seen
+	clamping  bool              // the last sample was clamped (logged once per run of them)
 	stats     AggregatorStats
 }
 
@@ -139,7 +150,7 @@ type AggregatorStats struct {
 	Samples   int64 // samples aggregated
 	Resets    int64 // new baselines after a reset, swap or implausible jump
 	Gaps      int64 // intervals longer than MaxGap left unattributed
-	Stale     int64 // samples older than the baseline, ignored
+	Clamped   int64 // samples stamped before the baseline or after Now, filed at the nearest allowed time
 	Flushes   int64 // successful writes
 	Dropped   int64 // minutes dropped from memory because writes kept failing
 	LastFlush time.Time
@@ -177,11 +188,11 @@ func (a *Aggregator) Add(ctx context.Context, s Sample) (flushed bool, err error
 			return false, err
 		}
 	}
-	a.add(s)
+	t := a.add(s)
 	if a.lastFlush.IsZero() {
-		a.lastFlush = s.Time
+		a.lastFlush = t
 	}
-	if s.Time.Sub(a.lastFlush) < a.opts.FlushEvery {
+	if t.Sub(a.lastFlush) < a.opts.FlushEvery {
 		return false, nil
 	}
 	if err := a.flush(ctx); err != nil {
@@ -225,13 +236,11 @@ func (a *Aggregator) load(ctx context.Context) error {
 	return nil
 }
 
-func (a *Aggregator) add(s Sample) {
+// add aggregates s and returns the time it was filed at.
+func (a *Aggregator) add(s Sample) time.Time {
 	log := a.l.log
 	b := &a.base
-	if b.valid && s.Time.Before(b.t) {
-		a.stats.Stale++
-		return
-	}
+	s.Time = a.clamp(s.Time)
 	a.stats.Samples++
 	a.bucketAt(floorDiv(s.Time.UnixMilli(), 60_000)).readings++
 	if s.Time.After(a.newest) {
@@ -245,7 +254,7 @@ func (a *Aggregator) add(s Sample) {
 	}
 	if !b.valid {
 		*b = baseline{meterID: s.MeterID, t: s.Time, imp: s.ImportWh, exp: s.ExportWh, prod: s.ProductionWh, valid: true}
-		return
+		return s.Time
 	}
 	dt := s.Time.Sub(b.t)
 	if dt > a.opts.MaxGap {
@@ -253,7 +262,7 @@ func (a *Aggregator) add(s Sample) {
 			"from", b.t, "to", s.Time, "import_wh", diff(b.imp, s.ImportWh), "export_wh", diff(b.exp, s.ExportWh))
 		a.stats.Gaps++
 		*b = baseline{meterID: s.MeterID, t: s.Time, imp: s.ImportWh, exp: s.ExportWh, prod: s.ProductionWh, valid: true}
-		return
+		return s.Time
 	}
 	maxWh := a.opts.MaxPowerW*max(dt.Milliseconds(), 1000)/3_600_000 + 1
 	delta := func(name string, old *meter.Optional, now meter.Optional) (int64, bool) {
@@ -283,6 +292,46 @@ func (a *Aggregator) add(s Sample) {
 	if s.MeterID != "" {
 		b.meterID = s.MeterID
 	}
+	return s.Time
+}
+
+// clamp keeps sample times monotonic and not in the future of the box
+// clock: a time after Now is filed at Now; a time slightly before the
+// baseline (the box clock stepped back by at most MaxGap) is filed at the
+// baseline's time so its energy still counts. A baseline more than MaxGap
+// after t (the box clock went back further, or a stored baseline from a
+// wrong clock) is abandoned: the energy since it is not attributed, as
+// across a gap, and it is logged.
+func (a *Aggregator) clamp(t time.Time) time.Time {
+	log := a.l.log
+	orig := t
+	if a.opts.Now != nil {
+		if now := a.opts.Now(); t.After(now) {
+			t = now
+		}
+	}
+	if b := &a.base; b.valid && t.Before(b.t) {
+		if back := b.t.Sub(t); back > a.opts.MaxGap {
+			log.Warn("meter baseline is later than the box clock: starting a new baseline, energy since it not attributed",
+				"baseline", b.t, "now", t, "ahead", back.Round(time.Second))
+			a.stats.Gaps++
+			*b = baseline{}
+			a.newest, a.lastFlush = time.Time{}, time.Time{}
+		} else {
+			t = b.t
+		}
+	}
+	if t.Equal(orig) {
+		a.clamping = false
+		return t
+	}
+	a.stats.Clamped++
+	if !a.clamping {
+		a.clamping = true
+		log.Warn("meter sample stamped outside the box clock's order: filed at the nearest allowed time",
+			"stamped", orig, "filed", t)
+	}
+	return t
 }
 
 func diff(a, b meter.Optional) any {
@@ -364,7 +413,15 @@ func (a *Aggregator) flush(ctx context.Context) error {
 		sb.add(bk)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	cutoff := a.newest.Add(-a.opts.Retention).Unix()
+	// Retention counts back from the newest sample, which is never after
+	// the box clock (see clamp).
+	newest := a.newest
+	if a.opts.Now != nil {
+		if now := a.opts.Now(); now.Before(newest) {
+			newest = now
+		}
+	}
+	cutoff := newest.Add(-a.opts.Retention).Unix()
 	err := a.l.write(ctx, func(tx *sql.Tx) error {
 		minStmt, err := tx.PrepareContext(ctx, `
 INSERT INTO meter_minutes (start_unix, import_wh, export_wh, production_wh, readings) VALUES (?, ?, ?, ?, ?)

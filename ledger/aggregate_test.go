@@ -159,9 +159,9 @@ func TestAggregatorResetsAndGaps(t *testing.T) {
 		sample(at(10), 5010, 100), // +10
 		sample(at(20), 20, 100),   // import register reset: new baseline, no negative energy
 		sample(at(30), 25, 104),   // +5 import, +4 export
-		{Time: at(40), MeterID: "M2", ImportWh: meter.Some(900000), ExportWh: meter.Some(7)}, // new meter
-		{Time: at(50), MeterID: "M2", ImportWh: meter.Some(900003), ExportWh: meter.Some(7)}, // +3
-		sample(at(45), 1, 1), // older than the baseline: ignored
+		{Time: at(40), MeterID: "M2", ImportWh: meter.Some(900000), ExportWh: meter.Some(7)},            // new meter
+		{Time: at(50), MeterID: "M2", ImportWh: meter.Some(900003), ExportWh: meter.Some(7)},            // +3
+		{Time: at(45), MeterID: "M2", ImportWh: meter.Some(900004), ExportWh: meter.Some(7)},            // stamped before the baseline: filed at its time, +1
 		{Time: at(60), MeterID: "M2", ImportWh: meter.Some(9_900_003), ExportWh: meter.Some(7)},         // +10 MWh in 10 s: implausible
 		{Time: at(70), MeterID: "M2", ImportWh: meter.Some(9_900_004), ExportWh: meter.Some(7)},         // +1
 		{Time: at(70 + 3600), MeterID: "M2", ImportWh: meter.Some(9_901_004), ExportWh: meter.Some(8)},  // 1 h gap: not attributed
@@ -178,20 +178,20 @@ func TestAggregatorResetsAndGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	tot, _ := l.MeterTotals(ctx, start, start.Add(3*time.Hour))
-	if tot.ImportWh != 10+5+3+1+2+4 || tot.ExportWh != 4+1+1 {
-		t.Fatalf("totals = %+v, want import 25, export 6", tot)
+	if tot.ImportWh != 10+5+3+1+1+2+4 || tot.ExportWh != 4+1+1 {
+		t.Fatalf("totals = %+v, want import 26, export 6", tot)
 	}
 	if n := count(t, l, "SELECT count(*) FROM meter_minutes WHERE import_wh < 0 OR export_wh < 0"); n != 0 {
 		t.Fatal("negative energy stored")
 	}
 	st := agg.Stats()
-	if st.Resets != 3 || st.Gaps != 1 || st.Stale != 1 {
-		t.Fatalf("stats = %+v, want 3 resets (reset, swap, jump), 1 gap, 1 stale", st)
+	if st.Resets != 3 || st.Gaps != 1 || st.Clamped != 1 {
+		t.Fatalf("stats = %+v, want 3 resets (reset, swap, jump), 1 gap, 1 clamped", st)
 	}
 	mu.Lock()
 	logs := logBuf.String()
 	mu.Unlock()
-	for _, want := range []string{"meter register jumped", "meter changed", "meter data gap"} {
+	for _, want := range []string{"meter register jumped", "meter changed", "meter data gap", "outside the box clock"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
@@ -340,8 +340,8 @@ func TestSampleFromReading(t *testing.T) {
 	}
 	r.EnergyImport.Total = meter.Some(12)
 	s, ok := SampleFromReading(&r, recv)
-	if !ok || !s.Time.Equal(meterTime) || s.ImportWh.V != 12 || s.ExportWh.OK || s.MeterID != "X" {
-		t.Fatalf("sample = %+v", s)
+	if !ok || !s.Time.Equal(recv) || s.ImportWh.V != 12 || s.ExportWh.OK || s.MeterID != "X" {
+		t.Fatalf("sample = %+v: want the box's time of receipt, not the meter's", s)
 	}
 	r.Time = time.Time{}
 	if s, _ := SampleFromReading(&r, recv); !s.Time.Equal(recv) {

@@ -99,6 +99,15 @@ CREATE TABLE meter_baseline (
 	production_wh INTEGER
 ) STRICT;
 `,
+	// One-off data repairs that must run in Go at open time (they need
+	// the box clock, which SQL cannot be trusted with), each recorded once.
+	`
+CREATE TABLE repairs (
+	name        TEXT PRIMARY KEY,          -- which repair, e.g. 'future-meter-data'
+	done_ms     INTEGER NOT NULL,          -- when it ran, by the box clock, Unix ms
+	detail      TEXT NOT NULL              -- what it changed, for people
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is

@@ -121,6 +121,13 @@ type MeterHealth struct {
 	OfflineSince time.Time // zero when online
 	CRCErrors    int       // telegrams rejected today (local day)
 	LastError    string    // the last read or decode error; "" when none
+	// ClockSkewS is the meter's clock minus this box's in seconds at the
+	// latest reading; not OK when the meter sends no time.
+	ClockSkewS meter.Optional
+	// ClockWrong is true when the meter's clock differs from this box's
+	// by more than meter.MaxClockSkew. Energy is filed by the box's clock
+	// regardless; the dashboard says so.
+	ClockWrong bool
 }
 
 // Today holds the energy of the current local day in Wh.

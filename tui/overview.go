@@ -310,5 +310,8 @@ func (m Model) meterBlock() string {
 	if h.LastError != "" && !h.Online {
 		lines = append(lines, st.errLine.Render(clip("last error: "+h.LastError, m.width)))
 	}
+	if w := m.meterClockWarning(); w != "" {
+		lines = append(lines, w)
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }

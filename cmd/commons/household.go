@@ -326,6 +326,9 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			default:
 				fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
 			}
+			if note := st.Meter.ClockNote(); note != "" {
+				fmt.Fprintf(out, "meter clock: %s (energy is counted by this box's clock)\n", note)
+			}
 			if r := st.Reading; r != nil {
 				if w, ok := r.NetPowerW(); ok {
 					if w >= 0 {

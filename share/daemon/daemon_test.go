@@ -479,6 +479,7 @@ func checkMetrics(t *testing.T, rt *Runtime, c *Client) {
 	}{
 		{"commons_meter_online", func(v int64) bool { return v == 1 }},
 		{"commons_meter_telegrams_total", func(v int64) bool { return v > 0 }},
+		{"commons_meter_clock_skew_seconds", func(int64) bool { return true }}, // the simulator's clock is its own
 		{"commons_energy_import_wh_total", func(v int64) bool { return v > 0 }},
 		{"commons_status_published_timestamp_seconds", func(v int64) bool { return v > 0 }},
 		{"commons_ledger_messages", func(v int64) bool { return v > 0 && v <= count }},

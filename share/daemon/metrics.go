@@ -82,6 +82,7 @@ var (
 	descMeterRejected   = prometheus.NewDesc("commons_meter_rejected_total", "Telegrams rejected (checksum, framing) since the daemon started.", nil, nil)
 	descMeterReconnects = prometheus.NewDesc("commons_meter_reconnects_total", "Times the serial port was reopened.", nil, nil)
 	descMeterLast       = prometheus.NewDesc("commons_meter_last_telegram_timestamp_seconds", "Unix time of the last valid telegram, 0 when none.", nil, nil)
+	descMeterClockSkew  = prometheus.NewDesc("commons_meter_clock_skew_seconds", "The meter's clock minus this box's at the last reading, whole seconds; absent when the meter sends no time.", nil, nil)
 	descPowerImport     = prometheus.NewDesc("commons_power_import_watts", "Power drawn from the grid now, W.", nil, nil)
 	descPowerExport     = prometheus.NewDesc("commons_power_export_watts", "Power delivered to the grid now, W.", nil, nil)
 	descEnergyImport    = prometheus.NewDesc("commons_energy_import_wh_total", "The meter's import register, Wh.", nil, nil)
@@ -109,7 +110,7 @@ type householdCollector struct {
 // Describe implements prometheus.Collector.
 func (c householdCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descMeterOnline, descMeterTelegrams, descMeterRejected, descMeterReconnects, descMeterLast,
+		descMeterOnline, descMeterTelegrams, descMeterRejected, descMeterReconnects, descMeterLast, descMeterClockSkew,
 		descPowerImport, descPowerExport, descEnergyImport, descEnergyExport,
 		descStatusSurplus, descStatusAt, descLedgerMessages,
 		descPeerRequests, descPeerAdded, descPeerDuplicates, descPeerRejected, descPeerLimited,
@@ -135,6 +136,9 @@ func (c householdCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMeterRejected, health.Rejected)
 	counter(descMeterReconnects, health.Reconnects)
 	gauge(descMeterLast, unix(health.LastTelegram))
+	if skew, ok := rt.n.MeterClockSkew(); ok {
+		gauge(descMeterClockSkew, int64(skew/time.Second))
+	}
 	if has {
 		if r.PowerImportW.OK {
 			gauge(descPowerImport, r.PowerImportW.V)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,7 +98,8 @@ func TestStatusWireFields(t *testing.T) {
 	}
 	// And the values come back: all but the reading compared as JSON.
 	pw, cw := int64(1800), int64(700)
-	in := node.Status{Meter: node.MeterState{Online: true, Port: "/dev/ttyUSB0", Protocol: "dsmr"},
+	skew := int64(-31536000)
+	in := node.Status{Meter: node.MeterState{Online: true, Port: "/dev/ttyUSB0", Protocol: "dsmr", ClockSkewS: &skew, ClockOK: false},
 		Today: node.Today{ImportWh: 5, ExportWh: 7}, Neighbours: 3, OpenPledges: 2,
 		Production: &node.ProductionState{MeterState: node.MeterState{Online: true, Port: "/dev/ttyUSB1", Protocol: "modbus"}, PowerW: &pw, ConsumptionW: &cw}}
 	b, err := json.Marshal(toStatusWire(in))
@@ -112,6 +114,26 @@ func TestStatusWireFields(t *testing.T) {
 	want, _ := json.Marshal(in)
 	if string(got) != string(want) {
 		t.Errorf("status over the socket\n%s\nin-process\n%s", got, want)
+	}
+	if !strings.Contains(string(got), `"clock_skew_s":-31536000,"clock_ok":false`) {
+		t.Errorf("meter clock keys missing: %s", got)
+	}
+}
+
+// TestLiveWireMeterClock: the meter clock warning reaches an attached
+// dashboard.
+func TestLiveWireMeterClock(t *testing.T) {
+	in := tui.Live{Meter: tui.MeterHealth{Online: true, ClockSkewS: meter.Some(-31536000), ClockWrong: true}}
+	b, err := json.Marshal(toLiveWire(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w liveWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.live().Meter; got.ClockSkewS != in.Meter.ClockSkewS || !got.ClockWrong {
+		t.Fatalf("meter over the socket %+v, want %+v", got, in.Meter)
 	}
 }
 

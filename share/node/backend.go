@@ -105,6 +105,9 @@ func (b Backend) live(ctx context.Context) (tui.Live, error) {
 		if !h.Online {
 			lv.Meter.OfflineSince = h.Since
 		}
+		if skewS, ok := n.meterClock(); skewS != nil {
+			lv.Meter.ClockSkewS, lv.Meter.ClockWrong = meter.Some(*skewS), !ok
+		}
 	}
 	if _, w, _, _, ok := n.Production(); ok {
 		lv.ProductionW = w

@@ -66,6 +66,11 @@ type live struct {
 	agg     *ledger.Aggregator
 	subs    map[*subscriber]struct{}
 
+	// The grid meter's clock against this box's at the latest reading.
+	clockSkew  time.Duration
+	clockKnown bool       // the latest reading carried a time
+	clockState clockState // for logging changes only
+
 	// The production meter, when one is configured.
 	prod       meter.Reading
 	prodAt     time.Time // when prod was received (node clock); zero = none yet
@@ -217,7 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.writable("run"); err != nil {
 		return err
 	}
-	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration()})
+	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration(), Now: n.opts.Now})
 	if err != nil {
 		return err
 	}
@@ -396,7 +401,13 @@ func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Re
 	n.live.reading, n.live.has = r, true
 	n.live.health.Online, n.live.health.LastTelegram = true, now
 	n.live.push(s)
+	n.live.clockSkew, n.live.clockKnown = meter.ClockSkew(&r, now, n.loc)
+	clockChanged := n.live.clockState.update(n.live.clockSkew, n.live.clockKnown)
+	clock, skew := n.live.clockState, n.live.clockSkew
 	n.live.mu.Unlock()
+	if clockChanged {
+		n.logMeterClock(clock, skew, r.Time, now)
+	}
 	n.publish(Event{Kind: EventLive, Sample: s})
 	if smp, ok := ledger.SampleFromReading(&r, now); ok {
 		if prodOK {

@@ -161,6 +161,15 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 		n.lock.Unlock()
 		return nil, err
 	}
+	if !opts.ReadOnly {
+		// Meter data an older version filed by a wrong meter clock; once
+		// per ledger, by the single writer, before anything aggregates.
+		if _, err := n.led.RepairFutureMeterData(ctx); err != nil {
+			n.led.Close()
+			n.lock.Unlock()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 

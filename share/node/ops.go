@@ -386,7 +386,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{
-		Meter:       MeterState{Port: n.cfg.Meter.Port, Protocol: n.cfg.Meter.Protocol},
+		Meter:       MeterState{Port: n.cfg.Meter.Port, Protocol: n.cfg.Meter.Protocol, ClockOK: true},
 		Today:       Today{ImportWh: tot.ImportWh, ExportWh: tot.ExportWh},
 		Neighbours:  len(ns),
 		OpenPledges: len(ps),
@@ -403,6 +403,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		if h.Protocol != "" {
 			st.Meter.Protocol = h.Protocol
 		}
+		st.Meter.ClockSkewS, st.Meter.ClockOK = n.meterClock()
 	} else if t, ok := n.lastAggregated(ctx); ok {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
@@ -412,7 +413,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		if proto == "" {
 			proto = "modbus"
 		}
-		ps := &ProductionState{MeterState: MeterState{Port: pm.Port, Protocol: proto}}
+		ps := &ProductionState{MeterState: MeterState{Port: pm.Port, Protocol: proto, ClockOK: true}}
 		_, w, _, h, ok := n.Production()
 		ps.Online = h.Online && ok
 		if !h.LastTelegram.IsZero() {

@@ -96,6 +96,15 @@ type MeterState struct {
 	Port         string     `json:"port"`
 	Protocol     string     `json:"protocol"`
 	LastTelegram *time.Time `json:"last_telegram"`
+	// ClockSkewS is the meter's clock minus this box's clock at the latest
+	// reading, in whole seconds; nil when the meter sends no time, none
+	// was read yet, or the household is not running (status read from the
+	// ledger). Energy is always filed by this box's clock.
+	ClockSkewS *int64 `json:"clock_skew_s"`
+	// ClockOK is false when the meter's clock differs from this box's by
+	// more than meter.MaxClockSkew (5 minutes); true otherwise, also when
+	// the meter sends no time.
+	ClockOK bool `json:"clock_ok"`
 }
 
 // Today is today's energy totals in the household's time zone.
