@@ -77,6 +77,9 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("open ledger %s: folder %s does not exist: run `commons init` first or check --home", path, dir)
 	}
+	if err := privateFiles(path, opts.Logger); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -111,6 +114,41 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
+}
+
+// FileMode is the permission of the ledger file and its -wal and -shm
+// files: the owner only, whatever the umask or the home folder's mode, as
+// the ledger holds the household's meter history.
+const FileMode os.FileMode = 0o600
+
+// privateFiles creates the ledger file with FileMode before SQLite opens
+// it (SQLite on unix gives the -wal and -shm files the database file's
+// mode) and narrows files an older version left readable by others,
+// saying so in the log.
+func privateFiles(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return openError(path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open ledger %s: %w", path, err)
+		}
+		perm := fi.Mode().Perm()
+		if perm&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, perm&^0o077); err != nil {
+			return fmt.Errorf("open ledger %s: make %s private (chmod go-rwx): %w: check the file's owner", path, p, err)
+		}
+		log.Info("ledger file made private to its owner", "file", p, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&^0o077))
+	}
+	return nil
 }
 
 // openError turns SQLite's open failures into a line a person can act on.
