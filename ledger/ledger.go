@@ -86,6 +86,8 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		"synchronous(FULL)",
 		"busy_timeout(10000)",
 		"foreign_keys(1)",
+		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
+		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
 	} {
 		q.Add("_pragma", p)
 	}
@@ -115,6 +117,17 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	}
 	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
 }
+
+// walSizeLimit is the size, in bytes, the -wal file is cut back to when a
+// checkpoint has copied it into the database (PRAGMA journal_size_limit).
+// Without it the file keeps the size of its busiest moment; on an SD card
+// a small file is also a small area rewritten over and over.
+const walSizeLimit = 1 << 20
+
+// walAutocheckpoint is the WAL length, in 4 KiB pages, that makes a commit
+// copy the WAL into the database (PRAGMA wal_autocheckpoint): 256 pages
+// keep it near walSizeLimit instead of SQLite's default of 4 MB.
+const walAutocheckpoint = 256
 
 // FileMode is the permission of the ledger file and its -wal and -shm
 // files: the owner only, whatever the umask or the home folder's mode, as

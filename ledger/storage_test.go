@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share"
 )
 
 // TestFileModesPrivate checks that the ledger and its -wal and -shm files
@@ -65,5 +68,59 @@ func TestFileModesPrivate(t *testing.T) {
 				t.Errorf("no log line about the permission fix; logs:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// TestWALStaysSmall checks that the -wal file does not keep the size of
+// its busiest moment: after many writes and a checkpoint the next write
+// truncates it to at most walSizeLimit (SQLite's default keeps it, ~4 MB
+// and more, for ever).
+func TestWALStaysSmall(t *testing.T) {
+	alice := newHousehold(t, 1)
+	l, path := openTest(t, alice.ID())
+	ctx := context.Background()
+	for range 50 {
+		msgs := make([]*share.Message, 20)
+		for j := range msgs {
+			msgs[j] = alice.next(t, announce(strings.Repeat("A", 60)))
+		}
+		mustAppend(t, l, msgs...)
+	}
+	// Hold a reader open across many writes so no checkpoint can reset the
+	// WAL meanwhile: it grows past the limit as on a busy box.
+	reader, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for range 400 {
+		mustAppend(t, l, alice.next(t, announce(strings.Repeat("B", 60))))
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() <= walSizeLimit {
+		t.Fatalf("test setup: WAL only grew to %d bytes, want more than %d", fi.Size(), walSizeLimit)
+	}
+	tx.Rollback()
+	if _, err := l.db.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, alice.next(t, announce("after the checkpoint")))
+	fi, err = os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > walSizeLimit {
+		t.Errorf("-wal is %d bytes after a checkpoint, want at most %d", fi.Size(), walSizeLimit)
 	}
 }
