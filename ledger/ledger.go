@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commons-energy/commons/share"
@@ -45,6 +46,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for received and added times; nil means time.Now.
 	Now func() time.Time
+	// Quota bounds the storage neighbours can take; the zero value means
+	// the defaults.
+	Quota Quota
 }
 
 // Ledger is an open ledger file. Its methods are safe for concurrent use;
@@ -57,8 +61,10 @@ type Ledger struct {
 	opts      Options
 	community share.CommunityID
 	log       *slog.Logger
+	quota     Quota
 
-	writeMu sync.Mutex // one write transaction at a time
+	writeMu sync.Mutex    // one write transaction at a time
+	commits atomic.Uint64 // write transactions committed
 }
 
 // Open opens (creating if needed) the ledger file at path and migrates its
@@ -115,7 +121,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
+	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger, quota: opts.Quota.withDefaults()}, nil
 }
 
 // walSizeLimit is the size, in bytes, the -wal file is cut back to when a
@@ -204,19 +210,28 @@ func (l *Ledger) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // write runs fn in one write transaction, committed durably
-// (synchronous=FULL) when fn returns nil.
+// (synchronous=FULL) when fn returns nil. A full disk gives a
+// *DiskFullError.
 func (l *Ledger) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return l.diskFull(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return l.diskFull(err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return l.diskFull(err)
+	}
+	l.commits.Add(1)
+	return nil
 }
+
+// Commits returns the number of write transactions committed since Open:
+// each one is an fsync, the cost that matters on an SD card.
+func (l *Ledger) Commits() uint64 { return l.commits.Load() }
 
 func (l *Ledger) nowMS() int64 { return l.opts.Now().UnixMilli() }

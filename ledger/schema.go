@@ -99,6 +99,16 @@ CREATE TABLE meter_baseline (
 	production_wh INTEGER
 ) STRICT;
 `,
+	// 2: per-neighbour refusal counters (storage quota and other reasons).
+	`
+CREATE TABLE refusals (
+	author      TEXT NOT NULL,             -- the neighbour whose messages were refused
+	reason      TEXT NOT NULL,             -- short stable reason code, as in rejections
+	count       INTEGER NOT NULL,
+	last_ms     INTEGER NOT NULL,
+	PRIMARY KEY (author, reason)
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is
