@@ -95,7 +95,7 @@ func Init(ctx context.Context, home Home, cfg Config) (Identity, error) {
 	}
 	n := &Node{home: home, cfg: cfg, manifest: cfg.Manifest(), key: key, lock: lock, opts: Options{Now: time.Now}, log: slog.New(slog.DiscardHandler)}
 	n.loc, _ = cfg.Location()
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Quota: cfg.Storage.Quota()})
 	if err != nil {
 		return Identity{}, err
 	}
@@ -148,7 +148,7 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 	} else if _, err := os.Stat(home.LedgerPath()); err != nil {
 		return nil, fmt.Errorf("open ledger: %w; the home %s looks damaged: run init in a new home", err, home)
 	}
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota()})
 	if err != nil {
 		n.lock.Unlock()
 		return nil, err

@@ -91,7 +91,11 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 	}
 	out := make([]Neighbour, 0, len(ns))
 	for _, nb := range ns {
-		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID]}
+		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
+			StoredBytes: nb.StoredBytes, Refused: nb.Refused}
+		if v.Refused == nil {
+			v.Refused = map[string]int64{}
+		}
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
 			v.LastSeen = &t
