@@ -37,11 +37,11 @@ const MaxPageBytes = 1 << 20
 // Limits bound what one neighbour can make a box do. The zero value of a
 // field means its default.
 type Limits struct {
-	MaxBodyBytes int64         // request body cap; default 1 MiB
-	MaxBatch     int           // messages per push; default 256
-	MaxPage      int           // messages per range response; default 500
-	Rate         rate.Limit    // requests per second per neighbour; default 20
-	Burst        int           // token bucket size per neighbour; default 60
+	MaxBodyBytes int64      // request body cap; default 1 MiB
+	MaxBatch     int        // messages per push; default 256
+	MaxPage      int        // messages per range response; default 500
+	Rate         rate.Limit // requests per second per neighbour; default 20
+	Burst        int        // token bucket size per neighbour; default 60
 	// ByteRate bounds the pushed body bytes per second per neighbour
 	// (default 64 KiB/s): the request rate alone lets full 1 MiB batches
 	// through at 20 MiB/s. A neighbour's own messages are a few KiB a day;
@@ -49,12 +49,12 @@ type Limits struct {
 	ByteRate rate.Limit
 	// ByteBurst is the byte bucket size per neighbour; default 4 MiB, and
 	// never less than MaxBodyBytes.
-	ByteBurst int
-	MaxConns     int           // simultaneous TCP connections; default 64
-	ReadHeader   time.Duration // TLS handshake and request headers; default 5 s
-	Read         time.Duration // whole request incl. body; default 30 s
-	Write        time.Duration // writing the response; default 30 s
-	Idle         time.Duration // keep-alive idle; default 2 min
+	ByteBurst  int
+	MaxConns   int           // simultaneous TCP connections; default 64
+	ReadHeader time.Duration // TLS handshake and request headers; default 5 s
+	Read       time.Duration // whole request incl. body; default 30 s
+	Write      time.Duration // writing the response; default 30 s
+	Idle       time.Duration // keep-alive idle; default 2 min
 }
 
 func (l Limits) withDefaults() Limits {
