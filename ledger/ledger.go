@@ -65,6 +65,9 @@ type Ledger struct {
 
 	writeMu sync.Mutex    // one write transaction at a time
 	commits atomic.Uint64 // write transactions committed
+
+	statusMu sync.Mutex // guards status; taken before writeMu
+	status   statusBuffer
 }
 
 // Open opens (creating if needed) the ledger file at path and migrates its
@@ -184,8 +187,16 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open ledger %s: %w", path, err)
 }
 
-// Close closes the database. Flush any Aggregator first.
+// Close writes the statuses held in memory and closes the database. Flush
+// any Aggregator first.
 func (l *Ledger) Close() error {
+	l.statusMu.Lock()
+	ferr := l.flushStatusesLocked(context.Background())
+	l.status.closed = true
+	l.statusMu.Unlock()
+	if ferr != nil {
+		l.log.Warn("statuses not written at close", "err", ferr)
+	}
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("close ledger %s: %w", l.path, err)
 	}

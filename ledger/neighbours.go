@@ -149,6 +149,7 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 	if err != nil {
 		return nil, err
 	}
+	pending := l.pendingStatuses()
 	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms,
 	(SELECT coalesce(sum(length(raw)), 0) FROM messages WHERE author = neighbours.id) FROM neighbours `+where, args...)
 	if err != nil {
@@ -180,6 +181,9 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 			n.Removed = time.UnixMilli(removed.Int64)
 		}
 		n.Refused = refused[id]
+		if p, ok := pending[n.ID]; ok && time.UnixMilli(p.received).After(n.LastSeen) {
+			n.LastSeen = time.UnixMilli(p.received)
+		}
 		out = append(out, n)
 	}
 	return out, rows.Err()

@@ -64,17 +64,18 @@ func (s LedgerStore) Append(ctx context.Context, msgs []Message) ([]AppendResult
 	return out, nil
 }
 
-// PutStatus implements Store.
+// PutStatus implements Store. Statuses are written in batches (see
+// ledger.Ledger.PutStatus): a status kept is visible to readers at once.
 func (s LedgerStore) PutStatus(ctx context.Context, m Message) error {
-	res, err := s.L.Append(ctx, m.Raw)
+	res, err := s.L.PutStatus(ctx, m.Raw)
 	if err != nil {
 		return err
 	}
-	switch res[0].Outcome {
+	switch res.Outcome {
 	case ledger.Latest, ledger.Older, ledger.Duplicate:
 		return nil
 	}
-	return classify(res[0])
+	return classify(res)
 }
 
 // classify wraps a ledger refusal in the peer sentinel that gives its HTTP
