@@ -91,6 +91,8 @@ func classify(r ledger.Result) error {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case errors.Is(err, ledger.ErrUnknownAuthor):
 		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	case errors.Is(err, ledger.ErrQuota), errors.Is(err, ledger.ErrDiskReserve):
+		return fmt.Errorf("%w: %w", ErrStorage, err)
 	default:
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

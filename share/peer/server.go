@@ -449,7 +449,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from sha
 		if res.code == http.StatusConflict && s.cfg.OnConflict != nil {
 			s.cfg.OnConflict(from)
 		}
-		if res.code >= 500 {
+		if res.code >= 500 && res.code != http.StatusInsufficientStorage {
 			s.log.Error("peer push: store failed", "from", from.Short(), "err", res.err)
 			s.fail(w, res.code, "store unavailable")
 			return
@@ -481,7 +481,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share
 	for i, m := range msgs {
 		if err := s.cfg.Store.PutStatus(r.Context(), m); err != nil {
 			code := statusOf(err)
-			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrStorage) {
 				s.log.Error("peer status store", "err", err)
 				s.fail(w, http.StatusInternalServerError, "store unavailable")
 				return
@@ -617,6 +617,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, ErrStorage):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
 }

@@ -3,8 +3,13 @@ package peer
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
@@ -100,5 +105,54 @@ func TestStatusesBatched(t *testing.T) {
 			}
 			check("after reopening", l)
 		})
+	}
+}
+
+// TestPushOverQuota: a neighbour pushing past its storage quota gets 507
+// Insufficient Storage naming the quota, and nothing past it is stored.
+func TestPushOverQuota(t *testing.T) {
+	ctx := context.Background()
+	b := newAuthor(t)
+	l, err := ledger.Open(ctx, filepath.Join(t.TempDir(), ledger.FileName), ledger.Options{Self: b.id(), Manifest: testManifest,
+		Quota: ledger.Quota{UnknownKindBytes: 20000, FreeSpace: func(string) (int64, error) { return 1 << 40, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	nb := &ledgerTestNeighbours{LedgerNeighbours{L: l, TTL: 5 * time.Millisecond}}
+	srv, err := NewServer(ServerConfig{Key: b.key, Store: LedgerStore{L: l}, Neighbours: nb, Verifier: ShareVerifier{Community: testCommunity}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	a := newAuthor(t)
+	nb.add(a.id(), "")
+	c, err := NewClient(ClientConfig{Key: a.key, Peer: b.id(), Addr: ln.Addr().String(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	content := []byte(`{"x":"` + strings.Repeat("x", 8000) + `"}`)
+	batch := make([][]byte, 5)
+	for i := range batch {
+		batch[i] = a.sign(t, a.head, 99, content)
+		m, err := share.Parse(batch[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.head = share.HeadOf(m)
+	}
+	res, err := c.Push(ctx, batch)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("push over quota: %+v, %v; want 507 naming the quota", res, err)
+	}
+	if h, err := l.Head(ctx, a.id()); err != nil || h.Seq != 2 {
+		t.Errorf("stored head = %d, %v; want 2 (20000 bytes hold two 8 KiB messages)", h.Seq, err)
 	}
 }
