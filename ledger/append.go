@@ -271,10 +271,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if lookupErr != nil {
 				return lookupErr
 			}
+			if cerr == nil && m.Author != l.opts.Self {
+				cerr = l.checkQuota(fs.usage, m) // rejected below, like a chain error
+			}
 			var fe *share.ForkError
 			switch {
-			case cerr == nil && m.Author != l.opts.Self && l.checkQuota(fs.usage, m) != nil:
-				out[i] = Result{Outcome: Rejected, Message: m, Err: l.checkQuota(fs.usage, m)}
 			case cerr == nil:
 				id := m.ID()
 				if _, err := ins.ExecContext(ctx, id.String(), m.Author.String(), int64(m.Seq), prevText(m), int64(m.Kind), m.Kind.String(),
