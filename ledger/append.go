@@ -203,6 +203,7 @@ func (l *Ledger) store(ctx context.Context, results []Result) error {
 	}
 	// Work on a copy so a failed transaction leaves no half-set results.
 	out := slices.Clone(results)
+	feeds := map[share.HouseholdID]*feedState{}
 	err := l.write(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, author, seq, prev, kind, kind_name, created_ms, received_ms, content, raw)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -215,7 +216,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			return err
 		}
 		defer at.Close()
-		feeds := map[share.HouseholdID]*feedState{}
 		seen := map[share.HouseholdID]int64{}
 		for _, i := range order {
 			m := out[i].Message
@@ -231,7 +231,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 					}
 				}
 				if fs.known && m.Author != l.opts.Self {
-					if fs.usage, err = loadUsage(ctx, tx, m.Author); err != nil {
+					if fs.usage, err = l.cachedUsage(ctx, tx, m.Author); err != nil {
 						return err
 					}
 				}
@@ -314,8 +314,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Author.String(), int64(m
 		if err := countRejections(ctx, tx, out, received); err != nil {
 			return err
 		}
-		return l.countRefusals(ctx, tx, out, feeds, received)
+		if err := l.countRefusals(ctx, tx, out, feeds, received); err != nil {
+			return err
+		}
+		l.keepUsage(feeds)
+		return nil
 	})
+	if err != nil {
+		l.forgetUsage(feeds) // the commit may have failed after keepUsage
+	}
 	var full *DiskFullError
 	if errors.As(err, &full) {
 		return err

@@ -66,7 +66,9 @@ type Ledger struct {
 	writeMu sync.Mutex    // one write transaction at a time
 	commits atomic.Uint64 // write transactions committed
 
-	statusMu sync.Mutex // guards status; taken before writeMu
+	statusMu sync.Mutex                  // guards status; taken before writeMu
+	usageMu  sync.Mutex                  // guards usage
+	usage    map[share.HouseholdID]usage // per neighbour, for the quota; see cachedUsage
 	status   statusBuffer
 }
 

@@ -27,12 +27,6 @@ type Neighbour struct {
 	Added     time.Time // when it was (last) added
 	LastSeen  time.Time // last message stored from it; zero when never
 	Removed   time.Time // zero while it is a neighbour
-	// StoredBytes is the size of its chain messages stored here, as the
-	// storage quota counts it (Quota.AuthorBytes).
-	StoredBytes int64
-	// Refused counts its messages refused, by reason code (see Reason),
-	// e.g. "quota"; nil when none.
-	Refused map[string]int64
 }
 
 // AddNeighbour adds n, or updates name, addresses and invite of a
@@ -145,13 +139,8 @@ func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bo
 }
 
 func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any) ([]Neighbour, error) {
-	refused, err := l.refusals(ctx)
-	if err != nil {
-		return nil, err
-	}
 	pending := l.pendingStatuses()
-	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms,
-	(SELECT coalesce(sum(length(raw)), 0) FROM messages WHERE author = neighbours.id) FROM neighbours `+where, args...)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms FROM neighbours `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
 	}
@@ -164,7 +153,7 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 			added         int64
 			seen, removed sql.NullInt64
 		)
-		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed, &n.StoredBytes); err != nil {
+		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed); err != nil {
 			return nil, fmt.Errorf("list neighbours: %w", err)
 		}
 		if n.ID, err = share.ParseHouseholdID(id); err != nil {
@@ -180,7 +169,6 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 		if removed.Valid {
 			n.Removed = time.UnixMilli(removed.Int64)
 		}
-		n.Refused = refused[id]
 		if p, ok := pending[n.ID]; ok && time.UnixMilli(p.received).After(n.LastSeen) {
 			n.LastSeen = time.UnixMilli(p.received)
 		}
@@ -193,7 +181,7 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 func (l *Ledger) refusals(ctx context.Context) (map[string]map[string]int64, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT author, reason, count FROM refusals`)
 	if err != nil {
-		return nil, fmt.Errorf("list neighbours: refusals: %w", err)
+		return nil, fmt.Errorf("read refusals: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]map[string]int64{}
@@ -203,7 +191,7 @@ func (l *Ledger) refusals(ctx context.Context) (map[string]map[string]int64, err
 			n              int64
 		)
 		if err := rows.Scan(&author, &reason, &n); err != nil {
-			return nil, fmt.Errorf("list neighbours: refusals: %w", err)
+			return nil, fmt.Errorf("read refusals: %w", err)
 		}
 		if out[author] == nil {
 			out[author] = map[string]int64{}

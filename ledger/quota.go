@@ -141,6 +141,96 @@ func loadUsage(ctx context.Context, q querier, author share.HouseholdID) (usage,
 	return u, rows.Err()
 }
 
+// cachedUsage returns an author's usage from the in-memory cache, reading
+// it from the messages table the first time. The ledger is the only writer
+// of its file, so the cache stays exact: store updates it in the same
+// write transaction (keepUsage) and drops it when that fails.
+func (l *Ledger) cachedUsage(ctx context.Context, q querier, author share.HouseholdID) (usage, error) {
+	l.usageMu.Lock()
+	u, ok := l.usage[author]
+	l.usageMu.Unlock()
+	if ok {
+		return u, nil
+	}
+	return loadUsage(ctx, q, author)
+}
+
+// keepUsage caches the usage of the authors a transaction wrote.
+func (l *Ledger) keepUsage(feeds map[share.HouseholdID]*feedState) {
+	l.usageMu.Lock()
+	defer l.usageMu.Unlock()
+	if l.usage == nil {
+		l.usage = map[share.HouseholdID]usage{}
+	}
+	for a, fs := range feeds {
+		if fs.known && a != l.opts.Self {
+			l.usage[a] = fs.usage
+		}
+	}
+}
+
+// forgetUsage drops the cached usage of these authors.
+func (l *Ledger) forgetUsage(feeds map[share.HouseholdID]*feedState) {
+	l.usageMu.Lock()
+	defer l.usageMu.Unlock()
+	for a := range feeds {
+		delete(l.usage, a)
+	}
+}
+
+// Usage is the storage one neighbour takes in the ledger.
+type Usage struct {
+	// StoredBytes is the size of its stored chain messages (their signed
+	// bytes), as the quota counts it.
+	StoredBytes int64
+	// Refused counts its messages refused, by reason code (see Reason),
+	// e.g. "quota"; nil when none.
+	Refused map[string]int64
+}
+
+// Usage returns the storage and refusal counts of every author with stored
+// messages or refusals, this household included (its refusals are not
+// counted).
+func (l *Ledger) Usage(ctx context.Context) (map[share.HouseholdID]Usage, error) {
+	out := map[share.HouseholdID]Usage{}
+	rows, err := l.db.QueryContext(ctx, `SELECT author, sum(length(raw)) FROM messages GROUP BY author`)
+	if err != nil {
+		return nil, fmt.Errorf("read storage usage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			a string
+			n int64
+		)
+		if err := rows.Scan(&a, &n); err != nil {
+			return nil, fmt.Errorf("read storage usage: %w", err)
+		}
+		id, err := share.ParseHouseholdID(a)
+		if err != nil {
+			return nil, fmt.Errorf("read storage usage: stored author: %w", err)
+		}
+		out[id] = Usage{StoredBytes: n}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read storage usage: %w", err)
+	}
+	refused, err := l.refusals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for a, m := range refused {
+		id, err := share.ParseHouseholdID(a)
+		if err != nil {
+			continue
+		}
+		u := out[id]
+		u.Refused = m
+		out[id] = u
+	}
+	return out, nil
+}
+
 // checkQuota says whether storing m keeps its author within the quota.
 func (l *Ledger) checkQuota(u usage, m *share.Message) error {
 	q := l.quota
