@@ -236,7 +236,7 @@ func (l *Ledger) checkQuota(u usage, m *share.Message) error {
 	q := l.quota
 	n := int64(len(m.Bytes()))
 	if !m.Kind.Known() && q.UnknownKindBytes > 0 && u.unknownBytes+n > q.UnknownKindBytes {
-		return fmt.Errorf("message %s: author %s already has %d bytes of kinds this version does not know (%s), the limit is %d: refused: %w",
+		return fmt.Errorf("message %s: author %s already has %d bytes of kinds this version does not know (%s), the limit is %d (upgrade commons, or raise storage.unknown_kind_mib in config.json): %w",
 			m.ID().Short(), m.Author.Short(), u.unknownBytes, m.Kind, q.UnknownKindBytes, ErrQuota)
 	}
 	if q.AuthorBytes > 0 && u.bytes+n > q.AuthorBytes {
