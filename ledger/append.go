@@ -31,6 +31,10 @@ func Reason(err error) string {
 		return "unknown_author"
 	case errors.Is(err, ErrUnsupportedKind):
 		return "unsupported_kind"
+	case errors.Is(err, ErrQuota):
+		return "quota"
+	case errors.Is(err, ErrDiskReserve):
+		return "disk_reserve"
 	}
 	return share.Reason(err)
 }
@@ -168,6 +172,7 @@ func (l *Ledger) open(raws [][]byte, results []Result) {
 type feedState struct {
 	feed  share.Feed
 	known bool
+	usage usage // bytes stored, for the quota; neighbours only
 }
 
 // store applies the chain rules and writes, in one transaction.
@@ -187,8 +192,18 @@ func (l *Ledger) store(ctx context.Context, results []Result) error {
 		return cmp.Compare(ma.Seq, mb.Seq)
 	})
 	received := l.nowMS()
+	// The free-space reserve is read once per batch, and only when a
+	// neighbour's message could use it.
+	var reserveErr error
+	for _, i := range order {
+		if results[i].Message.Author != l.opts.Self {
+			reserveErr = l.checkReserve()
+			break
+		}
+	}
 	// Work on a copy so a failed transaction leaves no half-set results.
 	out := slices.Clone(results)
+	feeds := map[share.HouseholdID]*feedState{}
 	err := l.write(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, author, seq, prev, kind, kind_name, created_ms, received_ms, content, raw)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -201,7 +216,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			return err
 		}
 		defer at.Close()
-		feeds := map[share.HouseholdID]*feedState{}
 		seen := map[share.HouseholdID]int64{}
 		for _, i := range order {
 			m := out[i].Message
@@ -216,11 +230,20 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 						return err
 					}
 				}
+				if fs.known && m.Author != l.opts.Self {
+					if fs.usage, err = l.cachedUsage(ctx, tx, m.Author); err != nil {
+						return err
+					}
+				}
 				feeds[m.Author] = fs
 			}
 			if !fs.known {
 				out[i] = Result{Outcome: Rejected, Message: m, Err: fmt.Errorf("message %s: author %s is not a neighbour of this household: add it with `commons neighbours add INVITE`: %w",
 					m.ID().Short(), m.Author.Short(), ErrUnknownAuthor)}
+				continue
+			}
+			if reserveErr != nil && m.Author != l.opts.Self {
+				out[i] = Result{Outcome: Rejected, Message: m, Err: fmt.Errorf("message %s by %s: %w", m.ID().Short(), m.Author.Short(), reserveErr)}
 				continue
 			}
 			if m.Ephemeral() {
@@ -248,6 +271,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if lookupErr != nil {
 				return lookupErr
 			}
+			if cerr == nil && m.Author != l.opts.Self {
+				cerr = l.checkQuota(fs.usage, m) // rejected below, like a chain error
+			}
 			var fe *share.ForkError
 			switch {
 			case cerr == nil:
@@ -257,6 +283,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 					return err
 				}
 				fs.feed.Head = share.HeadOf(m)
+				fs.usage.bytes += int64(len(m.Bytes()))
+				if !m.Kind.Known() {
+					fs.usage.unknownBytes += int64(len(m.Bytes()))
+				}
 				out[i] = Result{Outcome: Stored, Message: m}
 				seen[m.Author] = max(seen[m.Author], received)
 			case errors.Is(cerr, share.ErrDuplicate):
@@ -281,8 +311,22 @@ VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Author.String(), int64(m
 				return err
 			}
 		}
-		return countRejections(ctx, tx, out, received)
+		if err := countRejections(ctx, tx, out, received); err != nil {
+			return err
+		}
+		if err := l.countRefusals(ctx, tx, out, feeds, received); err != nil {
+			return err
+		}
+		l.keepUsage(feeds)
+		return nil
 	})
+	if err != nil {
+		l.forgetUsage(feeds) // the commit may have failed after keepUsage
+	}
+	var full *DiskFullError
+	if errors.As(err, &full) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("append to ledger %s: %w", l.path, err)
 	}
@@ -384,6 +428,35 @@ func countRejections(ctx context.Context, tx *sql.Tx, results []Result, now int6
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rejections (reason, count, last_ms, last_detail) VALUES (?, ?, ?, ?)
 ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count, last_ms = excluded.last_ms, last_detail = excluded.last_detail`,
 			code, a.n, now, a.last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countRefusals adds this batch's rejections of current neighbours'
+// messages to the per-neighbour counters (refusals), which
+// `neighbours list` shows. Unknown authors are not counted per author, so
+// the table stays as small as the neighbour list.
+func (l *Ledger) countRefusals(ctx context.Context, tx *sql.Tx, results []Result, feeds map[share.HouseholdID]*feedState, now int64) error {
+	type key struct {
+		author share.HouseholdID
+		reason string
+	}
+	counts := map[key]int64{}
+	for _, r := range results {
+		if r.Outcome != Rejected || r.Message == nil || r.Message.Author == l.opts.Self {
+			continue
+		}
+		if fs := feeds[r.Message.Author]; fs == nil || !fs.known {
+			continue
+		}
+		counts[key{r.Message.Author, Reason(r.Err)}]++
+	}
+	for k, n := range counts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refusals (author, reason, count, last_ms) VALUES (?, ?, ?, ?)
+ON CONFLICT (author, reason) DO UPDATE SET count = count + excluded.count, last_ms = excluded.last_ms`,
+			k.author.String(), k.reason, n, now); err != nil {
 			return err
 		}
 	}

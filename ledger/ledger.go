@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commons-energy/commons/share"
@@ -45,6 +46,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for received and added times; nil means time.Now.
 	Now func() time.Time
+	// Quota bounds the storage neighbours can take; the zero value means
+	// the defaults.
+	Quota Quota
 }
 
 // Ledger is an open ledger file. Its methods are safe for concurrent use;
@@ -57,8 +61,15 @@ type Ledger struct {
 	opts      Options
 	community share.CommunityID
 	log       *slog.Logger
+	quota     Quota
 
-	writeMu sync.Mutex // one write transaction at a time
+	writeMu sync.Mutex    // one write transaction at a time
+	commits atomic.Uint64 // write transactions committed
+
+	statusMu sync.Mutex                  // guards status; taken before writeMu
+	usageMu  sync.Mutex                  // guards usage
+	usage    map[share.HouseholdID]usage // per neighbour, for the quota; see cachedUsage
+	status   statusBuffer
 }
 
 // Open opens (creating if needed) the ledger file at path and migrates its
@@ -77,12 +88,17 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("open ledger %s: folder %s does not exist: run `commons init` first or check --home", path, dir)
 	}
+	if err := privateFiles(path, opts.Logger); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
 		"synchronous(FULL)",
 		"busy_timeout(10000)",
 		"foreign_keys(1)",
+		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
+		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
 	} {
 		q.Add("_pragma", p)
 	}
@@ -110,7 +126,53 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger}, nil
+	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger, quota: opts.Quota.withDefaults()}, nil
+}
+
+// walSizeLimit is the size, in bytes, the -wal file is cut back to when a
+// checkpoint has copied it into the database (PRAGMA journal_size_limit).
+// Without it the file keeps the size of its busiest moment; on an SD card
+// a small file is also a small area rewritten over and over.
+const walSizeLimit = 1 << 20
+
+// walAutocheckpoint is the WAL length, in 4 KiB pages, that makes a commit
+// copy the WAL into the database (PRAGMA wal_autocheckpoint): 256 pages
+// keep it near walSizeLimit instead of SQLite's default of 4 MB.
+const walAutocheckpoint = 256
+
+// FileMode is the permission of the ledger file and its -wal and -shm
+// files: the owner only, whatever the umask or the home folder's mode, as
+// the ledger holds the household's meter history.
+const FileMode os.FileMode = 0o600
+
+// privateFiles creates the ledger file with FileMode before SQLite opens
+// it (SQLite on unix gives the -wal and -shm files the database file's
+// mode) and narrows files an older version left readable by others,
+// saying so in the log.
+func privateFiles(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return openError(path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open ledger %s: %w", path, err)
+		}
+		perm := fi.Mode().Perm()
+		if perm&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, perm&^0o077); err != nil {
+			return fmt.Errorf("open ledger %s: make %s private (chmod go-rwx): %w: check the file's owner", path, p, err)
+		}
+		log.Info("ledger file made private to its owner", "file", p, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&^0o077))
+	}
+	return nil
 }
 
 // openError turns SQLite's open failures into a line a person can act on.
@@ -127,8 +189,16 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open ledger %s: %w", path, err)
 }
 
-// Close closes the database. Flush any Aggregator first.
+// Close writes the statuses held in memory and closes the database. Flush
+// any Aggregator first.
 func (l *Ledger) Close() error {
+	l.statusMu.Lock()
+	ferr := l.flushStatusesLocked(context.Background())
+	l.status.closed = true
+	l.statusMu.Unlock()
+	if ferr != nil {
+		l.log.Warn("statuses not written at close", "err", ferr)
+	}
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("close ledger %s: %w", l.path, err)
 	}
@@ -153,19 +223,28 @@ func (l *Ledger) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // write runs fn in one write transaction, committed durably
-// (synchronous=FULL) when fn returns nil.
+// (synchronous=FULL) when fn returns nil. A full disk gives a
+// *DiskFullError.
 func (l *Ledger) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return l.diskFull(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return l.diskFull(err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return l.diskFull(err)
+	}
+	l.commits.Add(1)
+	return nil
 }
+
+// Commits returns the number of write transactions committed since Open:
+// each one is an fsync, the cost that matters on an SD card.
+func (l *Ledger) Commits() uint64 { return l.commits.Load() }
 
 func (l *Ledger) nowMS() int64 { return l.opts.Now().UnixMilli() }

@@ -72,7 +72,8 @@ func LockHome(home, owner string) (*HomeLock, error) {
 	}
 	owner = strings.ReplaceAll(owner, "\n", " ")
 	content := []byte(strconv.Itoa(os.Getpid()) + "\n" + owner + "\n")
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt(content, 0)
 	}
 	if err != nil {

@@ -127,3 +127,24 @@ func TestLockHomeMissingDir(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLockHomeWriteFailure checks that LockHome reports a lock file it
+// cannot write its pid into instead of holding a lock with no holder named.
+// /dev/full takes the lock but refuses every write (and truncation).
+func TestLockHomeWriteFailure(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full:", err)
+	}
+	home := t.TempDir()
+	if err := os.Symlink("/dev/full", home+"/"+LockFileName); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := LockHome(home, "commons daemon")
+	if err == nil {
+		lk.Unlock()
+		t.Fatal("LockHome succeeded although the pid could not be written")
+	}
+	if !strings.Contains(err.Error(), "write") || !strings.Contains(err.Error(), home) {
+		t.Errorf("error %q: want it to name the home and the failed write", err)
+	}
+}

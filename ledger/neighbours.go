@@ -139,6 +139,7 @@ func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bo
 }
 
 func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any) ([]Neighbour, error) {
+	pending := l.pendingStatuses()
 	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms FROM neighbours `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
@@ -168,7 +169,34 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 		if removed.Valid {
 			n.Removed = time.UnixMilli(removed.Int64)
 		}
+		if p, ok := pending[n.ID]; ok && time.UnixMilli(p.received).After(n.LastSeen) {
+			n.LastSeen = time.UnixMilli(p.received)
+		}
 		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// refusals reads the per-neighbour refusal counters, by author id text.
+func (l *Ledger) refusals(ctx context.Context) (map[string]map[string]int64, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT author, reason, count FROM refusals`)
+	if err != nil {
+		return nil, fmt.Errorf("read refusals: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int64{}
+	for rows.Next() {
+		var (
+			author, reason string
+			n              int64
+		)
+		if err := rows.Scan(&author, &reason, &n); err != nil {
+			return nil, fmt.Errorf("read refusals: %w", err)
+		}
+		if out[author] == nil {
+			out[author] = map[string]int64{}
+		}
+		out[author][reason] = n
 	}
 	return out, rows.Err()
 }

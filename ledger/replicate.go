@@ -231,7 +231,8 @@ func (l *Ledger) Forks(ctx context.Context) ([]Fork, error) {
 }
 
 // Statuses returns the latest status message of every author that sent
-// one, parsed from the stored bytes.
+// one, parsed from the stored bytes, including those PutStatus holds in
+// memory.
 func (l *Ledger) Statuses(ctx context.Context) (map[share.HouseholdID]*share.Message, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT raw FROM statuses`)
 	if err != nil {
@@ -250,5 +251,13 @@ func (l *Ledger) Statuses(ctx context.Context) (map[share.HouseholdID]*share.Mes
 		}
 		out[m.Author] = m
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read statuses: %w", err)
+	}
+	for author, p := range l.pendingStatuses() {
+		if share.Newer(out[author], p.m) {
+			out[author] = p.m
+		}
+	}
+	return out, nil
 }

@@ -99,13 +99,23 @@ CREATE TABLE meter_baseline (
 	production_wh INTEGER
 ) STRICT;
 `,
-	// One-off data repairs that must run in Go at open time (they need
+	// 2: one-off data repairs that must run in Go at open time (they need
 	// the box clock, which SQL cannot be trusted with), each recorded once.
 	`
 CREATE TABLE repairs (
 	name        TEXT PRIMARY KEY,          -- which repair, e.g. 'future-meter-data'
 	done_ms     INTEGER NOT NULL,          -- when it ran, by the box clock, Unix ms
 	detail      TEXT NOT NULL              -- what it changed, for people
+) STRICT;
+`,
+	// 3: per-neighbour refusal counters (storage quota and other reasons).
+	`
+CREATE TABLE refusals (
+	author      TEXT NOT NULL,             -- the neighbour whose messages were refused
+	reason      TEXT NOT NULL,             -- short stable reason code, as in rejections
+	count       INTEGER NOT NULL,
+	last_ms     INTEGER NOT NULL,
+	PRIMARY KEY (author, reason)
 ) STRICT;
 `,
 }

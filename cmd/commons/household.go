@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -241,7 +244,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW")
+			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW\tSTORED\tREFUSED")
 			for _, n := range ns {
 				seen := "never"
 				if n.LastSeen != nil {
@@ -258,7 +261,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 						now = "balanced"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused))
 			}
 			return tw.Flush()
 		},
@@ -284,6 +287,42 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.AddCommand(add, list, remove)
 	return cmd
+}
+
+// formatBytes writes a size for people: 512 B, 3.4 KiB, 12.0 MiB.
+func formatBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+}
+
+// formatRefused writes refusal counts by reason, largest first:
+// "quota 12, seq_gap 3", or "-" when none.
+func formatRefused(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	reasons := make([]string, 0, len(m))
+	for r := range m {
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what to type.

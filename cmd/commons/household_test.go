@@ -165,6 +165,18 @@ func TestHouseholdCLI(t *testing.T) {
 		if out := carry(t, c, a, b); !strings.Contains(out, "imported 2 new messages") {
 			t.Fatalf("import at B: %q", out)
 		}
+		var nbb []struct {
+			Name        string
+			StoredBytes int64            `json:"stored_bytes"`
+			Refused     map[string]int64 `json:"refused"`
+		}
+		c.json(&nbb, "--home", b, "neighbours", "list", "--json")
+		if len(nbb) != 1 || nbb[0].StoredBytes <= 0 || nbb[0].Refused == nil || len(nbb[0].Refused) != 0 {
+			t.Fatalf("B neighbours list --json after the import = %+v; want Alice's stored bytes and no refusals", nbb)
+		}
+		if out := c.ok("--home", b, "neighbours", "list"); !strings.Contains(out, "STORED") || !strings.Contains(out, " B ") && !strings.Contains(out, "KiB") {
+			t.Fatalf("B neighbours list:\n%s", out)
+		}
 		var bs []pledgeJSON
 		c.json(&bs, "--home", b, "pledges", "--json")
 		if len(bs) != 1 || bs[0].ID != p.ID || bs[0].State != "pledged" || bs[0].FromName != "Alice" {

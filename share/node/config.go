@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 )
@@ -36,6 +37,45 @@ type Config struct {
 	// FuseA is the main fuse rating per phase in amperes, for the
 	// dashboard's phase bars; 0 = unknown.
 	FuseA int `json:"fuse_a,omitempty"`
+	// Storage bounds what neighbours can store in this household's
+	// ledger; nil = the defaults.
+	Storage *StorageConfig `json:"storage,omitempty"`
+}
+
+// StorageConfig bounds the disk space neighbours can take (a receiver
+// policy, see docs/PROTOCOL.md). Zero fields mean the defaults. This
+// household's own messages are never limited.
+type StorageConfig struct {
+	NeighbourMiB   int `json:"neighbour_mib,omitempty"`    // chain messages stored per neighbour; default 32
+	UnknownKindMiB int `json:"unknown_kind_mib,omitempty"` // of those, kinds this version does not know; default 1
+	ReserveMiB     int `json:"reserve_mib,omitempty"`      // free disk space kept for this household's own messages; default 64
+}
+
+// MaxStorageMiB bounds each StorageConfig field.
+const MaxStorageMiB = 1 << 20
+
+// Quota returns the ledger quota the settings describe.
+func (s *StorageConfig) Quota() ledger.Quota {
+	if s == nil {
+		return ledger.Quota{}
+	}
+	return ledger.Quota{
+		AuthorBytes:      int64(s.NeighbourMiB) << 20,
+		UnknownKindBytes: int64(s.UnknownKindMiB) << 20,
+		ReserveBytes:     int64(s.ReserveMiB) << 20,
+	}
+}
+
+func (s *StorageConfig) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"neighbour_mib", s.NeighbourMiB}, {"unknown_kind_mib", s.UnknownKindMiB}, {"reserve_mib", s.ReserveMiB}} {
+		if f.v < 0 || f.v > MaxStorageMiB {
+			return fmt.Errorf("storage %s %d is out of range; use 1 to %d MiB, or 0 (or leave it out) for the default", f.name, f.v, MaxStorageMiB)
+		}
+	}
+	return nil
 }
 
 // ProductionMeterConfig says how to read the production meter.
@@ -165,6 +205,11 @@ func (c *Config) Validate() error {
 	}
 	if c.FuseA < 0 || c.FuseA > MaxFuseA {
 		return fmt.Errorf("fuse_a %d is out of range; use the main fuse per phase in amperes, e.g. 25, or 0 for unknown", c.FuseA)
+	}
+	if c.Storage != nil {
+		if err := c.Storage.validate(); err != nil {
+			return err
+		}
 	}
 	if a := c.AutoAccept; a != nil {
 		if a.MaxWh < 0 || a.MaxWh > MaxPledgeWh {

@@ -14,6 +14,9 @@ func TestLoadConfig(t *testing.T) {
 		{"auto accept", `{"name":"Alice","meter":{},"community":{"name":"commons","slot_seconds":900,"allocation_key":"pro-rata"},"auto_accept":{"max_wh":2000,"from":["Bob"]}}`, ""},
 		{"auto accept negative", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"auto_accept":{"max_wh":-1}}`, "max_wh -1 is out of range"},
 		{"auto accept empty from", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"auto_accept":{"from":[" "]}}`, "empty entry"},
+		{"storage", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"neighbour_mib":8,"unknown_kind_mib":1,"reserve_mib":128}}`, ""},
+		{"storage negative", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"reserve_mib":-5}}`, "storage reserve_mib -5 is out of range"},
+		{"storage unknown field", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"quota":5}}`, "unknown field \"quota\""},
 		{"unknown field", `{"name":"Alice","colour":"red"}`, "unknown field \"colour\""},
 		{"bad slot", `{"name":"Alice","community":{"name":"c","slot_seconds":700,"allocation_key":"pro-rata"}}`, "slot_seconds 700 must divide a day"},
 		{"bad key", `{"name":"Alice","community":{"name":"c","slot_seconds":900,"allocation_key":"random"}}`, "allocation_key \"random\" is unknown"},
@@ -47,6 +50,9 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil || back.Name != c.Name || (c.AutoAccept == nil) != (back.AutoAccept == nil) ||
 				c.AutoAccept != nil && (back.AutoAccept.MaxWh != c.AutoAccept.MaxWh || len(back.AutoAccept.From) != len(c.AutoAccept.From)) {
 				t.Fatalf("round trip = %+v, %v; want %+v", back, err, c)
+			}
+			if (c.Storage == nil) != (back.Storage == nil) || c.Storage != nil && *c.Storage != *back.Storage {
+				t.Fatalf("storage round trip = %+v, want %+v", back.Storage, c.Storage)
 			}
 		})
 	}

@@ -103,7 +103,7 @@ func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.T
 	}
 	n := &Node{home: home, cfg: cfg, manifest: cfg.Manifest(), key: key, lock: lock, opts: Options{Now: now}, log: slog.New(slog.DiscardHandler)}
 	n.loc, _ = cfg.Location()
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: now})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: now, Quota: cfg.Storage.Quota()})
 	if err != nil {
 		return Identity{}, err
 	}
@@ -156,7 +156,7 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 	} else if _, err := os.Stat(home.LedgerPath()); err != nil {
 		return nil, fmt.Errorf("open ledger: %w; the home %s looks damaged: run init in a new home", err, home)
 	}
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota()})
 	if err != nil {
 		n.lock.Unlock()
 		return nil, err

@@ -89,9 +89,17 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 	if err != nil {
 		return nil, err
 	}
+	usage, err := n.led.Usage(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Neighbour, 0, len(ns))
 	for _, nb := range ns {
-		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID]}
+		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
+			StoredBytes: usage[nb.ID].StoredBytes, Refused: usage[nb.ID].Refused}
+		if v.Refused == nil {
+			v.Refused = map[string]int64{}
+		}
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
 			v.LastSeen = &t

@@ -38,6 +38,12 @@ type Neighbour struct {
 	LastSeen  *time.Time       `json:"last_seen"` // nil when never
 	Status    *NeighbourStatus `json:"status"`    // latest signed status, nil when none
 	Addresses []string         `json:"addresses,omitempty"`
+	// StoredBytes is the size of its messages stored here, as the storage
+	// quota counts it.
+	StoredBytes int64 `json:"stored_bytes"`
+	// Refused counts its messages refused, by reason code (e.g. "quota",
+	// "disk_reserve", "seq_gap"); empty when none.
+	Refused map[string]int64 `json:"refused"`
 }
 
 // NeighbourStatus is a neighbour's latest signed surplus or need.

@@ -64,17 +64,18 @@ func (s LedgerStore) Append(ctx context.Context, msgs []Message) ([]AppendResult
 	return out, nil
 }
 
-// PutStatus implements Store.
+// PutStatus implements Store. Statuses are written in batches (see
+// ledger.Ledger.PutStatus): a status kept is visible to readers at once.
 func (s LedgerStore) PutStatus(ctx context.Context, m Message) error {
-	res, err := s.L.Append(ctx, m.Raw)
+	res, err := s.L.PutStatus(ctx, m.Raw)
 	if err != nil {
 		return err
 	}
-	switch res[0].Outcome {
+	switch res.Outcome {
 	case ledger.Latest, ledger.Older, ledger.Duplicate:
 		return nil
 	}
-	return classify(res[0])
+	return classify(res)
 }
 
 // classify wraps a ledger refusal in the peer sentinel that gives its HTTP
@@ -90,6 +91,8 @@ func classify(r ledger.Result) error {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case errors.Is(err, ledger.ErrUnknownAuthor):
 		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	case errors.Is(err, ledger.ErrQuota), errors.Is(err, ledger.ErrDiskReserve):
+		return fmt.Errorf("%w: %w", ErrStorage, err)
 	default:
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -62,7 +62,7 @@ const (
 // AppendResult is the store's answer for one message.
 type AppendResult struct {
 	Outcome Outcome
-	Err     error // for Rejected: wraps ErrConflict, ErrForbidden or ErrInvalid
+	Err     error // for Rejected: wraps ErrConflict, ErrForbidden, ErrStorage or ErrInvalid
 }
 
 // ErrConflict is wrapped by Store rejections that are about the author's
@@ -73,6 +73,12 @@ var ErrConflict = errors.New("chain conflict")
 // ErrForbidden is wrapped by Store rejections of a message whose author is
 // not admitted (HTTP 403).
 var ErrForbidden = errors.New("author not admitted")
+
+// ErrStorage is wrapped by Store rejections of a valid message the
+// receiver will not store now: the author is over its storage quota or the
+// receiver's disk is nearly full. A push answers it with 507 Insufficient
+// Storage.
+var ErrStorage = errors.New("not stored: storage limit")
 
 // ErrInvalid is wrapped by other Store rejections of a message's content,
 // such as a clock too far ahead (HTTP 400).

@@ -37,16 +37,24 @@ const MaxPageBytes = 1 << 20
 // Limits bound what one neighbour can make a box do. The zero value of a
 // field means its default.
 type Limits struct {
-	MaxBodyBytes int64         // request body cap; default 1 MiB
-	MaxBatch     int           // messages per push; default 256
-	MaxPage      int           // messages per range response; default 500
-	Rate         rate.Limit    // requests per second per neighbour; default 20
-	Burst        int           // token bucket size per neighbour; default 60
-	MaxConns     int           // simultaneous TCP connections; default 64
-	ReadHeader   time.Duration // TLS handshake and request headers; default 5 s
-	Read         time.Duration // whole request incl. body; default 30 s
-	Write        time.Duration // writing the response; default 30 s
-	Idle         time.Duration // keep-alive idle; default 2 min
+	MaxBodyBytes int64      // request body cap; default 1 MiB
+	MaxBatch     int        // messages per push; default 256
+	MaxPage      int        // messages per range response; default 500
+	Rate         rate.Limit // requests per second per neighbour; default 20
+	Burst        int        // token bucket size per neighbour; default 60
+	// ByteRate bounds the pushed body bytes per second per neighbour
+	// (default 64 KiB/s): the request rate alone lets full 1 MiB batches
+	// through at 20 MiB/s. A neighbour's own messages are a few KiB a day;
+	// catching up goes by pulls, which this does not count.
+	ByteRate rate.Limit
+	// ByteBurst is the byte bucket size per neighbour; default 4 MiB, and
+	// never less than MaxBodyBytes.
+	ByteBurst  int
+	MaxConns   int           // simultaneous TCP connections; default 64
+	ReadHeader time.Duration // TLS handshake and request headers; default 5 s
+	Read       time.Duration // whole request incl. body; default 30 s
+	Write      time.Duration // writing the response; default 30 s
+	Idle       time.Duration // keep-alive idle; default 2 min
 }
 
 func (l Limits) withDefaults() Limits {
@@ -69,6 +77,11 @@ func (l Limits) withDefaults() Limits {
 		l.Rate = 20
 	}
 	def(&l.Burst, 60)
+	if l.ByteRate <= 0 {
+		l.ByteRate = 64 << 10
+	}
+	def(&l.ByteBurst, 4<<20)
+	l.ByteBurst = max(l.ByteBurst, int(min(l.MaxBodyBytes, math.MaxInt32)))
 	def(&l.MaxConns, 64)
 	defd(&l.ReadHeader, 5*time.Second)
 	defd(&l.Read, 30*time.Second)
@@ -115,6 +128,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	limiters map[share.HouseholdID]*rate.Limiter
+	bytes    map[share.HouseholdID]*rate.Limiter // pushed body bytes
 
 	requests, added, duplicates, rejected, limited atomic.Uint64
 }
@@ -135,6 +149,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		self:     self,
 		log:      cfg.Logger,
 		limiters: make(map[share.HouseholdID]*rate.Limiter),
+		bytes:    make(map[share.HouseholdID]*rate.Limiter),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -224,6 +239,39 @@ func (s *Server) limiter(id share.HouseholdID) *rate.Limiter {
 		s.limiters[id] = l
 	}
 	return l
+}
+
+// byteLimiter returns the pushed-bytes token bucket of one neighbour.
+func (s *Server) byteLimiter(id share.HouseholdID) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.bytes[id]
+	if !ok {
+		l = rate.NewLimiter(s.lim.ByteRate, s.lim.ByteBurst)
+		s.bytes[id] = l
+	}
+	return l
+}
+
+// chargeBytes takes a push body's size from the neighbour's byte budget
+// before the body is read: its Content-Length, or MaxBodyBytes when it is
+// not given. Over budget it answers 429 with Retry-After and returns
+// false.
+func (s *Server) chargeBytes(w http.ResponseWriter, r *http.Request, from share.HouseholdID) bool {
+	n := r.ContentLength
+	if n < 0 || n > s.lim.MaxBodyBytes {
+		n = s.lim.MaxBodyBytes // readBody refuses a longer body
+	}
+	res := s.byteLimiter(from).ReserveN(time.Now(), int(n))
+	if !res.OK() || res.Delay() <= 0 {
+		return true
+	}
+	res.Cancel()
+	s.limited.Add(1)
+	retry := max(1, int(math.Ceil(res.Delay().Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	s.fail(w, http.StatusTooManyRequests, fmt.Sprintf("rate limit: at most %d pushed bytes/s, burst %d", int64(s.lim.ByteRate), s.lim.ByteBurst))
+	return false
 }
 
 // handler is an authenticated handler: from is the neighbour's id.
@@ -384,6 +432,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([][]byte, boo
 }
 
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from share.HouseholdID) {
+	if !s.chargeBytes(w, r, from) {
+		return
+	}
 	raws, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -398,7 +449,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from sha
 		if res.code == http.StatusConflict && s.cfg.OnConflict != nil {
 			s.cfg.OnConflict(from)
 		}
-		if res.code >= 500 {
+		if res.code >= 500 && res.code != http.StatusInsufficientStorage {
 			s.log.Error("peer push: store failed", "from", from.Short(), "err", res.err)
 			s.fail(w, res.code, "store unavailable")
 			return
@@ -414,6 +465,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, from sha
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share.HouseholdID) {
+	if !s.chargeBytes(w, r, from) {
+		return
+	}
 	raws, ok := s.readBody(w, r)
 	if !ok {
 		return
@@ -427,7 +481,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, from share
 	for i, m := range msgs {
 		if err := s.cfg.Store.PutStatus(r.Context(), m); err != nil {
 			code := statusOf(err)
-			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrStorage) {
 				s.log.Error("peer status store", "err", err)
 				s.fail(w, http.StatusInternalServerError, "store unavailable")
 				return
@@ -563,6 +617,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, ErrStorage):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
 }

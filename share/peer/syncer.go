@@ -312,7 +312,8 @@ func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.Househo
 			s.cfg.OnAdded(res.stored)
 		}
 		if res.err != nil {
-			return added, res.code >= 500, res.err
+			// A storage refusal concerns this author only.
+			return added, res.code >= 500 && res.code != http.StatusInsufficientStorage, res.err
 		}
 		if res.last <= have {
 			return added, false, nil
@@ -386,12 +387,19 @@ func (s *Syncer) backoff(n int) time.Duration {
 func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 	t := time.NewTimer(0) // first pull at once
 	defer t.Stop()
+	var kickQuiet time.Time // kicks are ignored until then
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-w.kick:
+			if time.Now().Before(kickQuiet) {
+				// The last pull was refused for storage: a kick (the
+				// neighbour pushing past the refused message) would only
+				// fetch the same refused page again.
+				continue
+			}
 			if !t.Stop() {
 				select {
 				case <-t.C:
@@ -421,6 +429,10 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 			var se *StatusError
 			if errors.As(err, &se) && se.Code == http.StatusTooManyRequests && se.RetryAfter > next {
 				next = se.RetryAfter
+			}
+			if errors.Is(err, ErrStorage) {
+				next = max(next, s.cfg.Interval)
+				kickQuiet = time.Now().Add(next)
 			}
 			// Info on the first failure and every tenth, so a neighbour
 			// offline for a week does not fill the log.

@@ -631,3 +631,53 @@ func TestHostileRangeAnswer(t *testing.T) {
 		t.Errorf("B stored %d messages as A's", got)
 	}
 }
+
+// TestByteRateLimit: a neighbour pushing full 1 MiB batches stays under
+// the request rate (20/s) yet floods megabytes per second; the per-neighbour
+// byte budget answers 429 with Retry-After before long, with the default
+// limits.
+func TestByteRateLimit(t *testing.T) {
+	kind := "mem"
+	b := newBox(t, kind, nil, Limits{})
+	a := newBox(t, kind, nil, Limits{})
+	befriend(a, b)
+	ctx := context.Background()
+	ca := a.client(t, b)
+	content := []byte(`{"x":"` + strings.Repeat("x", 8000) + `"}`)
+	const pushes = 12
+	var limited *StatusError
+	accepted := 0
+	for i := 0; i < pushes && limited == nil; i++ {
+		batch := make([][]byte, 110) // ~0.9 MiB, under MaxBodyBytes
+		for j := range batch {
+			batch[j] = a.sign(t, a.head, 99, content)
+			m, err := share.Parse(batch[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.head = share.HeadOf(m)
+		}
+		_, err := ca.Push(ctx, batch)
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+			limited = se
+		case err != nil:
+			t.Fatalf("push %d: %v", i, err)
+		default:
+			accepted++
+		}
+	}
+	if limited == nil {
+		t.Fatalf("%d pushes of ~0.9 MiB in a row were all accepted: no byte limit", pushes)
+	}
+	if limited.RetryAfter <= 0 {
+		t.Errorf("429 without Retry-After: %v", limited)
+	}
+	if accepted < 2 {
+		t.Errorf("only %d pushes accepted before the limit: the burst should allow a few MiB", accepted)
+	}
+	if st := b.srv.Stats(); st.Limited == 0 {
+		t.Errorf("Stats.Limited = 0 after a 429")
+	}
+}
