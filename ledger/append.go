@@ -89,6 +89,7 @@ const parallelMin = 64
 // Append verifies and stores messages given in their wire form, all in one
 // durable transaction. Every message is opened with share.Open (structure,
 // community, signature, content hash, content rules), checked against the
+// community's end of protocol time (share.Manifest.CheckSlots), the
 // author's clock skew, the author's admission (this household or a current
 // neighbour) and the author's stored chain (share.Feed.Check). A message
 // is stored verbatim only when all checks pass; messages of one author may
@@ -126,6 +127,9 @@ func (l *Ledger) open(raws [][]byte, results []Result) {
 	now := l.opts.Now()
 	check := func(i int) {
 		m, err := share.Open(raws[i], l.community)
+		if err == nil {
+			err = l.opts.Manifest.CheckSlots(m)
+		}
 		if err == nil {
 			err = share.CheckClock(m, now, share.MaxClockSkew)
 		}
