@@ -27,7 +27,15 @@ type Neighbour struct {
 	Added     time.Time // when it was (last) added
 	LastSeen  time.Time // last message stored from it; zero when never
 	Removed   time.Time // zero while it is a neighbour
+	// ForkSeq is the lowest sequence number at which the household signed
+	// two different messages (a stored fork proof, docs/PROTOCOL.md
+	// §6.3); 0 when it never did. Its feed is frozen from then on.
+	ForkSeq uint64
 }
+
+// Frozen reports whether a fork froze the neighbour's feed: nothing new is
+// accepted from its key.
+func (n Neighbour) Frozen() bool { return n.ForkSeq > 0 }
 
 // AddNeighbour adds n, or updates name, addresses and invite of a
 // neighbour with the same id (re-adding a removed neighbour makes it a
@@ -139,7 +147,8 @@ func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bo
 }
 
 func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any) ([]Neighbour, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms FROM neighbours `+where, args...)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms,
+	(SELECT min(seq) FROM forks WHERE forks.author = neighbours.id) FROM neighbours `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
 	}
@@ -151,8 +160,9 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 			id, addrs     string
 			added         int64
 			seen, removed sql.NullInt64
+			forkSeq       sql.NullInt64
 		)
-		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed); err != nil {
+		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed, &forkSeq); err != nil {
 			return nil, fmt.Errorf("list neighbours: %w", err)
 		}
 		if n.ID, err = share.ParseHouseholdID(id); err != nil {
@@ -167,6 +177,9 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 		}
 		if removed.Valid {
 			n.Removed = time.UnixMilli(removed.Int64)
+		}
+		if forkSeq.Valid && forkSeq.Int64 > 0 {
+			n.ForkSeq = uint64(forkSeq.Int64)
 		}
 		out = append(out, n)
 	}
