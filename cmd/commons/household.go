@@ -241,7 +241,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW")
+			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW\tFEED")
 			for _, n := range ns {
 				seen := "never"
 				if n.LastSeen != nil {
@@ -258,7 +258,11 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 						now = "balanced"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now)
+				feed := "ok"
+				if n.Frozen {
+					feed = fmt.Sprintf("frozen: fork at seq %d", n.ForkSeq)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, feed)
 			}
 			return tw.Flush()
 		},

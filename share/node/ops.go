@@ -91,7 +91,8 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 	}
 	out := make([]Neighbour, 0, len(ns))
 	for _, nb := range ns {
-		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID]}
+		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
+			Frozen: nb.Frozen(), ForkSeq: nb.ForkSeq}
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
 			v.LastSeen = &t
@@ -177,7 +178,7 @@ func (n *Node) pledgeJSON(p ledger.Pledge) Pledge {
 		ID: p.ID.String(), From: p.From.String(), To: p.To.String(),
 		FromName: n.nameOr(p.FromName, p.From), ToName: n.nameOr(p.ToName, p.To),
 		EnergyWh: p.PledgedWh,
-		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc)},
+		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc), FromSlot: p.Window.From, ToSlot: p.Window.To},
 		State:    string(p.State),
 		Outgoing: p.Outgoing,
 		Created:  p.Created.In(n.loc),
