@@ -154,3 +154,36 @@ func TestSpecStatesEndOfTime(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckClockExtremes: the clock rule accepts any created_ms up to now
+// + skew, also one so far in the past that created_ms − now overflows, and
+// rejects any later one.
+func TestCheckClockExtremes(t *testing.T) {
+	alice := testKey(t, "alice")
+	now := t0
+	tests := []struct {
+		createdMs int64
+		ok        bool
+	}{
+		{math.MinInt64, true},
+		{math.MinInt64 + 1, true},
+		{-1 << 62, true},
+		{-10_000_000_000_000, true}, // 1653-02-10: created_ms − now overflowed as a Duration
+		{-6330335075427400000, true}, // year -200599299
+		{-1, true},
+		{0, true},
+		{now.UnixMilli() + MaxClockSkew.Milliseconds(), true},
+		{now.UnixMilli() + MaxClockSkew.Milliseconds() + 1, false},
+		{math.MaxInt64, false},
+	}
+	for _, tt := range tests {
+		m := compose(t, alice, Head{}, time.UnixMilli(tt.createdMs), &Status{})
+		if m.CreatedMs != tt.createdMs {
+			t.Fatalf("created_ms %d signed as %d", tt.createdMs, m.CreatedMs)
+		}
+		err := CheckClock(m, now, MaxClockSkew)
+		if (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrClock) {
+			t.Errorf("created_ms %d: %v, want ok %v", tt.createdMs, err, tt.ok)
+		}
+	}
+}
