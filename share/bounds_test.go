@@ -168,7 +168,7 @@ func TestCheckClockExtremes(t *testing.T) {
 		{math.MinInt64, true},
 		{math.MinInt64 + 1, true},
 		{-1 << 62, true},
-		{-10_000_000_000_000, true}, // 1653-02-10: created_ms − now overflowed as a Duration
+		{-10_000_000_000_000, true},  // 1653-02-10: created_ms − now overflowed as a Duration
 		{-6330335075427400000, true}, // year -200599299
 		{-1, true},
 		{0, true},
