@@ -187,3 +187,52 @@ func TestCheckClockExtremes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckSlots: CheckSlots on any content of any kind never panics, and
+// content it lets through names no slot range ending after MaxSlot.
+func FuzzCheckSlots(f *testing.F) {
+	f.Add(uint16(KindPledge), int64(900), []byte(`{"to":"aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4a","from_slot":1099511627776,"to_slot":1099511627780,"energy_wh":1,"expiry_slot":0,"nonce":0}`))
+	f.Add(uint16(KindReport), int64(60), []byte(`{"from_slot":120968639,"export_wh":[0],"import_wh":[0]}`))
+	f.Add(uint16(KindStatus), int64(86400), []byte(`{"surplus_w":0,"need_w":0,"avg_surplus_w":0,"avg_need_w":0,"forecast_from":84006,"forecast_wh":[1]}`))
+	f.Add(uint16(0x9000), int64(900), []byte(`x`))
+	alice := testKey(f, "alice")
+	f.Fuzz(func(t *testing.T, kind uint16, slotLen int64, content []byte) {
+		if len(content) > MaxContentSize {
+			return
+		}
+		k := Kind(kind)
+		seq := uint64(1)
+		if k.Ephemeral() {
+			seq = 0
+		}
+		man := Manifest{Name: "x", SlotLen: slotLen, Key: DefaultKey}
+		m, err := alice.Sign(Draft{Community: man.ID(), Seq: seq, Created: t0, Kind: k, Content: content})
+		if err != nil {
+			return
+		}
+		if err := man.CheckSlots(m); err != nil {
+			if !errors.Is(err, ErrBadContent) {
+				t.Fatalf("CheckSlots: %v, not bad_content", err)
+			}
+			return
+		}
+		c, err := m.Decode()
+		if err != nil || man.Validate() != nil {
+			return
+		}
+		var end int64
+		switch x := c.(type) {
+		case *Pledge:
+			end = x.ToSlot
+		case *Settle:
+			end = x.ToSlot
+		case *Report:
+			end = x.FromSlot + int64(len(x.ExportWh))
+		case *Status:
+			end = x.ForecastFrom + int64(len(x.ForecastWh))
+		}
+		if end > man.MaxSlot() || man.SlotStart(end).After(EndOfTime) {
+			t.Fatalf("CheckSlots let through a range ending at slot %d (%s)", end, man.SlotStart(end))
+		}
+	})
+}
