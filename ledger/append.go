@@ -17,24 +17,32 @@ import (
 // nor a current neighbour.
 var ErrUnknownAuthor = errors.New("unknown author")
 
-// ErrUnsupportedKind rejects an ephemeral message of a kind the ledger
-// does not keep (only status is kept).
-var ErrUnsupportedKind = errors.New("unsupported ephemeral kind")
+// ErrEphemeralLimit rejects an ephemeral message of a kind this version
+// does not interpret when its author already has MaxEphemeralKinds other
+// such kinds kept.
+var ErrEphemeralLimit = errors.New("too many ephemeral kinds")
+
+// MaxEphemeralKinds is how many ephemeral kinds this version does not
+// interpret the ledger keeps per author, the latest message of each
+// (docs/PROTOCOL.md §6.5): enough for the kinds a future version adds,
+// and a bound on what one neighbour can make this household store.
+const MaxEphemeralKinds = 8
 
 // Reason returns the short stable code of a rejection error: share's codes
-// (share.Reason) plus "unknown_author" and "unsupported_kind".
+// (share.Reason) plus "unknown_author", "quota", "disk_reserve" and
+// "ephemeral_limit".
 func Reason(err error) string {
 	switch {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrUnknownAuthor):
 		return "unknown_author"
-	case errors.Is(err, ErrUnsupportedKind):
-		return "unsupported_kind"
 	case errors.Is(err, ErrQuota):
 		return "quota"
 	case errors.Is(err, ErrDiskReserve):
 		return "disk_reserve"
+	case errors.Is(err, ErrEphemeralLimit):
+		return "ephemeral_limit"
 	}
 	return share.Reason(err)
 }
@@ -46,8 +54,8 @@ type Outcome int
 const (
 	Stored    Outcome = iota + 1 // appended to its author's chain
 	Duplicate                    // already stored (same id); nothing changed
-	Latest                       // an ephemeral status kept as its author's latest
-	Older                        // an ephemeral status older than the one kept; dropped
+	Latest                       // an ephemeral message kept as its author's latest of its kind
+	Older                        // an ephemeral message older than the one kept; dropped
 	Forked                       // a fork proof: kept in the forks table, the author's feed is frozen
 	Rejected                     // not stored; Err says why
 )
@@ -93,13 +101,15 @@ const parallelMin = 64
 // Append verifies and stores messages given in their wire form, all in one
 // durable transaction. Every message is opened with share.Open (structure,
 // community, signature, content hash, content rules), checked against the
+// community's end of protocol time (share.Manifest.CheckSlots), the
 // author's clock skew, the author's admission (this household or a current
 // neighbour) and the author's stored chain (share.Feed.Check). A message
 // is stored verbatim only when all checks pass; messages of one author may
 // come in any order within a batch. A second, different message for a
 // stored (author, seq) is kept as a fork proof and freezes that feed.
-// Ephemeral status messages are kept outside the chains, only the latest
-// per author. Rejections are counted per reason (see Rejections) and never
+// Ephemeral messages are kept outside the chains, only the latest per
+// author and kind: statuses, and up to MaxEphemeralKinds kinds this
+// version does not interpret, to relay them. Rejections are counted per reason (see Rejections) and never
 // stored.
 //
 // The results are in input order. The error is non-nil only when the
@@ -130,6 +140,9 @@ func (l *Ledger) open(raws [][]byte, results []Result) {
 	now := l.opts.Now()
 	check := func(i int) {
 		m, err := share.Open(raws[i], l.community)
+		if err == nil {
+			err = l.opts.Manifest.CheckSlots(m)
+		}
 		if err == nil {
 			err = share.CheckClock(m, now, share.MaxClockSkew)
 		}
@@ -374,10 +387,11 @@ func loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.F
 	return f, nil
 }
 
-// storeStatus keeps an ephemeral message if it is its author's newest.
+// storeStatus keeps an ephemeral message if it is its author's newest of
+// its kind (docs/PROTOCOL.md §6.5).
 func (l *Ledger) storeStatus(ctx context.Context, tx *sql.Tx, m *share.Message, received int64) (Result, error) {
 	if m.Kind != share.KindStatus {
-		return Result{Outcome: Rejected, Message: m, Err: fmt.Errorf("message %s: ephemeral kind %s is not kept by this version: %w", m.ID().Short(), m.Kind, ErrUnsupportedKind)}, nil
+		return l.storeEphemeral(ctx, tx, m, received)
 	}
 	var raw []byte
 	err := tx.QueryRowContext(ctx, `SELECT raw FROM statuses WHERE author = ?`, m.Author.String()).Scan(&raw)
@@ -404,7 +418,47 @@ ON CONFLICT (author) DO UPDATE SET id = excluded.id, created_ms = excluded.creat
 	return Result{Outcome: Latest, Message: m}, nil
 }
 
+// storeEphemeral keeps an ephemeral message of a kind this version does
+// not interpret if it is its author's newest of that kind, and while the
+// author has at most MaxEphemeralKinds such kinds kept.
+func (l *Ledger) storeEphemeral(ctx context.Context, tx *sql.Tx, m *share.Message, received int64) (Result, error) {
+	var raw []byte
+	err := tx.QueryRowContext(ctx, `SELECT raw FROM ephemerals WHERE author = ? AND kind = ?`, m.Author.String(), int64(m.Kind)).Scan(&raw)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var kinds int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM ephemerals WHERE author = ?`, m.Author.String()).Scan(&kinds); err != nil {
+			return Result{}, err
+		}
+		if kinds >= MaxEphemeralKinds {
+			return Result{Outcome: Rejected, Message: m, Err: fmt.Errorf("message %s: author %s already has %d ephemeral kinds this version does not interpret kept, the limit; %s is not kept: %w",
+				m.ID().Short(), m.Author.Short(), kinds, m.Kind, ErrEphemeralLimit)}, nil
+		}
+	case err != nil:
+		return Result{}, err
+	}
+	var stored *share.Message
+	if raw != nil {
+		stored, _ = share.Parse(raw) // an unreadable stored message is replaced
+	}
+	if stored != nil && stored.ID() == m.ID() {
+		return Result{Outcome: Duplicate, Message: m}, nil
+	}
+	if !share.Newer(stored, m) {
+		return Result{Outcome: Older, Message: m}, nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO ephemerals (author, kind, id, created_ms, received_ms, raw) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (author, kind) DO UPDATE SET id = excluded.id, created_ms = excluded.created_ms, received_ms = excluded.received_ms, raw = excluded.raw`,
+		m.Author.String(), int64(m.Kind), m.ID().String(), m.CreatedMs, received, m.Bytes())
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Outcome: Latest, Message: m}, nil
+}
+
 // countRejections adds this batch's rejections to the per-reason counters.
+// A fork proof is counted too, as "fork": it is kept as evidence but not
+// stored in the chain.
 func countRejections(ctx context.Context, tx *sql.Tx, results []Result, now int64) error {
 	type agg struct {
 		n    int64
@@ -412,7 +466,7 @@ func countRejections(ctx context.Context, tx *sql.Tx, results []Result, now int6
 	}
 	byReason := map[string]*agg{}
 	for _, r := range results {
-		if r.Outcome != Rejected {
+		if r.Outcome != Rejected && r.Outcome != Forked {
 			continue
 		}
 		code := Reason(r.Err)

@@ -158,9 +158,27 @@ func (o orderedObject) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+// rfc3339 returns t in UTC as RFC 3339 text, or nil (an empty csv cell,
+// JSON null) when RFC 3339 cannot hold it: a year outside 0..9999, which a
+// signed created_ms or a slot stored before the end of protocol time was
+// enforced (docs/PROTOCOL.md §4.1) can name. The raw numbers are exported
+// beside it.
+func rfc3339(t time.Time) any {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	return t.Format(time.RFC3339)
+}
 
-func rfc3339ms(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+// rfc3339ms is rfc3339 with fractional seconds for Unix ms.
+func rfc3339ms(ms int64) any {
+	t := time.UnixMilli(ms).UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	return t.Format(time.RFC3339Nano)
+}
 
 func (l *Ledger) exportMessages(ctx context.Context, enc recordWriter) error {
 	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})

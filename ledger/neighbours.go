@@ -27,7 +27,15 @@ type Neighbour struct {
 	Added     time.Time // when it was (last) added
 	LastSeen  time.Time // last message stored from it; zero when never
 	Removed   time.Time // zero while it is a neighbour
+	// ForkSeq is the lowest sequence number at which the household signed
+	// two different messages (a stored fork proof, docs/PROTOCOL.md
+	// §6.3); 0 when it never did. Its feed is frozen from then on.
+	ForkSeq uint64
 }
+
+// Frozen reports whether a fork froze the neighbour's feed: nothing new is
+// accepted from its key.
+func (n Neighbour) Frozen() bool { return n.ForkSeq > 0 }
 
 // AddNeighbour adds n, or updates name, addresses and invite of a
 // neighbour with the same id (re-adding a removed neighbour makes it a
@@ -140,7 +148,8 @@ func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bo
 
 func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any) ([]Neighbour, error) {
 	pending := l.pendingStatuses()
-	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms FROM neighbours `+where, args...)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, name, addresses, invite, added_ms, last_seen_ms, removed_ms,
+	(SELECT min(seq) FROM forks WHERE forks.author = neighbours.id) FROM neighbours `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
 	}
@@ -152,8 +161,9 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 			id, addrs     string
 			added         int64
 			seen, removed sql.NullInt64
+			forkSeq       sql.NullInt64
 		)
-		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed); err != nil {
+		if err := rows.Scan(&id, &n.Name, &addrs, &n.Invite, &added, &seen, &removed, &forkSeq); err != nil {
 			return nil, fmt.Errorf("list neighbours: %w", err)
 		}
 		if n.ID, err = share.ParseHouseholdID(id); err != nil {
@@ -171,6 +181,9 @@ func (l *Ledger) queryNeighbours(ctx context.Context, where string, args ...any)
 		}
 		if p, ok := pending[n.ID]; ok && time.UnixMilli(p.received).After(n.LastSeen) {
 			n.LastSeen = time.UnixMilli(p.received)
+		}
+		if forkSeq.Valid && forkSeq.Int64 > 0 {
+			n.ForkSeq = uint64(forkSeq.Int64)
 		}
 		out = append(out, n)
 	}

@@ -261,3 +261,24 @@ func (l *Ledger) Statuses(ctx context.Context) (map[share.HouseholdID]*share.Mes
 	}
 	return out, nil
 }
+
+// Ephemerals returns the kept ephemeral messages of kinds this version
+// does not interpret (the latest per author and kind), verbatim, ordered
+// by author and kind: what this household relays for them
+// (docs/PROTOCOL.md §6.5, §13).
+func (l *Ledger) Ephemerals(ctx context.Context) ([][]byte, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT raw FROM ephemerals ORDER BY author, kind`)
+	if err != nil {
+		return nil, fmt.Errorf("read ephemeral messages: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("read ephemeral messages: %w", err)
+		}
+		out = append(out, raw)
+	}
+	return out, rows.Err()
+}

@@ -118,6 +118,20 @@ CREATE TABLE refusals (
 	PRIMARY KEY (author, reason)
 ) STRICT;
 `,
+	// 4: the latest ephemeral message of each (author, kind) for kinds
+	// this version does not interpret (docs/PROTOCOL.md §6.5), kept to be
+	// relayed; statuses stay in their own table.
+	`
+CREATE TABLE ephemerals (
+	author      TEXT NOT NULL,             -- author household id (base32)
+	kind        INTEGER NOT NULL,          -- message kind code (bit 15 set)
+	id          TEXT NOT NULL,             -- message id, hex
+	created_ms  INTEGER NOT NULL,          -- author's advisory clock, Unix ms: orders the latest
+	received_ms INTEGER NOT NULL,
+	raw         BLOB NOT NULL,             -- the signed message exactly as received
+	PRIMARY KEY (author, kind)
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is

@@ -17,12 +17,15 @@ const MaxProblems = 1000
 // Report is the result of Verify. Its JSON form is the `ledger verify
 // --json` contract.
 type Report struct {
-	OK       bool      `json:"ok"`
-	Messages int64     `json:"messages"` // chain messages checked
-	Statuses int64     `json:"statuses"` // kept statuses checked
-	Forks    int64     `json:"forks"`    // fork proofs checked (a fork is a finding, not a corruption)
-	Problems []Problem `json:"problems"` // empty, never null, when OK
-	Omitted  int64     `json:"omitted,omitempty"`
+	OK       bool  `json:"ok"`
+	Messages int64 `json:"messages"` // chain messages checked
+	Statuses int64 `json:"statuses"` // kept statuses checked
+	// Ephemerals counts the kept ephemeral messages of kinds this version
+	// does not interpret that were checked.
+	Ephemerals int64     `json:"ephemerals"`
+	Forks      int64     `json:"forks"`    // fork proofs checked; each forked author is also a "frozen: fork at seq N" problem
+	Problems   []Problem `json:"problems"` // empty, never null, when OK
+	Omitted    int64     `json:"omitted,omitempty"`
 }
 
 // Problem names one thing wrong. ID is the message id as stored (or
@@ -47,8 +50,12 @@ func (r *Report) add(p Problem) {
 // community, signature, content hash, content rules), that its indexed
 // columns agree with its signed header, and the continuity of each
 // author's chain (seq 1, 2, 3 … each naming the previous id); the kept
-// statuses and fork proofs the same way; and SQLite's PRAGMA
-// integrity_check. It reads a consistent snapshot and writes nothing. The
+// statuses, other ephemeral messages and fork proofs the same way; and
+// SQLite's PRAGMA integrity_check. A feed a fork froze is a problem too
+// ("frozen: fork at seq N"): the ledger is sound, but not OK until people
+// act. Slot ranges past the end of protocol time (share.Manifest.CheckSlots)
+// are not problems: an older version may have stored them, and the reads
+// show them. It reads a consistent snapshot and writes nothing. The
 // error is non-nil only when the check itself could not run.
 func (l *Ledger) Verify(ctx context.Context) (*Report, error) {
 	rep := &Report{OK: true, Problems: []Problem{}}
@@ -206,7 +213,8 @@ func (l *Ledger) verifyChains(ctx context.Context, tx querier, rep *Report, sig 
 	return rows.Err()
 }
 
-// verifyExtras checks kept statuses and fork proofs.
+// verifyExtras checks kept statuses, other ephemeral messages and fork
+// proofs, and reports frozen feeds.
 func (l *Ledger) verifyExtras(ctx context.Context, tx querier, rep *Report) error {
 	check := func(kind, query string, count *int64) error {
 		rows, err := tx.QueryContext(ctx, query)
@@ -240,7 +248,45 @@ func (l *Ledger) verifyExtras(ctx context.Context, tx querier, rep *Report) erro
 	if err := check("status", `SELECT id, author, raw FROM statuses ORDER BY author`, &rep.Statuses); err != nil {
 		return err
 	}
-	return check("fork proof", `SELECT other_id, author, other_raw FROM forks ORDER BY author, seq`, &rep.Forks)
+	if err := check("ephemeral message", `SELECT id, author, raw FROM ephemerals ORDER BY author, kind`, &rep.Ephemerals); err != nil {
+		return err
+	}
+	if err := check("fork proof", `SELECT other_id, author, other_raw FROM forks ORDER BY author, seq`, &rep.Forks); err != nil {
+		return err
+	}
+	return l.verifyFrozen(ctx, tx, rep)
+}
+
+// verifyFrozen reports each feed a fork froze (docs/PROTOCOL.md §6.3): the
+// proof is sound, but the household's messages are no longer accepted and
+// people must act (the neighbour starts a new key), so the ledger is not
+// OK. One problem per author, at its first fork.
+func (l *Ledger) verifyFrozen(ctx context.Context, tx querier, rep *Report) error {
+	rows, err := tx.QueryContext(ctx, `SELECT f.author, f.seq, f.stored_id, f.other_id, coalesce(n.name, '') FROM forks f
+LEFT JOIN neighbours n ON n.id = f.author
+WHERE f.seq = (SELECT min(seq) FROM forks g WHERE g.author = f.author)
+GROUP BY f.author ORDER BY f.author`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			author, stored, other, name string
+			seq                         int64
+		)
+		if err := rows.Scan(&author, &seq, &stored, &other, &name); err != nil {
+			return err
+		}
+		who := shortText(author)
+		if name != "" {
+			who = fmt.Sprintf("%s (%s)", name, shortText(author))
+		}
+		rep.add(Problem{ID: other, Author: author, Seq: seq, Reason: fmt.Sprintf(
+			"frozen: fork at seq %d: %s signed two different messages (%s and %s); nothing more is accepted from this key until the household starts a new one",
+			seq, who, shortText(stored), shortText(other))})
+	}
+	return rows.Err()
 }
 
 func shortText(s string) string {

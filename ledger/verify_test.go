@@ -30,17 +30,27 @@ func TestVerifyIntact(t *testing.T) {
 	addNeighbour(t, l, bob, "bob")
 	storeChain(t, l, self, 20)
 	b := storeChain(t, l, bob, 5)
-	mustAppend(t, l, bob.next(t, &share.Status{SurplusW: 5}), bob.signAfter(t, share.HeadOf(b[2]), announce("fork")))
+	mustAppend(t, l, bob.next(t, &share.Status{SurplusW: 5}))
 	rep, err := l.Verify(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || rep.Messages != 25 || rep.Statuses != 1 || rep.Forks != 1 || len(rep.Problems) != 0 {
+	if !rep.OK || rep.Messages != 25 || rep.Statuses != 1 || rep.Forks != 0 || len(rep.Problems) != 0 {
 		t.Fatalf("report = %+v", rep)
 	}
 	js, _ := json.Marshal(rep)
 	if !strings.Contains(string(js), `"ok":true`) || !strings.Contains(string(js), `"problems":[]`) || !strings.Contains(string(js), `"messages":25`) {
 		t.Fatalf("json = %s", js)
+	}
+	// A sound fork proof is no corruption, but the frozen feed is the one
+	// problem reported.
+	mustAppend(t, l, bob.signAfter(t, share.HeadOf(b[2]), announce("fork")))
+	rep, err = l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.Messages != 25 || rep.Forks != 1 || len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0].Reason, "frozen: fork at seq 4") {
+		t.Fatalf("report after a fork = %+v", rep)
 	}
 }
 

@@ -2,6 +2,7 @@ package share
 
 import (
 	"bytes"
+	"math"
 	"time"
 )
 
@@ -78,7 +79,13 @@ func (f *Feed) Check(m *Message, stored func(seq uint64) (ID, bool)) error {
 // now (the receiving box's clock). Apply it when a message is received; a
 // message rejected now may be accepted once the clocks agree.
 func CheckClock(m *Message, now time.Time, skew time.Duration) error {
-	if ahead := time.Duration(m.CreatedMs-now.UnixMilli()) * time.Millisecond; ahead > skew {
+	// Compare before subtracting: created_ms - now overflows for a
+	// created_ms far in the past, which the protocol admits.
+	if limit := now.UnixMilli() + skew.Milliseconds(); m.CreatedMs > limit {
+		ahead := time.Duration(math.MaxInt64) // more than 292 years
+		if d := m.CreatedMs - now.UnixMilli(); d >= 0 && d < math.MaxInt64/int64(time.Millisecond) {
+			ahead = time.Duration(d) * time.Millisecond
+		}
 		return reject(ErrClock, "message %s: created %s, %s ahead of this box's clock (limit %s): check the clock of author %s or of this box",
 			m.id.Short(), fmtMs(m.CreatedMs), ahead.Round(time.Second), skew, m.Author.Short())
 	}

@@ -3,6 +3,7 @@ package share
 import (
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -73,8 +74,88 @@ func (m Manifest) SlotOf(t time.Time) int64 {
 	return q
 }
 
-// SlotStart returns the instant slot starts, in UTC.
-func (m Manifest) SlotStart(slot int64) time.Time { return time.Unix(slot*m.SlotLen, 0).UTC() }
+// SlotStart returns the instant slot starts, in UTC. Slots so far from
+// the epoch that time.Time cannot hold their start saturate at ±2^62
+// seconds (some 146 billion years) from the epoch.
+func (m Manifest) SlotStart(slot int64) time.Time {
+	return time.Unix(min(max(satMul(slot, m.SlotLen), -maxUnixSeconds), maxUnixSeconds), 0).UTC()
+}
 
-// SlotStartMs returns the instant slot starts in ms since the epoch.
-func (m Manifest) SlotStartMs(slot int64) int64 { return slot * m.SlotLen * 1000 }
+// maxUnixSeconds is the largest second count SlotStart hands time.Unix,
+// which overflows near ±2^63 seconds.
+const maxUnixSeconds = 1 << 62
+
+// SlotStartMs returns the instant slot starts in ms since the epoch,
+// saturating at math.MinInt64 and math.MaxInt64 like SlotStart.
+func (m Manifest) SlotStartMs(slot int64) int64 { return satMul(satMul(slot, m.SlotLen), 1000) }
+
+// satMul returns a×b for b ≥ 0, clamped to the int64 range.
+func satMul(a, b int64) int64 {
+	switch {
+	case b <= 0:
+		return a * b
+	case a > math.MaxInt64/b:
+		return math.MaxInt64
+	case a < math.MinInt64/b:
+		return math.MinInt64
+	}
+	return a * b
+}
+
+// MaxSlotSeconds is the end of protocol time, 2200-01-01T00:00:00Z in Unix
+// seconds: every slot boundary a message names lies at or before it
+// (docs/PROTOCOL.md §4). It keeps every slot a message can name a
+// representable RFC 3339 instant (four-digit years) and its millisecond
+// count far inside the exact integers of JSON and float64 readers.
+const MaxSlotSeconds int64 = 7258118400
+
+// EndOfTime is MaxSlotSeconds as an instant.
+var EndOfTime = time.Unix(MaxSlotSeconds, 0).UTC()
+
+// MaxSlot returns the community's last slot boundary: the slot that
+// starts at MaxSlotSeconds. No slot range a message names may end after
+// it. A manifest without a valid slot length admits no slot.
+func (m Manifest) MaxSlot() int64 {
+	if m.SlotLen <= 0 {
+		return 0
+	}
+	return MaxSlotSeconds / m.SlotLen
+}
+
+// CheckSlots applies the community's time bound to msg's content (§4, step
+// 10 of §5): the end of every slot range it names (a pledge's or settle's
+// to_slot, a report's from_slot plus its entries, a status forecast's
+// forecast_from plus its entries) is at most MaxSlot, so every slot
+// number it names starts at or before EndOfTime. Unknown kinds and kinds
+// without slots pass. A failure wraps ErrBadContent.
+func (m Manifest) CheckSlots(msg *Message) error {
+	if !msg.Kind.Known() {
+		return nil
+	}
+	c, err := msg.Decode()
+	if err != nil {
+		return err
+	}
+	var field string
+	var end int64
+	switch x := c.(type) {
+	case *Pledge:
+		field, end = "to_slot", x.ToSlot
+	case *Settle:
+		field, end = "to_slot", x.ToSlot
+	case *Report:
+		field, end = "from_slot + entries", x.FromSlot+int64(len(x.ExportWh))
+	case *Status:
+		if len(x.ForecastWh) == 0 {
+			return nil
+		}
+		field, end = "forecast_from + entries", x.ForecastFrom+int64(len(x.ForecastWh))
+	default:
+		return nil
+	}
+	if max := m.MaxSlot(); end > max {
+		return reject(ErrBadContent, "message %s: %s content: %s is slot %d, after the end of protocol time (slot %d starts %s with %d-second slots)",
+			msg.id.Short(), msg.Kind, field, end, max, EndOfTime.Format(time.RFC3339), m.SlotLen)
+	}
+	return nil
+}

@@ -356,6 +356,9 @@ func checkSlots(from, to int64) error {
 	if err := checkInt("from_slot", from, 0, MaxSafeInt); err != nil {
 		return err
 	}
+	if err := checkInt("to_slot", to, 1, MaxSafeInt); err != nil {
+		return err
+	}
 	if to <= from {
 		return fmt.Errorf("to_slot %d must be after from_slot %d (the range is [from_slot, to_slot))", to, from)
 	}
@@ -515,7 +518,7 @@ func (c *Status) validate() error {
 	if len(c.ForecastWh) > MaxWindowSlots {
 		return fmt.Errorf("forecast_wh has %d entries, limit %d", len(c.ForecastWh), MaxWindowSlots)
 	}
-	if err := checkInt("forecast_from", c.ForecastFrom, 1, MaxSafeInt); err != nil {
+	if err := checkInt("forecast_from", c.ForecastFrom, 1, MaxSafeInt-int64(len(c.ForecastWh))); err != nil {
 		return err
 	}
 	for i, x := range c.ForecastWh {

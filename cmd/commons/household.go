@@ -244,7 +244,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW\tSTORED\tREFUSED")
+			fmt.Fprintln(tw, "NAME\tID\tLAST SEEN\tNOW\tSTORED\tREFUSED\tFEED")
 			for _, n := range ns {
 				seen := "never"
 				if n.LastSeen != nil {
@@ -261,7 +261,11 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 						now = "balanced"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused))
+				feed := "ok"
+				if n.Frozen {
+					feed = fmt.Sprintf("frozen: fork at seq %d", n.ForkSeq)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
 			}
 			return tw.Flush()
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -50,6 +51,15 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 				} else {
 					fmt.Fprintf(cmd.ErrOrStderr(), "commons: %s\n", p.Reason)
 				}
+			}
+			frozen := 0
+			for _, p := range rep.Problems {
+				if strings.HasPrefix(p.Reason, "frozen: ") {
+					frozen++
+				}
+			}
+			if frozen == len(rep.Problems) && rep.Omitted == 0 {
+				return failf(exitIntegrity, "ledger verify: %d messages intact, but %d neighbour feed(s) frozen by a fork: that household must start a new key; nothing more is accepted from the old one", rep.Messages, frozen)
 			}
 			return failf(exitIntegrity, "ledger verify found %d problem(s) in %d messages; keep a copy of the ledger file and re-import the messages from a neighbour", len(rep.Problems), rep.Messages)
 		},

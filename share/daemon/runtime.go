@@ -160,7 +160,7 @@ func (rt *Runtime) setup() error {
 	n := rt.n
 	key := ed25519.NewKeyFromSeed(n.Key().Seed())
 	led := n.Ledger()
-	store := notifyStore{LedgerStore: peer.LedgerStore{L: led}, rt: rt}
+	store := notifyStore{LedgerStore: peer.LedgerStore{L: led, Relay: rt.relayEphemeral}, rt: rt}
 	nbs := &peer.LedgerNeighbours{L: led}
 	verifier := peer.ShareVerifier{Community: n.Manifest().ID()}
 	peerLog := rt.log.With("part", "peer")
@@ -434,4 +434,14 @@ func (rt *Runtime) reoffer(ctx context.Context) {
 		return
 	}
 	rt.sync.Publish(raws...)
+}
+
+// relayEphemeral passes a neighbour's ephemeral message of a kind this
+// version does not interpret on to the other neighbours (docs/PROTOCOL.md
+// §6.5, §13). The store calls it only for a message it kept as new, so a
+// message already known stops travelling.
+func (rt *Runtime) relayEphemeral(raw []byte) {
+	if rt.sync != nil {
+		rt.sync.Relay(raw)
+	}
 }

@@ -49,19 +49,11 @@ func (b Backend) State(ctx context.Context) (tui.State, error) {
 	for _, x := range bal {
 		byID[x.Neighbour.String()] = x
 	}
-	forks, err := n.led.Forks(ctx)
-	if err != nil {
-		return st, err
-	}
-	forked := map[string]bool{}
-	for _, f := range forks {
-		forked[f.Author.String()] = true
-	}
 	for _, nb := range nbs {
 		x := byID[nb.ID]
 		v := tui.Neighbour{ID: nb.ID, Name: nb.Name, OpenPledges: x.OpenPledges,
 			GivenWh: x.GivenWh, ReceivedWh: x.ReceivedWh, MonthGivenWh: x.MonthGivenWh, MonthReceivedWh: x.MonthReceivedWh,
-			Forked: forked[nb.ID]}
+			Forked: nb.Frozen}
 		if nb.Status != nil {
 			v.Status = &tui.NeighbourStatus{SurplusW: nb.Status.SurplusW, Time: nb.Status.Time}
 		}
@@ -69,7 +61,7 @@ func (b Backend) State(ctx context.Context) (tui.State, error) {
 			v.LastSeen = *nb.LastSeen
 		}
 		if v.Forked {
-			v.Problem = "signed two different messages with one sequence number: its feed is frozen"
+			v.Problem = fmt.Sprintf("signed two different messages with sequence number %d: its feed is frozen", nb.ForkSeq)
 		}
 		st.Neighbours = append(st.Neighbours, v)
 	}

@@ -96,7 +96,8 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 	out := make([]Neighbour, 0, len(ns))
 	for _, nb := range ns {
 		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
-			StoredBytes: usage[nb.ID].StoredBytes, Refused: usage[nb.ID].Refused}
+			StoredBytes: usage[nb.ID].StoredBytes, Refused: usage[nb.ID].Refused,
+			Frozen: nb.Frozen(), ForkSeq: nb.ForkSeq}
 		if v.Refused == nil {
 			v.Refused = map[string]int64{}
 		}
@@ -185,7 +186,7 @@ func (n *Node) pledgeJSON(p ledger.Pledge) Pledge {
 		ID: p.ID.String(), From: p.From.String(), To: p.To.String(),
 		FromName: n.nameOr(p.FromName, p.From), ToName: n.nameOr(p.ToName, p.To),
 		EnergyWh: p.PledgedWh,
-		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc)},
+		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc), FromSlot: p.Window.From, ToSlot: p.Window.To},
 		State:    string(p.State),
 		Outgoing: p.Outgoing,
 		Created:  p.Created.In(n.loc),

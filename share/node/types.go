@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"time"
@@ -44,18 +45,59 @@ type Neighbour struct {
 	// Refused counts its messages refused, by reason code (e.g. "quota",
 	// "disk_reserve", "seq_gap"); empty when none.
 	Refused map[string]int64 `json:"refused"`
+	// Frozen is true when the neighbour signed two different messages
+	// with one sequence number (a fork, docs/PROTOCOL.md §6.3): nothing
+	// more is accepted from its key until it starts a new one.
+	Frozen bool `json:"frozen"`
+	// ForkSeq is the sequence number of the first fork; 0 (and absent
+	// from JSON) when not frozen.
+	ForkSeq uint64 `json:"fork_seq,omitempty"`
 }
 
 // NeighbourStatus is a neighbour's latest signed surplus or need.
 type NeighbourStatus struct {
 	SurplusW int64     `json:"surplus_w"` // > 0 surplus, < 0 need
-	Time     time.Time `json:"time"`
+	Time     time.Time `json:"time"`      // the status's advisory signing time; null in JSON when RFC 3339 cannot hold it
 }
 
-// PledgeWindow is a pledge's window in JSON.
+// MarshalJSON writes the status with its time as RFC 3339, or null when
+// the signed time is outside the years 0..9999 (see jsonTime).
+func (s NeighbourStatus) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		SurplusW int64      `json:"surplus_w"`
+		Time     *time.Time `json:"time"`
+	}{s.SurplusW, jsonTime(s.Time)})
+}
+
+// PledgeWindow is a pledge's window in JSON: its instants and its slot
+// numbers as signed.
 type PledgeWindow struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
+	Start    time.Time `json:"start"`     // null in JSON when RFC 3339 cannot hold it
+	End      time.Time `json:"end"`       // null in JSON when RFC 3339 cannot hold it
+	FromSlot int64     `json:"from_slot"` // first slot
+	ToSlot   int64     `json:"to_slot"`   // end slot (exclusive)
+}
+
+// MarshalJSON writes the window. An instant outside the years 0..9999,
+// which only a message stored before the end of protocol time was
+// enforced can name (docs/PROTOCOL.md §4.1), is null; the slot numbers
+// are always there.
+func (w PledgeWindow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Start    *time.Time `json:"start"`
+		End      *time.Time `json:"end"`
+		FromSlot int64      `json:"from_slot"`
+		ToSlot   int64      `json:"to_slot"`
+	}{jsonTime(w.Start), jsonTime(w.End), w.FromSlot, w.ToSlot})
+}
+
+// jsonTime returns &t, or nil when t's year (in its location) is outside
+// 0..9999, the range time.Time.MarshalJSON and RFC 3339 can hold.
+func jsonTime(t time.Time) *time.Time {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	return &t
 }
 
 // Pledge is one pledge and where it stands, in the shape of the CLI's JSON.
@@ -71,7 +113,18 @@ type Pledge struct {
 	AcceptedWh  *int64       `json:"accepted_wh"`
 	DeliveredWh *int64       `json:"delivered_wh"` // settled Wh; nil until settled
 	Outgoing    bool         `json:"outgoing"`     // this household gives
-	Created     time.Time    `json:"created"`      // the pledge's advisory signing time
+	Created     time.Time    `json:"created"`      // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
+}
+
+// MarshalJSON writes the pledge in the CLI's JSON shape; a created time
+// outside the years 0..9999 (the signed clock is only bounded above) is
+// null.
+func (p Pledge) MarshalJSON() ([]byte, error) {
+	type plain Pledge // without this method
+	return json.Marshal(struct {
+		plain
+		Created *time.Time `json:"created"`
+	}{plain(p), jsonTime(p.Created)})
 }
 
 // Open reports whether the pledge can still change: pledged or accepted.

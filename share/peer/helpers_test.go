@@ -336,7 +336,11 @@ func newBox(t testing.TB, kind string, a *author, lim Limits) *box {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { l.Close() })
-		b.store = ledgerTestStore{LedgerStore{L: l}}
+		b.store = ledgerTestStore{LedgerStore{L: l, Relay: func(raw []byte) {
+			if sy := b.kick.Load(); sy != nil {
+				sy.Relay(raw)
+			}
+		}}}
 		b.nb = &ledgerTestNeighbours{LedgerNeighbours{L: l, TTL: 5 * time.Millisecond}}
 	default:
 		t.Fatalf("unknown store kind %q", kind)

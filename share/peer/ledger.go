@@ -17,6 +17,10 @@ import (
 // transaction per Append.
 type LedgerStore struct {
 	L *ledger.Ledger
+	// Relay, when set, is called with each ephemeral message of a kind
+	// this version does not interpret that PutStatus kept as the latest of
+	// its author and kind, to pass it on (Syncer.Relay).
+	Relay func(raw []byte)
 }
 
 // Heads implements Store.
@@ -72,7 +76,12 @@ func (s LedgerStore) PutStatus(ctx context.Context, m Message) error {
 		return err
 	}
 	switch res.Outcome {
-	case ledger.Latest, ledger.Older, ledger.Duplicate:
+	case ledger.Latest:
+		if s.Relay != nil && res.Message != nil && !res.Message.Kind.Known() {
+			s.Relay(m.Raw)
+		}
+		return nil
+	case ledger.Older, ledger.Duplicate:
 		return nil
 	}
 	return classify(res)

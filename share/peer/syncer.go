@@ -188,6 +188,45 @@ func (s *Syncer) PublishStatus(raw []byte) {
 	}
 }
 
+// Relay sends other households' ephemeral messages (of kinds this version
+// does not interpret, docs/PROTOCOL.md §6.5) on to every neighbour but
+// their author, with the next status push. Only the latest waiting per
+// neighbour, author and kind is sent; messages that do not parse are
+// skipped. Call it only for messages the store kept as new (the latest of
+// their kind), so that relaying stops where a message is already known.
+func (s *Syncer) Relay(raws ...[]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, raw := range raws {
+		m, err := share.Parse(raw)
+		if err != nil || !m.Ephemeral() {
+			continue
+		}
+		for _, w := range s.workers {
+			if w.id == m.Author {
+				continue
+			}
+			w.relayMu.Lock()
+			if w.relay == nil {
+				w.relay = map[relayKey][]byte{}
+			}
+			w.relay[relayKey{m.Author, m.Kind}] = raw
+			w.relayMu.Unlock()
+			select {
+			case w.statusKick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// relayKey names the latest relayed ephemeral message of one author and
+// kind.
+type relayKey struct {
+	author share.HouseholdID
+	kind   share.Kind
+}
+
 // Kick asks for a pull from neighbour id now, also while it is backing
 // off (for example because it just pushed something that did not fit).
 func (s *Syncer) Kick(id share.HouseholdID) {
@@ -332,6 +371,8 @@ type worker struct {
 	statusKick chan struct{}
 	queue      chan []byte
 	status     atomic.Pointer[[]byte]
+	relayMu    sync.Mutex
+	relay      map[relayKey][]byte // other households' ephemeral messages to pass on
 	dropped    atomic.Uint64
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -457,8 +498,18 @@ func (s *Syncer) pushLoop(ctx context.Context, w *worker) {
 		case <-ctx.Done():
 			return
 		case <-w.statusKick:
+			var raws [][]byte
 			if raw := w.status.Swap(nil); raw != nil {
-				if err := w.client.PushStatus(ctx, *raw); err != nil && ctx.Err() == nil {
+				raws = append(raws, *raw)
+			}
+			w.relayMu.Lock()
+			for _, raw := range w.relay {
+				raws = append(raws, raw)
+			}
+			w.relay = nil
+			w.relayMu.Unlock()
+			if len(raws) > 0 {
+				if err := w.client.PushStatus(ctx, raws...); err != nil && ctx.Err() == nil {
 					s.log.Debug("peer status push failed", "peer", w.id.Short(), "err", err)
 				}
 			}
