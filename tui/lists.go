@@ -86,22 +86,41 @@ func ledgerColumns(width int) []table.Column {
 func (m *Model) setLedgerColumns() { m.ledger.SetColumns(ledgerColumns(m.width)) }
 func (m *Model) setDetailColumns() { m.detailTbl.SetColumns(ledgerColumns(m.width)) }
 
+// setTables sets the tables' columns for the current width and rebuilds
+// their rows to match. A bubbles table renders its rows against its columns
+// inside SetColumns and SetRows, and a row with more cells than there are
+// columns panics (the wide layout has one column more): so the old rows go
+// before the columns change, and rows built for the new columns come back
+// after, with the cursors where they were.
+func (m *Model) setTables() {
+	cursors := [3]int{m.neigh.Cursor(), m.ledger.Cursor(), m.detailTbl.Cursor()}
+	for _, t := range []*table.Model{&m.neigh, &m.ledger, &m.detailTbl} {
+		t.SetRows(nil)
+	}
+	m.setNeighbourColumns()
+	m.setLedgerColumns()
+	m.setDetailColumns()
+	m.refreshNeighbours(cursors[0])
+	m.refreshLedgerAt(cursors[1])
+	m.refreshDetailAt(cursors[2])
+}
+
 // refreshTables rebuilds the table rows from the state.
-func (m *Model) refreshTables() {
-	m.layout()
-	// neighbours
+func (m *Model) refreshTables() { m.layout() }
+
+func (m *Model) refreshNeighbours(cursor int) {
 	var rows []table.Row
 	m.neighIDs = m.neighIDs[:0]
 	for _, n := range m.state.Neighbours {
 		rows = append(rows, m.neighbourRow(n))
 		m.neighIDs = append(m.neighIDs, n.ID)
 	}
-	setRows(&m.neigh, rows)
-	m.refreshLedger()
-	m.refreshDetail()
+	setRows(&m.neigh, rows, cursor)
 }
 
-func (m *Model) refreshLedger() {
+func (m *Model) refreshLedger() { m.refreshLedgerAt(m.ledger.Cursor()) }
+
+func (m *Model) refreshLedgerAt(cursor int) {
 	var rows []table.Row
 	m.ledgerIDs = m.ledgerIDs[:0]
 	for _, p := range m.state.Pledges {
@@ -111,10 +130,12 @@ func (m *Model) refreshLedger() {
 		rows = append(rows, m.pledgeRow(p))
 		m.ledgerIDs = append(m.ledgerIDs, p.ID)
 	}
-	setRows(&m.ledger, rows)
+	setRows(&m.ledger, rows, cursor)
 }
 
-func (m *Model) refreshDetail() {
+func (m *Model) refreshDetail() { m.refreshDetailAt(m.detailTbl.Cursor()) }
+
+func (m *Model) refreshDetailAt(cursor int) {
 	var rows []table.Row
 	m.detailIDs = m.detailIDs[:0]
 	if m.detail != "" {
@@ -125,12 +146,11 @@ func (m *Model) refreshDetail() {
 			}
 		}
 	}
-	setRows(&m.detailTbl, rows)
+	setRows(&m.detailTbl, rows, cursor)
 }
 
-// setRows replaces the rows, keeps the cursor in range and marks it.
-func setRows(t *table.Model, rows []table.Row) {
-	c := t.Cursor()
+// setRows replaces the rows, puts the cursor at c within range and marks it.
+func setRows(t *table.Model, rows []table.Row, c int) {
 	if c >= len(rows) {
 		c = len(rows) - 1
 	}

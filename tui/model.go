@@ -653,9 +653,7 @@ func (m *Model) layout() {
 	m.ledger.SetHeight(bh - 2)
 	m.detailTbl.SetWidth(m.width)
 	m.detailTbl.SetHeight(max(bh-9, 3))
-	m.setNeighbourColumns()
-	m.setLedgerColumns()
-	m.setDetailColumns()
+	m.setTables()
 	m.liveDirty, m.histDirty = true, true
 }
 
@@ -721,6 +719,12 @@ func writeLines(b *strings.Builder, s string, n int) {
 func (m Model) tooSmallView() string {
 	msg := sprintf("Terminal too small: %dx%d.\nThe dashboard needs at least %dx%d.\nEnlarge the window, or press q to quit.",
 		m.width, m.height, MinWidth, MinHeight)
-	return m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
+	v := m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
 		m.st.r.NewStyle().MaxWidth(max(m.width, 1)).Render(msg))
+	// Place does not cut: in a window lower than the message, keep the
+	// lines that fit
+	if lines := strings.Split(v, "\n"); len(lines) > max(m.height, 1) {
+		v = strings.Join(lines[:max(m.height, 1)], "\n")
+	}
+	return v
 }
