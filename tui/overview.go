@@ -222,7 +222,7 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 	if m.ascii {
 		full, empty = "#", "."
 	}
-	cur := st.muted.Render("    - A  ")
+	cur := st.muted.Render("      -  ") // no current from the meter: none is shown
 	bar := strings.Repeat(" ", barW+2)
 	if ph.CurrentMA.OK {
 		ma := ph.CurrentMA.V
@@ -239,7 +239,7 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 			fillStyle = st.barOver
 		}
 		bar = "[" + fillStyle.Render(strings.Repeat(full, fill)) + st.barEmpty.Render(strings.Repeat(empty, barW-fill)) + "]"
-		cur = fmt.Sprintf("%3d.%d A", ma/1000, (ma%1000)/100)
+		cur = fmt.Sprintf("%7s", fmtAmps(ma))
 		if ma*10 >= scaleMA*9 {
 			cur = st.barOver.Render(cur + " !")
 		} else {
@@ -260,6 +260,21 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 		volt = st.muted.Render(fmt.Sprintf("  %d.%d V", ph.VoltageMV.V/1000, (ph.VoltageMV.V%1000)/100))
 	}
 	return fmt.Sprintf("L%d %s %s  %s%s", n, bar, cur, pw, volt)
+}
+
+// fmtAmps is a current as the meter gives it: DSMR sends whole amperes and
+// gets no invented decimals ("10 A"); meters with finer values keep theirs,
+// up to milliamperes ("10.24 A").
+func fmtAmps(ma int64) string {
+	sign := ""
+	if ma < 0 {
+		sign, ma = "-", -ma
+	}
+	if ma%1000 == 0 {
+		return fmt.Sprintf("%s%d A", sign, ma/1000)
+	}
+	frac := strings.TrimRight(fmt.Sprintf("%03d", ma%1000), "0")
+	return fmt.Sprintf("%s%d.%s A", sign, ma/1000, frac)
 }
 
 // meterBlock is the health of the link to the grid meter.
