@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
@@ -37,7 +38,7 @@ func (m *Model) setNeighbourColumns() {
 		{Title: " ", Width: 1},
 		{Title: "Neighbour", Width: 8},
 		{Title: "Now", Width: 14},
-		{Title: "Age", Width: 5},
+		{Title: "Age", Width: 7},
 		{Title: "Open", Width: 4},
 		{Title: "Month g/r", Width: 13},
 		{Title: "Total g/r", Width: 13},
@@ -191,6 +192,9 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 	if n.Status != nil {
 		now = statusWords(n.Status.SurplusW)
 		age = fmtAge(m.now, n.Status.Time)
+		if m.statusOld(n.Status) {
+			age = "old " + strings.ReplaceAll(strings.ReplaceAll(age, " min", "m"), " ", "")
+		}
 	}
 	seen := "never"
 	if !n.LastSeen.IsZero() {
@@ -203,6 +207,18 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 		row = append(row, problemWords(n))
 	}
 	return row
+}
+
+// statusOldAfter is the age from which a neighbour's status is marked
+// old: a box signs a new status on every meaningful change and at least
+// every 5 minutes, so three missed ones mean its surplus or need may have
+// changed unseen (the box, or the link to it, is down).
+const statusOldAfter = 15 * time.Minute
+
+// statusOld reports whether s is too old to be taken as the neighbour's
+// state now, by the model's clock.
+func (m Model) statusOld(s *NeighbourStatus) bool {
+	return s != nil && m.now.Sub(s.Time) > statusOldAfter
 }
 
 func problemWords(n Neighbour) string {
@@ -361,7 +377,7 @@ func (m Model) neighboursView() string {
 	if len(m.state.Neighbours) == 0 {
 		return st.muted.Render("No neighbours yet. Add one with: commons neighbours add INVITE")
 	}
-	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification", len(m.state.Neighbours)))
+	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification · old = no status for %s", len(m.state.Neighbours), fmtDur(statusOldAfter)))
 	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.neigh.View())
 }
 
@@ -379,6 +395,10 @@ func (m Model) detailView() string {
 			s = st.exportS
 		}
 		status = s.Render(statusWords(n.Status.SurplusW)) + st.muted.Render(" · signed "+fmtAge(m.now, n.Status.Time)+" ago")
+		if m.statusOld(n.Status) {
+			status = st.muted.Render(statusWords(n.Status.SurplusW)+" · signed "+fmtAge(m.now, n.Status.Time)+" ago, at "+
+				n.Status.Time.In(m.loc).Format("Jan 2 15:04")) + st.warn.Render(" · old: may have changed")
+		}
 	}
 	seen := "never"
 	if !n.LastSeen.IsZero() {

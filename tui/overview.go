@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/commons-energy/commons/meter"
@@ -81,8 +82,61 @@ func (m Model) overviewTop() string {
 	return lipgloss.JoinVertical(lipgloss.Left, blocks...)
 }
 
+// minStale is the shortest silence after which the meter's last figures
+// are no longer shown as current.
+const minStale = 10 * time.Second
+
+// telegramInterval is how often the grid meter sends: every second for
+// DSMR 5 and SML, every ten seconds for DSMR 2.2 to 4 and, as the safe
+// guess, for the other protocols.
+func telegramInterval(protocol, version string) time.Duration {
+	switch {
+	case protocol == "sml", protocol == "dsmr" && version >= "50":
+		return time.Second
+	}
+	return 10 * time.Second
+}
+
+// meterStale reports whether the grid meter's last reading is too old to
+// show as the power now, and when it arrived. It is stale when the meter
+// link says offline, or when nothing arrived for three telegram intervals
+// (at least minStale), by the model's clock: the daemon may not have
+// noticed yet, and a dashboard attached to it must not show an old figure
+// as current.
+func (m Model) meterStale() (time.Time, bool) {
+	live := m.state.Live
+	if !live.HasReading {
+		return time.Time{}, false
+	}
+	last := live.Meter.LastTelegram
+	if last.IsZero() {
+		last = live.Reading.Time
+	}
+	if !live.Meter.Online && !live.Meter.OfflineSince.IsZero() {
+		if last.IsZero() {
+			last = live.Meter.OfflineSince
+		}
+		return last, true
+	}
+	if last.IsZero() {
+		return last, false
+	}
+	after := max(3*telegramInterval(live.Meter.Protocol, live.Reading.Version), minStale)
+	return last, m.now.Sub(last) > after
+}
+
+// staleSince says since when the meter is silent, in the household's zone.
+func (m Model) staleSince(last time.Time) string {
+	if last.IsZero() {
+		return "meter offline"
+	}
+	return "meter offline since " + last.In(m.loc).Format("15:04")
+}
+
 // powerBlock shows grid power now with sign, arrow, colour and words, and
-// what is measured versus derived.
+// what is measured versus derived. When the meter has gone silent it says
+// so in place of the figure, and shows the last figure dimmed with its
+// time.
 func (m Model) powerBlock() string {
 	st := m.st
 	live := m.state.Live
@@ -94,6 +148,26 @@ func (m Model) powerBlock() string {
 	net, ok := r.NetPowerW()
 	if !ok {
 		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render("the meter sends no power values"))
+	}
+	if last, stale := m.meterStale(); stale {
+		was := fmt.Sprintf("%+d W", net)
+		switch {
+		case net > 0:
+			was += " importing"
+		case net < 0:
+			was += " exporting"
+		}
+		if m.state.Home.Production && live.ProductionW.OK {
+			was += ", solar " + fmtW(live.ProductionW.V)
+		}
+		at := ""
+		if !last.IsZero() {
+			at = " at " + last.In(m.loc).Format("15:04:05")
+		}
+		return lipgloss.JoinVertical(lipgloss.Left, title,
+			st.bad.Render(clip("○ "+m.staleSince(last)+": power now unknown", m.width)),
+			st.muted.Render(clip("last reading "+was+at, m.width)),
+			st.muted.Render(clip("solar and home use unknown until the meter answers", m.width)))
 	}
 	var figure, words string
 	var style lipgloss.Style
@@ -113,6 +187,7 @@ func (m Model) powerBlock() string {
 	}
 	lines := []string{title, head, st.muted.Render("measured by the grid meter")}
 	prodKnown := m.state.Home.Production && live.ProductionW.OK
+	prodSilent := m.state.Home.Production && !live.ProductionW.OK
 	imp, exp := r.PowerImportW.V, r.PowerExportW.V
 	row := func(label, value, note string) string {
 		return st.label.Render(fmt.Sprintf("%-9s", label)) + " " + value + st.muted.Render(note)
@@ -126,6 +201,9 @@ func (m Model) powerBlock() string {
 		solar := st.muted.Render("not measured")
 		use := st.muted.Render("unknown")
 		note := "  no production meter"
+		if prodSilent {
+			note = "" // there is one; it is silent, said below
+		}
 		if exp > 0 {
 			solar = st.solarS.Render("at least " + fmtW(exp))
 			lines = append(lines, row("Solar", solar, "  derived: what you export is produced here"))
@@ -137,6 +215,9 @@ func (m Model) powerBlock() string {
 			lines = append(lines, row("Home use", use, "  derived: the import; solar unknown"))
 		} else {
 			lines = append(lines, row("Home use", use, note))
+		}
+		if prodSilent {
+			lines = append(lines, st.bad.Render(clip("○ production meter offline: solar not measured now", m.width)))
 		}
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
@@ -200,6 +281,9 @@ func (m Model) phasesBlock() string {
 	barW := 20
 	if m.width >= 120 {
 		barW = 40
+	}
+	if last, stale := m.meterStale(); stale {
+		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render(clip("no current values: "+m.staleSince(last), m.width)))
 	}
 	lines := []string{title}
 	any := false
@@ -294,7 +378,14 @@ func (m Model) meterBlock() string {
 		port = "no port"
 	}
 	var state string
+	last, stale := m.meterStale()
 	switch {
+	case h.Online && stale:
+		// the link has not noticed yet, the clock has
+		state = st.bad.Render("○ " + m.staleSince(last))
+		if !last.IsZero() {
+			state += " · last telegram " + fmtAge(m.now, last) + " ago"
+		}
 	case h.Online:
 		state = st.good.Render("● online")
 		if !h.LastTelegram.IsZero() {
