@@ -78,9 +78,12 @@ func (m Model) bannerText() string {
 	return m.st.banner.Render(clip(s, m.width))
 }
 
-// statusText is the last notice or load error, or "".
+// statusText is the last notice or load error, or "". That the household
+// cannot be reached comes first: nothing else on the screen is current.
 func (m Model) statusText() string {
 	switch {
+	case m.gone != "":
+		return m.st.errLine.Render(clip("○ "+m.gone+" · waiting for it to return · q quits", m.width))
 	case m.notice != "":
 		st := m.st.good
 		if m.noticeBad {

@@ -14,6 +14,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -117,6 +118,15 @@ type Model struct {
 	loadErr    string    // last failed backend load
 	notice     string    // result of the last action
 	noticeBad  bool
+
+	// gone is the backend's own words when the household cannot be reached
+	// at all (ErrUnavailable: the daemon stopped); "" while it answers.
+	// While gone the last state is not shown as current, and a retry with
+	// backoff looks for the household's return.
+	gone      string
+	goneSince time.Time
+	retryIn   time.Duration // the next retry's delay
+	retryTag  int           // drops retries scheduled before a return
 
 	live        ring
 	haveSamples bool
@@ -251,6 +261,7 @@ type (
 		tag int
 		now time.Time
 	}
+	retryMsg  struct{ tag int }
 	actionMsg struct {
 		verb string // "accepted", "declined", "cancelled"
 		id   string
@@ -365,10 +376,25 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.stateShown = msg.seq
 		if msg.err != nil {
-			m.loadErr = "could not load the household state: " + msg.err.Error()
+			if cmd := m.lost(msg.err); cmd != nil {
+				cmds = append(cmds, cmd)
+				break
+			}
+			if m.gone == "" {
+				m.loadErr = "could not load the household state: " + msg.err.Error()
+			}
 			break
 		}
 		m.loadErr = ""
+		if m.gone != "" {
+			// the household is back: catch up on what was missed
+			m.gone, m.retryIn = "", 0
+			m.retryTag++
+			cmds = append(cmds, m.loadSamples(), m.loadAggregates(m.span))
+			if m.events == nil {
+				cmds = append(cmds, m.subscribe())
+			}
+		}
 		m.state = msg.state
 		m.stateAt = msg.now
 		m.haveState = true
@@ -376,7 +402,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.refreshTables()
 	case samplesMsg:
 		if msg.err != nil {
-			m.loadErr = "could not load the live samples: " + msg.err.Error()
+			if cmd := m.lost(msg.err); cmd != nil {
+				cmds = append(cmds, cmd)
+			} else if m.gone == "" {
+				m.loadErr = "could not load the live samples: " + msg.err.Error()
+			}
 			break
 		}
 		m.live.merge(msg.samples)
@@ -385,7 +415,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case aggMsg:
 		m.now = msg.now
 		if msg.err != nil {
-			m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
+			if cmd := m.lost(msg.err); cmd != nil {
+				cmds = append(cmds, cmd)
+			} else if m.gone == "" {
+				m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
+			}
 			break
 		}
 		if msg.span == m.span {
@@ -400,6 +434,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
 	case eventsClosedMsg:
 		m.events = nil
+	case retryMsg:
+		if msg.tag == m.retryTag && m.gone != "" {
+			cmds = append(cmds, m.loadState())
+		}
 	case tickMsg:
 		if msg.tag != m.tickTag {
 			break
@@ -414,7 +452,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case actionMsg:
 		m.now = msg.now
-		if msg.err != nil {
+		if msg.err != nil && errors.Is(msg.err, ErrUnavailable) {
+			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), shortID(msg.id), msg.err)
+			cmds = append(cmds, m.lost(msg.err))
+		} else if msg.err != nil {
 			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), shortID(msg.id), msg.err)
 		} else {
 			m.setNotice(false, "Pledge %s %s.", shortID(msg.id), msg.verb)
@@ -427,6 +468,42 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	}
 	m.refreshCharts()
 	return m, tea.Batch(cmds...)
+}
+
+// Retry delays while the household cannot be reached.
+const (
+	retryFirst = 500 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// lost handles a backend error: when it says the household cannot be
+// reached (ErrUnavailable), it records that in the backend's words and
+// returns the next retry, a tea.Tick with a doubling delay; otherwise nil
+// (unless the household is already known to be unreachable).
+// Only one retry is pending at a time: each schedule drops the earlier ones.
+func (m *Model) lost(err error) tea.Cmd {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		if m.gone == "" {
+			m.goneSince = m.now
+		}
+		m.gone = err.Error()
+	case m.gone == "":
+		return nil
+	}
+	// (another error while gone, such as a daemon that is starting and
+	// does not answer yet, keeps the retries going)
+	m.loadErr = ""
+	m.liveDirty = true
+	switch {
+	case m.retryIn == 0:
+		m.retryIn = retryFirst
+	case m.retryIn < retryMax:
+		m.retryIn = min(2*m.retryIn, retryMax)
+	}
+	m.retryTag++
+	tag := m.retryTag
+	return tea.Tick(m.retryIn, func(time.Time) tea.Msg { return retryMsg{tag: tag} })
 }
 
 func verbBase(v string) string {

@@ -108,6 +108,9 @@ func (m Model) meterStale() (time.Time, bool) {
 	if !live.HasReading {
 		return time.Time{}, false
 	}
+	if m.gone != "" {
+		return m.goneSince, true
+	}
 	last := live.Meter.LastTelegram
 	if last.IsZero() {
 		last = live.Reading.Time
@@ -127,6 +130,9 @@ func (m Model) meterStale() (time.Time, bool) {
 
 // staleSince says since when the meter is silent, in the household's zone.
 func (m Model) staleSince(last time.Time) string {
+	if m.gone != "" {
+		return "household not reachable since " + last.In(m.loc).Format("15:04")
+	}
 	if last.IsZero() {
 		return "meter offline"
 	}
@@ -161,7 +167,9 @@ func (m Model) powerBlock() string {
 			was += ", solar " + fmtW(live.ProductionW.V)
 		}
 		at := ""
-		if !last.IsZero() {
+		if t := live.Meter.LastTelegram; !t.IsZero() {
+			at = " at " + t.In(m.loc).Format("15:04:05")
+		} else if !last.IsZero() {
 			at = " at " + last.In(m.loc).Format("15:04:05")
 		}
 		return lipgloss.JoinVertical(lipgloss.Left, title,
@@ -380,6 +388,8 @@ func (m Model) meterBlock() string {
 	var state string
 	last, stale := m.meterStale()
 	switch {
+	case m.gone != "":
+		state = st.bad.Render("○ not known: the household is not reachable")
 	case h.Online && stale:
 		// the link has not noticed yet, the clock has
 		state = st.bad.Render("○ " + m.staleSince(last))
