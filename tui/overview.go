@@ -111,10 +111,9 @@ func (m Model) meterStale() (time.Time, bool) {
 	if m.gone != "" {
 		return m.goneSince, true
 	}
+	// the arrival time by the household's clock, never the reading's own
+	// timestamp: a meter's clock can be off by minutes
 	last := live.Meter.LastTelegram
-	if last.IsZero() {
-		last = live.Reading.Time
-	}
 	if !live.Meter.Online && !live.Meter.OfflineSince.IsZero() {
 		if last.IsZero() {
 			last = live.Meter.OfflineSince

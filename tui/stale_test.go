@@ -19,15 +19,17 @@ func TestSilentMeterSaidAtThePowerFigure(t *testing.T) {
 		width     int
 		stale     bool
 		wantSince string
+		noArrival bool // the arrival time is unknown: the reading's own (meter clock) time is not used
 	}{
-		{"dsmr5 58 s silent, link still online", "50", 58 * time.Second, true, 80, true, "meter offline since 13:19"},
-		{"dsmr5 58 s silent, wide", "50", 58 * time.Second, true, 160, true, "meter offline since 13:19"},
-		{"dsmr5 11 s silent", "50", 11 * time.Second, true, 80, true, "meter offline since 13:20"},
-		{"dsmr5 9 s silent: under the 10 s minimum", "50", 9 * time.Second, true, 80, false, ""},
-		{"dsmr4 20 s silent: two 10 s intervals", "42", 20 * time.Second, true, 80, false, ""},
-		{"dsmr4 31 s silent: three intervals", "42", 31 * time.Second, true, 80, true, "meter offline since 13:19"},
-		{"link says offline", "50", 2 * time.Second, false, 80, true, "meter offline since 13:20"},
-		{"fresh", "50", time.Second, true, 80, false, ""},
+		{"dsmr5 58 s silent, link still online", "50", 58 * time.Second, true, 80, true, "meter offline since 13:19", false},
+		{"dsmr5 58 s silent, wide", "50", 58 * time.Second, true, 160, true, "meter offline since 13:19", false},
+		{"dsmr5 11 s silent", "50", 11 * time.Second, true, 80, true, "meter offline since 13:20", false},
+		{"dsmr5 9 s silent: under the 10 s minimum", "50", 9 * time.Second, true, 80, false, "", false},
+		{"dsmr4 20 s silent: two 10 s intervals", "42", 20 * time.Second, true, 80, false, "", false},
+		{"dsmr4 31 s silent: three intervals", "42", 31 * time.Second, true, 80, true, "meter offline since 13:19", false},
+		{"link says offline", "50", 2 * time.Second, false, 80, true, "meter offline since 13:20", false},
+		{"fresh", "50", time.Second, true, 80, false, "", false},
+		{"meter clock 10 min behind, arrival unknown", "50", 10 * time.Minute, true, 80, false, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +39,9 @@ func TestSilentMeterSaidAtThePowerFigure(t *testing.T) {
 			lv.Reading.PowerImportW, lv.Reading.PowerExportW = meter.Some(206), meter.Some(0)
 			lv.Reading.Time = testNow.Add(-tt.silent)
 			lv.Meter.LastTelegram = testNow.Add(-tt.silent)
+			if tt.noArrival {
+				lv.Meter.LastTelegram = time.Time{}
+			}
 			lv.Meter.Online = tt.online
 			if !tt.online {
 				lv.Meter.OfflineSince = testNow.Add(-tt.silent + time.Second)
