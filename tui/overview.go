@@ -224,10 +224,26 @@ func (m Model) powerBlock() string {
 			lines = append(lines, row("Home use", use, note))
 		}
 		if prodSilent {
-			lines = append(lines, st.bad.Render(clip("○ production meter offline: solar not measured now", m.width)))
+			since := ""
+			if t, ok := m.lastProduction(); ok {
+				since = " since " + t.In(m.loc).Format("15:04")
+			}
+			lines = append(lines, st.bad.Render(clip("○ production meter offline"+since, m.width)))
 		}
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// lastProduction is the time of the newest live sample that carries a
+// production value: the production meter's last answer within the hour
+// the live ring holds.
+func (m Model) lastProduction() (time.Time, bool) {
+	for i := m.live.len() - 1; i >= 0; i-- {
+		if s := m.live.at(i); s.ProductionW.OK {
+			return s.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // todayBlock shows today's energy and, with production, the shares.

@@ -82,11 +82,28 @@ func TestMeterGoesStaleAsTheClockTicks(t *testing.T) {
 // A configured production meter that is silent is said, not passed off as
 // "no production meter".
 func TestSilentProductionMeterSaid(t *testing.T) {
-	f := newFake()
-	f.state.Home.Production = true
-	v := loaded(t, f, 100, 40).View()
-	if !strings.Contains(v, "production meter offline") || strings.Contains(v, "no production meter") {
-		t.Errorf("silent production meter not said:\n%s", v)
+	tests := []struct {
+		name      string
+		lastWrite time.Duration // before testNow, of the last sample with production; 0: none
+		want      string
+	}{
+		{"silent for 12 min", 12 * time.Minute, "○ production meter offline since 13:08"},
+		{"no production in the last hour", 0, "○ production meter offline "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			f.state.Home.Production = true
+			for i, s := range f.samples {
+				if tt.lastWrite > 0 && !s.Time.After(testNow.Add(-tt.lastWrite)) {
+					f.samples[i].ProductionW = someW(900)
+				}
+			}
+			v := loaded(t, f, 100, 40).View()
+			if !strings.Contains(v, tt.want) || strings.Contains(v, "no production meter") {
+				t.Errorf("want %q in:\n%s", tt.want, v)
+			}
+		})
 	}
 }
 
