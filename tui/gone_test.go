@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
 )
 
 // stoppedErr is what a backend whose daemon stopped returns.
@@ -30,6 +32,15 @@ func TestBackendGoneAndBack(t *testing.T) {
 	m = tm.(Model)
 	if cmd == nil {
 		t.Fatal("no retry scheduled")
+	}
+	// the other loads failing at the same time do not advance the backoff
+	for _, msg := range []any{samplesMsg{err: errStopped}, aggMsg{span: m.span, err: errStopped, now: testNow}} {
+		var c2 tea.Cmd
+		tm, c2 = m.Update(msg)
+		m = tm.(Model)
+		if c2 != nil || m.retryIn != retryFirst {
+			t.Errorf("after %T: another retry scheduled (delay %v)", msg, m.retryIn)
+		}
 	}
 	v := m.View()
 	for _, want := range []string{"the daemon stopped (start it with: commons daemon) · waiting for it to return · q quits",

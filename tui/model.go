@@ -123,10 +123,11 @@ type Model struct {
 	// at all (ErrUnavailable: the daemon stopped); "" while it answers.
 	// While gone the last state is not shown as current, and a retry with
 	// backoff looks for the household's return.
-	gone      string
-	goneSince time.Time
-	retryIn   time.Duration // the next retry's delay
-	retryTag  int           // drops retries scheduled before a return
+	gone         string
+	goneSince    time.Time
+	retryIn      time.Duration // the next retry's delay
+	retryTag     int           // drops retries scheduled before a return
+	retryPending bool          // a retry is scheduled
 
 	live        ring
 	haveSamples bool
@@ -376,19 +377,17 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.stateShown = msg.seq
 		if msg.err != nil {
-			if cmd := m.lost(msg.err); cmd != nil {
-				cmds = append(cmds, cmd)
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
 				break
 			}
-			if m.gone == "" {
-				m.loadErr = "could not load the household state: " + msg.err.Error()
-			}
+			m.loadErr = "could not load the household state: " + msg.err.Error()
 			break
 		}
 		m.loadErr = ""
 		if m.gone != "" {
 			// the household is back: catch up on what was missed
-			m.gone, m.retryIn = "", 0
+			m.gone, m.retryIn, m.retryPending = "", 0, false
 			m.retryTag++
 			cmds = append(cmds, m.loadSamples(), m.loadAggregates(m.span))
 			if m.events == nil {
@@ -402,9 +401,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.refreshTables()
 	case samplesMsg:
 		if msg.err != nil {
-			if cmd := m.lost(msg.err); cmd != nil {
-				cmds = append(cmds, cmd)
-			} else if m.gone == "" {
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
+			} else {
 				m.loadErr = "could not load the live samples: " + msg.err.Error()
 			}
 			break
@@ -415,9 +414,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case aggMsg:
 		m.now = msg.now
 		if msg.err != nil {
-			if cmd := m.lost(msg.err); cmd != nil {
-				cmds = append(cmds, cmd)
-			} else if m.gone == "" {
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
+			} else {
 				m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
 			}
 			break
@@ -435,8 +434,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventsClosedMsg:
 		m.events = nil
 	case retryMsg:
-		if msg.tag == m.retryTag && m.gone != "" {
-			cmds = append(cmds, m.loadState())
+		if msg.tag == m.retryTag {
+			m.retryPending = false
+			if m.gone != "" {
+				cmds = append(cmds, m.loadState())
+			}
 		}
 	case tickMsg:
 		if msg.tag != m.tickTag {
@@ -452,9 +454,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case actionMsg:
 		m.now = msg.now
-		if msg.err != nil && errors.Is(msg.err, ErrUnavailable) {
+		if msg.err != nil && m.unreachable(msg.err) {
 			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), shortID(msg.id), msg.err)
-			cmds = append(cmds, m.lost(msg.err))
+			cmds = append(cmds, m.retry())
 		} else if msg.err != nil {
 			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), shortID(msg.id), msg.err)
 		} else {
@@ -476,31 +478,36 @@ const (
 	retryMax   = 5 * time.Second
 )
 
-// lost handles a backend error: when it says the household cannot be
-// reached (ErrUnavailable), it records that in the backend's words and
-// returns the next retry, a tea.Tick with a doubling delay; otherwise nil
-// (unless the household is already known to be unreachable).
-// Only one retry is pending at a time: each schedule drops the earlier ones.
-func (m *Model) lost(err error) tea.Cmd {
-	switch {
-	case errors.Is(err, ErrUnavailable):
+// unreachable reports whether err, from a backend call, leaves the
+// household unreachable: it says so itself (ErrUnavailable, recorded in
+// the backend's words, with since when), or the household was already
+// unreachable (a daemon that is starting may fail differently at first).
+func (m *Model) unreachable(err error) bool {
+	if errors.Is(err, ErrUnavailable) {
 		if m.gone == "" {
 			m.goneSince = m.now
 		}
 		m.gone = err.Error()
-	case m.gone == "":
+		m.loadErr = ""
+		m.liveDirty = true
+	}
+	return m.gone != ""
+}
+
+// retry schedules the next attempt to reach the household, a tea.Tick
+// after a delay that doubles from retryFirst up to retryMax; nil when one
+// is already pending, so several failed loads advance the backoff once.
+func (m *Model) retry() tea.Cmd {
+	if m.retryPending {
 		return nil
 	}
-	// (another error while gone, such as a daemon that is starting and
-	// does not answer yet, keeps the retries going)
-	m.loadErr = ""
-	m.liveDirty = true
 	switch {
 	case m.retryIn == 0:
 		m.retryIn = retryFirst
 	case m.retryIn < retryMax:
 		m.retryIn = min(2*m.retryIn, retryMax)
 	}
+	m.retryPending = true
 	m.retryTag++
 	tag := m.retryTag
 	return tea.Tick(m.retryIn, func(time.Time) tea.Msg { return retryMsg{tag: tag} })
