@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/commons-energy/commons/meter"
@@ -48,6 +49,13 @@ type Backend interface {
 	// (it may coalesce repeated ones).
 	Subscribe(ctx context.Context) <-chan Event
 }
+
+// ErrUnavailable is wrapped by a Backend's error when the household cannot
+// be reached at all, as when the daemon an attached dashboard talks to has
+// stopped. The error's text says what happened in plain words ("the daemon
+// stopped"). The dashboard then stops showing the last state as current
+// and retries, with a backoff, until the household answers again.
+var ErrUnavailable = errors.New("the household is not reachable")
 
 // EventKind says what changed.
 type EventKind int

@@ -11,6 +11,18 @@ import (
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
+// wrap breaks s into lines of at most n cells, at spaces where it can,
+// without the trailing spaces that would make a line wider than n.
+func wrap(s string, n int) string {
+	// Wordwrap, then Hardwrap for a word longer than a line: ansi.Wrap
+	// lets a line run over n at a lone "-"
+	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(s, max(n, 1), ""), max(n, 1), true), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
 // clip cuts s to n cells.
 func clip(s string, n int) string { return ansi.Truncate(s, max(n, 0), "…") }
 
@@ -66,9 +78,12 @@ func (m Model) bannerText() string {
 	return m.st.banner.Render(clip(s, m.width))
 }
 
-// statusText is the last notice or load error, or "".
+// statusText is the last notice or load error, or "". That the household
+// cannot be reached comes first: nothing else on the screen is current.
 func (m Model) statusText() string {
 	switch {
+	case m.gone != "":
+		return m.st.errLine.Render(clip("○ "+m.gone+" · waiting for it to return · q quits", m.width))
 	case m.notice != "":
 		st := m.st.good
 		if m.noticeBad {
@@ -143,9 +158,12 @@ func (m Model) helpView() string {
 	h.ShowAll = true
 	title := m.st.boxTitle.Render("Keys")
 	body := h.FullHelpView(m.helpMapFor().full)
-	notes := m.st.muted.Render("Import from the grid is shown as + and ▲ (above 0 in charts), export to the grid as - and ▼ (below 0).\n" +
-		"Values marked 'derived' are computed, not measured.")
-	return m.st.box.Width(min(m.width-2, 100)).Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
+	w := min(m.width-2, 100)
+	// wrapped here rather than by the box: lipgloss can leave a trailing
+	// space on a wrapped line that makes the box a cell wider than asked
+	notes := m.st.muted.Render(wrap("Import from the grid is shown as + and ▲ (above 0 in charts), export to the grid as - and ▼ (below 0).\n"+
+		"Values marked 'derived' are computed, not measured.", w-2))
+	return m.st.box.Width(w).Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
 }
 
 // helpMapFor is the key map of the screen under the help overlay.
@@ -155,6 +173,6 @@ func (m Model) helpMapFor() helpMap {
 }
 
 func (m Model) confirmView() string {
-	q := m.st.strong.Render(m.confirm.question)
+	q := m.st.strong.Render(wrap(m.confirm.question, m.width-4)) // within the box's border and padding
 	return m.st.box.Render(q + "\n\n" + m.st.muted.Render("y confirm · n keep it"))
 }

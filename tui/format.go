@@ -199,7 +199,9 @@ func shortID(id string) string {
 	return id[:8]
 }
 
-// pct returns 100*a/b rounded down, and false when b is not positive.
+// pct returns 100*a/b rounded to the nearest whole percent, half away
+// from zero (a is clamped to [0, b], so half up), in integers; false when b
+// is not positive.
 func pct(a, b int64) (int64, bool) {
 	if b <= 0 {
 		return 0, false
@@ -210,7 +212,7 @@ func pct(a, b int64) (int64, bool) {
 	if a > b {
 		a = b
 	}
-	return a * 100 / b, true
+	return (a*200 + b) / (2 * b), true
 }
 
 // truncate cuts s to at most n cells, marking the cut with "…".

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
@@ -37,7 +38,7 @@ func (m *Model) setNeighbourColumns() {
 		{Title: " ", Width: 1},
 		{Title: "Neighbour", Width: 8},
 		{Title: "Now", Width: 14},
-		{Title: "Age", Width: 5},
+		{Title: "Age", Width: 7},
 		{Title: "Open", Width: 4},
 		{Title: "Month g/r", Width: 13},
 		{Title: "Total g/r", Width: 13},
@@ -86,22 +87,41 @@ func ledgerColumns(width int) []table.Column {
 func (m *Model) setLedgerColumns() { m.ledger.SetColumns(ledgerColumns(m.width)) }
 func (m *Model) setDetailColumns() { m.detailTbl.SetColumns(ledgerColumns(m.width)) }
 
+// setTables sets the tables' columns for the current width and rebuilds
+// their rows to match. A bubbles table renders its rows against its columns
+// inside SetColumns and SetRows, and a row with more cells than there are
+// columns panics (the wide layout has one column more): so the old rows go
+// before the columns change, and rows built for the new columns come back
+// after, with the cursors where they were.
+func (m *Model) setTables() {
+	cursors := [3]int{m.neigh.Cursor(), m.ledger.Cursor(), m.detailTbl.Cursor()}
+	for _, t := range []*table.Model{&m.neigh, &m.ledger, &m.detailTbl} {
+		t.SetRows(nil)
+	}
+	m.setNeighbourColumns()
+	m.setLedgerColumns()
+	m.setDetailColumns()
+	m.refreshNeighbours(cursors[0])
+	m.refreshLedgerAt(cursors[1])
+	m.refreshDetailAt(cursors[2])
+}
+
 // refreshTables rebuilds the table rows from the state.
-func (m *Model) refreshTables() {
-	m.layout()
-	// neighbours
+func (m *Model) refreshTables() { m.layout() }
+
+func (m *Model) refreshNeighbours(cursor int) {
 	var rows []table.Row
 	m.neighIDs = m.neighIDs[:0]
 	for _, n := range m.state.Neighbours {
 		rows = append(rows, m.neighbourRow(n))
 		m.neighIDs = append(m.neighIDs, n.ID)
 	}
-	setRows(&m.neigh, rows)
-	m.refreshLedger()
-	m.refreshDetail()
+	setRows(&m.neigh, rows, cursor)
 }
 
-func (m *Model) refreshLedger() {
+func (m *Model) refreshLedger() { m.refreshLedgerAt(m.ledger.Cursor()) }
+
+func (m *Model) refreshLedgerAt(cursor int) {
 	var rows []table.Row
 	m.ledgerIDs = m.ledgerIDs[:0]
 	for _, p := range m.state.Pledges {
@@ -111,10 +131,12 @@ func (m *Model) refreshLedger() {
 		rows = append(rows, m.pledgeRow(p))
 		m.ledgerIDs = append(m.ledgerIDs, p.ID)
 	}
-	setRows(&m.ledger, rows)
+	setRows(&m.ledger, rows, cursor)
 }
 
-func (m *Model) refreshDetail() {
+func (m *Model) refreshDetail() { m.refreshDetailAt(m.detailTbl.Cursor()) }
+
+func (m *Model) refreshDetailAt(cursor int) {
 	var rows []table.Row
 	m.detailIDs = m.detailIDs[:0]
 	if m.detail != "" {
@@ -125,12 +147,11 @@ func (m *Model) refreshDetail() {
 			}
 		}
 	}
-	setRows(&m.detailTbl, rows)
+	setRows(&m.detailTbl, rows, cursor)
 }
 
-// setRows replaces the rows, keeps the cursor in range and marks it.
-func setRows(t *table.Model, rows []table.Row) {
-	c := t.Cursor()
+// setRows replaces the rows, puts the cursor at c within range and marks it.
+func setRows(t *table.Model, rows []table.Row, c int) {
 	if c >= len(rows) {
 		c = len(rows) - 1
 	}
@@ -171,6 +192,9 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 	if n.Status != nil {
 		now = statusWords(n.Status.SurplusW)
 		age = fmtAge(m.now, n.Status.Time)
+		if m.statusOld(n.Status) {
+			age = "old " + strings.ReplaceAll(strings.ReplaceAll(age, " min", "m"), " ", "")
+		}
 	}
 	seen := "never"
 	if !n.LastSeen.IsZero() {
@@ -183,6 +207,18 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 		row = append(row, problemWords(n))
 	}
 	return row
+}
+
+// statusOldAfter is the age from which a neighbour's status is marked
+// old: a box signs a new status on every meaningful change and at least
+// every 5 minutes, so three missed ones mean its surplus or need may have
+// changed unseen (the box, or the link to it, is down).
+const statusOldAfter = 15 * time.Minute
+
+// statusOld reports whether s is too old to be taken as the neighbour's
+// state now, by the model's clock.
+func (m Model) statusOld(s *NeighbourStatus) bool {
+	return s != nil && m.now.Sub(s.Time) > statusOldAfter
 }
 
 func problemWords(n Neighbour) string {
@@ -341,7 +377,7 @@ func (m Model) neighboursView() string {
 	if len(m.state.Neighbours) == 0 {
 		return st.muted.Render("No neighbours yet. Add one with: commons neighbours add INVITE")
 	}
-	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification", len(m.state.Neighbours)))
+	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification · old = no status for %s", len(m.state.Neighbours), fmtDur(statusOldAfter)))
 	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.neigh.View())
 }
 
@@ -359,6 +395,10 @@ func (m Model) detailView() string {
 			s = st.exportS
 		}
 		status = s.Render(statusWords(n.Status.SurplusW)) + st.muted.Render(" · signed "+fmtAge(m.now, n.Status.Time)+" ago")
+		if m.statusOld(n.Status) {
+			status = st.muted.Render(statusWords(n.Status.SurplusW)+" · signed "+fmtAge(m.now, n.Status.Time)+" ago, at "+
+				n.Status.Time.In(m.loc).Format("Jan 2 15:04")) + st.warn.Render(" · old: may have changed")
+		}
 	}
 	seen := "never"
 	if !n.LastSeen.IsZero() {

@@ -14,6 +14,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -117,6 +118,16 @@ type Model struct {
 	loadErr    string    // last failed backend load
 	notice     string    // result of the last action
 	noticeBad  bool
+
+	// gone is the backend's own words when the household cannot be reached
+	// at all (ErrUnavailable: the daemon stopped); "" while it answers.
+	// While gone the last state is not shown as current, and a retry with
+	// backoff looks for the household's return.
+	gone         string
+	goneSince    time.Time
+	retryIn      time.Duration // the next retry's delay
+	retryTag     int           // drops retries scheduled before a return
+	retryPending bool          // a retry is scheduled
 
 	live        ring
 	haveSamples bool
@@ -251,6 +262,7 @@ type (
 		tag int
 		now time.Time
 	}
+	retryMsg  struct{ tag int }
 	actionMsg struct {
 		verb string // "accepted", "declined", "cancelled"
 		id   string
@@ -365,10 +377,23 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.stateShown = msg.seq
 		if msg.err != nil {
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
+				break
+			}
 			m.loadErr = "could not load the household state: " + msg.err.Error()
 			break
 		}
 		m.loadErr = ""
+		if m.gone != "" {
+			// the household is back: catch up on what was missed
+			m.gone, m.retryIn, m.retryPending = "", 0, false
+			m.retryTag++
+			cmds = append(cmds, m.loadSamples(), m.loadAggregates(m.span))
+			if m.events == nil {
+				cmds = append(cmds, m.subscribe())
+			}
+		}
 		m.state = msg.state
 		m.stateAt = msg.now
 		m.haveState = true
@@ -376,7 +401,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.refreshTables()
 	case samplesMsg:
 		if msg.err != nil {
-			m.loadErr = "could not load the live samples: " + msg.err.Error()
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
+			} else {
+				m.loadErr = "could not load the live samples: " + msg.err.Error()
+			}
 			break
 		}
 		m.live.merge(msg.samples)
@@ -385,7 +414,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case aggMsg:
 		m.now = msg.now
 		if msg.err != nil {
-			m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
+			if m.unreachable(msg.err) {
+				cmds = append(cmds, m.retry())
+			} else {
+				m.loadErr = "could not load the " + spanNames[msg.span] + " history: " + msg.err.Error()
+			}
 			break
 		}
 		if msg.span == m.span {
@@ -400,6 +433,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
 	case eventsClosedMsg:
 		m.events = nil
+	case retryMsg:
+		if msg.tag == m.retryTag {
+			m.retryPending = false
+			if m.gone != "" {
+				cmds = append(cmds, m.loadState())
+			}
+		}
 	case tickMsg:
 		if msg.tag != m.tickTag {
 			break
@@ -414,7 +454,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case actionMsg:
 		m.now = msg.now
-		if msg.err != nil {
+		if msg.err != nil && m.unreachable(msg.err) {
+			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), shortID(msg.id), msg.err)
+			cmds = append(cmds, m.retry())
+		} else if msg.err != nil {
 			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), shortID(msg.id), msg.err)
 		} else {
 			m.setNotice(false, "Pledge %s %s.", shortID(msg.id), msg.verb)
@@ -427,6 +470,47 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	}
 	m.refreshCharts()
 	return m, tea.Batch(cmds...)
+}
+
+// Retry delays while the household cannot be reached.
+const (
+	retryFirst = 500 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// unreachable reports whether err, from a backend call, leaves the
+// household unreachable: it says so itself (ErrUnavailable, recorded in
+// the backend's words, with since when), or the household was already
+// unreachable (a daemon that is starting may fail differently at first).
+func (m *Model) unreachable(err error) bool {
+	if errors.Is(err, ErrUnavailable) {
+		if m.gone == "" {
+			m.goneSince = m.now
+		}
+		m.gone = err.Error()
+		m.loadErr = ""
+		m.liveDirty = true
+	}
+	return m.gone != ""
+}
+
+// retry schedules the next attempt to reach the household, a tea.Tick
+// after a delay that doubles from retryFirst up to retryMax; nil when one
+// is already pending, so several failed loads advance the backoff once.
+func (m *Model) retry() tea.Cmd {
+	if m.retryPending {
+		return nil
+	}
+	switch {
+	case m.retryIn == 0:
+		m.retryIn = retryFirst
+	case m.retryIn < retryMax:
+		m.retryIn = min(2*m.retryIn, retryMax)
+	}
+	m.retryPending = true
+	m.retryTag++
+	tag := m.retryTag
+	return tea.Tick(m.retryIn, func(time.Time) tea.Msg { return retryMsg{tag: tag} })
 }
 
 func verbBase(v string) string {
@@ -653,9 +737,7 @@ func (m *Model) layout() {
 	m.ledger.SetHeight(bh - 2)
 	m.detailTbl.SetWidth(m.width)
 	m.detailTbl.SetHeight(max(bh-9, 3))
-	m.setNeighbourColumns()
-	m.setLedgerColumns()
-	m.setDetailColumns()
+	m.setTables()
 	m.liveDirty, m.histDirty = true, true
 }
 
@@ -721,6 +803,12 @@ func writeLines(b *strings.Builder, s string, n int) {
 func (m Model) tooSmallView() string {
 	msg := sprintf("Terminal too small: %dx%d.\nThe dashboard needs at least %dx%d.\nEnlarge the window, or press q to quit.",
 		m.width, m.height, MinWidth, MinHeight)
-	return m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
+	v := m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
 		m.st.r.NewStyle().MaxWidth(max(m.width, 1)).Render(msg))
+	// Place does not cut: in a window lower than the message, keep the
+	// lines that fit
+	if lines := strings.Split(v, "\n"); len(lines) > max(m.height, 1) {
+		v = strings.Join(lines[:max(m.height, 1)], "\n")
+	}
+	return v
 }

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/commons-energy/commons/meter"
@@ -81,8 +82,66 @@ func (m Model) overviewTop() string {
 	return lipgloss.JoinVertical(lipgloss.Left, blocks...)
 }
 
+// minStale is the shortest silence after which the meter's last figures
+// are no longer shown as current.
+const minStale = 10 * time.Second
+
+// telegramInterval is how often the grid meter sends: every second for
+// DSMR 5 and SML, every ten seconds for DSMR 2.2 to 4 and, as the safe
+// guess, for the other protocols.
+func telegramInterval(protocol, version string) time.Duration {
+	switch {
+	case protocol == "sml", protocol == "dsmr" && version >= "50":
+		return time.Second
+	}
+	return 10 * time.Second
+}
+
+// meterStale reports whether the grid meter's last reading is too old to
+// show as the power now, and when it arrived. It is stale when the meter
+// link says offline, or when nothing arrived for three telegram intervals
+// (at least minStale), by the model's clock: the daemon may not have
+// noticed yet, and a dashboard attached to it must not show an old figure
+// as current.
+func (m Model) meterStale() (time.Time, bool) {
+	live := m.state.Live
+	if !live.HasReading {
+		return time.Time{}, false
+	}
+	if m.gone != "" {
+		return m.goneSince, true
+	}
+	// the arrival time by the household's clock, never the reading's own
+	// timestamp: a meter's clock can be off by minutes
+	last := live.Meter.LastTelegram
+	if !live.Meter.Online && !live.Meter.OfflineSince.IsZero() {
+		if last.IsZero() {
+			last = live.Meter.OfflineSince
+		}
+		return last, true
+	}
+	if last.IsZero() {
+		return last, false
+	}
+	after := max(3*telegramInterval(live.Meter.Protocol, live.Reading.Version), minStale)
+	return last, m.now.Sub(last) > after
+}
+
+// staleSince says since when the meter is silent, in the household's zone.
+func (m Model) staleSince(last time.Time) string {
+	if m.gone != "" {
+		return "household not reachable since " + last.In(m.loc).Format("15:04")
+	}
+	if last.IsZero() {
+		return "meter offline"
+	}
+	return "meter offline since " + last.In(m.loc).Format("15:04")
+}
+
 // powerBlock shows grid power now with sign, arrow, colour and words, and
-// what is measured versus derived.
+// what is measured versus derived. When the meter has gone silent it says
+// so in place of the figure, and shows the last figure dimmed with its
+// time.
 func (m Model) powerBlock() string {
 	st := m.st
 	live := m.state.Live
@@ -94,6 +153,28 @@ func (m Model) powerBlock() string {
 	net, ok := r.NetPowerW()
 	if !ok {
 		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render("the meter sends no power values"))
+	}
+	if last, stale := m.meterStale(); stale {
+		was := fmt.Sprintf("%+d W", net)
+		switch {
+		case net > 0:
+			was += " importing"
+		case net < 0:
+			was += " exporting"
+		}
+		if m.state.Home.Production && live.ProductionW.OK {
+			was += ", solar " + fmtW(live.ProductionW.V)
+		}
+		at := ""
+		if t := live.Meter.LastTelegram; !t.IsZero() {
+			at = " at " + t.In(m.loc).Format("15:04:05")
+		} else if !last.IsZero() {
+			at = " at " + last.In(m.loc).Format("15:04:05")
+		}
+		return lipgloss.JoinVertical(lipgloss.Left, title,
+			st.bad.Render(clip("○ "+m.staleSince(last)+": power now unknown", m.width)),
+			st.muted.Render(clip("last reading "+was+at, m.width)),
+			st.muted.Render(clip("solar and home use unknown until the meter answers", m.width)))
 	}
 	var figure, words string
 	var style lipgloss.Style
@@ -113,6 +194,7 @@ func (m Model) powerBlock() string {
 	}
 	lines := []string{title, head, st.muted.Render("measured by the grid meter")}
 	prodKnown := m.state.Home.Production && live.ProductionW.OK
+	prodSilent := m.state.Home.Production && !live.ProductionW.OK
 	imp, exp := r.PowerImportW.V, r.PowerExportW.V
 	row := func(label, value, note string) string {
 		return st.label.Render(fmt.Sprintf("%-9s", label)) + " " + value + st.muted.Render(note)
@@ -126,6 +208,9 @@ func (m Model) powerBlock() string {
 		solar := st.muted.Render("not measured")
 		use := st.muted.Render("unknown")
 		note := "  no production meter"
+		if prodSilent {
+			note = "" // there is one; it is silent, said below
+		}
 		if exp > 0 {
 			solar = st.solarS.Render("at least " + fmtW(exp))
 			lines = append(lines, row("Solar", solar, "  derived: what you export is produced here"))
@@ -138,11 +223,30 @@ func (m Model) powerBlock() string {
 		} else {
 			lines = append(lines, row("Home use", use, note))
 		}
+		if prodSilent {
+			since := ""
+			if t, ok := m.lastProduction(); ok {
+				since = " since " + t.In(m.loc).Format("15:04")
+			}
+			lines = append(lines, st.bad.Render(clip("○ production meter offline"+since, m.width)))
+		}
 	}
 	if peak := m.demandPeakLine(); peak != "" {
 		lines = append(lines, peak)
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// lastProduction is the time of the newest live sample that carries a
+// production value: the production meter's last answer within the hour
+// the live ring holds.
+func (m Model) lastProduction() (time.Time, bool) {
+	for i := m.live.len() - 1; i >= 0; i-- {
+		if s := m.live.at(i); s.ProductionW.OK {
+			return s.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // todayBlock shows today's energy and, with production, the shares.
@@ -204,6 +308,9 @@ func (m Model) phasesBlock() string {
 	if m.width >= 120 {
 		barW = 40
 	}
+	if last, stale := m.meterStale(); stale {
+		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render(clip("no current values: "+m.staleSince(last), m.width)))
+	}
 	lines := []string{title}
 	any := false
 	for i, ph := range r.Phases {
@@ -225,7 +332,7 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 	if m.ascii {
 		full, empty = "#", "."
 	}
-	cur := st.muted.Render("    - A  ")
+	cur := st.muted.Render("      -  ") // no current from the meter: none is shown
 	bar := strings.Repeat(" ", barW+2)
 	if ph.CurrentMA.OK {
 		ma := ph.CurrentMA.V
@@ -242,7 +349,7 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 			fillStyle = st.barOver
 		}
 		bar = "[" + fillStyle.Render(strings.Repeat(full, fill)) + st.barEmpty.Render(strings.Repeat(empty, barW-fill)) + "]"
-		cur = fmt.Sprintf("%3d.%d A", ma/1000, (ma%1000)/100)
+		cur = fmt.Sprintf("%7s", fmtAmps(ma))
 		if ma*10 >= scaleMA*9 {
 			cur = st.barOver.Render(cur + " !")
 		} else {
@@ -265,6 +372,21 @@ func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string 
 	return fmt.Sprintf("L%d %s %s  %s%s", n, bar, cur, pw, volt)
 }
 
+// fmtAmps is a current as the meter gives it: DSMR sends whole amperes and
+// gets no invented decimals ("10 A"); meters with finer values keep theirs,
+// up to milliamperes ("10.24 A").
+func fmtAmps(ma int64) string {
+	sign := ""
+	if ma < 0 {
+		sign, ma = "-", -ma
+	}
+	if ma%1000 == 0 {
+		return fmt.Sprintf("%s%d A", sign, ma/1000)
+	}
+	frac := strings.TrimRight(fmt.Sprintf("%03d", ma%1000), "0")
+	return fmt.Sprintf("%s%d.%s A", sign, ma/1000, frac)
+}
+
 // meterBlock is the health of the link to the grid meter.
 func (m Model) meterBlock() string {
 	st := m.st
@@ -282,7 +404,16 @@ func (m Model) meterBlock() string {
 		port = "no port"
 	}
 	var state string
+	last, stale := m.meterStale()
 	switch {
+	case m.gone != "":
+		state = st.bad.Render("○ not known: the household is not reachable")
+	case h.Online && stale:
+		// the link has not noticed yet, the clock has
+		state = st.bad.Render("○ " + m.staleSince(last))
+		if !last.IsZero() {
+			state += " · last telegram " + fmtAge(m.now, last) + " ago"
+		}
 	case h.Online:
 		state = st.good.Render("● online")
 		if !h.LastTelegram.IsZero() {

@@ -361,6 +361,9 @@ func (m Model) formView() string {
 	toVal := st.strong.Render(nameOr(n.Name, n.ID))
 	if n.Status != nil {
 		toVal += st.muted.Render("  " + statusWords(n.Status.SurplusW) + " · " + fmtAge(m.now, n.Status.Time) + " ago")
+		if m.statusOld(n.Status) {
+			toVal += st.warn.Render(" · old")
+		}
 	}
 	if len(f.choice) > 1 {
 		toVal = "‹ " + toVal + " ›"

@@ -111,10 +111,26 @@ func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
 	// handler would race it: it can block sending QuitMsg to an event loop
 	// that already stopped for the cancelled context, hanging the exit.
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithoutSignalHandler(), tea.WithFPS(dashboardFPS))
-	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
-		return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
+	return runProgram(p)
+}
+
+// runProgram runs a dashboard program and maps how it ended to an exit
+// code. Bubble Tea recovers a panic in the model or a command, restores the
+// terminal, prints the panic and its stack, and returns an error that wraps
+// both tea.ErrProgramPanic and tea.ErrProgramKilled: the panic is checked
+// first, so a crash exits 1 with one line saying so instead of passing for
+// a killed program (exit 0).
+func runProgram(p *tea.Program) error {
+	_, err := p.Run()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tea.ErrProgramPanic):
+		return failf(exitFailure, "the dashboard crashed (a bug; what it hit is printed above); run commons again to reopen it")
+	case errors.Is(err, tea.ErrProgramKilled), errors.Is(err, context.Canceled):
+		return nil
 	}
-	return nil
+	return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
 }
 
 // needTerminal refuses to start a full-screen view when standard output is

@@ -104,6 +104,25 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// stoppedError is a call's error when the daemon's socket no longer
+// answers: the daemon stopped (its socket is gone, or nothing listens on
+// it) or went away in the middle of the call. It says so in plain words
+// rather than as a dial error, and wraps tui.ErrUnavailable so an attached
+// dashboard waits for the daemon to return.
+type stoppedError struct{ err error }
+
+func (e *stoppedError) Error() string {
+	return "the daemon stopped (start it with: commons daemon)"
+}
+func (e *stoppedError) Unwrap() []error { return []error{tui.ErrUnavailable, e.err} }
+
+// gone reports whether err says the daemon is not there: no socket file,
+// nothing listening on it, or the connection cut by its exit.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // remoteError is an error the daemon answered; it unwraps to the node
 // sentinel of its kind so callers map it to exit codes as in-process.
 type remoteError struct {
@@ -148,6 +167,9 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if gone(err) {
+			return nil, &stoppedError{err: err}
 		}
 		return nil, fmt.Errorf("talk to the daemon: %w", err)
 	}

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -70,7 +72,7 @@ func (rt *Runtime) listenSSH(addr string) error {
 		wish.WithAuthorizedKeys(keys),
 		wish.WithIdleTimeout(sshIdleTimeout),
 		// The last middleware runs first.
-		wish.WithMiddleware(wishtea.Middleware(rt.sshDashboard), activeterm.Middleware(), limit),
+		wish.WithMiddleware(rt.sshProgram, activeterm.Middleware(), limit),
 	)
 	if err != nil {
 		return fmt.Errorf("ssh: %w", err)
@@ -83,11 +85,71 @@ func (rt *Runtime) listenSSH(addr string) error {
 	return nil
 }
 
+// newSSHModel makes a session's dashboard model; tests replace it with a
+// model that panics.
+var newSSHModel = func(b tui.Backend, opts tui.Options) tea.Model { return tui.New(b, opts) }
+
+// sshCrashMessage is what a person whose dashboard crashed reads as the
+// session ends.
+const sshCrashMessage = "commons: the dashboard crashed (a bug; the household's daemon logged it and keeps running). Connect again to reopen it.\r\n"
+
+// sshProgram is the middleware that runs one SSH session's dashboard. It
+// does what wish's bubbletea middleware does (window changes become
+// tea.WindowSizeMsg, the program ends with the session), and unlike it does
+// not swallow a crash: Bubble Tea recovers a panic in the model or in one
+// of its commands and returns tea.ErrProgramPanic, and a panic outside the
+// program is recovered here. Either way the person is told, the daemon logs
+// it with the session's user and address, and only this session ends.
+func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
+	return func(s ssh.Session) {
+		crashed := func(v any) {
+			rt.log.Error("ssh dashboard crashed", "user", s.User(), "remote", s.RemoteAddr().String(), "panic", fmt.Sprint(v))
+			_, _ = io.WriteString(s.Stderr(), sshCrashMessage)
+			_ = s.Exit(1)
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				crashed(v)
+			}
+		}()
+		_, windows, ok := s.Pty()
+		if !ok {
+			wish.Fatalln(s, "commons: the dashboard needs a terminal: connect with ssh -t")
+			return
+		}
+		m, opts := rt.sshDashboard(s)
+		p := tea.NewProgram(m, append(opts, wishtea.MakeOptions(s)...)...)
+		ctx, cancel := context.WithCancel(s.Context())
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					p.Quit()
+					return
+				case w := <-windows:
+					p.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+				}
+			}
+		}()
+		_, err := p.Run()
+		p.Kill()
+		switch {
+		case errors.Is(err, tea.ErrProgramPanic):
+			crashed(err)
+			return
+		case err != nil && !errors.Is(err, tea.ErrProgramKilled):
+			rt.log.Warn("ssh dashboard ended with an error", "user", s.User(), "remote", s.RemoteAddr().String(), "err", err)
+		}
+		next(s)
+	}
+}
+
 // sshDashboard is one SSH session's dashboard: its own model and
 // renderer (the session's terminal and colours) on the shared household.
 func (rt *Runtime) sshDashboard(s ssh.Session) (tea.Model, []tea.ProgramOption) {
 	pty, _, _ := s.Pty()
-	m := tui.New(node.TUIBackend(rt.n), tui.Options{
+	m := newSSHModel(node.TUIBackend(rt.n), tui.Options{
 		Context:  s.Context(),
 		Renderer: wishtea.MakeRenderer(s),
 		Location: rt.n.Calendar().Location,

@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/commons-energy/commons/tui"
 )
 
 // syncBuffer collects a session's output from its reader goroutine.
@@ -137,5 +143,157 @@ func TestSSHDashboard(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("q did not end the SSH session within 30 s")
+	}
+}
+
+// panicky is a dashboard that panics when x is pressed: in Update, or in
+// the command Update returns (Bubble Tea runs commands on goroutines).
+type panicky struct {
+	tea.Model
+	inCmd bool
+}
+
+func (p panicky) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if k, ok := msg.(tea.KeyMsg); ok && k.String() == "x" {
+		if p.inCmd {
+			return p, func() tea.Msg { panic("boom in a command") }
+		}
+		panic("boom in Update")
+	}
+	m, cmd := p.Model.Update(msg)
+	return panicky{Model: m, inCmd: p.inCmd}, cmd
+}
+
+// sshSession is a client session with a pseudo-terminal on the dashboard.
+type sshSession struct {
+	s        *gossh.Session
+	in       io.Writer
+	out, err syncBuffer
+}
+
+func openSSH(t *testing.T, c *gossh.Client) *sshSession {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.RequestPty("xterm-256color", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	ss := &sshSession{s: s}
+	s.Stdout, s.Stderr = &ss.out, &ss.err
+	if ss.in, err = s.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	ss.waitFor(t, "\x1b[c")
+	// answer the terminal queries as a dark xterm does
+	if _, err := ss.in.Write([]byte("\x1b]11;rgb:0000/0000/0000\x07\x1b[?62;22c")); err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+func (ss *sshSession) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(ss.out.String()+ss.err.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q; the session printed:\n%q", want, ss.out.String()+ss.err.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func (ss *sshSession) wait(t *testing.T) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- ss.s.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the SSH session did not end within 30 s")
+		return nil
+	}
+}
+
+// TestSSHDashboardPanicEndsOnlyThatSession: a panic in one SSH session's
+// dashboard ends that session with a message to its user and exit status
+// 1, is logged with the user and address, and leaves the daemon and the
+// other sessions running.
+func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
+	for _, inCmd := range []bool{false, true} {
+		name := map[bool]string{false: "in_update", true: "in_command"}[inCmd]
+		t.Run(name, func(t *testing.T) {
+			old := newSSHModel
+			newSSHModel = func(b tui.Backend, o tui.Options) tea.Model { return panicky{Model: tui.New(b, o), inCmd: inCmd} }
+			t.Cleanup(func() { newSSHModel = old })
+
+			h := initHome(t, "Erin", "")
+			user := sshKey(t)
+			if err := os.WriteFile(filepath.Join(h.ConfigDir, AuthorizedKeysFile), gossh.MarshalAuthorizedKey(user.PublicKey()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			r := start(t, h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			hostPEM, err := os.ReadFile(filepath.Join(h.DataDir, HostKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostKey, err := gossh.ParsePrivateKey(hostPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := gossh.Dial("tcp", r.rt.SSHAddr(), &gossh.ClientConfig{User: "erin", Auth: []gossh.AuthMethod{gossh.PublicKeys(user)},
+				HostKeyCallback: gossh.FixedHostKey(hostKey.PublicKey()), Timeout: 20 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+
+			other, crashing := openSSH(t, c), openSSH(t, c)
+			other.waitFor(t, "Erin")
+			crashing.waitFor(t, "Erin")
+			if _, err := crashing.in.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			err = crashing.wait(t)
+			var exit *gossh.ExitError
+			if !errors.As(err, &exit) || exit.ExitStatus() != 1 {
+				t.Errorf("crashed session ended with %v, want exit status 1", err)
+			}
+			crashing.waitFor(t, "the dashboard crashed")
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(logs.String(), "ssh dashboard crashed") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no log line for the crash; logs:\n%s", logs.String())
+				}
+				time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+			}
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "ssh dashboard crashed") && !(strings.Contains(l, "user=erin") && strings.Contains(l, "remote=127.0.0.1:") && strings.Contains(l, "panic=")) {
+					t.Errorf("the crash log line lacks the user, address or panic: %s", l)
+				}
+			}
+
+			// the other session still works, and ends normally
+			if _, err := other.in.Write([]byte("2")); err != nil {
+				t.Fatal(err)
+			}
+			other.waitFor(t, "History")
+			if _, err := other.in.Write([]byte("q")); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.wait(t); err != nil {
+				t.Errorf("the other session ended with %v after q", err)
+			}
+			// and the daemon still serves new sessions
+			again := openSSH(t, c)
+			again.waitFor(t, "Erin")
+		})
 	}
 }
