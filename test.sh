@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Linux machine with Go installed.
 # Installs what the tests need from Debian packages when it is missing,
-# then runs go vet and the race-enabled tests.
+# then runs gofmt, go vet, staticcheck and the race-enabled tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,4 +29,6 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# staticcheck, pinned by the tool line in go.mod (it found a real bug once).
+go tool staticcheck ./...
 go test -race -timeout 20m "$@" ./...

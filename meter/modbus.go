@@ -438,9 +438,7 @@ func (c ModbusClient) readResponse(ctx context.Context, req []byte, count int, d
 	buf := make([]byte, 0, 5+2*count+len(req))
 	tmp := make([]byte, 5+2*count)
 	for {
-		if bytes.HasPrefix(buf, req) {
-			buf = buf[len(req):]
-		}
+		buf = bytes.TrimPrefix(buf, req)
 		// Drop bytes until the frame starts with our slave and function.
 		for len(buf) >= 2 && (buf[0] != slave || buf[1]&0x7f != function) {
 			buf = buf[1:]

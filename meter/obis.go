@@ -1,5 +1,7 @@
 package meter
 
+//lint:file-ignore SA4016 OBIS codes are spelled group by group, zeros included, so each reads as A-B:C.D.E.
+
 // obisKey packs an OBIS code A-B:C.D.E into one integer so a telegram's
 // objects are matched without building strings. Each group is 0..255.
 type obisKey uint64

@@ -35,7 +35,6 @@ type series struct {
 type point struct {
 	sumImp, sumExp, sumProd int64
 	n, nProd                int64
-	t                       time.Time
 }
 
 // liveSeries downsamples the live ring over [start, end) to at most n
@@ -320,10 +319,8 @@ func (m Model) canvasView(c *canvas.Model, w, h int) string {
 			cell := c.Cell(canvas.Point{X: x, Y: y})
 			r := cell.Rune
 			k := styleKey{bold: cell.Style.GetBold()}
-			if fg := cell.Style.GetForeground(); fg != nil {
-				if _, none := fg.(lipgloss.NoColor); !none {
-					k.fg = fg
-				}
+			if fg := cell.Style.GetForeground(); !isNoColor(fg) {
+				k.fg = fg
 			}
 			if r == 0 || r == ' ' {
 				r, k = ' ', styleKey{}
@@ -558,4 +555,11 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%d h", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%d min", int(d/time.Minute))
+}
+
+// isNoColor reports whether c is lipgloss's "no colour" (a cell without a
+// foreground of its own).
+func isNoColor(c lipgloss.TerminalColor) bool {
+	_, none := c.(lipgloss.NoColor)
+	return none
 }

@@ -118,7 +118,7 @@ func parseEnergy(s string) (int64, error) {
 		}
 		if len(frac) > digits {
 			if mult == 1 {
-				return 0, errors.New("Wh take no decimals; use kWh for fractions")
+				return 0, errors.New("whole Wh take no decimals; use kWh for fractions")
 			}
 			return 0, errors.New("kWh take at most three decimals (1 Wh)")
 		}
@@ -213,19 +213,4 @@ func pct(a, b int64) (int64, bool) {
 		a = b
 	}
 	return (a*200 + b) / (2 * b), true
-}
-
-// truncate cuts s to at most n cells, marking the cut with "…".
-func truncate(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	if n == 1 {
-		return "…"
-	}
-	return string(r[:n-1]) + "…"
 }

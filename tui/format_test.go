@@ -26,7 +26,7 @@ func TestParseEnergy(t *testing.T) {
 		{"kWh", 0, "give an amount"},
 		{"0", 0, "more than 0 Wh"},
 		{"-5", 0, "give an amount"},
-		{"1.5", 0, "Wh take no decimals"},
+		{"1.5", 0, "whole Wh take no decimals"},
 		{"1.2345 kWh", 0, "at most three decimals"},
 		{"1.kWh", 0, "give an amount"},
 		{"abc", 0, "give an amount"},

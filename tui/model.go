@@ -156,10 +156,9 @@ type Model struct {
 	detailTbl table.Model
 	detailIDs []string // detail row -> pledge id
 
-	ledger     table.Model
-	ledgerIDs  []string // row -> pledge id
-	filter     string   // neighbour id the ledger is filtered by; "" all
-	incomingID string   // the pledge the banner offers to accept
+	ledger    table.Model
+	ledgerIDs []string // row -> pledge id
+	filter    string   // neighbour id the ledger is filtered by; "" all
 
 	form    pledgeForm
 	confirm confirmation
