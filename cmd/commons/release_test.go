@@ -524,3 +524,23 @@ func installDeb(t *testing.T, deb string) {
 		t.Errorf("after remove: the household's home and user must stay: %v", err)
 	}
 }
+
+// TestReleaseUsage: release.sh refuses a missing or malformed version with
+// one line and exit 2, before building anything.
+func TestReleaseUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"1.2"}, {"latest"}, {"1.2.3", "extra"}, {"1.2.3 -X main.commit=x"}} {
+		dist := t.TempDir()
+		cmd := exec.Command("./release.sh", args...)
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "DIST="+dist)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if code := exitCode(err); code != exitUsage || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("release.sh %q: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", args, code, stdout.String(), stderr.String())
+		}
+		if entries, _ := os.ReadDir(dist); len(entries) != 0 {
+			t.Errorf("release.sh %q wrote %d files", args, len(entries))
+		}
+	}
+}
