@@ -374,7 +374,7 @@ func checkDeb(t *testing.T, dist string, tg releaseTarget) {
 		t.Errorf("%s: /usr/bin/commons is not the %s binary", filepath.Base(deb), tg.name)
 	}
 	if fi, err := os.Stat(filepath.Join(root, "usr", "bin", "commons")); err != nil || fi.Mode().Perm() != 0o755 {
-		t.Errorf("%s: /usr/bin/commons mode: %v %v", filepath.Base(deb), fi, err)
+		t.Errorf("%s: /usr/bin/commons missing or not mode 0755: %v", filepath.Base(deb), err)
 	}
 	unit, err := os.ReadFile(filepath.Join(root, "lib", "systemd", "system", "commons.service"))
 	if err != nil {
@@ -472,7 +472,7 @@ func installDeb(t *testing.T, deb string) {
 	check := func(when string) {
 		t.Helper()
 		if fi, err := os.Stat(filepath.Join(root, "usr/bin/commons")); err != nil || fi.Mode().Perm() != 0o755 {
-			t.Errorf("%s: /usr/bin/commons: %v", when, err)
+			t.Errorf("%s: /usr/bin/commons missing or not mode 0755: %v", when, err)
 		}
 		checkUnitPaths(t, read("lib/systemd/system/commons.service"))
 		user := entry("etc/passwd", "commons")
@@ -498,8 +498,11 @@ func installDeb(t *testing.T, deb string) {
 			t.Errorf("%s: commons is not in dialout: %q", when, d)
 		}
 		fi, err := os.Stat(filepath.Join(root, "var/lib/commons"))
-		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-			t.Fatalf("%s: /var/lib/commons: %v %v, want a 0700 folder", when, fi, err)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("%s: /var/lib/commons is %v, want a 0700 folder", when, fi.Mode())
 		}
 		if st := fi.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != user[2] || strconv.Itoa(int(st.Gid)) != user[3] {
 			t.Errorf("%s: /var/lib/commons owned by %d:%d, want commons %s:%s", when, st.Uid, st.Gid, user[2], user[3])
