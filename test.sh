@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # tool:Debian package. tmux drives the dashboard end-to-end tests; ip
-# (iproute2) puts three daemons in their own network namespaces.
+# (iproute2) puts three daemons in their own network namespaces;
+# qemu-aarch64-static and qemu-arm-static (qemu-user-static) run the arm64
+# and 32-bit ARM release binaries; dpkg-deb checks the .deb packages.
 need=()
-for pair in tmux:tmux ip:iproute2; do
+for pair in tmux:tmux ip:iproute2 qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static dpkg-deb:dpkg; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -31,4 +33,4 @@ fi
 go vet ./...
 # staticcheck, pinned by the tool line in go.mod (it found a real bug once).
 go tool staticcheck ./...
-go test -race -timeout 20m "$@" ./...
+go test -race -timeout 45m "$@" ./...

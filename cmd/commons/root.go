@@ -21,12 +21,17 @@ func newRootCmd() *cobra.Command {
 		Long:          "commons reads the household's smart meter, shows a live dashboard, and pledges surplus energy to neighbours with signed messages that the meter data later settles.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       currentVersion().String(),
 	}
+	// --version prints exactly the line `commons version` prints.
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version, commit, Go version and protocol version")
 	root.PersistentFlags().StringVar(&g.home, "home", os.Getenv("COMMONS_HOME"), "the household's home folder (default: XDG config and data folders; env COMMONS_HOME)")
 	root.AddCommand(newMeterCmd(g))
 	root.AddCommand(newHouseholdCmds(g)...)
 	root.AddCommand(newDaemonCmd(g))
 	root.AddCommand(newDemoCmd(g))
+	root.AddCommand(newVersionCmd())
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return runDashboard(cmd, g) }
 	return root
 }
