@@ -43,7 +43,9 @@ type Options struct {
 	// means the config's listen address; ListenOff means none; a port 0
 	// picks a free one (see Runtime.PeerAddr).
 	Listen string
-	// Socket serves the local API on the home's socket (mode 0600).
+	// Socket serves the local API on the home's socket: mode 0600, or,
+	// when group commons-owners or commons-viewers exists, 0666 with each
+	// connection's role decided from its SO_PEERCRED (docs/DAEMON.md).
 	Socket bool
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -87,6 +89,7 @@ type Runtime struct {
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
+	roles     sockRoles
 
 	statusMu sync.Mutex
 	status   statusState
@@ -202,10 +205,16 @@ func (rt *Runtime) setup() error {
 		}
 	}
 	if rt.opts.Socket {
-		ln, err := listenSocket(n.Home().SocketPath())
+		roles, err := systemSockRoles()
+		if err != nil {
+			return fmt.Errorf("local socket: %w", err)
+		}
+		rt.roles = roles
+		ln, err := listenSocket(n.Home().SocketPath(), roles.socketMode())
 		if err != nil {
 			return err
 		}
+		rt.checkSocketReach()
 		rt.sockLn = ln
 		rt.api = newAPIServer(rt)
 	}
