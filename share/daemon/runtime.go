@@ -57,11 +57,17 @@ type Options struct {
 	// the meter reads; default 5 minutes.
 	StatusEvery time.Duration
 	// SSHListen, when not "", is a TCP address where the dashboard is
-	// served over SSH to the keys in SSHAuthorizedKeys.
+	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
+	// SSHViewerKeys (viewers).
 	SSHListen string
-	// SSHAuthorizedKeys is the authorized_keys file for SSHListen; ""
-	// means AuthorizedKeysFile in the home's config folder.
+	// SSHAuthorizedKeys is the owners' authorized_keys file for
+	// SSHListen; "" means AuthorizedKeysFile in the home's config folder.
 	SSHAuthorizedKeys string
+	// SSHViewerKeys is the viewers' key file for SSHListen; "" means
+	// ViewerKeysFile in the home's config folder.
+	SSHViewerKeys string
+	// SSH bounds the SSH service: sessions, timeouts, connection rates.
+	SSH SSHLimits
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
@@ -89,6 +95,8 @@ type Runtime struct {
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
+	sshKeys   sshKeys
+	sshLimits SSHLimits
 	roles     sockRoles
 
 	statusMu sync.Mutex
@@ -308,6 +316,8 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		})
 	}
 	if rt.sshSrv != nil {
+		rt.log.Info("ssh dashboard listening", "addr", rt.SSHAddr(), "owners", rt.sshKeys.owners, "viewers", rt.sshKeys.viewers,
+			"max_sessions", rt.sshLimits.MaxSessions, "idle_timeout", rt.sshLimits.IdleTimeout.String())
 		run("ssh", func() error {
 			if err := rt.sshSrv.Serve(rt.sshLn); !errors.Is(err, ssh.ErrServerClosed) {
 				return err
