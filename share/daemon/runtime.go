@@ -97,6 +97,7 @@ type Runtime struct {
 	sshSrv    *ssh.Server
 	sshKeys   sshKeys
 	sshLimits SSHLimits
+	sshGuard  *sshGuard
 	roles     sockRoles
 
 	statusMu sync.Mutex

@@ -102,8 +102,9 @@ func (rt *Runtime) listenSSH(addr string) error {
 			}
 			return true
 		}),
-		// Connection traffic: closes connections that hold no session.
-		wish.WithIdleTimeout(lim.IdleTimeout),
+		// Connection traffic: closes a connection that holds no session
+		// (a dashboard's own idle timeout, on key presses, comes first).
+		wish.WithIdleTimeout(lim.IdleTimeout+time.Minute),
 		// The last middleware runs first.
 		wish.WithMiddleware(rt.sshProgram, activeterm.Middleware(), limit),
 		func(srv *ssh.Server) error {
@@ -132,7 +133,7 @@ func (rt *Runtime) listenSSH(addr string) error {
 	if err != nil {
 		return fmt.Errorf("ssh listen %s: %w; choose another address with --ssh-listen", addr, err)
 	}
-	rt.sshSrv, rt.sshLn, rt.sshKeys, rt.sshLimits = srv, ln, keys, lim
+	rt.sshSrv, rt.sshLn, rt.sshKeys, rt.sshLimits, rt.sshGuard = srv, ln, keys, lim, g
 	return nil
 }
 
@@ -279,6 +280,28 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 		p := tea.NewProgram(idleModel{Model: m, w: idle}, append(opts, wishtea.MakeOptions(s)...)...)
 		ctx, cancel := context.WithCancel(s.Context())
 		defer cancel()
+		// Window changes are coalesced: the dashboard gets the latest
+		// size once it is done with the previous one, so a storm of them
+		// costs one redraw per redraw, not one per change.
+		var latest atomic.Pointer[ssh.Window]
+		resized := make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case w, ok := <-windows:
+					if !ok {
+						return
+					}
+					latest.Store(&w)
+					select {
+					case resized <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
 		go func() {
 			for {
 				select {
@@ -288,8 +311,10 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 				case <-idle.expired:
 					p.Quit()
 					return
-				case w := <-windows:
-					p.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+				case <-resized:
+					w := latest.Load()
+					wd, ht := clampWindow(w.Width, w.Height)
+					p.Send(tea.WindowSizeMsg{Width: wd, Height: ht})
 				}
 			}
 		}()
@@ -317,16 +342,26 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 // with the key.
 func (rt *Runtime) sshDashboard(s ssh.Session, who sshWho) (tea.Model, []tea.ProgramOption) {
 	pty, _, _ := s.Pty()
+	w, h := clampWindow(pty.Window.Width, pty.Window.Height)
 	b := sessionBackend{Backend: node.TUIBackend(rt.n), who: who, remote: s.RemoteAddr().String(), rt: rt}
 	m := newSSHModel(b, tui.Options{
 		Context:  s.Context(),
 		Renderer: wishtea.MakeRenderer(s),
 		Location: rt.n.Calendar().Location,
-		Width:    pty.Window.Width,
-		Height:   pty.Window.Height,
+		Width:    w,
+		Height:   h,
 		ReadOnly: who.role != RoleOwner,
 	})
 	return m, []tea.ProgramOption{tea.WithAltScreen()}
+}
+
+// Largest terminal the dashboard draws for: a client may claim any size
+// up to 65535 columns, and drawing costs with the area.
+const maxTermWidth, maxTermHeight = 512, 256
+
+// clampWindow bounds a terminal size the client claims.
+func clampWindow(w, h int) (int, int) {
+	return min(max(w, 0), maxTermWidth), min(max(h, 0), maxTermHeight)
 }
 
 // SSHAddr is the address the dashboard-over-SSH service listens on (""
