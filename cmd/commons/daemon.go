@@ -27,8 +27,10 @@ window has closed, and exchanges signed messages with the neighbours directly (m
 pinned by household id) on the config's listen address.
 
 While it runs, every other commons command on this home (a dashboard, an SSH session, a
-cron pledge) goes through its local socket (commons.sock in the home, mode 0600), so the
-meter and the signing key have one owner. Logs go to stderr. SIGTERM or SIGINT stop it
+cron pledge) goes through its local socket (commons.sock in the home), so the meter and
+the signing key have one owner. The socket is mode 0600; where the groups commons-owners
+and commons-viewers exist, others in them may use it too, viewers only to look (each
+connection is checked with SO_PEERCRED; see docs/DAEMON.md). Logs go to stderr. SIGTERM or SIGINT stop it
 cleanly: pending aggregates are written, the ledger closed, the socket removed.
 
 --auto-accept accepts incoming pledges up to that energy without asking (from the
