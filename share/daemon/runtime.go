@@ -359,8 +359,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	if rt.sshSrv != nil {
-		// Open dashboards end with the household.
+		// Open dashboards end with the household. The listener is closed
+		// too: a Close before Serve has registered it would miss it.
 		rt.sshSrv.Close()
+		rt.sshLn.Close()
 	}
 	if rt.metrics != nil {
 		if err := rt.metrics.Shutdown(sctx); err != nil {
