@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +116,12 @@ func readKeys(path string) ([]gossh.PublicKey, error) {
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		pk, _, _, _, err := gossh.ParseAuthorizedKey(line)
+		pk, _, opts, _, err := gossh.ParseAuthorizedKey(line)
+		if err == nil && len(opts) > 0 {
+			// from=, command= and the like would be expected to restrict
+			// the key; they are not implemented, so the key is not granted.
+			err = fmt.Errorf("key options (%s) are not supported; remove them", strings.Join(opts, ","))
+		}
 		if err != nil {
 			if bad == nil {
 				bad = fmt.Errorf("%s:%d: not a public key line as in ~/.ssh/authorized_keys: %v", path, i+1, err)

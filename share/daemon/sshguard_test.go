@@ -583,6 +583,14 @@ func TestSSHKeyFiles(t *testing.T) {
 	if err := open(); err == nil || !strings.Contains(err.Error(), vk+":2:") {
 		t.Errorf("a bad key line: %v, want an error naming %s:2", err, vk)
 	}
+	// options would be taken to restrict the key; they are refused
+	restricted := append([]byte(`from="10.0.0.0/8" `), gossh.MarshalAuthorizedKey(owner.PublicKey())...)
+	if err := os.WriteFile(vk, restricted, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(); err == nil || !strings.Contains(err.Error(), vk+":1:") || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("a key with options: %v, want an error naming %s:1 and options not supported", err, vk)
+	}
 	os.Remove(vk)
 
 	// the host key: made 0600, and repaired when others may read it
