@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -275,11 +276,47 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 			wish.Fatalln(s, "commons: the dashboard needs a terminal: connect with ssh -t")
 			return
 		}
-		m, opts := rt.sshDashboard(s, who)
-		idle := newIdleWatch(rt.sshLimits.IdleTimeout)
-		p := tea.NewProgram(idleModel{Model: m, w: idle}, append(opts, wishtea.MakeOptions(s)...)...)
 		ctx, cancel := context.WithCancel(s.Context())
 		defer cancel()
+		// The idle watch runs from the start: making the renderer asks
+		// the terminal for its colours, and on an SSH channel wish cannot
+		// time that read out, so a client that never answers would hold
+		// a session slot until it sends something.
+		idle := newIdleWatch(rt.sshLimits.IdleTimeout)
+		defer idle.stop()
+		var idleOnce sync.Once
+		idled := func() {
+			idleOnce.Do(func() {
+				rt.log.Info("ssh session idle: closed", "key", who.key, "role", who.role.String(), "remote", s.RemoteAddr().String(), "idle", rt.sshLimits.IdleTimeout.String())
+				fmt.Fprintf(s.Stderr(), "commons: closed after %s without a key press\r\n", rt.sshLimits.IdleTimeout)
+			})
+		}
+		var prog atomic.Pointer[tea.Program]
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-idle.expired:
+			}
+			if p := prog.Load(); p != nil {
+				p.Quit()
+				return
+			}
+			if idle.fired() {
+				// still making the renderer: end the session, which
+				// ends the read it waits in
+				idled()
+				_ = s.Exit(0)
+			}
+		}()
+		m, opts := rt.sshDashboard(s, who)
+		p := tea.NewProgram(idleModel{Model: m, w: idle}, append(opts, wishtea.MakeOptions(s)...)...)
+		prog.Store(p)
+		if ctx.Err() != nil || idle.fired() {
+			// ended while the renderer was made; Kill also releases a
+			// Quit sent meanwhile
+			p.Kill()
+			return
+		}
 		// Window changes are coalesced: the dashboard gets the latest
 		// size once it is done with the previous one, so a storm of them
 		// costs one redraw per redraw, not one per change.
@@ -306,10 +343,6 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 			for {
 				select {
 				case <-ctx.Done():
-					p.Quit()
-					return
-				case <-idle.expired:
-					p.Quit()
 					return
 				case <-resized:
 					w := latest.Load()
@@ -320,7 +353,6 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 		}()
 		_, err := p.Run()
 		p.Kill()
-		idle.stop()
 		switch {
 		case errors.Is(err, tea.ErrProgramPanic):
 			crashed(err)
@@ -329,8 +361,7 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 			rt.log.Warn("ssh dashboard ended with an error", "key", who.key, "remote", s.RemoteAddr().String(), "err", err)
 		}
 		if idle.fired() {
-			rt.log.Info("ssh session idle: closed", "key", who.key, "role", who.role.String(), "remote", s.RemoteAddr().String(), "idle", rt.sshLimits.IdleTimeout.String())
-			fmt.Fprintf(s.Stderr(), "commons: closed after %s without a key press\r\n", rt.sshLimits.IdleTimeout)
+			idled()
 		}
 		next(s)
 	}
