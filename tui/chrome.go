@@ -73,8 +73,12 @@ func (m Model) bannerText() string {
 	if n > 1 {
 		more = fmt.Sprintf(" (+%d more in the ledger)", n-1)
 	}
-	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s · a accept · d decline%s",
-		nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc), more)
+	answer := ""
+	if m.keys.Accept.Enabled() {
+		answer = fmt.Sprintf(" · %s accept · %s decline", m.keys.Accept.Help().Key, m.keys.Decline.Help().Key)
+	}
+	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s%s%s",
+		nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc), answer, more)
 	return m.st.banner.Render(clip(s, m.width))
 }
 

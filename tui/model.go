@@ -64,6 +64,11 @@ type Options struct {
 	// ASCII draws charts with line runes instead of braille, for consoles
 	// and fonts without braille (TERM=linux).
 	ASCII bool
+	// ReadOnly is a dashboard to look only (a viewer's): the pledge,
+	// accept, decline and cancel keys are disabled, so neither the hint
+	// line nor the help shows them. It hides; the backend of a viewer
+	// must refuse those calls as well.
+	ReadOnly bool
 }
 
 type view int
@@ -209,6 +214,11 @@ func New(b Backend, opts Options) Model {
 		live:    newRing(liveCap),
 		liveWin: 1,
 		span:    span24h,
+	}
+	if opts.ReadOnly {
+		for _, b := range []*key.Binding{&m.keys.Pledge, &m.keys.Accept, &m.keys.Decline, &m.keys.Cancel} {
+			b.SetEnabled(false)
+		}
 	}
 	m.neigh = newTable(st)
 	m.detailTbl = newTable(st)

@@ -873,3 +873,46 @@ func TestPhaseBarColourFollowsDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyHidesAndDisablesActions: a viewer's dashboard names no
+// pledge, accept, decline or cancel key in its hint line, banner or help,
+// and those keys call nothing on the backend.
+func TestReadOnlyHidesAndDisablesActions(t *testing.T) {
+	f := newFake()
+	for _, v := range []string{"1", "2", "3", "4"} {
+		m := New(f, Options{Renderer: asciiRenderer(), Now: testClock, Location: testZone, Width: 160, Height: 48, ReadOnly: true})
+		var tm tea.Model = m
+		st, _ := f.State(context.Background())
+		tm, _ = tm.Update(tea.WindowSizeMsg{Width: 160, Height: 48})
+		tm, _ = tm.Update(stateMsg{state: st, now: testNow})
+		tm, _ = tm.Update(press(v))
+		hint := tm.View()
+		tm, _ = tm.Update(press("?"))
+		helpView := tm.View()
+		for _, out := range []string{hint, helpView} {
+			for _, bad := range []string{"pledge to", "accept incoming", "a accept", "decline incoming", "cancel own", "answer selected", "p pledge"} {
+				if strings.Contains(out, bad) {
+					t.Errorf("read-only view %s shows %q:\n%s", v, bad, out)
+				}
+			}
+		}
+		tm, _ = tm.Update(press("?"))
+		for _, k := range []string{"p", "a", "d", "c", "enter", "y"} {
+			var cmd tea.Cmd
+			tm, cmd = tm.Update(press(k))
+			if cmd != nil {
+				if msg := cmd(); msg != nil {
+					tm, _ = tm.Update(msg)
+				}
+			}
+		}
+		if tm.(Model).form.open {
+			t.Errorf("view %s: p opened the pledge form on a read-only dashboard", v)
+		}
+	}
+	for _, c := range f.callLog() {
+		if strings.HasPrefix(c, "pledge") || strings.HasPrefix(c, "accept") || strings.HasPrefix(c, "decline") || strings.HasPrefix(c, "cancel") {
+			t.Errorf("a read-only dashboard called the backend: %s", c)
+		}
+	}
+}

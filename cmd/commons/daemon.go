@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,8 +17,9 @@ import (
 func newDaemonCmd(g *globalFlags) *cobra.Command {
 	var listen, sshListen, metricsListen, logFormat, logLevel, autoMax string
 	var autoFrom []string
+	var sshLim daemonpkg.SSHLimits
 	cmd := &cobra.Command{
-		Use:   "daemon [--listen ADDR] [--ssh-listen ADDR] [--metrics-listen ADDR] [--log-format text|json] [--log-level LEVEL] [--auto-accept ENERGY [--auto-accept-from NAME]...]",
+		Use:   "daemon [--listen ADDR] [--ssh-listen ADDR [--ssh-max-sessions N] [--ssh-idle-timeout D]] [--metrics-listen ADDR] [--log-format text|json] [--log-level LEVEL] [--auto-accept ENERGY [--auto-accept-from NAME]...]",
 		Short: "Run the household headless: meter, ledger, neighbours, local socket",
 		Long: `Runs the household without a screen: reads the meter, writes its aggregates to the
 ledger in batches, publishes a signed status of its surplus or need, settles pledges whose
@@ -25,8 +27,10 @@ window has closed, and exchanges signed messages with the neighbours directly (m
 pinned by household id) on the config's listen address.
 
 While it runs, every other commons command on this home (a dashboard, an SSH session, a
-cron pledge) goes through its local socket (commons.sock in the home, mode 0600), so the
-meter and the signing key have one owner. Logs go to stderr. SIGTERM or SIGINT stop it
+cron pledge) goes through its local socket (commons.sock in the home), so the meter and
+the signing key have one owner. The socket is mode 0600; where the groups commons-owners
+and commons-viewers exist, others in them may use it too, viewers only to look (each
+connection is checked with SO_PEERCRED; see docs/DAEMON.md). Logs go to stderr. SIGTERM or SIGINT stop it
 cleanly: pending aggregates are written, the ledger closed, the socket removed.
 
 --auto-accept accepts incoming pledges up to that energy without asking (from the
@@ -35,8 +39,11 @@ config's "auto_accept" applies, and without that every incoming pledge waits for
 household (commons accept ID).
 
 --ssh-listen serves the dashboard over SSH, one screen per session, to the public keys
-listed in authorized_keys in the home's config folder (the host key is made on first
-start: ssh_host_ed25519 in the data folder).
+listed in authorized_keys in the home's config folder (owners: they may pledge, accept,
+decline and cancel) and in viewer_keys there (viewers: they only look). The host key is
+made on first start (ssh_host_ed25519 in the data folder, mode 0600). At most
+--ssh-max-sessions dashboards are open at once; one without a key press for
+--ssh-idle-timeout ends. See docs/DAEMON.md.
 
 --metrics-listen serves the meter's health, power and registers, the published status,
 the ledger's size and the neighbour links in the Prometheus text format at /metrics. Live
@@ -48,7 +55,13 @@ trusted; the daemon warns when the address is not loopback.`,
 			if err != nil {
 				return err
 			}
-			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen, SSHListen: sshListen}
+			if sshLim.MaxSessions < 1 {
+				return failf(exitUsage, "--ssh-max-sessions %d: give at least 1", sshLim.MaxSessions)
+			}
+			if sshLim.IdleTimeout < time.Minute {
+				return failf(exitUsage, "--ssh-idle-timeout %s: give at least 1m (e.g. 30m)", sshLim.IdleTimeout)
+			}
+			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen, SSHListen: sshListen, SSH: sshLim}
 			if cmd.Flags().Changed("listen") {
 				opts.Listen = listen
 				if listen == "" {
@@ -84,7 +97,9 @@ trusted; the daemon warns when the address is not loopback.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "address where neighbours reach this box (default: the config's listen; empty: none)")
-	f.StringVar(&sshListen, "ssh-listen", "", "serve the dashboard over SSH on this address to the keys in the home's authorized_keys (default: none)")
+	f.StringVar(&sshListen, "ssh-listen", "", "serve the dashboard over SSH on this address to the keys in the home's authorized_keys (owners) and viewer_keys (viewers) (default: none)")
+	f.IntVar(&sshLim.MaxSessions, "ssh-max-sessions", 8, "most dashboards open over SSH at once; the next person is told so")
+	f.DurationVar(&sshLim.IdleTimeout, "ssh-idle-timeout", 30*time.Minute, "end an SSH dashboard after this long without a key press")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9742; default: none)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -39,6 +39,16 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	if err := needTerminal("the dashboard"); err != nil {
 		return err
 	}
+	if c, err := daemonpkg.Connect(ctx, h); err == nil {
+		// The daemon's calendar: a viewer in group commons-viewers may
+		// not read the home's config file.
+		defer c.Close()
+		opts.Location = c.Calendar().Location
+		opts.ReadOnly = c.Role() == daemonpkg.RoleViewer
+		return runTUI(ctx, c.TUI(), opts)
+	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
+		return withCode(exitFailure, err)
+	}
 	cfg, err := node.LoadConfig(h)
 	if err != nil {
 		return withCode(exitFailure, err)
@@ -48,12 +58,6 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 		return withCode(exitFailure, fmt.Errorf("%s: %w", h.ConfigPath(), err))
 	}
 	opts.Location = loc
-	if c, err := daemonpkg.Connect(ctx, h); err == nil {
-		defer c.Close()
-		return runTUI(ctx, c.TUI(), opts)
-	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
-		return withCode(exitFailure, err)
-	}
 
 	rt, err := daemonpkg.Open(ctx, h, daemonpkg.Options{Owner: "commons dashboard", Socket: true})
 	if err != nil {

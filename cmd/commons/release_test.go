@@ -501,8 +501,8 @@ func installDeb(t *testing.T, deb string) {
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
-		if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-			t.Fatalf("%s: /var/lib/commons is %v, want a 0700 folder", when, fi.Mode())
+		if !fi.IsDir() || fi.Mode().Perm() != 0o711 {
+			t.Fatalf("%s: /var/lib/commons is %v, want a 0711 folder (the socket reachable, the folder unlisted)", when, fi.Mode())
 		}
 		if st := fi.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != user[2] || strconv.Itoa(int(st.Gid)) != user[3] {
 			t.Errorf("%s: /var/lib/commons owned by %d:%d, want commons %s:%s", when, st.Uid, st.Gid, user[2], user[3])

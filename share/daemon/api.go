@@ -26,11 +26,12 @@ const (
 	apiStreamSend = 10 * time.Second // one event line to a stuck client
 )
 
-// listenSocket binds the local API socket at path with mode 0600. The
+// listenSocket binds the local API socket at path with mode (0600, or
+// 0666 when the socket's groups exist: see sockRoles.socketMode). The
 // caller holds the home's lock, so a socket file already there is a stale
 // one (its daemon died without removing it) and is removed; anything else
 // at that path is left alone and reported.
-func listenSocket(path string) (net.Listener, error) {
+func listenSocket(path string, mode os.FileMode) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("local socket %s: a file that is not a socket is in the way; move it away", path)
@@ -43,7 +44,7 @@ func listenSocket(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("local socket %s: %w", path, err)
 	}
@@ -77,7 +78,11 @@ func newAPIServer(rt *Runtime) *http.Server {
 	mux.HandleFunc("POST "+pathTUIPledge, a.tuiPledge)
 	mux.HandleFunc("GET "+pathEvents, a.events)
 	return &http.Server{
-		Handler:           mux,
+		// Each connection's role comes from the kernel (SO_PEERCRED).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, callerKey{}, rt.roles.connPeer(c))
+		},
+		Handler:           a.guard(mux),
 		ReadHeaderTimeout: apiReadHeader,
 		ReadTimeout:       apiRead,
 		IdleTimeout:       apiIdle,
@@ -110,6 +115,8 @@ func fail(w http.ResponseWriter, err error) {
 		code, kind = http.StatusBadRequest, "invalid"
 	case errors.Is(err, node.ErrIntegrity):
 		code, kind = http.StatusUnprocessableEntity, "integrity"
+	case errors.Is(err, ErrForbidden):
+		code, kind = http.StatusForbidden, "forbidden"
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -139,7 +146,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 func (a *api) hello(w http.ResponseWriter, r *http.Request) {
 	cal := a.n.Calendar()
 	writeJSON(w, hello{Identity: a.n.Identity(), Location: cal.Location.String(), SlotLength: cal.Slot,
-		PeerListen: a.rt.PeerAddr(), PID: os.Getpid()})
+		PeerListen: a.rt.PeerAddr(), PID: os.Getpid(), Role: callerOf(r.Context()).role.String()})
 }
 
 func (a *api) neighbours(w http.ResponseWriter, r *http.Request) {

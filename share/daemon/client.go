@@ -94,6 +94,16 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 // PID is the daemon's process id.
 func (c *Client) PID() int { return c.hello.PID }
 
+// Role is what the daemon lets this client do, decided from the process's
+// user and groups: RoleOwner or RoleViewer. (Someone in neither group
+// fails Connect with an error wrapping ErrForbidden.)
+func (c *Client) Role() Role {
+	if c.hello.Role == RoleViewer.String() {
+		return RoleViewer
+	}
+	return RoleOwner
+}
+
 // PeerListen is the address the daemon's peer server listens on.
 func (c *Client) PeerListen() string { return c.hello.PeerListen }
 
@@ -190,6 +200,8 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 		kind = node.ErrInvalid
 	case "integrity":
 		kind = node.ErrIntegrity
+	case "forbidden":
+		kind = ErrForbidden
 	}
 	return nil, &remoteError{msg: eb.Error, kind: kind}
 }

@@ -43,7 +43,9 @@ type Options struct {
 	// means the config's listen address; ListenOff means none; a port 0
 	// picks a free one (see Runtime.PeerAddr).
 	Listen string
-	// Socket serves the local API on the home's socket (mode 0600).
+	// Socket serves the local API on the home's socket: mode 0600, or,
+	// when group commons-owners or commons-viewers exists, 0666 with each
+	// connection's role decided from its SO_PEERCRED (docs/DAEMON.md).
 	Socket bool
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -55,11 +57,17 @@ type Options struct {
 	// the meter reads; default 5 minutes.
 	StatusEvery time.Duration
 	// SSHListen, when not "", is a TCP address where the dashboard is
-	// served over SSH to the keys in SSHAuthorizedKeys.
+	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
+	// SSHViewerKeys (viewers).
 	SSHListen string
-	// SSHAuthorizedKeys is the authorized_keys file for SSHListen; ""
-	// means AuthorizedKeysFile in the home's config folder.
+	// SSHAuthorizedKeys is the owners' authorized_keys file for
+	// SSHListen; "" means AuthorizedKeysFile in the home's config folder.
 	SSHAuthorizedKeys string
+	// SSHViewerKeys is the viewers' key file for SSHListen; "" means
+	// ViewerKeysFile in the home's config folder.
+	SSHViewerKeys string
+	// SSH bounds the SSH service: sessions, timeouts, connection rates.
+	SSH SSHLimits
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
@@ -87,6 +95,10 @@ type Runtime struct {
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
+	sshKeys   sshKeys
+	sshLimits SSHLimits
+	sshGuard  *sshGuard
+	roles     sockRoles
 
 	statusMu sync.Mutex
 	status   statusState
@@ -202,10 +214,16 @@ func (rt *Runtime) setup() error {
 		}
 	}
 	if rt.opts.Socket {
-		ln, err := listenSocket(n.Home().SocketPath())
+		roles, err := systemSockRoles()
+		if err != nil {
+			return fmt.Errorf("local socket: %w", err)
+		}
+		rt.roles = roles
+		ln, err := listenSocket(n.Home().SocketPath(), roles.socketMode())
 		if err != nil {
 			return err
 		}
+		rt.checkSocketReach()
 		rt.sockLn = ln
 		rt.api = newAPIServer(rt)
 	}
@@ -299,6 +317,8 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		})
 	}
 	if rt.sshSrv != nil {
+		rt.log.Info("ssh dashboard listening", "addr", rt.SSHAddr(), "owners", rt.sshKeys.owners, "viewers", rt.sshKeys.viewers,
+			"max_sessions", rt.sshLimits.MaxSessions, "idle_timeout", rt.sshLimits.IdleTimeout.String())
 		run("ssh", func() error {
 			if err := rt.sshSrv.Serve(rt.sshLn); !errors.Is(err, ssh.ErrServerClosed) {
 				return err
@@ -339,8 +359,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	if rt.sshSrv != nil {
-		// Open dashboards end with the household.
+		// Open dashboards end with the household. The listener is closed
+		// too: a Close before Serve has registered it would miss it.
 		rt.sshSrv.Close()
+		rt.sshLn.Close()
 	}
 	if rt.metrics != nil {
 		if err := rt.metrics.Shutdown(sctx); err != nil {

@@ -47,6 +47,7 @@ type hello struct {
 	SlotLength time.Duration `json:"slot_length"` // community slot, ns
 	PeerListen string        `json:"peer_listen"` // where the peer server listens, "" when none
 	PID        int           `json:"pid"`         // the daemon's process id
+	Role       string        `json:"role"`        // the caller's role: "owner" or "viewer"
 }
 
 // neighbourReq adds a neighbour.
