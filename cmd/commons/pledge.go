@@ -26,10 +26,12 @@ func newPledgeCmd(g *globalFlags) *cobra.Command {
 		Long: `Signs a pledge of energy to a neighbour and stores it durably: exit 0 means the
 pledge survives a power cut. Delivery to the neighbour may follow.
 
---energy takes Wh, kWh or MWh with a unit (1.5kWh, 1500Wh), counted in whole Wh.
---window takes two RFC 3339 instants (2025-06-01T12:00:00+02:00/2025-06-01T13:00:00+02:00),
-HH:MM/HH:MM today in the household's time zone (an end before the start is the next day),
-or next-hour. Both ends must lie on the community's settlement slots (15 minutes by default).
+--energy takes Wh, kWh or MWh, any case, with or without a space, with a decimal point
+or comma (1.5kWh, 1,5 kWh, 1500Wh); a bare number is Wh. Energy is counted in whole Wh.
+--window takes HH:MM/HH:MM or HH:MM-HH:MM today in the household's time zone, two RFC 3339
+instants (2025-06-01T12:00:00+02:00/2025-06-01T13:00:00+02:00), or next-hour. A window that
+ends at or before its start is refused. The window is widened to the community's settlement
+slots (15 minutes by default).
 --wait waits that long for the neighbour's answer (exit 5 when none came).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
