@@ -1,10 +1,7 @@
 package tui
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -75,103 +72,6 @@ func fmtWindow(now time.Time, start, end time.Time, loc *time.Location) string {
 		endDay = e.Format("Jan 2 ")
 	}
 	return day + s.Format("15:04") + "-" + endDay + e.Format("15:04")
-}
-
-var errEnergy = errors.New("give an amount like 1500 Wh, 1.5 kWh or 1500")
-
-// parseEnergy reads an amount of energy typed by a person: "1500",
-// "1500 Wh", "1.5 kWh", "1,5kwh", "2 kWh". A bare number is Wh. The result
-// is exact integer Wh; kWh take at most three decimals.
-func parseEnergy(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	s = strings.ReplaceAll(s, " ", "")
-	s = strings.ReplaceAll(s, ",", ".")
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "kwh"):
-		s, mult = strings.TrimSuffix(s, "kwh"), 1000
-	case strings.HasSuffix(s, "wh"):
-		s = strings.TrimSuffix(s, "wh")
-	}
-	if s == "" {
-		return 0, errEnergy
-	}
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	if whole == "" {
-		whole = "0"
-	}
-	if len(whole) > 12 {
-		return 0, errors.New("that amount is too large")
-	}
-	w, err := strconv.ParseUint(whole, 10, 64)
-	if err != nil {
-		return 0, errEnergy
-	}
-	v := int64(w) * mult
-	if hasFrac {
-		if frac == "" {
-			return 0, errEnergy
-		}
-		digits := 0
-		for m := mult; m > 1; m /= 10 {
-			digits++
-		}
-		if len(frac) > digits {
-			if mult == 1 {
-				return 0, errors.New("whole Wh take no decimals; use kWh for fractions")
-			}
-			return 0, errors.New("kWh take at most three decimals (1 Wh)")
-		}
-		f, err := strconv.ParseUint(frac, 10, 64)
-		if err != nil {
-			return 0, errEnergy
-		}
-		for i := len(frac); i < digits; i++ {
-			f *= 10
-		}
-		v += int64(f)
-	}
-	if v <= 0 {
-		return 0, errors.New("the amount must be more than 0 Wh")
-	}
-	return v, nil
-}
-
-// parseRange reads "HH:MM-HH:MM" as a window in loc on the day of now. When
-// the end is not after the start it ends the next day; when the whole window
-// has already passed it moves to tomorrow.
-func parseRange(s string, now time.Time, loc *time.Location) (time.Time, time.Time, error) {
-	bad := fmt.Errorf("give the window as HH:MM-HH:MM, for example 14:00-16:00")
-	a, b, ok := strings.Cut(strings.ReplaceAll(strings.TrimSpace(s), " ", ""), "-")
-	if !ok {
-		return time.Time{}, time.Time{}, bad
-	}
-	n := now.In(loc)
-	clock := func(v string) (int, int, bool) {
-		t, err := time.Parse("15:04", v)
-		if err != nil {
-			return 0, 0, false
-		}
-		return t.Hour(), t.Minute(), true
-	}
-	ah, am, ok1 := clock(a)
-	bh, bm, ok2 := clock(b)
-	if !ok1 || !ok2 {
-		return time.Time{}, time.Time{}, bad
-	}
-	start := time.Date(n.Year(), n.Month(), n.Day(), ah, am, 0, 0, loc)
-	end := time.Date(n.Year(), n.Month(), n.Day(), bh, bm, 0, 0, loc)
-	if !end.After(start) {
-		end = time.Date(n.Year(), n.Month(), n.Day()+1, bh, bm, 0, 0, loc)
-	}
-	if !end.After(now) {
-		start = time.Date(n.Year(), n.Month(), n.Day()+1, ah, am, 0, 0, loc)
-		end = time.Date(n.Year(), n.Month(), n.Day()+1, bh, bm, 0, 0, loc)
-		if !end.After(start) {
-			end = time.Date(n.Year(), n.Month(), n.Day()+2, bh, bm, 0, 0, loc)
-		}
-	}
-	return start, end, nil
 }
 
 // nextSlot returns the slot after the one now falls in. Slots are aligned

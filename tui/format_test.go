@@ -1,118 +1,10 @@
 package tui
 
 import (
-	"strings"
 	"testing"
 	"time"
 	_ "time/tzdata" // DST tests need Europe/Brussels on any machine
 )
-
-func TestParseEnergy(t *testing.T) {
-	cases := []struct {
-		in      string
-		want    int64
-		wantErr string
-	}{
-		{"1500", 1500, ""},
-		{"1500 Wh", 1500, ""},
-		{"1500wh", 1500, ""},
-		{"1.5 kWh", 1500, ""},
-		{"1,5kwh", 1500, ""},
-		{"2 kWh", 2000, ""},
-		{"0.001 kWh", 1, ""},
-		{".25kWh", 250, ""},
-		{" 12.345 KWH ", 12345, ""},
-		{"", 0, "give an amount"},
-		{"kWh", 0, "give an amount"},
-		{"0", 0, "more than 0 Wh"},
-		{"-5", 0, "give an amount"},
-		{"1.5", 0, "whole Wh take no decimals"},
-		{"1.2345 kWh", 0, "at most three decimals"},
-		{"1.kWh", 0, "give an amount"},
-		{"abc", 0, "give an amount"},
-		{"1e3", 0, "give an amount"},
-		{"9999999999999 kWh", 0, "too large"},
-	}
-	for _, c := range cases {
-		got, err := parseEnergy(c.in)
-		if c.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-				t.Errorf("parseEnergy(%q) = %d, %v; want error %q", c.in, got, err, c.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("parseEnergy(%q) = %d, %v; want %d", c.in, got, err, c.want)
-		}
-	}
-}
-
-func FuzzParseEnergy(f *testing.F) {
-	for _, s := range []string{"1500", "1.5 kWh", "1,5kwh", "", ".", "0.001kWh", "99999999999kWh"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		wh, err := parseEnergy(s)
-		if err != nil {
-			if wh != 0 {
-				t.Fatalf("error %v with value %d", err, wh)
-			}
-			return
-		}
-		if wh <= 0 {
-			t.Fatalf("parseEnergy(%q) = %d without error", s, wh)
-		}
-		// what the dashboard prints parses back to the same amount
-		if back, err := parseEnergy(fmtKWh(wh)); err != nil || back != wh {
-			t.Fatalf("round trip of %d via %q: %d, %v", wh, fmtKWh(wh), back, err)
-		}
-	})
-}
-
-func TestParseRange(t *testing.T) {
-	at := func(d, h, m int) time.Time { return time.Date(2026, 6, d, h, m, 0, 0, testZone) }
-	cases := []struct {
-		in         string
-		start, end time.Time
-		wantErr    bool
-	}{
-		{"14:00-16:00", at(15, 14, 0), at(15, 16, 0), false},
-		{" 14:00 - 16:00 ", at(15, 14, 0), at(15, 16, 0), false},
-		{"13:00-14:00", at(15, 13, 0), at(15, 14, 0), false}, // started, not over: kept
-		{"09:00-10:00", at(16, 9, 0), at(16, 10, 0), false},  // over: tomorrow
-		{"23:00-01:00", at(15, 23, 0), at(16, 1, 0), false},  // across midnight
-		{"1400-1600", time.Time{}, time.Time{}, true},
-		{"14:00", time.Time{}, time.Time{}, true},
-		{"25:00-26:00", time.Time{}, time.Time{}, true},
-	}
-	for _, c := range cases {
-		s, e, err := parseRange(c.in, testNow, testZone)
-		if c.wantErr {
-			if err == nil {
-				t.Errorf("parseRange(%q) = %v-%v, want error", c.in, s, e)
-			}
-			continue
-		}
-		if err != nil || !s.Equal(c.start) || !e.Equal(c.end) {
-			t.Errorf("parseRange(%q) = %v-%v, %v; want %v-%v", c.in, s, e, err, c.start, c.end)
-		}
-	}
-}
-
-func FuzzParseRange(f *testing.F) {
-	for _, s := range []string{"14:00-16:00", "23:59-00:00", "-", "00:00-00:00"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		start, end, err := parseRange(s, testNow, testZone)
-		if err != nil {
-			return
-		}
-		if !end.After(start) || !end.After(testNow) || end.Sub(start) > 24*time.Hour {
-			t.Fatalf("parseRange(%q) = %v-%v", s, start, end)
-		}
-	})
-}
 
 func TestWindowsAcrossDST(t *testing.T) {
 	bru, err := time.LoadLocation("Europe/Brussels")
@@ -127,11 +19,6 @@ func TestWindowsAcrossDST(t *testing.T) {
 	}
 	if e.Sub(s) != time.Hour {
 		t.Errorf("next hour lasts %v", e.Sub(s))
-	}
-	// a range over the jump is an hour shorter in real time
-	s, e, err = parseRange("01:00-04:00", now, bru)
-	if err != nil || e.Sub(s) != 2*time.Hour {
-		t.Errorf("01:00-04:00 on the spring day: %v-%v (%v), %v", s, e, e.Sub(s), err)
 	}
 }
 

@@ -231,10 +231,15 @@ func TestPledgeFormRejectsBadInput(t *testing.T) {
 	cases := []struct {
 		name, amount, rng, want string
 	}{
-		{"no amount", "", "", "amount: give an amount"},
-		{"zero", "0", "", "more than 0 Wh"},
-		{"four decimals", "1.2345kWh", "", "at most three decimals"},
-		{"bad range", "500", "noon", "HH:MM-HH:MM"},
+		{"no amount", "", "", `energy "" is not a number`},
+		{"zero", "0", "", "is zero; pledge at least 1 Wh"},
+		{"four decimals", "1.2345kWh", "", "finer than 1 Wh"},
+		{"unknown unit", "1.5 kW", "", "unknown unit; use Wh, kWh or MWh"},
+		{"bad range", "500", "noon", "write it as 14:00/16:00, 14:00-16:00"},
+		{"reversed range", "500", "14:00-13:00", "the window ends before it starts"},
+		{"reversed slash", "500", "14:00/13:00", "the window ends before it starts"},
+		{"zero range", "500", "14:00-14:00", "the window ends before it starts"},
+		{"over the pledge maximum", "1001 MWh", "", "at most 1000 MWh"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -260,8 +265,8 @@ func TestPledgeFormRejectsBadInput(t *testing.T) {
 					}
 				}
 			}
-			if v := tm.View(); !strings.Contains(v, c.want) {
-				t.Errorf("want %q in:\n%s", c.want, v)
+			if got := tm.(Model).form.err; !strings.Contains(got, c.want) {
+				t.Errorf("form says %q, want %q", got, c.want)
 			}
 			if len(f.callLog()) != 0 {
 				t.Errorf("backend called: %q", f.callLog())

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/commons-energy/commons/share/input"
 )
 
 type formStep int
@@ -254,17 +257,17 @@ func (m Model) formWindow() (time.Time, time.Time, error) {
 		s, e := nextHour(m.now, m.loc)
 		return s, e, nil
 	}
-	return parseRange(m.form.rng.Value(), m.now, m.loc)
+	return input.ParseWindow(m.form.rng.Value(), m.now, m.loc, m.state.Home.SlotLength)
 }
 
 func (m Model) buildRequest() (PledgeRequest, error) {
-	wh, err := parseEnergy(m.form.amount.Value())
+	wh, err := input.ParseEnergy(m.form.amount.Value())
 	if err != nil {
-		return PledgeRequest{}, fmt.Errorf("amount: %w", err)
+		return PledgeRequest{}, errors.New(input.Message(err))
 	}
 	start, end, err := m.formWindow()
 	if err != nil {
-		return PledgeRequest{}, fmt.Errorf("window: %w", err)
+		return PledgeRequest{}, errors.New(input.Message(err))
 	}
 	return PledgeRequest{To: m.form.to, EnergyWh: wh, Start: start, End: end}, nil
 }

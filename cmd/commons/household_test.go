@@ -277,7 +277,7 @@ func TestHouseholdCLI(t *testing.T) {
 			stderr string
 		}{
 			{"unknown neighbour", []string{"--home", a, "pledge", "--to", "Zoe", "--energy", "1kWh", "--window", "next-hour"}, 3, "no neighbour called \"Zoe\""},
-			{"energy without unit", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5", "--window", "next-hour"}, 2, "has no unit; write it like 1.5kWh"},
+			{"energy without unit", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5", "--window", "next-hour"}, 2, "finer than 1 Wh"},
 			{"fractional Wh", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.0005kWh", "--window", "next-hour"}, 2, "whole number of Wh"},
 			{"window without end", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "12:00"}, 2, "START/END"},
 			{"window bad clock", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "25:00/26:00"}, 2, "hours 00-23"},
