@@ -278,9 +278,9 @@ func TestHouseholdCLI(t *testing.T) {
 		}{
 			{"unknown neighbour", []string{"--home", a, "pledge", "--to", "Zoe", "--energy", "1kWh", "--window", "next-hour"}, 3, "no neighbour called \"Zoe\""},
 			{"energy without unit", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5", "--window", "next-hour"}, 2, "finer than 1 Wh"},
-			{"fractional Wh", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.0005kWh", "--window", "next-hour"}, 2, "whole number of Wh"},
+			{"fractional Wh", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.0005kWh", "--window", "next-hour"}, 2, "finer than 1 Wh"},
 			{"window without end", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "12:00"}, 2, "START/END"},
-			{"window bad clock", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "25:00/26:00"}, 2, "hours 00-23"},
+			{"window bad clock", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "25:00/26:00"}, 2, "hours run 00-23"},
 			{"window in the past", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "2020-01-01T10:00:00Z/2020-01-01T11:00:00Z"}, 2, "ends in the future"},
 			{"missing flag", []string{"--home", a, "pledge", "--to", "Bob", "--window", "next-hour"}, 2, "pledge needs --energy"},
 			{"unknown flag", []string{"--home", a, "pledge", "--fast"}, 2, "unknown flag: --fast"},

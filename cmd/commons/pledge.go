@@ -18,10 +18,11 @@ const waitPoll = 200 * time.Millisecond
 
 func newPledgeCmd(g *globalFlags) *cobra.Command {
 	var to, energy, window string
-	var asJSON bool
+	var asJSON, force bool
 	var wait time.Duration
+	var idemKey string
 	cmd := &cobra.Command{
-		Use:   "pledge --to NAME|ID --energy 1.5kWh --window START/END [--json] [--wait DURATION]",
+		Use:   "pledge --to NAME|ID --energy 1.5kWh --window START/END [--json] [--wait DURATION] [--force] [--idempotency-key K]",
 		Short: "Sign and store a pledge of energy to a neighbour",
 		Long: `Signs a pledge of energy to a neighbour and stores it durably: exit 0 means the
 pledge survives a power cut. Delivery to the neighbour may follow.
@@ -32,6 +33,12 @@ or comma (1.5kWh, 1,5 kWh, 1500Wh); a bare number is Wh. Energy is counted in wh
 instants (2025-06-01T12:00:00+02:00/2025-06-01T13:00:00+02:00), or next-hour. A window that
 ends at or before its start is refused. The window is widened to the community's settlement
 slots (15 minutes by default).
+A pledge larger than this home's connection can export in the window (fuse_a amperes,
+25 when not configured, × the meter's phases, 3 when unknown, × 230 V × hours) is refused
+with exit 2; --force pledges it anyway.
+--idempotency-key K makes a script safe to retry: the same key with the same parameters
+returns the first pledge (exit 0) instead of making a second; with other parameters it is
+a usage error (exit 2) naming the first pledge.
 --wait waits that long for the neighbour's answer (exit 5 when none came).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,9 +65,12 @@ slots (15 minutes by default).
 				hh.Close()
 				return withCode(exitUsage, err)
 			}
-			p, err := hh.Pledge(ctx, node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end})
+			p, err := hh.Pledge(ctx, node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end, Force: force, IdempotencyKey: idemKey})
 			if cerr := hh.Close(); err == nil && cerr != nil {
 				err = cerr
+			}
+			if errors.Is(err, node.ErrImplausible) {
+				return failf(exitUsage, "%s; pass --force to pledge it anyway", err)
 			}
 			if err != nil {
 				return nodeErr(err)
@@ -98,6 +108,8 @@ slots (15 minutes by default).
 	f.StringVar(&energy, "energy", "", "energy over the whole window, e.g. 1.5kWh or 1500Wh")
 	f.StringVar(&window, "window", "", "START/END (RFC 3339), HH:MM/HH:MM today, or next-hour")
 	f.BoolVar(&asJSON, "json", false, "print the pledge as JSON")
+	f.BoolVar(&force, "force", false, "pledge even more than this home can export in the window")
+	f.StringVar(&idemKey, "idempotency-key", "", "retry-safe key: the same key and parameters return the first pledge")
 	f.DurationVar(&wait, "wait", 0, "wait this long for the neighbour's answer (exit 5 when none)")
 	return cmd
 }

@@ -200,7 +200,7 @@ func (a *api) pledge(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	p, err := a.n.Pledge(r.Context(), node.PledgeRequest{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End})
+	p, err := a.n.Pledge(r.Context(), node.PledgeRequest{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End, Force: req.Force, IdempotencyKey: req.IdemKey})
 	if err != nil {
 		fail(w, err)
 		return

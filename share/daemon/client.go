@@ -253,7 +253,7 @@ func (c *Client) RemoveNeighbour(ctx context.Context, nameOrID string) (node.Nei
 // daemon's ledger.
 func (c *Client) Pledge(ctx context.Context, req node.PledgeRequest) (node.Pledge, error) {
 	var p node.Pledge
-	err := c.post(ctx, pathPledges, pledgeReq{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End}, &p)
+	err := c.post(ctx, pathPledges, pledgeReq{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End, Force: req.Force, IdemKey: req.IdempotencyKey}, &p)
 	return p, err
 }
 

@@ -62,6 +62,9 @@ type pledgeReq struct {
 	EnergyWh int64     `json:"energy_wh"`
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
+	Force    bool      `json:"force,omitempty"`
+	// IdemKey is node.PledgeRequest.IdempotencyKey.
+	IdemKey string `json:"idempotency_key,omitempty"`
 }
 
 // reading is meter.Reading with its plain field encoding: the contract's

@@ -186,6 +186,9 @@ func (b Backend) Preview(ctx context.Context, req tui.PledgeRequest) (tui.Previe
 	}
 	start, end := n.manifest.Times(r)
 	pv := tui.Preview{Start: start.In(n.loc), End: end.In(n.loc)}
+	if err := n.checkPlausible(req.EnergyWh, start, end); err != nil {
+		return pv, err
+	}
 	ps, err := n.led.Pledges(ctx, ledger.PledgeFilter{OpenOnly: true, Involving: n.key.ID()})
 	if err != nil {
 		return pv, err

@@ -154,6 +154,11 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 		return Pledge{}, fmt.Errorf("%w: energy %d Wh is out of range; pledge 1 Wh to %d Wh", ErrInvalid, req.EnergyWh, MaxPledgeWh)
 	}
 	nb, err := n.findNeighbour(ctx, req.To)
+	if errors.Is(err, ErrNotFound) {
+		if yerr := n.notYou(req.To); yerr != nil {
+			return Pledge{}, yerr
+		}
+	}
 	if err != nil {
 		return Pledge{}, err
 	}
@@ -162,7 +167,12 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 		return Pledge{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	now := n.opts.Now()
-	start, _ := n.manifest.Times(r)
+	start, end := n.manifest.Times(r)
+	if !req.Force {
+		if err := n.checkPlausible(req.EnergyWh, start, end); err != nil {
+			return Pledge{}, err
+		}
+	}
 	if !start.After(now) {
 		next := n.manifest.SlotStart(n.manifest.SlotOf(now) + 1).In(n.loc)
 		return Pledge{}, fmt.Errorf("%w: the window starts at %s, which is not in the future; a pledge must be made before its window (next slot starts %s)",

@@ -136,6 +136,13 @@ type PledgeRequest struct {
 	EnergyWh int64     // total over the window
 	Start    time.Time // widened to whole slots by the node
 	End      time.Time
+	// Force skips the plausibility check (ErrImplausible).
+	Force bool
+	// IdempotencyKey, when set, makes the request safe to retry: a second
+	// request with the same key and the same parameters returns the first
+	// pledge instead of making another; the same key with other parameters
+	// is ErrInvalid.
+	IdempotencyKey string
 }
 
 // Status is the household's state at a glance.
