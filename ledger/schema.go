@@ -132,6 +132,16 @@ CREATE TABLE ephemerals (
 	PRIMARY KEY (author, kind)
 ) STRICT;
 `,
+	// 5: idempotency keys of local pledge requests (commons pledge
+	// --idempotency-key): a retry with the same key returns the first pledge.
+	`
+CREATE TABLE idempotency (
+	key         TEXT PRIMARY KEY,          -- the caller's key, as given
+	request     TEXT NOT NULL,             -- the request's parameters, canonical text
+	message     TEXT NOT NULL,             -- the pledge's message id, hex
+	created_ms  INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is

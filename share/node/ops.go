@@ -166,8 +166,14 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 	if err != nil {
 		return Pledge{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	now := n.opts.Now()
 	start, end := n.manifest.Times(r)
+	params := fmt.Sprintf("to=%s energy_wh=%d slots=%d-%d", nb.ID, req.EnergyWh, r.From, r.To)
+	if req.IdempotencyKey != "" {
+		if p, done, err := n.idempotent(ctx, req.IdempotencyKey, params); done || err != nil {
+			return p, err
+		}
+	}
+	now := n.opts.Now()
 	if !req.Force {
 		if err := n.checkPlausible(req.EnergyWh, start, end); err != nil {
 			return Pledge{}, err
@@ -187,7 +193,37 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 	if err != nil {
 		return Pledge{}, err
 	}
+	if req.IdempotencyKey != "" {
+		if err := n.led.PutIdempotencyKey(ctx, req.IdempotencyKey, ledger.Idempotent{Request: params, Message: m.ID().String()}); err != nil {
+			return Pledge{}, err
+		}
+	}
 	return n.FindPledge(ctx, m.ID().String())
+}
+
+// MaxIdempotencyKey bounds the length of a pledge's idempotency key.
+const MaxIdempotencyKey = 200
+
+// idempotent looks key up: done is true when key was already used for a
+// pledge with the same params, which is returned; a key used for other
+// params is ErrInvalid naming the first pledge.
+func (n *Node) idempotent(ctx context.Context, key, params string) (p Pledge, done bool, err error) {
+	if len(key) > MaxIdempotencyKey {
+		return Pledge{}, false, fmt.Errorf("%w: --idempotency-key is %d bytes long; use at most %d", ErrInvalid, len(key), MaxIdempotencyKey)
+	}
+	first, ok, err := n.led.IdempotencyKey(ctx, key)
+	if err != nil || !ok {
+		return Pledge{}, false, err
+	}
+	p, err = n.FindPledge(ctx, first.Message)
+	if err != nil {
+		return Pledge{}, false, fmt.Errorf("idempotency key %q: its pledge %s: %w", key, first.Message, err)
+	}
+	if first.Request != params {
+		return Pledge{}, false, fmt.Errorf("%w: idempotency key %q was already used for pledge %s (%s to %s, %s); use a new key for a different pledge",
+			ErrInvalid, key, p.ID, FormatEnergy(p.EnergyWh), p.ToName, p.Window.Start.Format("2006-01-02 15:04")+"-"+p.Window.End.Format("15:04"))
+	}
+	return p, true, nil
 }
 
 // pledgeJSON converts a ledger pledge view into the CLI's shape.

@@ -60,4 +60,3 @@ func (n *Node) notYou(nameOrID string) error {
 	}
 	return nil
 }
-
