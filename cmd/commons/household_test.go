@@ -183,6 +183,9 @@ func TestHouseholdCLI(t *testing.T) {
 			t.Fatalf("B pledges --json = %+v", bs)
 		}
 		c.ok("--home", b, "accept", p.ID)
+		if out := c.ok("--home", b, "accept", p.ID); !strings.Contains(out, "is already accepted") {
+			t.Fatalf("second accept: %q; want exit 0 and already accepted", out)
+		}
 		carry(t, c, b, a)
 		for _, h := range []string{a, b} {
 			var v verifyJSON
@@ -238,6 +241,39 @@ func TestHouseholdCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("idempotency key", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t, bin)
+		a, _, _, _ := twoHomes(t, c)
+		pledge := func(energy string, extra ...string) result {
+			return c.run("", append([]string{"--home", a, "pledge", "--to", "Bob", "--energy", energy, "--window", "next-hour", "--json", "--idempotency-key", "job-42"}, extra...)...)
+		}
+		var first, again pledgeJSON
+		r := pledge("1,5 kWh")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &first) != nil || first.EnergyWh != 1500 {
+			t.Fatalf("first pledge: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+		}
+		r = pledge("1500Wh")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &again) != nil || again.ID != first.ID {
+			t.Fatalf("retry: exit %d, %q, %q; want the first pledge %s", r.code, r.stdout, r.stderr, first.ID)
+		}
+		r = pledge("2kWh")
+		if r.code != 2 || !strings.Contains(r.stderr, "already used for pledge "+first.ID) {
+			t.Fatalf("same key, other energy: exit %d, %q; want exit 2 naming %s", r.code, r.stderr, first.ID)
+		}
+		var ps []pledgeJSON
+		c.json(&ps, "--home", a, "pledges", "--json")
+		if len(ps) != 1 {
+			t.Fatalf("%d pledges after the retries, want 1", len(ps))
+		}
+		// --force lets an implausible pledge through.
+		r = c.run("", "--home", a, "pledge", "--to", "Bob", "--energy", "1.5MWh", "--window", "next-hour", "--force", "--json")
+		var big pledgeJSON
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &big) != nil || big.EnergyWh != 1_500_000 {
+			t.Fatalf("--force: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		t.Parallel()
 		c := newCLI(t, bin)
@@ -280,6 +316,12 @@ func TestHouseholdCLI(t *testing.T) {
 			{"energy without unit", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5", "--window", "next-hour"}, 2, "finer than 1 Wh"},
 			{"fractional Wh", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.0005kWh", "--window", "next-hour"}, 2, "finer than 1 Wh"},
 			{"window without end", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "12:00"}, 2, "START/END"},
+			{"reversed window", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "14:00/13:00"}, 2, "the window ends before it starts: \"14:00/13:00\""},
+			{"reversed dash window", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "14:00-13:00"}, 2, "the window ends before it starts"},
+			{"zero window", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "14:00/14:00"}, 2, "the window ends before it starts"},
+			{"MWh above the connection", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1.5MWh", "--window", "next-hour"}, 2, "1.5 MWh is more than this home can export in 1h0m0s (25 A × 3 phases × 230 V: at most 17.25 kWh); pass --force"},
+			{"above the pledge maximum", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1001MWh", "--window", "next-hour"}, 2, "at most 1000 MWh"},
+			{"pledge to yourself", []string{"--home", a, "pledge", "--to", "alice", "--energy", "1kWh", "--window", "next-hour"}, 2, "that is you"},
 			{"window bad clock", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "25:00/26:00"}, 2, "hours run 00-23"},
 			{"window in the past", []string{"--home", a, "pledge", "--to", "Bob", "--energy", "1kWh", "--window", "2020-01-01T10:00:00Z/2020-01-01T11:00:00Z"}, 2, "ends in the future"},
 			{"missing flag", []string{"--home", a, "pledge", "--to", "Bob", "--window", "next-hour"}, 2, "pledge needs --energy"},

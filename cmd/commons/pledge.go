@@ -207,6 +207,17 @@ func newLifecycleCmd(g *globalFlags, verb, summary string) *cobra.Command {
 				return err
 			}
 			defer hh.Close()
+			// Answering again is not an error: a script that retries
+			// "accept" after a lost reply gets exit 0.
+			done := map[string]string{"accept": "accepted", "decline": "declined", "cancel": "cancelled"}[verb]
+			if p, err := hh.FindPledge(ctx, args[0]); err == nil && p.State == done {
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), p)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Pledge %s of %s from %s to %s is already %s\n", short(p.ID),
+					node.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, done)
+				return nil
+			}
 			var p node.Pledge
 			switch verb {
 			case "accept":
