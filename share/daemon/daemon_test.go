@@ -413,6 +413,28 @@ func TestStreet(t *testing.T) {
 		}
 	}
 
+	// An idempotency key crosses the socket: a retry returns the first
+	// pledge, other parameters under the same key are refused.
+	keyed := node.PledgeRequest{To: "Bob", EnergyWh: 700, Start: startW, End: endW, IdempotencyKey: "socket-1"}
+	k1, err := ca.Pledge(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2, err := ca.Pledge(ctx, keyed); err != nil || k2.ID != k1.ID {
+		t.Errorf("retry over the socket = %s, %v; want the first pledge %s", k2.ID, err, k1.ID)
+	}
+	keyed.EnergyWh = 800
+	if _, err := ca.Pledge(ctx, keyed); !errors.Is(err, node.ErrInvalid) || !strings.Contains(err.Error(), k1.ID) {
+		t.Errorf("same key, other energy over the socket: %v; want ErrInvalid naming %s", err, k1.ID)
+	}
+	// Force crosses it too.
+	if _, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW}); !errors.Is(err, node.ErrInvalid) {
+		t.Errorf("1.5 MWh in an hour over the socket: %v; want ErrInvalid", err)
+	}
+	if _, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW, Force: true}); err != nil {
+		t.Errorf("1.5 MWh forced over the socket: %v", err)
+	}
+
 	// A clean stop removes the socket; then there is no daemon to talk to.
 	a.shutdown(t)
 	if _, err := os.Lstat(ha.SocketPath()); !errors.Is(err, fs.ErrNotExist) {
