@@ -20,19 +20,20 @@ func testClock() time.Time { return testNow }
 
 // fakeBackend implements Backend for tests. It records every action.
 type fakeBackend struct {
-	mu       sync.Mutex
-	state    State
-	samples  []Sample
-	buckets  []Bucket
-	preview  Preview
-	delivery Delivery
-	note     string
-	failWith error // returned by Pledge, Accept, Decline, Cancel when set
-	calls    []string
-	subs     []chan Event
-	nextID   int
-	aggCalls int
-	stateErr error // returned by State when set
+	mu         sync.Mutex
+	state      State
+	samples    []Sample
+	buckets    []Bucket
+	preview    Preview
+	delivery   Delivery
+	note       string
+	failWith   error // returned by Pledge, Accept, Decline, Cancel when set
+	calls      []string
+	subs       []chan Event
+	nextID     int
+	aggCalls   int
+	stateErr   error // returned by State when set
+	previewErr error // returned by Preview when set
 }
 
 func (f *fakeBackend) State(context.Context) (State, error) {
@@ -77,6 +78,9 @@ func (f *fakeBackend) Preview(_ context.Context, req PledgeRequest) (Preview, er
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("preview to=%s wh=%d %s-%s", req.To, req.EnergyWh,
 		req.Start.In(testZone).Format("15:04"), req.End.In(testZone).Format("15:04")))
+	if f.previewErr != nil {
+		return Preview{}, f.previewErr
+	}
 	p := f.preview
 	p.Start, p.End = req.Start, req.End
 	return p, nil

@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -272,6 +273,23 @@ func TestPledgeFormRejectsBadInput(t *testing.T) {
 				t.Errorf("backend called: %q", f.callLog())
 			}
 		})
+	}
+}
+
+func TestPledgeFormShowsExportLimit(t *testing.T) {
+	f := newFake()
+	// What the household's backend answers for a pledge above its connection.
+	reason := "1.5 MWh is more than this home can export in 1h0m0s (25 A × 3 phases × 230 V: at most 17.25 kWh)"
+	f.previewErr = errors.New(reason)
+	tm := start(t, loaded(t, f, 120, 30), 120, 30)
+	send(tm, "3", "p", "1.5 MWh", "enter")
+	waitCalls(t, f, "preview to=h-anna-0002 wh=1500000 13:30-13:45")
+	m := final(t, tm)
+	if !strings.Contains(m.form.err, reason) || m.form.step != stepEdit || !m.form.open {
+		t.Errorf("form err %q step %v open %v; want the reason, back in edit", m.form.err, m.form.step, m.form.open)
+	}
+	if n := strings.Count(strings.Join(f.callLog(), "\n"), "pledge to="); n != 0 {
+		t.Errorf("Pledge called %d times", n)
 	}
 }
 
