@@ -180,6 +180,60 @@ type Allocation struct {
 	ExportWh   int64 // exporter's measured export in the slot
 	ImportWh   int64 // recipient's reported import in the slot
 	Wh         int64 // allocated
+	LimitedBy  Limit // the term of min(pledged, accepted, export, import) that decided Wh
+}
+
+// Limit names the term of min(pledged, accepted, export, import) that
+// decided a settled amount.
+type Limit string
+
+// The terms of a settlement. Pledged and accepted limit a slot when the
+// allocation is the whole claim (accepted when the recipient accepted
+// less than was pledged); export when the exporter's measured export,
+// shared among its pledges, cut the claim; import when the recipient's
+// measured import cut it (last, as Allocate applies it last).
+const (
+	LimitPledged  Limit = "pledged"
+	LimitAccepted Limit = "accepted"
+	LimitExport   Limit = "export"
+	LimitImport   Limit = "import"
+)
+
+// PledgeLimit says which term decided a pledge's settled total, from its
+// allocations (those of other pledges are ignored): the measured term
+// (export or import) that cut the most Wh from the claims, or, when no
+// measurement cut anything, accepted if the recipient accepted less than
+// was pledged in any slot, else pledged. It returns "" when allocs holds
+// no slot of the pledge.
+func PledgeLimit(pledge ID, allocs []Allocation) Limit {
+	var cut [2]int64 // export, import
+	seen, accepted := false, false
+	for _, a := range allocs {
+		if a.Pledge != pledge {
+			continue
+		}
+		seen = true
+		lost := min(a.PledgedWh, a.AcceptedWh) - a.Wh
+		switch a.LimitedBy {
+		case LimitExport:
+			cut[0] += lost
+		case LimitImport:
+			cut[1] += lost
+		case LimitAccepted:
+			accepted = true
+		}
+	}
+	switch {
+	case !seen:
+		return ""
+	case cut[0] > 0 && cut[0] >= cut[1]:
+		return LimitExport
+	case cut[1] > 0:
+		return LimitImport
+	case accepted:
+		return LimitAccepted
+	}
+	return LimitPledged
 }
 
 // MissingError lists the measurements settlement needs but lacks.
@@ -259,8 +313,12 @@ func Allocate(terms []Terms, meas Measurements, key AllocationKey) ([]Allocation
 			if !ok2 {
 				miss(MissingMeasurement{Household: t.To, Slot: s, Import: true})
 			}
+			limit := LimitPledged
+			if a < p {
+				limit = LimitAccepted
+			}
 			cells = append(cells, cell{t: ti, slot: s, alloc: Allocation{
-				Pledge: t.Pledge, Slot: s, PledgedWh: p, AcceptedWh: a, ExportWh: exp, ImportWh: imp, Wh: min(p, a),
+				Pledge: t.Pledge, Slot: s, PledgedWh: p, AcceptedWh: a, ExportWh: exp, ImportWh: imp, Wh: min(p, a), LimitedBy: limit,
 			}})
 		}
 	}
@@ -271,7 +329,7 @@ func Allocate(terms []Terms, meas Measurements, key AllocationKey) ([]Allocation
 		h    HouseholdID
 		slot int64
 	}
-	pass := func(side func(t Terms) HouseholdID, avail func(a Allocation) int64) error {
+	pass := func(side func(t Terms) HouseholdID, avail func(a Allocation) int64, limit Limit) error {
 		groups := map[group][]int{}
 		var order []group
 		for i, c := range cells {
@@ -309,15 +367,18 @@ func Allocate(terms []Terms, meas Measurements, key AllocationKey) ([]Allocation
 				return fmt.Errorf("settle: allocation key %s shared %d Wh of %d available", key.Name(), got, available)
 			}
 			for k, i := range idx {
+				if shares[k] < cells[i].alloc.Wh {
+					cells[i].alloc.LimitedBy = limit
+				}
 				cells[i].alloc.Wh = shares[k]
 			}
 		}
 		return nil
 	}
-	if err := pass(func(t Terms) HouseholdID { return t.From }, func(a Allocation) int64 { return a.ExportWh }); err != nil {
+	if err := pass(func(t Terms) HouseholdID { return t.From }, func(a Allocation) int64 { return a.ExportWh }, LimitExport); err != nil {
 		return nil, err
 	}
-	if err := pass(func(t Terms) HouseholdID { return t.To }, func(a Allocation) int64 { return a.ImportWh }); err != nil {
+	if err := pass(func(t Terms) HouseholdID { return t.To }, func(a Allocation) int64 { return a.ImportWh }, LimitImport); err != nil {
 		return nil, err
 	}
 	out := make([]Allocation, len(cells))

@@ -2,6 +2,7 @@ package share
 
 import (
 	"errors"
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -58,6 +59,9 @@ func TestAllocateCaps(t *testing.T) {
 		terms []Terms
 		meter func(MeterTable)
 		want  map[ID][]int64
+		// which term decided each slot, and the pledge's total
+		limits map[ID][]Limit
+		pledge map[ID]Limit
 	}{
 		{
 			"capped by pledged",
@@ -69,6 +73,8 @@ func TestAllocateCaps(t *testing.T) {
 				m.Set(b, 101, 0, 1000)
 			},
 			map[ID][]int64{pid(1): {100, 100}},
+			map[ID][]Limit{pid(1): {LimitPledged, LimitPledged}},
+			map[ID]Limit{pid(1): LimitPledged},
 		},
 		{
 			"capped by accepted",
@@ -80,6 +86,8 @@ func TestAllocateCaps(t *testing.T) {
 				m.Set(b, 101, 0, 1000)
 			},
 			map[ID][]int64{pid(1): {26, 25}},
+			map[ID][]Limit{pid(1): {LimitAccepted, LimitAccepted}},
+			map[ID]Limit{pid(1): LimitAccepted},
 		},
 		{
 			"capped by export",
@@ -91,6 +99,8 @@ func TestAllocateCaps(t *testing.T) {
 				m.Set(b, 101, 0, 1000)
 			},
 			map[ID][]int64{pid(1): {40, 0}},
+			map[ID][]Limit{pid(1): {LimitExport, LimitExport}},
+			map[ID]Limit{pid(1): LimitExport},
 		},
 		{
 			"capped by import",
@@ -102,6 +112,8 @@ func TestAllocateCaps(t *testing.T) {
 				m.Set(b, 101, 0, 1000)
 			},
 			map[ID][]int64{pid(1): {7, 100}},
+			map[ID][]Limit{pid(1): {LimitImport, LimitPledged}},
+			map[ID]Limit{pid(1): LimitImport},
 		},
 		{
 			"two recipients share export pro rata",
@@ -119,6 +131,8 @@ func TestAllocateCaps(t *testing.T) {
 			},
 			// slot 100: claims 100 and 50 share 90 → 60/30; slot 101: 100 for 100+50 → 67/33 (66.67 + 33.33 rounded by remainder)
 			map[ID][]int64{pid(1): {60, 67}, pid(2): {30, 33}},
+			map[ID][]Limit{pid(1): {LimitExport, LimitExport}, pid(2): {LimitExport, LimitExport}},
+			map[ID]Limit{pid(1): LimitExport, pid(2): LimitExport},
 		},
 		{
 			"two exporters share one import",
@@ -135,6 +149,21 @@ func TestAllocateCaps(t *testing.T) {
 				m.Set(c, 101, 0, 0)
 			},
 			map[ID][]int64{pid(1): {51, 0}, pid(2): {50, 0}},
+			map[ID][]Limit{pid(1): {LimitImport, LimitImport}, pid(2): {LimitImport, LimitImport}},
+			map[ID]Limit{pid(1): LimitImport, pid(2): LimitImport},
+		},
+		{
+			"export cut more than import",
+			[]Terms{{Pledge: pid(1), From: a, To: b, Window: w, PledgedWh: 200, AcceptedWh: 200}},
+			func(m MeterTable) {
+				m.Set(a, 100, 30, 0)
+				m.Set(a, 101, 1000, 0)
+				m.Set(b, 100, 0, 1000)
+				m.Set(b, 101, 0, 90)
+			},
+			map[ID][]int64{pid(1): {30, 90}},
+			map[ID][]Limit{pid(1): {LimitExport, LimitImport}},
+			map[ID]Limit{pid(1): LimitExport},
 		},
 	}
 	for _, tc := range tests {
@@ -158,6 +187,21 @@ func TestAllocateCaps(t *testing.T) {
 						t.Fatalf("pledge %s: %v, want %v", id.Short(), got[id], want)
 					}
 				}
+			}
+			gotLimits := map[ID][]Limit{}
+			for _, al := range allocs {
+				gotLimits[al.Pledge] = append(gotLimits[al.Pledge], al.LimitedBy)
+			}
+			for id, want := range tc.limits {
+				if fmt.Sprint(gotLimits[id]) != fmt.Sprint(want) {
+					t.Errorf("pledge %s slots limited by %v, want %v", id.Short(), gotLimits[id], want)
+				}
+				if got := PledgeLimit(id, allocs); got != tc.pledge[id] {
+					t.Errorf("pledge %s limited by %q, want %q", id.Short(), got, tc.pledge[id])
+				}
+			}
+			if got := PledgeLimit(pid(99), allocs); got != "" {
+				t.Errorf("a pledge without allocations is limited by %q, want none", got)
 			}
 			for _, tm := range tc.terms {
 				s, err := SettleContent(tm, allocs, ProRata{})
@@ -268,6 +312,13 @@ func TestAllocateProperties(t *testing.T) {
 			p, acc := tm.SlotWh(al.Slot)
 			if al.Wh < 0 || al.Wh > p || al.Wh > acc {
 				t.Fatalf("iter %d: pledge %s slot %d allocated %d > pledged %d / accepted %d", iter, al.Pledge.Short(), al.Slot, al.Wh, p, acc)
+			}
+			// the named term is the one that decided the slot
+			switch claim := min(p, acc); {
+			case al.Wh == claim && al.LimitedBy != LimitPledged && al.LimitedBy != LimitAccepted,
+				al.Wh < claim && al.LimitedBy != LimitExport && al.LimitedBy != LimitImport,
+				al.LimitedBy == LimitAccepted && acc >= p:
+				t.Fatalf("iter %d: pledge %s slot %d: %d of claim %d (pledged %d, accepted %d) said to be limited by %q", iter, al.Pledge.Short(), al.Slot, al.Wh, claim, p, acc, al.LimitedBy)
 			}
 			given[key{tm.From, al.Slot}] += al.Wh
 			got[key{tm.To, al.Slot}] += al.Wh
