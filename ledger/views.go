@@ -25,6 +25,11 @@ type Pledge struct {
 	Start, End       time.Time      // the window, UTC
 	Created          time.Time      // the pledge's (advisory) signing time
 	DeliveredWh      meter.Optional // settled total, when settled
+	// LimitedBy names the term of min(pledged, accepted, export, import)
+	// that decided the settled total, and SlotLimits the one of each slot
+	// of the window (share.ExplainSettled); empty until settled.
+	LimitedBy  share.Limit
+	SlotLimits []share.Limit
 }
 
 // Open reports whether the pledge can still change: pledged or accepted.
@@ -58,6 +63,52 @@ func (l *Ledger) Pledges(ctx context.Context, f PledgeFilter) ([]Pledge, error) 
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// explain fills LimitedBy and SlotLimits of the settled pledges in ps. An
+// exporter's settles are explained together, so a fold of some pledges
+// (by id prefix) folds all of them once to find the others.
+func (l *Ledger) explain(ctx context.Context, ps []Pledge, prefix string) error {
+	settled := false
+	for i := range ps {
+		settled = settled || ps[i].Settlement != nil
+	}
+	if !settled {
+		return nil
+	}
+	if prefix != "" {
+		all, err := l.foldPledges(ctx, "")
+		if err != nil {
+			return err
+		}
+		byID := make(map[share.ID]*Pledge, len(all))
+		for i := range all {
+			byID[all[i].ID] = &all[i]
+		}
+		for i := range ps {
+			if a := byID[ps[i].ID]; a != nil {
+				ps[i].LimitedBy, ps[i].SlotLimits = a.LimitedBy, a.SlotLimits
+			}
+		}
+		return nil
+	}
+	views := make([]*share.PledgeView, len(ps))
+	for i := range ps {
+		views[i] = &ps[i].PledgeView
+	}
+	for id, allocs := range share.ExplainSettled(views) {
+		for i := range ps {
+			if ps[i].ID != id {
+				continue
+			}
+			ps[i].LimitedBy = share.PledgeLimit(id, allocs)
+			ps[i].SlotLimits = make([]share.Limit, len(allocs))
+			for k, a := range allocs {
+				ps[i].SlotLimits[k] = a.LimitedBy
+			}
+		}
+	}
+	return nil
 }
 
 // OpenPledges returns this household's pledged or accepted pledges, either
@@ -148,6 +199,9 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 			p.DeliveredWh = meter.Some(v.Settlement.TotalWh)
 		}
 		out = append(out, p)
+	}
+	if err := l.explain(ctx, out, prefix); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -306,10 +360,12 @@ type Settlement struct {
 	PledgedWh   int64
 	AcceptedWh  int64
 	TotalWh     int64
-	AllocatedWh []int64 // per slot of Window
-	ExportWh    []int64 // exporter's measured export per slot
-	ImportWh    []int64 // recipient's reported import per slot
-	Key         string  // allocation key
+	AllocatedWh []int64       // per slot of Window
+	ExportWh    []int64       // exporter's measured export per slot
+	ImportWh    []int64       // recipient's reported import per slot
+	Key         string        // allocation key
+	LimitedBy   share.Limit   // the term that decided TotalWh
+	SlotLimits  []share.Limit // the term that decided each slot
 }
 
 // Settlements returns the settled pledges of this household, either
@@ -329,6 +385,7 @@ func (l *Ledger) Settlements(ctx context.Context) ([]Settlement, error) {
 			Pledge: p.ID, Settle: p.Closing, From: p.From, To: p.To, FromName: p.FromName, ToName: p.ToName,
 			Window: p.Window, Start: p.Start, End: p.End, PledgedWh: p.PledgedWh, AcceptedWh: p.AcceptedWh,
 			TotalWh: s.TotalWh, AllocatedWh: s.AllocatedWh, ExportWh: s.ExportWh, ImportWh: s.ImportWh, Key: s.Key,
+			LimitedBy: p.LimitedBy, SlotLimits: p.SlotLimits,
 		})
 	}
 	slices.SortStableFunc(out, func(a, b Settlement) int { return cmp.Compare(b.Window.From, a.Window.From) })

@@ -154,6 +154,17 @@ func TestPledgeViews(t *testing.T) {
 		p.FromName != "Alice" || p.ToName != "bob" || !p.Outgoing || p.Incoming {
 		t.Fatalf("settled pledge = %+v", p)
 	}
+	// 200 Wh accepted per slot, 150 exported: the export decided
+	// every slot; found by id prefix as in a full fold.
+	exp := share.LimitExport
+	if p.LimitedBy != exp || !slices.Equal(p.SlotLimits, []share.Limit{exp, exp, exp, exp}) {
+		t.Fatalf("settled pledge limited by %q, slots %v; want export throughout", p.LimitedBy, p.SlotLimits)
+	}
+	for _, q := range all {
+		if q.ID != s.settled.ID() && (q.LimitedBy != "" || q.SlotLimits != nil) {
+			t.Errorf("pledge %s (%s) says it was limited by %q %v", q.ID.Short(), q.State, q.LimitedBy, q.SlotLimits)
+		}
+	}
 	if !p.Start.Equal(time.Date(2025, 1, 21, 10, 0, 0, 0, time.UTC)) || !p.End.Equal(time.Date(2025, 1, 21, 11, 0, 0, 0, time.UTC)) {
 		t.Fatalf("window %v..%v", p.Start, p.End)
 	}
@@ -191,7 +202,7 @@ func TestPledgeViews(t *testing.T) {
 	if err != nil || len(sets) != 1 {
 		t.Fatalf("settlements = %+v, %v", sets, err)
 	}
-	if st := sets[0]; st.Pledge != s.settled.ID() || st.TotalWh != 600 || !slices.Equal(st.AllocatedWh, []int64{150, 150, 150, 150}) || st.Key != "pro-rata" {
+	if st := sets[0]; st.Pledge != s.settled.ID() || st.TotalWh != 600 || !slices.Equal(st.AllocatedWh, []int64{150, 150, 150, 150}) || st.Key != "pro-rata" || st.LimitedBy != share.LimitExport || len(st.SlotLimits) != 4 {
 		t.Fatalf("settlement = %+v", st)
 	}
 }

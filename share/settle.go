@@ -417,3 +417,99 @@ func SettleContent(t Terms, allocs []Allocation, key AllocationKey) (*Settle, er
 	}
 	return s, nil
 }
+
+// ExplainSettled says, for every settled pledge among views, which term
+// decided each slot. It recomputes each exporter's allocation from the
+// figures in the settle messages themselves (the exporter's export and the
+// recipients' import per slot) with the key they name; a slot whose
+// recomputed amount differs from the settle's (a settle made from other
+// figures) is explained from its own figures alone: the whole claim is
+// pledged or accepted; otherwise export when the allocation used up the
+// export, import when it used up the import, else the smaller of the two,
+// the one that was shared out. The allocations carry the settles' own
+// amounts, ordered by slot.
+func ExplainSettled(views []*PledgeView) map[ID][]Allocation {
+	byExporter := map[HouseholdID][]*PledgeView{}
+	for _, v := range views {
+		if v.Settlement != nil {
+			byExporter[v.From] = append(byExporter[v.From], v)
+		}
+	}
+	out := make(map[ID][]Allocation)
+	for from, vs := range byExporter {
+		meas := MeterTable{}
+		exp := map[int64]int64{}
+		imp := map[HouseholdID]map[int64]int64{}
+		var terms []Terms
+		for _, v := range vs {
+			s := v.Settlement
+			for i := range s.AllocatedWh {
+				slot := s.FromSlot + int64(i)
+				exp[slot] = s.ExportWh[i]
+				if imp[v.To] == nil {
+					imp[v.To] = map[int64]int64{}
+				}
+				imp[v.To][slot] = s.ImportWh[i]
+			}
+			terms = append(terms, v.Terms())
+		}
+		for slot, e := range exp {
+			meas.Set(from, slot, e, 0)
+		}
+		var recomputed map[ID]map[int64]Allocation
+		if key, err := KeyByName(vs[0].Settlement.Key); err == nil {
+			// A recipient that is also the exporter would overwrite the
+			// export set above; such a pledge is refused on signing.
+			for to, slots := range imp {
+				for slot, i := range slots {
+					meas.Set(to, slot, meas[to][slot].ExportWh, i)
+				}
+			}
+			if allocs, err := Allocate(terms, meas, key); err == nil {
+				recomputed = map[ID]map[int64]Allocation{}
+				for _, a := range allocs {
+					if recomputed[a.Pledge] == nil {
+						recomputed[a.Pledge] = map[int64]Allocation{}
+					}
+					recomputed[a.Pledge][a.Slot] = a
+				}
+			}
+		}
+		for _, v := range vs {
+			s, t := v.Settlement, v.Terms()
+			allocs := make([]Allocation, len(s.AllocatedWh))
+			for i := range s.AllocatedWh {
+				slot := s.FromSlot + int64(i)
+				p, a := t.SlotWh(slot)
+				al := Allocation{Pledge: v.ID, Slot: slot, PledgedWh: p, AcceptedWh: a,
+					ExportWh: s.ExportWh[i], ImportWh: s.ImportWh[i], Wh: s.AllocatedWh[i]}
+				if r, ok := recomputed[v.ID][slot]; ok && r.Wh == al.Wh {
+					al.LimitedBy = r.LimitedBy
+				} else {
+					al.LimitedBy = limitFromFigures(al)
+				}
+				allocs[i] = al
+			}
+			out[v.ID] = allocs
+		}
+	}
+	return out
+}
+
+// limitFromFigures names the deciding term of one slot from its own
+// figures, when the allocation cannot be recomputed.
+func limitFromFigures(a Allocation) Limit {
+	switch claim := min(a.PledgedWh, a.AcceptedWh); {
+	case a.Wh >= claim && a.AcceptedWh < a.PledgedWh:
+		return LimitAccepted
+	case a.Wh >= claim:
+		return LimitPledged
+	case a.Wh >= a.ExportWh:
+		return LimitExport
+	case a.Wh >= a.ImportWh:
+		return LimitImport
+	case a.ExportWh <= a.ImportWh:
+		return LimitExport
+	}
+	return LimitImport
+}
