@@ -70,6 +70,9 @@ type Ledger struct {
 	usageMu  sync.Mutex                  // guards usage
 	usage    map[share.HouseholdID]usage // per neighbour, for the quota; see cachedUsage
 	status   statusBuffer
+
+	acksMu sync.Mutex                // guards acks; taken before writeMu
+	acks   map[share.HouseholdID]Ack // nil until read; see acks.go
 }
 
 // Open opens (creating if needed) the ledger file at path and migrates its

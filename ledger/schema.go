@@ -142,6 +142,17 @@ CREATE TABLE idempotency (
 	created_ms  INTEGER NOT NULL
 ) STRICT;
 `,
+	// 6: reserved for the heads table (replication).
+	`SELECT 1;`,
+	// 7: how far each neighbour's box has acknowledged this household's
+	// own feed: a push it answered, or the head of this feed it reported.
+	`
+CREATE TABLE acks (
+	neighbour   TEXT PRIMARY KEY,          -- household id, hex
+	seq         INTEGER NOT NULL,          -- highest seq of this household's feed it holds
+	at_ms       INTEGER NOT NULL           -- when that was learnt, box clock
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is

@@ -30,6 +30,12 @@ type Pledge struct {
 	// of the window (share.ExplainSettled); empty until settled.
 	LimitedBy  share.Limit
 	SlotLimits []share.Limit
+	// LatestOwn is the seq of this household's latest message about the
+	// pledge (the pledge, or its answer), 0 when it wrote none; Delivered
+	// says the counterparty's box has acknowledged it (RecordAck), and is
+	// true when there is nothing of this household's to deliver.
+	LatestOwn uint64
+	Delivered bool
 }
 
 // Open reports whether the pledge can still change: pledged or accepted.
@@ -184,6 +190,11 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 	if err != nil {
 		return nil, err
 	}
+	acks, err := l.Acks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := l.opts.Self
 	now := l.opts.Now()
 	out := make([]Pledge, 0, len(pledges))
 	for _, m := range pledges {
@@ -198,6 +209,19 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 		if v.Settlement != nil {
 			p.DeliveredWh = meter.Some(v.Settlement.TotalWh)
 		}
+		if m.Author == self {
+			p.LatestOwn = m.Seq
+		}
+		for _, r := range byPledge[m.ID()] {
+			if r.Author == self {
+				p.LatestOwn = max(p.LatestOwn, r.Seq)
+			}
+		}
+		counterparty := v.To
+		if v.To == self {
+			counterparty = v.From
+		}
+		p.Delivered = p.LatestOwn == 0 || acks[counterparty].Seq >= p.LatestOwn
 		out = append(out, p)
 	}
 	if err := l.explain(ctx, out, prefix); err != nil {

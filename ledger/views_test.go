@@ -220,3 +220,74 @@ func TestBalancesMonthBoundary(t *testing.T) {
 		t.Fatalf("bob balance in February = %+v", b)
 	}
 }
+
+// TestDelivered: a pledge is delivered once the counterparty's box has
+// acknowledged this household's latest message about it, and an
+// acknowledgement never goes back and survives a restart.
+func TestDelivered(t *testing.T) {
+	ctx := context.Background()
+	s := newStreet(t)
+	find := func(l *Ledger, m *share.Message) Pledge {
+		t.Helper()
+		p, err := l.FindPledge(ctx, m.ID().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	seqOf := func(author *household, kind share.Kind, pledge share.ID) uint64 {
+		t.Helper()
+		ms, err := s.l.MessagesOfKinds(ctx, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			c, _ := m.Decode()
+			if m.Author == author.ID() && (m.ID() == pledge || share.RefersTo(c) == pledge) {
+				return m.Seq
+			}
+		}
+		t.Fatalf("no %v of %s about %s", kind, author.ID().Short(), pledge.Short())
+		return 0
+	}
+	settle := seqOf(s.a, share.KindSettle, s.settled.ID())
+	accept := seqOf(s.a, share.KindAccept, s.accepted.ID())
+
+	tests := []struct {
+		name      string
+		ack       func() error
+		settled   bool // A's pledge to bob: A wrote the pledge, then the settle
+		accepted  bool // carol's pledge to A: A wrote the accept
+		declined  bool // bob's pledge to A: A wrote the decline
+		latestOwn uint64
+	}{
+		{"nothing acknowledged", func() error { return nil }, false, false, false, settle},
+		{"bob holds the pledge but not the settle", func() error { return s.l.RecordAck(ctx, s.bob.ID(), settle-1) }, false, false, true, settle},
+		{"carol holds the accept", func() error { return s.l.RecordAck(ctx, s.carol.ID(), accept) }, false, true, true, settle},
+		{"bob holds the settle", func() error { return s.l.RecordAck(ctx, s.bob.ID(), settle) }, true, true, true, settle},
+		{"an older acknowledgement does not go back", func() error { return s.l.RecordAck(ctx, s.bob.ID(), 1) }, true, true, true, settle},
+	}
+	for _, tc := range tests {
+		if err := tc.ack(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		st, ac, de := find(s.l, s.settled), find(s.l, s.accepted), find(s.l, s.declined)
+		if st.Delivered != tc.settled || ac.Delivered != tc.accepted || de.Delivered != tc.declined || st.LatestOwn != tc.latestOwn {
+			t.Errorf("%s: delivered settled %v accepted %v declined %v (latest own %d); want %v %v %v (%d)",
+				tc.name, st.Delivered, ac.Delivered, de.Delivered, st.LatestOwn, tc.settled, tc.accepted, tc.declined, tc.latestOwn)
+		}
+	}
+	// A's open pledge to carol, older than the accept carol holds.
+	if p := find(s.l, s.open); p.LatestOwn == 0 || p.LatestOwn >= accept || !p.Delivered {
+		t.Errorf("open pledge to carol: latest own %d, delivered %v; want below %d, true", p.LatestOwn, p.Delivered, accept)
+	}
+	// The acknowledgements survive a restart.
+	l2 := reopen(t, s.l)
+	if !find(l2, s.settled).Delivered || !find(l2, s.accepted).Delivered {
+		t.Error("acknowledgements lost on reopen")
+	}
+	acks, err := l2.Acks(ctx)
+	if err != nil || acks[s.bob.ID()].Seq != settle || acks[s.carol.ID()].Seq != accept {
+		t.Errorf("acks after reopen = %v, %v", acks, err)
+	}
+}
