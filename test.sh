@@ -8,9 +8,10 @@ cd "$(dirname "$0")"
 # tool:Debian package. tmux drives the dashboard end-to-end tests; ip
 # (iproute2) puts three daemons in their own network namespaces;
 # qemu-aarch64-static and qemu-arm-static (qemu-user-static) run the arm64
-# and 32-bit ARM release binaries; dpkg-deb checks the .deb packages.
+# and 32-bit ARM release binaries; dpkg-deb checks the .deb packages;
+# nats-server (with JetStream) is the community hub the relay tests run.
 need=()
-for pair in tmux:tmux ip:iproute2 qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static dpkg-deb:dpkg; do
+for pair in tmux:tmux ip:iproute2 qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static dpkg-deb:dpkg nats-server:nats-server; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
