@@ -28,6 +28,7 @@ import (
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // ListenOff as Options.Listen runs no peer server: the household still
@@ -84,7 +85,8 @@ type Runtime struct {
 	n      *node.Node
 	opts   Options
 	log    *slog.Logger
-	relay  *relay
+	relay  *fanout
+	hub    *relay.Client // nil without a configured relay
 	peerLn net.Listener
 	sockLn net.Listener
 	sync   *peer.Syncer
@@ -107,22 +109,49 @@ type Runtime struct {
 	closed  atomic.Bool
 }
 
-// relay forwards the node's new messages to the syncer, which exists only
-// once the node (and its ledger) is open.
-type relay struct{ s atomic.Pointer[peer.Syncer] }
+// fanout forwards the node's new messages to the syncer (direct
+// transport) and to the community hub, which exist only once the node
+// (and its ledger) is open.
+type fanout struct {
+	s   atomic.Pointer[peer.Syncer]
+	hub atomic.Pointer[relay.Client]
+}
 
 // Publish implements node.Transport.
-func (t *relay) Publish(raw ...[]byte) {
+func (t *fanout) Publish(raw ...[]byte) {
 	if s := t.s.Load(); s != nil {
 		s.Publish(raw...)
+	}
+	if h := t.hub.Load(); h != nil {
+		h.Kick() // it publishes from the ledger
 	}
 }
 
 // PublishStatus implements node.Transport.
-func (t *relay) PublishStatus(raw []byte) {
+func (t *fanout) PublishStatus(raw []byte) {
 	if s := t.s.Load(); s != nil {
 		s.PublishStatus(raw)
 	}
+	if h := t.hub.Load(); h != nil {
+		h.PublishStatus(raw)
+	}
+}
+
+// RelayState implements node.RelayReporter.
+func (t *fanout) RelayState() *node.RelayState {
+	h := t.hub.Load()
+	if h == nil {
+		return nil
+	}
+	st := h.State()
+	rs := &node.RelayState{
+		URL: st.URL, Running: true, Connected: st.Connected, LastErrorAt: st.LastErrorAt, LastMessage: st.LastMessage,
+		Cursor: st.Cursor, Received: st.Received, Stored: st.Stored, Duplicates: st.Duplicates, Refused: st.Refused, Published: st.Published,
+	}
+	if st.LastError != "" {
+		rs.LastError = &st.LastError
+	}
+	return rs
 }
 
 // Open opens the household in home for running: it takes the home's
@@ -148,7 +177,7 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 	if err := opts.AutoAccept.validate(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger, relay: &relay{}}
+	rt := &Runtime{opts: opts, log: opts.Logger, relay: &fanout{}}
 	n, err := node.Open(ctx, home, node.Options{Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay})
 	if err != nil {
 		return nil, err
@@ -185,11 +214,18 @@ func (rt *Runtime) setup() error {
 	rt.sync = sy
 	rt.relay.s.Store(sy)
 
+	if cfg := n.Config(); cfg.Relay != "" {
+		if err := rt.setupHub(cfg); err != nil {
+			return err
+		}
+	}
+
 	listen := rt.opts.Listen
 	if listen == "" {
-		listen = n.Config().Listen
+		cfg := n.Config()
+		listen = cfg.ListenAddr()
 	}
-	if listen != "" && listen != ListenOff {
+	if listen != "" && listen != ListenOff && listen != node.ListenNone {
 		srv, err := peer.NewServer(peer.ServerConfig{
 			Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
 			OnConflict: sy.Kick, OnAdded: rt.stored,
@@ -271,6 +307,9 @@ func (rt *Runtime) PeerAddr() string {
 	return rt.peerLn.Addr().String()
 }
 
+// Relay returns the community hub link, nil without a configured relay.
+func (rt *Runtime) Relay() *relay.Client { return rt.hub }
+
 // Syncer returns the peer syncer (its State lists each neighbour's link).
 func (rt *Runtime) Syncer() *peer.Syncer { return rt.sync }
 
@@ -286,10 +325,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	id := rt.n.Identity()
-	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "home", rt.n.Home().String())
-	if id.Relay != "" {
-		rt.log.Warn("the configured relay is not used: this version reaches neighbours directly only", "relay", id.Relay)
-	}
+	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "relay", id.Relay, "home", rt.n.Home().String())
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -333,6 +369,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	if rt.hub != nil {
+		// Run returns only when ctx ends: a hub that is away, refuses
+		// the credentials or is full shows in the status and never stops
+		// the meter, the dashboard or the direct transport.
+		run("relay", func() error { return rt.hub.Run(ctx) })
 	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
 	run("re-offer", func() error { rt.reoffer(ctx); return nil })

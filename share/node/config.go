@@ -15,17 +15,21 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // Config is the household's settings file (config.json in the home). It is
 // plain JSON so a person can read and edit it.
 type Config struct {
-	Name      string          `json:"name"`               // display name shown to neighbours
-	Listen    string          `json:"listen,omitempty"`   // where neighbours reach this box directly, host:port
-	Relay     string          `json:"relay,omitempty"`    // a community hub URL, e.g. nats://hub:4222
-	Meter     MeterConfig     `json:"meter"`              // the serial meter
-	Community CommunityConfig `json:"community"`          // settings every member of the community shares
-	Timezone  string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
+	Name   string `json:"name"`             // display name shown to neighbours
+	Listen string `json:"listen,omitempty"` // where neighbours reach this box directly, host:port
+	Relay  string `json:"relay,omitempty"`  // a community hub URL, e.g. nats://hub:4222
+	// RelayAuth holds the credentials and TLS files for Relay; nil when
+	// the URL carries what the hub needs (or it needs nothing).
+	RelayAuth *RelayAuthConfig `json:"relay_auth,omitempty"`
+	Meter     MeterConfig      `json:"meter"`              // the serial meter
+	Community CommunityConfig  `json:"community"`          // settings every member of the community shares
+	Timezone  string           `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
 	// AutoAccept lets a running household accept incoming pledges by
 	// itself; nil (the default) leaves them for the household to answer.
 	AutoAccept *AutoAcceptConfig `json:"auto_accept,omitempty"`
@@ -76,6 +80,31 @@ func (s *StorageConfig) validate() error {
 		}
 	}
 	return nil
+}
+
+// RelayAuthConfig is how the household proves itself to the community
+// hub and checks the hub's certificate. The config file is mode 0600;
+// none of this is ever logged or shown by status.
+type RelayAuthConfig struct {
+	User      string `json:"user,omitempty"`
+	Password  string `json:"password,omitempty"`
+	Token     string `json:"token,omitempty"`
+	CredsFile string `json:"creds_file,omitempty"` // a NATS .creds file (JWT + NKey seed)
+	CAFile    string `json:"ca_file,omitempty"`    // PEM CA bundle the hub's TLS certificate must chain to
+	CertFile  string `json:"cert_file,omitempty"`  // client certificate, when the hub asks for one
+	KeyFile   string `json:"key_file,omitempty"`
+}
+
+// ListenNone as the config's listen (or init's --listen) means no peer
+// server: neighbours are reached through the community hub only.
+const ListenNone = "none"
+
+// ListenAddr is the address the peer server listens on; "" for none.
+func (c *Config) ListenAddr() string {
+	if c.Listen == ListenNone {
+		return ""
+	}
+	return c.Listen
 }
 
 // ProductionMeterConfig says how to read the production meter.
@@ -201,6 +230,19 @@ func (c *Config) Validate() error {
 	if c.ProductionMeter != nil {
 		if err := c.ProductionMeter.validate(); err != nil {
 			return err
+		}
+	}
+	if c.Relay != "" {
+		if err := relay.ValidateURL(c.Relay); err != nil {
+			return err
+		}
+	}
+	if a := c.RelayAuth; a != nil {
+		if (a.CertFile == "") != (a.KeyFile == "") {
+			return errors.New("relay_auth: cert_file and key_file go together; give both or neither")
+		}
+		if a.Password != "" && a.User == "" {
+			return errors.New("relay_auth: a password needs a user")
 		}
 	}
 	if c.FuseA < 0 || c.FuseA > MaxFuseA {

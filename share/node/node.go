@@ -12,6 +12,7 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // Options configure Open.
@@ -42,6 +43,12 @@ type Transport interface {
 	Publish(raw ...[]byte)
 	// PublishStatus offers an ephemeral signed status (latest wins).
 	PublishStatus(raw []byte)
+}
+
+// RelayReporter is implemented by a Transport that carries messages
+// through the community hub too; Status shows its state.
+type RelayReporter interface {
+	RelayState() *RelayState
 }
 
 // Node is an open household. It implements Household in-process. A
@@ -205,10 +212,10 @@ func (n *Node) Calendar() Calendar {
 }
 
 func (n *Node) addrs() []string {
-	if n.cfg.Listen == "" {
+	if n.cfg.ListenAddr() == "" {
 		return nil
 	}
-	return []string{n.cfg.Listen}
+	return []string{n.cfg.ListenAddr()}
 }
 
 // Identity implements Household.
@@ -221,7 +228,7 @@ func (n *Node) Identity() Identity {
 	}
 	return Identity{
 		ID: n.key.ID().String(), Name: n.cfg.Name, Invite: inv,
-		Listen: n.cfg.Listen, Relay: n.cfg.Relay, Community: n.manifest.ID().String(),
+		Listen: n.cfg.Listen, Relay: relay.Redact(n.cfg.Relay), Community: n.manifest.ID().String(),
 	}
 }
 

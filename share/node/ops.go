@@ -12,6 +12,7 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // MaxImportMessages bounds one import block.
@@ -462,6 +463,14 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	} else if t, ok := n.lastAggregated(ctx); ok {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
+	}
+	if r, ok := n.opts.Transport.(RelayReporter); ok {
+		st.Relay = r.RelayState()
+	}
+	if st.Relay == nil && n.cfg.Relay != "" {
+		// Not running: what the home knows.
+		st.Relay = &RelayState{URL: relay.Redact(n.cfg.Relay)}
+		st.Relay.Cursor, _ = relay.ReadCursor(n.home.RelayCursorPath(), relay.StreamName(n.manifest.ID()))
 	}
 	if pm := n.cfg.ProductionMeter; pm != nil {
 		proto := pm.Protocol

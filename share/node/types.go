@@ -154,6 +154,24 @@ type Status struct {
 	OpenPledges int            `json:"open_pledges"`
 	// Production is the production meter's state; nil when none is configured.
 	Production *ProductionState `json:"production,omitempty"`
+	// Relay is the community hub link; nil when no relay is configured.
+	Relay *RelayState `json:"relay,omitempty"`
+}
+
+// RelayState is the community hub link at a glance.
+type RelayState struct {
+	URL         string     `json:"url"`           // credentials removed
+	Running     bool       `json:"running"`       // a running household holds the link
+	Connected   bool       `json:"connected"`     // connected to the hub now
+	LastError   *string    `json:"last_error"`    // the last problem since connecting; null when none
+	LastErrorAt *time.Time `json:"last_error_at"` // when
+	LastMessage *time.Time `json:"last_message"`  // the last message that arrived from the hub
+	Cursor      uint64     `json:"cursor"`        // the last hub stream sequence handled
+	Received    uint64     `json:"received"`      // messages that arrived since the household started
+	Stored      uint64     `json:"stored"`        // of those, new and stored
+	Duplicates  uint64     `json:"duplicates"`    // of those, already held
+	Refused     uint64     `json:"refused"`       // of those, refused (forged, altered, unknown author...)
+	Published   uint64     `json:"published"`     // own messages the hub took
 }
 
 // MeterState is the meter's health.
