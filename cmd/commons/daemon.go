@@ -24,7 +24,11 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 		Long: `Runs the household without a screen: reads the meter, writes its aggregates to the
 ledger in batches, publishes a signed status of its surplus or need, settles pledges whose
 window has closed, and exchanges signed messages with the neighbours directly (mutual TLS,
-pinned by household id) on the config's listen address.
+pinned by household id) on the config's listen address. With a "relay" in the config
+(commons init --relay nats://hub:4222) it also publishes its messages to the community hub
+and reads the community's from there, verifying each as from a neighbour; a hub that is
+away or refuses it shows in 'commons status' and stops nothing. A listen of "none" runs
+no peer server: the household reaches its neighbours through the hub only.
 
 While it runs, every other commons command on this home (a dashboard, an SSH session, a
 cron pledge) goes through its local socket (commons.sock in the home), so the meter and
@@ -96,7 +100,7 @@ trusted; the daemon warns when the address is not loopback.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "", "address where neighbours reach this box (default: the config's listen; empty: none)")
+	f.StringVar(&listen, "listen", "", "address where neighbours reach this box (default: the config's listen; empty or none: no peer server)")
 	f.StringVar(&sshListen, "ssh-listen", "", "serve the dashboard over SSH on this address to the keys in the home's authorized_keys (owners) and viewer_keys (viewers) (default: none)")
 	f.IntVar(&sshLim.MaxSessions, "ssh-max-sessions", 8, "most dashboards open over SSH at once; the next person is told so")
 	f.DurationVar(&sshLim.IdleTimeout, "ssh-idle-timeout", 30*time.Minute, "end an SSH dashboard after this long without a key press")

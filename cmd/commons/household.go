@@ -105,7 +105,7 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	var name, port, protocol, listen, relay, tz, prodPort, prodModel string
 	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR] [--relay URL]",
+		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
 		Short: "Create this household's identity and config; prints its id and invite",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -148,8 +148,8 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&port, "meter", "", "the meter's serial port, e.g. /dev/ttyUSB0 (see 'commons meter ports')")
 	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
-	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly")
-	f.StringVar(&relay, "relay", "", "community hub URL to record in the config, e.g. nats://hub:4222 (not used yet: this version reaches neighbours directly)")
+	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly; none: no peer server, neighbours are reached through the --relay hub only")
+	f.StringVar(&relay, "relay", "", "community hub (NATS JetStream) URL, e.g. nats://hub:4222; credentials and a CA file go in the config's relay_auth")
 	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
 	f.StringVar(&prodPort, "production-meter", "", "serial port of a Modbus production meter on the solar inverter's line, e.g. /dev/ttyUSB1")
 	f.StringVar(&prodModel, "production-model", "sdm630", "production meter model: sdm630 or sdm120")
@@ -400,11 +400,39 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
+			if r := st.Relay; r != nil {
+				fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// relayLine is the community hub link in one line of the text status.
+func relayLine(r *node.RelayState) string {
+	var b strings.Builder
+	b.WriteString(r.URL)
+	switch {
+	case !r.Running:
+		b.WriteString(", not linked (no daemon running)")
+	case r.Connected:
+		b.WriteString(", connected")
+	default:
+		b.WriteString(", not connected")
+	}
+	fmt.Fprintf(&b, ", cursor %d", r.Cursor)
+	if r.LastMessage != nil {
+		fmt.Fprintf(&b, ", last message %s", r.LastMessage.Format(time.RFC3339))
+	}
+	if r.Refused > 0 {
+		fmt.Fprintf(&b, ", %d refused", r.Refused)
+	}
+	if r.LastError != nil {
+		fmt.Fprintf(&b, "; last error: %s", *r.LastError)
+	}
+	return b.String()
 }
 
 // readInput opens FILE or "-" for stdin.
