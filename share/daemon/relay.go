@@ -7,6 +7,7 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/peer"
 	"github.com/commons-energy/commons/share/relay"
 )
 
@@ -21,7 +22,7 @@ func (rt *Runtime) setupHub(cfg node.Config) error {
 	hub, err := relay.New(relay.Config{
 		URL: cfg.Relay, Auth: auth, Community: n.Manifest().ID(), Self: n.Key().ID(),
 		Feed: n.Ledger(), Sink: relaySink{rt: rt}, CursorPath: n.Home().RelayCursorPath(),
-		OnStored: rt.storedRaw, Logger: rt.log.With("part", "relay"), Now: rt.opts.Now,
+		Known: (&peer.LedgerNeighbours{L: n.Ledger()}).Known, OnStored: rt.storedRaw, Logger: rt.log.With("part", "relay"), Now: rt.opts.Now,
 	})
 	if err != nil {
 		return err

@@ -422,3 +422,32 @@ func TestRelayWrongCredentials(t *testing.T) {
 		t.Error("Bob got Alice's pledge through a hub that refuses her")
 	}
 }
+
+// TestRelayLateNeighbour: Carol learns of Alice only after the hub
+// carried Alice's messages past Carol's cursor (refused then, as from a
+// stranger); once Carol adds her, Carol reads Alice's subject again and
+// holds her whole chain.
+func TestRelayLateNeighbour(t *testing.T) {
+	hub := relaytest.Start(t, relaytest.Options{})
+	clk := newHubClock()
+	hs := hubStreet(t, clk, hub.URL(), "Alice", "Bob")
+	hc := initHubHome(t, clk, "Carol", hub.URL(), nil)
+	befriend(t, hs[1], hc)
+	a, b, c := startHub(t, hs[0], clk), startHub(t, hs[1], clk), startHub(t, hc, clk)
+	pledge(t, a, clk, "Bob", 900)
+	converged(t, "Bob to hold Alice's pledge", a, b)
+	alice := a.rt.Node().Key().ID()
+	eventually(t, "Carol to refuse Alice's messages as a stranger's", func() bool {
+		s := c.rt.Relay().State()
+		return s.Refused > 0 && s.Cursor >= headOf(t, a, alice)
+	})
+	if headOf(t, c, alice) != 0 {
+		t.Fatal("Carol stored a stranger's messages")
+	}
+	if _, err := c.rt.Node().AddNeighbour(context.Background(), a.rt.Node().Identity().Invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Carol to read Alice's chain again once she is a neighbour", func() bool {
+		return headOf(t, c, alice) == headOf(t, a, alice)
+	})
+}

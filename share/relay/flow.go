@@ -85,7 +85,7 @@ func (c *Client) consumeOnce(ctx context.Context, s jetstream.Stream) error {
 		if md.NumPending > 0 && len(batch) < maxBatch {
 			continue
 		}
-		if err := c.deliver(ctx, batch, last); err != nil {
+		if err := c.deliver(ctx, batch, last, true); err != nil {
 			return err
 		}
 		batch = batch[:0]
@@ -94,8 +94,11 @@ func (c *Client) consumeOnce(ctx context.Context, s jetstream.Stream) error {
 
 // deliver hands a batch of chain messages to the Sink and, once they are
 // handled (stored, duplicates or refused for good), moves the cursor to
-// last. A Sink failure keeps the cursor: the batch comes again.
-func (c *Client) deliver(ctx context.Context, raws [][]byte, last uint64) error {
+// last (with move). A Sink failure keeps the cursor: the batch comes
+// again. An author whose message was refused for a gap in its chain or
+// for not being a neighbour (yet) is read again from the start of its
+// subject later (backfill).
+func (c *Client) deliver(ctx context.Context, raws [][]byte, last uint64, move bool) error {
 	res, err := c.cfg.Sink.Append(ctx, raws)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -116,13 +119,16 @@ func (c *Client) deliver(ctx context.Context, raws [][]byte, last uint64) error 
 			c.st.Refused++
 		}
 	}
-	c.st.Cursor = last
+	if move {
+		c.st.Cursor = last
+	}
 	c.mu.Unlock()
-	for _, r := range res {
+	for i, r := range res {
 		if r.Outcome == Refused {
 			// Debug: a hub full of junk must not fill the log; the
 			// ledger counts the refusals by reason.
 			c.log.Debug("relay message refused", "reason", r.Reason, "err", r.Err)
+			c.noteBehind(raws[i], r.Reason)
 		}
 	}
 	if len(stored) > 0 && c.cfg.OnStored != nil {
@@ -130,6 +136,114 @@ func (c *Client) deliver(ctx context.Context, raws [][]byte, last uint64) error 
 	}
 	c.saveCursor(false)
 	return nil
+}
+
+// maxBehind bounds the authors waiting for a backfill, so junk on the hub
+// under many made-up authors cannot grow the map.
+const maxBehind = 256
+
+// noteBehind remembers the author of a message refused for a reason that
+// reading its subject again may cure: a gap (messages before it were
+// missed) or an author who is not a neighbour yet.
+func (c *Client) noteBehind(raw []byte, reason string) {
+	if reason != "seq_gap" && reason != "unknown_author" {
+		return
+	}
+	pm, err := share.Parse(raw)
+	if err != nil || pm.Author == c.cfg.Self {
+		return
+	}
+	c.mu.Lock()
+	if c.behind == nil {
+		c.behind = map[share.HouseholdID]bool{}
+	}
+	if len(c.behind) < maxBehind {
+		c.behind[pm.Author] = true
+	}
+	c.mu.Unlock()
+	select {
+	case c.behindKick <- struct{}{}:
+	default:
+	}
+}
+
+// backfillLoop reads again, from the start, the subject of each author
+// noted behind once that author is a neighbour: a household that adds a
+// neighbour after the hub carried its messages gets them all.
+func (c *Client) backfillLoop(ctx context.Context, s jetstream.Stream) {
+	t := time.NewTicker(c.cfg.Retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.behindKick:
+		case <-t.C:
+		}
+		c.mu.Lock()
+		var due []share.HouseholdID
+		for a := range c.behind {
+			if c.cfg.Known == nil || c.cfg.Known(a) {
+				due = append(due, a)
+				delete(c.behind, a)
+			}
+		}
+		c.mu.Unlock()
+		for _, a := range due {
+			if err := c.backfill(ctx, s, a); err != nil && ctx.Err() == nil {
+				c.setErr(fmt.Errorf("read %s again: %w", a.Short(), err))
+				c.mu.Lock()
+				c.behind[a] = true
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// backfill reads author's subject from its start and hands it to the
+// Sink; the ledger skips what it holds.
+func (c *Client) backfill(ctx context.Context, s jetstream.Stream, author share.HouseholdID) error {
+	subj := MsgSubject(c.cfg.Community, author)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return err
+	}
+	if info.State.Subjects[subj] == 0 {
+		return nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	var batch [][]byte
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		batch = append(batch, m.Data())
+		if md.NumPending > 0 && len(batch) < maxBatch {
+			continue
+		}
+		if err := c.deliver(ctx, batch, 0, false); err != nil {
+			return err
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+		batch = batch[:0]
+	}
 }
 
 // consumeStatuses reads the latest status of every household and then

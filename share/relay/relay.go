@@ -107,6 +107,10 @@ type Config struct {
 	Sink      Sink
 	// CursorPath is the file that keeps the last stream sequence handled.
 	CursorPath string
+	// Known reports whether an author is a neighbour now; an author
+	// whose messages were refused as unknown is read again once it is.
+	// nil: every author is tried again.
+	Known func(share.HouseholdID) bool
 	// OnStored is called after messages from the hub were stored.
 	OnStored func(raws [][]byte)
 	Logger   *slog.Logger
@@ -145,13 +149,15 @@ type Client struct {
 	msgSubj    string // own chain subject
 	statusSubj string // own status subject
 
-	kick chan struct{}
+	kick       chan struct{}
+	behindKick chan struct{}
 
 	mu            sync.Mutex
 	st            State
 	pendingStatus []byte
 	savedCursor   uint64
 	savedAt       time.Time
+	behind        map[share.HouseholdID]bool // authors to read again
 }
 
 // StreamName is the name of a community's message stream.
@@ -201,6 +207,7 @@ func New(cfg Config) (*Client, error) {
 		msgSubj:    MsgSubject(cfg.Community, cfg.Self),
 		statusSubj: StatusSubject(cfg.Community, cfg.Self),
 		kick:       make(chan struct{}, 1),
+		behindKick: make(chan struct{}, 1),
 	}
 	c.log = cfg.Logger.With("relay", c.url)
 	c.st.URL = c.url
@@ -420,6 +427,7 @@ func (c *Client) session(ctx context.Context, nc *nats.Conn) {
 		func(ctx context.Context) { c.consumeMessages(ctx, js, msgs) },
 		func(ctx context.Context) { c.consumeStatuses(ctx, js, statuses) },
 		func(ctx context.Context) { c.publish(ctx, js, msgs) },
+		func(ctx context.Context) { c.backfillLoop(ctx, msgs) },
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(sctx) }()
