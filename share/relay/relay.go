@@ -233,7 +233,7 @@ func ValidateURL(raw string) error {
 		default:
 			return fmt.Errorf("relay %q: scheme %q is not a NATS one; use nats://HOST:4222 (or tls://, ws://, wss://)", Redact(part), u.Scheme)
 		}
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("relay %q has no host; use e.g. nats://hub.example:4222", Redact(part))
 		}
 	}
