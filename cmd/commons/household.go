@@ -102,7 +102,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var name, port, protocol, listen, relay, tz, prodPort, prodModel string
+	var name, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
 	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
 		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
@@ -126,6 +126,7 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 				cfg.Listen = listen
 			}
 			cfg.Relay = relay
+			cfg.RelayDomain = relayDomain
 			cfg.Timezone = tz
 			cfg.FuseA = fuseA
 			if prodPort != "" {
@@ -150,6 +151,7 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
 	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly; none: no peer server, neighbours are reached through the --relay hub only")
 	f.StringVar(&relay, "relay", "", "community hub (NATS JetStream) URL, e.g. nats://hub:4222; credentials and a CA file go in the config's relay_auth")
+	f.StringVar(&relayDomain, "relay-domain", "", "the hub's JetStream domain, when --relay is a local leaf node of the hub (see README: Running a community hub)")
 	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
 	f.StringVar(&prodPort, "production-meter", "", "serial port of a Modbus production meter on the solar inverter's line, e.g. /dev/ttyUSB1")
 	f.StringVar(&prodModel, "production-model", "sdm630", "production meter model: sdm630 or sdm120")

@@ -20,7 +20,7 @@ func (rt *Runtime) setupHub(cfg node.Config) error {
 		auth = relay.Auth{User: a.User, Password: a.Password, Token: a.Token, CredsFile: a.CredsFile, CAFile: a.CAFile, CertFile: a.CertFile, KeyFile: a.KeyFile}
 	}
 	hub, err := relay.New(relay.Config{
-		URL: cfg.Relay, Auth: auth, Community: n.Manifest().ID(), Self: n.Key().ID(),
+		URL: cfg.Relay, Auth: auth, Domain: cfg.RelayDomain, Community: n.Manifest().ID(), Self: n.Key().ID(),
 		Feed: n.Ledger(), Sink: relaySink{rt: rt}, CursorPath: n.Home().RelayCursorPath(),
 		Known: (&peer.LedgerNeighbours{L: n.Ledger()}).Known, OnStored: rt.storedRaw, Logger: rt.log.With("part", "relay"), Now: rt.opts.Now,
 	})

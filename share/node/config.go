@@ -27,9 +27,12 @@ type Config struct {
 	// RelayAuth holds the credentials and TLS files for Relay; nil when
 	// the URL carries what the hub needs (or it needs nothing).
 	RelayAuth *RelayAuthConfig `json:"relay_auth,omitempty"`
-	Meter     MeterConfig      `json:"meter"`              // the serial meter
-	Community CommunityConfig  `json:"community"`          // settings every member of the community shares
-	Timezone  string           `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
+	// RelayDomain is the hub's JetStream domain ("" for none): needed
+	// when the relay URL is a local leaf node of the hub.
+	RelayDomain string          `json:"relay_domain,omitempty"`
+	Meter       MeterConfig     `json:"meter"`              // the serial meter
+	Community   CommunityConfig `json:"community"`          // settings every member of the community shares
+	Timezone    string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
 	// AutoAccept lets a running household accept incoming pledges by
 	// itself; nil (the default) leaves them for the household to answer.
 	AutoAccept *AutoAcceptConfig `json:"auto_accept,omitempty"`

@@ -99,8 +99,11 @@ type Auth struct {
 type Config struct {
 	// URL is the hub, e.g. nats://hub.example:4222 or tls://hub:4222;
 	// several may be given separated by commas.
-	URL       string
-	Auth      Auth
+	URL  string
+	Auth Auth
+	// Domain is the hub's JetStream domain, "" for none. A household
+	// behind a leaf node reaches the hub's JetStream through it.
+	Domain    string
 	Community share.CommunityID
 	Self      share.HouseholdID
 	Feed      Feed
@@ -400,6 +403,9 @@ func (c *Client) Run(ctx context.Context) error {
 // session runs while nc lives (nats.go reconnects it underneath).
 func (c *Client) session(ctx context.Context, nc *nats.Conn) {
 	js, err := jetstream.New(nc)
+	if c.cfg.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, c.cfg.Domain)
+	}
 	if err != nil {
 		c.setErr(err)
 		return
