@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/relay"
@@ -450,4 +451,79 @@ func TestRelayLateNeighbour(t *testing.T) {
 	eventually(t, "Carol to read Alice's chain again once she is a neighbour", func() bool {
 		return headOf(t, c, alice) == headOf(t, a, alice)
 	})
+}
+
+// TestRelayLeafNode: Carol's box is behind NAT and runs a nats-server as
+// a leaf node of the hub; she reaches the hub's JetStream through it
+// (relay_domain) and exchanges a pledge with Alice, who talks to the hub
+// itself.
+func TestRelayLeafNode(t *testing.T) {
+	hub := relaytest.Start(t, relaytest.Options{Domain: "hub"})
+	leaf := relaytest.Start(t, relaytest.Options{LeafOf: hub})
+	clk := newHubClock()
+	ha := initHubHome(t, clk, "Alice", hub.URL(), nil)
+	hc := initHubHome(t, clk, "Carol", leaf.URL(), nil)
+	for _, h := range []node.Home{ha, hc} {
+		cfg, err := node.LoadConfig(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RelayDomain = "hub"
+		if err := node.SaveConfig(h, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	befriend(t, ha, hc)
+	a, c := startHub(t, ha, clk), startHub(t, hc, clk)
+	p := pledge(t, a, clk, "Carol", 800)
+	eventually(t, "Carol behind the leaf node to see Alice's pledge", func() bool { return pledgeState(t, c, p.ID) == "pledged" })
+	if _, err := c.rt.Node().Accept(context.Background(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Alice to see Carol's acceptance", func() bool { return pledgeState(t, a, p.ID) == "accepted" })
+	converged(t, "Alice and Carol to converge", a, c)
+}
+
+// TestRelayStatus: Alice's signed status (from her simulated meter)
+// reaches Bob through the hub's status stream, and a household started
+// later gets the latest one kept there. Real clock: the meter runs on it.
+func TestRelayStatus(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := sim.LoadProfile("solar-roof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sim.ServePTY(ctx, sim.New(p, 7, time.Now()), sim.ServeOptions{Speed: 60, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Skipf("no pseudo-terminal on this machine: %v", err)
+	}
+	hub := relaytest.Start(t, relaytest.Options{})
+	clk := &hubClock{t: time.Now()} // only for init: the households run on the real clock
+	hs := hubStreet(t, clk, hub.URL(), "Alice", "Bob", "Carol")
+	cfg, err := node.LoadConfig(hs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Meter.Port, cfg.Meter.Protocol = srv.Path(), "dsmr"
+	if err := node.SaveConfig(hs[0], cfg); err != nil {
+		t.Fatal(err)
+	}
+	start(t, hs[0], Options{StatusEvery: time.Second, StatusCheck: 100 * time.Millisecond})
+	b := start(t, hs[1], Options{})
+	hasStatus := func(r *running) bool {
+		ns, err := r.rt.Node().Neighbours(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range ns {
+			if n.Name == "Alice" && n.Status != nil {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, "Bob to hold Alice's status from the hub", func() bool { return hasStatus(b) })
+	c := start(t, hs[2], Options{})
+	eventually(t, "Carol, started later, to get Alice's latest status", func() bool { return hasStatus(c) })
 }

@@ -97,7 +97,7 @@ func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
 
 // PublishStatus signs a status with the smoothed surplus surplusW (W;
 // negative means need), stores it (only the latest is kept) and pushes it
-// to every neighbour.
+// to every neighbour and to the community hub.
 func (rt *Runtime) PublishStatus(ctx context.Context, surplusW int64) error {
 	st := &share.Status{}
 	if surplusW >= 0 {
@@ -117,6 +117,6 @@ func (rt *Runtime) PublishStatus(ctx context.Context, surplusW int64) error {
 	if o := res[0].Outcome; o != ledger.Latest && o != ledger.Stored {
 		return fmt.Errorf("store own status: %s: %w", o, res[0].Err)
 	}
-	rt.sync.PublishStatus(m.Bytes())
+	rt.relay.PublishStatus(m.Bytes()) // the neighbours directly and the hub
 	return nil
 }

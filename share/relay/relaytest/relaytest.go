@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +21,12 @@ type Options struct {
 	// User and Password, when set, are the only credentials the server
 	// accepts.
 	User, Password string
+	// Domain is the JetStream domain; with it the server also accepts
+	// leaf nodes (see StartLeaf).
+	Domain string
+	// LeafOf, when set, makes a leaf node of that server: no JetStream of
+	// its own, clients reach the hub's through it (with the hub's Domain).
+	LeafOf *Server
 }
 
 // Server is a nats-server process.
@@ -29,6 +34,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	port int
+	leaf int // leaf node port, with Domain
 	dir  string
 	opts Options
 
@@ -63,6 +69,9 @@ func Binary(t testing.TB) string {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: Binary(t), port: freePort(t), dir: t.TempDir(), opts: opts}
+	if opts.Domain != "" {
+		s.leaf = freePort(t)
+	}
 	s.Restart()
 	t.Cleanup(s.Kill)
 	return s
@@ -83,7 +92,7 @@ func (s *Server) Restart() {
 	if s.cmd != nil {
 		s.t.Fatal("relaytest: nats-server is already running")
 	}
-	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", filepath.Join(s.dir, "js"), "--server_name", "hub"}
+	args := []string{"-c", s.config()}
 	if s.opts.User != "" {
 		args = append(args, "--user", s.opts.User, "--pass", s.opts.Password)
 	}
@@ -110,6 +119,33 @@ func (s *Server) Restart() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// config writes the server's config file and returns its path.
+func (s *Server) config() string {
+	name := "hub"
+	if s.opts.LeafOf != nil {
+		name = "leaf"
+	}
+	conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\n", name, s.port)
+	switch {
+	case s.opts.LeafOf != nil:
+		conf += fmt.Sprintf("leafnodes { remotes: [ { url: \"nats-leaf://127.0.0.1:%d\" } ] }\n", s.opts.LeafOf.leaf)
+	default:
+		conf += fmt.Sprintf("jetstream { store_dir: %q", filepath.Join(s.dir, "js"))
+		if s.opts.Domain != "" {
+			conf += fmt.Sprintf(", domain: %q", s.opts.Domain)
+		}
+		conf += " }\n"
+		if s.leaf != 0 {
+			conf += fmt.Sprintf("leafnodes { listen: 127.0.0.1:%d }\n", s.leaf)
+		}
+	}
+	path := filepath.Join(s.dir, "nats-server.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
 }
 
 // Kill stops the server with SIGKILL, as a power cut would, and waits for
