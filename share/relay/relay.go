@@ -224,10 +224,21 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// ValidateURL checks a hub URL (or a comma-separated list of them).
+// withScheme adds nats:// to a hub address without a scheme, as nats.go
+// does (host:port is a valid relay).
+func withScheme(s string) string {
+	s = strings.TrimSpace(s)
+	if s != "" && !strings.Contains(s, "://") {
+		return "nats://" + s
+	}
+	return s
+}
+
+// ValidateURL checks a hub URL (or a comma-separated list of them); a
+// bare host:port means nats://host:port.
 func ValidateURL(raw string) error {
 	for _, part := range strings.Split(raw, ",") {
-		u, err := url.Parse(strings.TrimSpace(part))
+		u, err := url.Parse(withScheme(part))
 		if err != nil {
 			return fmt.Errorf("relay %q is not a URL; use e.g. nats://hub.example:4222", Redact(part))
 		}
@@ -249,7 +260,7 @@ func Redact(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		if u, err := url.Parse(p); err == nil {
+		if u, err := url.Parse(withScheme(p)); err == nil {
 			u.User = nil
 			parts[i] = u.String()
 			continue

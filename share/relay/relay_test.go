@@ -24,12 +24,12 @@ func TestRedact(t *testing.T) {
 }
 
 func TestValidateURL(t *testing.T) {
-	for _, ok := range []string{"nats://hub:4222", "tls://u:p@hub:4222", "nats://a:4222,nats://b:4222", "ws://hub:8080"} {
+	for _, ok := range []string{"nats://hub:4222", "hub.example:4222", "tls://u:p@hub:4222", "nats://a:4222,nats://b:4222", "ws://hub:8080"} {
 		if err := ValidateURL(ok); err != nil {
 			t.Errorf("ValidateURL(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"http://hub:4222", "hub:4222", "nats://", "nats://u:s3cret@:4222"} {
+	for _, bad := range []string{"http://hub:4222", "nats://", "nats://u:s3cret@:4222"} {
 		err := ValidateURL(bad)
 		if err == nil {
 			t.Errorf("ValidateURL(%q) accepts it", bad)
