@@ -26,7 +26,7 @@ const cursorSaveEvery = 10 * time.Second
 func (c *Client) consumeMessages(ctx context.Context, js jetstream.JetStream, s jetstream.Stream) {
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		if err := c.consumeOnce(ctx, s); err != nil && ctx.Err() == nil {
-			c.setErr(fmt.Errorf("read %s: %w", c.stream, err))
+			c.opErr(fmt.Errorf("read %s: %w", c.stream, err))
 		} else {
 			attempt = 0
 		}
@@ -191,7 +191,7 @@ func (c *Client) backfillLoop(ctx context.Context, s jetstream.Stream) {
 		c.mu.Unlock()
 		for _, a := range due {
 			if err := c.backfill(ctx, s, a); err != nil && ctx.Err() == nil {
-				c.setErr(fmt.Errorf("read %s again: %w", a.Short(), err))
+				c.opErr(fmt.Errorf("read %s again: %w", a.Short(), err))
 				c.mu.Lock()
 				c.behind[a] = true
 				c.mu.Unlock()
@@ -277,7 +277,7 @@ func (c *Client) consumeStatuses(ctx context.Context, js jetstream.JetStream, s 
 			}
 		}()
 		if err != nil && ctx.Err() == nil {
-			c.setErr(fmt.Errorf("read %s: %w", c.statusName, err))
+			c.opErr(fmt.Errorf("read %s: %w", c.statusName, err))
 		} else {
 			attempt = 0
 		}
@@ -325,7 +325,7 @@ func (c *Client) publish(ctx context.Context, js jetstream.JetStream, s jetstrea
 		if !known {
 			seq, err := c.hubHead(ctx, s)
 			if err != nil {
-				c.setErr(fmt.Errorf("read own head on the hub: %w", err))
+				c.opErr(fmt.Errorf("read own head on the hub: %w", err))
 			} else {
 				published, known = seq, true
 			}
@@ -334,7 +334,7 @@ func (c *Client) publish(ctx context.Context, js jetstream.JetStream, s jetstrea
 			n, err := c.publishChain(ctx, js, published)
 			published = n
 			if err != nil {
-				c.setErr(fmt.Errorf("publish: %w", err))
+				c.opErr(fmt.Errorf("publish: %w", err))
 				// The hub may have taken a message whose answer was lost:
 				// ask it again before the retry.
 				known = false
@@ -426,7 +426,7 @@ func (c *Client) publishStatus(ctx context.Context, js jetstream.JetStream) {
 	_, err = js.Publish(pctx, c.statusSubj, raw, jetstream.WithMsgID(pm.ID().String()), jetstream.WithExpectStream(c.statusName))
 	cancel()
 	if err != nil {
-		c.setErr(fmt.Errorf("publish status: %w", err))
+		c.opErr(fmt.Errorf("publish status: %w", err))
 		return
 	}
 	c.mu.Lock()

@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -154,6 +155,7 @@ type Client struct {
 
 	kick       chan struct{}
 	behindKick chan struct{}
+	conn       atomic.Pointer[nats.Conn] // the current connection
 
 	mu            sync.Mutex
 	st            State
@@ -297,6 +299,21 @@ func (c *Client) PublishStatus(raw []byte) {
 	c.Kick()
 }
 
+// opErr records the failure of an operation on the hub (a request, a
+// publish, a consumer) unless the connection is down: then the
+// connection's own reason (refused credentials, unreachable) stays the
+// one shown, and the operation is retried once it is back.
+func (c *Client) opErr(err error) {
+	if err == nil {
+		return
+	}
+	if nc := c.conn.Load(); nc != nil && !nc.IsConnected() {
+		c.log.Debug("relay operation failed while disconnected", "err", err)
+		return
+	}
+	c.setErr(err)
+}
+
 func (c *Client) setErr(err error) {
 	if err == nil {
 		return
@@ -397,6 +414,7 @@ func (c *Client) Run(ctx context.Context) error {
 			// Only configuration errors end up here (RetryOnFailedConnect).
 			c.setErr(err)
 		} else {
+			c.conn.Store(nc)
 			if nc.IsConnected() {
 				c.setConnected(true)
 			}
@@ -421,6 +439,13 @@ func (c *Client) session(ctx context.Context, nc *nats.Conn) {
 		c.setErr(err)
 		return
 	}
+	// Wait for the first connection (RetryOnFailedConnect returns at
+	// once); the handlers record why it does not come.
+	for !nc.IsConnected() {
+		if nc.IsClosed() || !wait(ctx, 100*time.Millisecond) {
+			return
+		}
+	}
 	// The streams: found, or created by the first household (a hub admin
 	// may create them with other limits beforehand).
 	var msgs, statuses jetstream.Stream
@@ -432,7 +457,7 @@ func (c *Client) session(ctx context.Context, nc *nats.Conn) {
 		if err == nil {
 			break
 		}
-		c.setErr(err)
+		c.opErr(err)
 		if !wait(ctx, c.backoff(attempt)) {
 			return
 		}
