@@ -26,6 +26,7 @@ import (
 	"github.com/charmbracelet/ssh"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
 )
@@ -71,6 +72,9 @@ type Options struct {
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
+	// MQTT publishes the household to Home Assistant when MQTT.URL (from
+	// --mqtt) or the config's "mqtt" block names a broker (share/mqtt).
+	MQTT mqtt.Options
 	// StatusCheck is how often the smoothed surplus is compared with the
 	// last published one; default 10 s.
 	StatusCheck time.Duration
@@ -92,6 +96,7 @@ type Runtime struct {
 	api    *http.Server
 
 	metricsLn net.Listener
+	mqtt      *mqtt.Publisher // nil: nothing published over MQTT
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
@@ -213,6 +218,9 @@ func (rt *Runtime) setup() error {
 			return err
 		}
 	}
+	if err := rt.setupMQTT(); err != nil {
+		return err
+	}
 	if rt.opts.Socket {
 		roles, err := systemSockRoles()
 		if err != nil {
@@ -333,6 +341,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	if rt.mqtt != nil {
+		run("mqtt", func() error { return rt.mqtt.Run(ctx) })
 	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
 	run("re-offer", func() error { rt.reoffer(ctx); return nil })
