@@ -72,6 +72,9 @@ type State struct {
 	URL       string `json:"url"` // the broker, without user name or password
 	Connected bool   `json:"connected"`
 	LastError string `json:"last_error"` // "" when none since the last connection
+	// Failures counts the failed connection attempts since the last
+	// connection (or the start).
+	Failures int `json:"failures"`
 }
 
 // Publisher publishes one household. Make it with New, run it with Run.
@@ -172,7 +175,7 @@ func (p *Publisher) notified(_ paho.Client, n paho.ConnectionNotification) {
 	case paho.ConnectionNotificationConnected:
 		p.mu.Lock()
 		was := p.state.Connected
-		p.state.Connected, p.state.LastError = true, ""
+		p.state.Connected, p.state.LastError, p.state.Failures = true, "", 0
 		p.mu.Unlock()
 		if !was {
 			p.log.Info("mqtt connected", "broker", p.set.Redacted())
@@ -199,6 +202,9 @@ func (p *Publisher) notified(_ paho.Client, n paho.ConnectionNotification) {
 	p.mu.Lock()
 	was, last := p.state.Connected, p.state.LastError
 	p.state.Connected, p.state.LastError = false, msg
+	if _, failed := n.(paho.ConnectionNotificationFailed); failed {
+		p.state.Failures++
+	}
 	p.mu.Unlock()
 	switch {
 	case was:
@@ -326,10 +332,16 @@ func (p *Publisher) reading(force bool) {
 	}
 	power, energy := readingValues(r, h.LastTelegram)
 	p.publishValues(energy)
-	now := p.now()
-	if force || p.lastPower.IsZero() || now.Sub(p.lastPower) >= p.opts.PowerEvery || now.Before(p.lastPower) {
+	// The bound counts in the readings' own arrival times (the box
+	// clock when the reading came), so it never publishes faster than
+	// the meter sends and does not depend on how late this runs.
+	at := h.LastTelegram
+	if at.IsZero() {
+		at = p.now()
+	}
+	if force || p.lastPower.IsZero() || at.Sub(p.lastPower) >= p.opts.PowerEvery || at.Before(p.lastPower) {
 		if p.publishValues(power) {
-			p.lastPower = now
+			p.lastPower = at
 		}
 	}
 }
