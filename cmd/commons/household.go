@@ -400,6 +400,13 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
+			if m := st.MQTT; m != nil {
+				if m.Connected {
+					fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
+				} else {
+					fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
+				}
+			}
 			return nil
 		},
 	}

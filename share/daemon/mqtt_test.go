@@ -572,6 +572,9 @@ func TestMQTTNothingWithoutTheFlag(t *testing.T) {
 	if _, on := r.rt.MQTTState(); on {
 		t.Fatal("MQTT is on without --mqtt or a config block")
 	}
+	if s, err := connect(t, h).Status(context.Background()); err != nil || s.MQTT != nil {
+		t.Fatalf("status without --mqtt: mqtt %+v, %v; want none", s.MQTT, err)
+	}
 	r.shutdown(t)
 	// The subscriber's own connection is up: a probe it sends arrives,
 	// so anything the household had published would have arrived before.
@@ -747,8 +750,15 @@ func TestMQTTCredentials(t *testing.T) {
 	// The household runs on: meter, local socket.
 	feed.untilOnline("the meter to come online", 10*time.Second, func() bool { _, ok, _, _ := n.Latest(); return ok })
 	c := connect(t, h)
-	if s, err := c.Status(context.Background()); err != nil || s.Reading == nil {
+	s, err := c.Status(context.Background())
+	if err != nil || s.Reading == nil {
 		t.Fatalf("status through the socket with the broker refusing: %v, %v", s.Reading, err)
+	}
+	if m := s.MQTT; m == nil || m.Connected || m.LastError == "" || m.URL != "mqtt://"+b.addr {
+		t.Errorf("status shows MQTT as %+v; want the broker, not connected, with the error", m)
+	}
+	if j, _ := json.Marshal(s); strings.Contains(string(j), wrong) || !strings.Contains(string(j), `"mqtt":{"url":`) {
+		t.Errorf("status JSON: %s", j)
 	}
 	if k := strings.Count(logs.String(), "mqtt broker not reachable"); k != 1 {
 		t.Errorf("the refusal is logged %d times over %d attempts; want once:\n%s", k, st.Failures, logs.String())

@@ -119,10 +119,11 @@ type statusWire struct {
 	Neighbours  int                   `json:"neighbours"`
 	OpenPledges int                   `json:"open_pledges"`
 	Production  *node.ProductionState `json:"production,omitempty"`
+	MQTT        *node.MQTTState       `json:"mqtt,omitempty"`
 }
 
 func toStatusWire(s node.Status) statusWire {
-	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production}
+	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production, MQTT: s.MQTT}
 	if s.Reading != nil {
 		r := toReading(*s.Reading)
 		w.Reading = &r
@@ -131,7 +132,7 @@ func toStatusWire(s node.Status) statusWire {
 }
 
 func (w statusWire) status() node.Status {
-	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production}
+	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production, MQTT: w.MQTT}
 	if w.Reading != nil {
 		r := w.Reading.reading()
 		s.Reading = &r

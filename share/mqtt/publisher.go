@@ -68,14 +68,7 @@ type Source interface {
 }
 
 // State is the broker connection as `commons status --json` shows it.
-type State struct {
-	URL       string `json:"url"` // the broker, without user name or password
-	Connected bool   `json:"connected"`
-	LastError string `json:"last_error"` // "" when none since the last connection
-	// Failures counts the failed connection attempts since the last
-	// connection (or the start).
-	Failures int `json:"failures"`
-}
+type State = node.MQTTState
 
 // Publisher publishes one household. Make it with New, run it with Run.
 type Publisher struct {

@@ -154,6 +154,9 @@ type Status struct {
 	OpenPledges int            `json:"open_pledges"`
 	// Production is the production meter's state; nil when none is configured.
 	Production *ProductionState `json:"production,omitempty"`
+	// MQTT is the daemon's broker connection when it publishes to Home
+	// Assistant (--mqtt); nil (absent) otherwise.
+	MQTT *MQTTState `json:"mqtt,omitempty"`
 }
 
 // MeterState is the meter's health.
