@@ -604,9 +604,10 @@ func TestMQTTHomeAssistant(t *testing.T) {
 	clk := &testClock{}
 	feed := newMeterFeed(t, "solar-roof", time.Date(2025, 6, 10, 10, 0, 0, 0, time.UTC), clk)
 	h := initHomeAt(t, "Alice", feed.pty.Path(), clk.now, nil)
+	befriend(t, h, initHomeAt(t, "Bob", "", clk.now, nil))
 	logs := &syncBuffer{}
 	r := start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs),
-		MQTT: mqtt.Options{URL: "mqtt://" + prx.addr(), Version: "9.8.7-test"}})
+		MQTT: mqtt.Options{URL: "mqtt://" + prx.addr(), Version: "9.8.7-test", Tick: 100 * time.Millisecond}})
 	n := r.rt.Node()
 	id := n.Identity().ID
 	base := "commons/" + id
@@ -698,6 +699,17 @@ func TestMQTTHomeAssistant(t *testing.T) {
 	want = feed.next(10 * time.Second)
 	feed.read(n, want)
 	eventually(t, "states after the reconnection", func() bool { return len(checkStates(t, states(rec, base), want, clk.now())) == 0 })
+
+	// A pledge for later today counts in the commons figures.
+	day := clk.now().Truncate(24 * time.Hour)
+	if _, err := n.Pledge(context.Background(), node.PledgeRequest{To: "Bob", EnergyWh: 1234,
+		Start: day.Add(20 * time.Hour), End: day.Add(21 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pledged_today", func() bool { v, _ := rec.last(base + "/pledged_today"); return v == "1234" })
+	if v, _ := rec.last(base + "/given_today"); v != "0" {
+		t.Errorf("given_today %q after a pledge that is not settled", v)
+	}
 
 	// A clean stop says offline itself (no Last Will on a DISCONNECT).
 	r.shutdown(t)
