@@ -71,7 +71,7 @@ with backoff and shown in 'commons status --json'. See docs/DAEMON.md.`,
 				return failf(exitUsage, "--ssh-idle-timeout %s: give at least 1m (e.g. 30m)", sshLim.IdleTimeout)
 			}
 			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen, SSHListen: sshListen, SSH: sshLim}
-			opts.MQTT.URL, opts.MQTT.Version = mqttURL, currentVersion().Version
+			opts.MQTT = &mqtt.Options{URL: mqttURL, Version: currentVersion().Version}
 			if cmd.Flags().Changed("mqtt") {
 				if _, _, err := mqtt.ParseURL(mqttURL); err != nil {
 					return failf(exitUsage, "--mqtt: %v", err)

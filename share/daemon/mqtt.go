@@ -9,6 +9,9 @@ import (
 // setupMQTT prepares the Home Assistant publisher when --mqtt or the
 // config's "mqtt" block names a broker; otherwise nothing is published.
 func (rt *Runtime) setupMQTT() error {
+	if rt.opts.MQTT == nil {
+		return nil
+	}
 	set, err := mqtt.Resolve(rt.opts.MQTT.URL, rt.n.Config().MQTT, rt.n.Home().ConfigDir)
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
@@ -16,7 +19,7 @@ func (rt *Runtime) setupMQTT() error {
 	if set == nil {
 		return nil
 	}
-	rt.mqtt = mqtt.New(set, rt.n, rt.opts.MQTT, rt.log.With("part", "mqtt"), rt.opts.Now)
+	rt.mqtt = mqtt.New(set, rt.n, *rt.opts.MQTT, rt.log.With("part", "mqtt"), rt.opts.Now)
 	return nil
 }
 

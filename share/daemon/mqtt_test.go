@@ -563,7 +563,7 @@ func TestMQTTNothingWithoutTheFlag(t *testing.T) {
 	clk := &testClock{}
 	feed := newMeterFeed(t, "solar-roof", time.Date(2025, 6, 10, 10, 0, 0, 0, time.UTC), clk)
 	h := initHomeAt(t, "Quiet", feed.pty.Path(), clk.now, nil)
-	r := start(t, h, Options{Listen: ListenOff, Now: clk.now})
+	r := start(t, h, Options{Listen: ListenOff, Now: clk.now, MQTT: &mqtt.Options{}}) // as commons daemon without --mqtt
 	n := r.rt.Node()
 	feed.untilOnline("the meter to come online", 10*time.Second, func() bool { _, ok, _, _ := n.Latest(); return ok })
 	for range 3 {
@@ -607,7 +607,7 @@ func TestMQTTHomeAssistant(t *testing.T) {
 	befriend(t, h, initHomeAt(t, "Bob", "", clk.now, nil))
 	logs := &syncBuffer{}
 	r := start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs),
-		MQTT: mqtt.Options{URL: "mqtt://" + prx.addr(), Version: "9.8.7-test", Tick: 100 * time.Millisecond}})
+		MQTT: &mqtt.Options{URL: "mqtt://" + prx.addr(), Version: "9.8.7-test", Tick: 100 * time.Millisecond}})
 	n := r.rt.Node()
 	id := n.Identity().ID
 	base := "commons/" + id
@@ -746,7 +746,7 @@ func TestMQTTCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	r := start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs)})
+	r := start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs), MQTT: &mqtt.Options{}})
 	n := r.rt.Node()
 	eventually(t, "the refusal, retried", func() bool {
 		st, on := r.rt.MQTTState()
@@ -787,7 +787,7 @@ func TestMQTTCredentials(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(pass+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs)})
+	r = start(t, h, Options{Listen: ListenOff, Now: clk.now, Logger: slogText(logs), MQTT: &mqtt.Options{}})
 	eventually(t, "the login", func() bool { st, _ := r.rt.MQTTState(); return st.Connected && st.LastError == "" })
 	avail := "street/bob/" + r.rt.Node().Identity().ID + "/availability"
 	eventually(t, "availability online", func() bool { v, _ := rec.last(avail); return v == "online" })

@@ -72,9 +72,11 @@ type Options struct {
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
-	// MQTT publishes the household to Home Assistant when MQTT.URL (from
-	// --mqtt) or the config's "mqtt" block names a broker (share/mqtt).
-	MQTT mqtt.Options
+	// MQTT, when set (commons daemon), publishes the household to Home
+	// Assistant if MQTT.URL (from --mqtt) or the config's "mqtt" block
+	// names a broker (share/mqtt). nil (the in-process dashboard, the
+	// demo) publishes nothing, whatever the config says.
+	MQTT *mqtt.Options
 	// StatusCheck is how often the smoothed surplus is compared with the
 	// last published one; default 10 s.
 	StatusCheck time.Duration

@@ -310,8 +310,8 @@ func (f Figures) values() values {
 	}
 }
 
-// checkEntities panics on a programming error in the table: an unknown
-// object id published.
+// mustEntity returns the entity of object; it panics on a programming
+// error: an object id missing from the table.
 func mustEntity(object string) entity {
 	e, ok := entities[object]
 	if !ok {

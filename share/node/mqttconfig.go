@@ -1,7 +1,8 @@
 package node
 
-// MQTTConfig is the "mqtt" block of config.json: where a running daemon
-// publishes the household for Home Assistant (docs/DAEMON.md). The daemon
+// MQTTConfig is the "mqtt" block of config.json: where `commons daemon`
+// publishes the household for Home Assistant (docs/DAEMON.md); the
+// in-process dashboard and the demo never publish. The daemon
 // checks it when it starts (share/mqtt.Resolve); `--mqtt URL` overrides
 // URL. Relative file names are taken from the home's config folder.
 type MQTTConfig struct {
