@@ -405,6 +405,13 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if r := st.Relay; r != nil {
 				fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
 			}
+			if m := st.MQTT; m != nil {
+				if m.Connected {
+					fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
+				} else {
+					fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
+				}
+			}
 			return nil
 		},
 	}

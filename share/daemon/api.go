@@ -244,6 +244,9 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if ms, ok := a.rt.MQTTState(); ok {
+		st.MQTT = &ms
+	}
 	writeJSON(w, toStatusWire(st))
 }
 

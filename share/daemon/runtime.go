@@ -26,6 +26,7 @@ import (
 	"github.com/charmbracelet/ssh"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
 	"github.com/commons-energy/commons/share/relay"
@@ -72,6 +73,11 @@ type Options struct {
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
+	// MQTT, when set (commons daemon), publishes the household to Home
+	// Assistant if MQTT.URL (from --mqtt) or the config's "mqtt" block
+	// names a broker (share/mqtt). nil (the in-process dashboard, the
+	// demo) publishes nothing, whatever the config says.
+	MQTT *mqtt.Options
 	// StatusCheck is how often the smoothed surplus is compared with the
 	// last published one; default 10 s.
 	StatusCheck time.Duration
@@ -94,6 +100,7 @@ type Runtime struct {
 	api    *http.Server
 
 	metricsLn net.Listener
+	mqtt      *mqtt.Publisher // nil: nothing published over MQTT
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
@@ -249,6 +256,9 @@ func (rt *Runtime) setup() error {
 			return err
 		}
 	}
+	if err := rt.setupMQTT(); err != nil {
+		return err
+	}
 	if rt.opts.Socket {
 		roles, err := systemSockRoles()
 		if err != nil {
@@ -375,6 +385,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		// the credentials or is full shows in the status and never stops
 		// the meter, the dashboard or the direct transport.
 		run("relay", func() error { return rt.hub.Run(ctx) })
+	}
+	if rt.mqtt != nil {
+		run("mqtt", func() error { return rt.mqtt.Run(ctx) })
 	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
 	run("re-offer", func() error { rt.reoffer(ctx); return nil })

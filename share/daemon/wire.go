@@ -120,10 +120,11 @@ type statusWire struct {
 	OpenPledges int                   `json:"open_pledges"`
 	Production  *node.ProductionState `json:"production,omitempty"`
 	Relay       *node.RelayState      `json:"relay,omitempty"`
+	MQTT        *node.MQTTState       `json:"mqtt,omitempty"`
 }
 
 func toStatusWire(s node.Status) statusWire {
-	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production, Relay: s.Relay}
+	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production, Relay: s.Relay, MQTT: s.MQTT}
 	if s.Reading != nil {
 		r := toReading(*s.Reading)
 		w.Reading = &r
@@ -132,7 +133,7 @@ func toStatusWire(s node.Status) statusWire {
 }
 
 func (w statusWire) status() node.Status {
-	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production, Relay: w.Relay}
+	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production, Relay: w.Relay, MQTT: w.MQTT}
 	if w.Reading != nil {
 		r := w.Reading.reading()
 		s.Reading = &r

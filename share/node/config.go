@@ -47,6 +47,9 @@ type Config struct {
 	// Storage bounds what neighbours can store in this household's
 	// ledger; nil = the defaults.
 	Storage *StorageConfig `json:"storage,omitempty"`
+	// MQTT publishes the household to Home Assistant over MQTT (a
+	// running daemon only); nil = nothing is published.
+	MQTT *MQTTConfig `json:"mqtt,omitempty"`
 }
 
 // StorageConfig bounds the disk space neighbours can take (a receiver

@@ -156,6 +156,9 @@ type Status struct {
 	Production *ProductionState `json:"production,omitempty"`
 	// Relay is the community hub link; nil when no relay is configured.
 	Relay *RelayState `json:"relay,omitempty"`
+	// MQTT is the daemon's broker connection when it publishes to Home
+	// Assistant (--mqtt); nil (absent) otherwise.
+	MQTT *MQTTState `json:"mqtt,omitempty"`
 }
 
 // RelayState is the community hub link at a glance.
