@@ -114,3 +114,11 @@ func pct(a, b int64) (int64, bool) {
 	}
 	return (a*200 + b) / (2 * b), true
 }
+
+// timeOf is *t, or the zero time when t is nil.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}

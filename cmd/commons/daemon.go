@@ -8,10 +8,13 @@ import (
 	"syscall"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
 
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/tui"
 )
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
@@ -61,7 +64,8 @@ trusted; the daemon warns when the address is not loopback.`,
 			if sshLim.IdleTimeout < time.Minute {
 				return failf(exitUsage, "--ssh-idle-timeout %s: give at least 1m (e.g. 30m)", sshLim.IdleTimeout)
 			}
-			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen, SSHListen: sshListen, SSH: sshLim}
+			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen,
+				SSHListen: sshListen, SSH: sshLim, Dashboard: sshDashboard}
 			if cmd.Flags().Changed("listen") {
 				opts.Listen = listen
 				if listen == "" {
@@ -122,4 +126,10 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, failf(exitUsage, "--log-format %q: use text or json", format)
+}
+
+// sshDashboard is the dashboard the daemon serves to an SSH session.
+func sshDashboard(hh household.Household, s daemonpkg.DashboardSession) tea.Model {
+	return tui.New(hh, tui.Options{Context: s.Context, Renderer: s.Renderer, Location: s.Location,
+		Width: s.Width, Height: s.Height, ReadOnly: s.ReadOnly})
 }

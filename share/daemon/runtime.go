@@ -8,7 +8,7 @@
 // it is the single writer of the household's feed. `commons daemon` runs
 // one; `commons demo` runs several in one process, each in its own home.
 // Connect returns a client of a running household's socket that
-// implements node.Household, and tui.Backend through Client.TUI.
+// implements household.Household.
 package daemon
 
 import (
@@ -60,6 +60,8 @@ type Options struct {
 	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
 	// SSHViewerKeys (viewers).
 	SSHListen string
+	// Dashboard makes each SSH session's dashboard; needed with SSHListen.
+	Dashboard Dashboard
 	// SSHAuthorizedKeys is the owners' authorized_keys file for
 	// SSHListen; "" means AuthorizedKeysFile in the home's config folder.
 	SSHAuthorizedKeys string
@@ -258,8 +260,8 @@ func (rt *Runtime) stored(msgs []peer.Message) {
 	rt.n.Stored(context.Background(), parsed)
 }
 
-// Node returns the running household: it implements node.Household, and
-// node.TUIBackend(rt.Node()) is the in-process dashboard's backend.
+// Node returns the running household: it implements household.Household,
+// for the in-process dashboard as for the CLI.
 func (rt *Runtime) Node() *node.Node { return rt.n }
 
 // PeerAddr is the address the peer server listens on ("" when none), with

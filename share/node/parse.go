@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
 )
 
@@ -18,7 +19,7 @@ const MaxPledgeWh = input.MaxPledgeWh
 func ParseEnergy(s string) (int64, error) {
 	wh, err := input.ParseEnergy(s)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", ErrInvalid, input.Message(err))
+		return 0, fmt.Errorf("%w: %s", household.ErrInvalid, input.Message(err))
 	}
 	return wh, nil
 }
@@ -33,10 +34,10 @@ func FormatEnergy(wh int64) string { return input.FormatEnergy(wh) }
 // refused, never wrapped into the next day. The window is widened to whole
 // slots of cal.Slot; it must not be over at now. The returned instants are
 // in cal's zone.
-func ParseWindow(s string, now time.Time, cal Calendar) (start, end time.Time, err error) {
+func ParseWindow(s string, now time.Time, cal household.Calendar) (start, end time.Time, err error) {
 	start, end, err = input.ParseWindow(s, now, cal.Location, cal.Slot)
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: %s", ErrInvalid, input.Message(err))
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: %s", household.ErrInvalid, input.Message(err))
 	}
 	return start, end, nil
 }

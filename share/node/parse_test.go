@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 func TestParseEnergy(t *testing.T) {
@@ -129,9 +131,9 @@ func TestParseWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start, end, err := ParseWindow(tt.in, tt.now, Calendar{Location: brussels, Slot: tt.slot})
+			start, end, err := ParseWindow(tt.in, tt.now, household.Calendar{Location: brussels, Slot: tt.slot})
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, household.ErrInvalid) {
 					t.Fatalf("ParseWindow(%q) = %v, %v, %v; want ErrInvalid containing %q", tt.in, start, end, err, tt.wantErr)
 				}
 				return
@@ -154,11 +156,11 @@ func FuzzParseWindow(f *testing.F) {
 		f.Add(s)
 	}
 	now := time.Date(2025, 6, 1, 9, 7, 0, 0, time.UTC)
-	cal := Calendar{Location: time.UTC, Slot: 15 * time.Minute}
+	cal := household.Calendar{Location: time.UTC, Slot: 15 * time.Minute}
 	f.Fuzz(func(t *testing.T, s string) {
 		start, end, err := ParseWindow(s, now, cal)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, household.ErrInvalid) {
 				t.Fatalf("ParseWindow(%q): error %v does not wrap ErrInvalid", s, err)
 			}
 			return
