@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -80,7 +81,7 @@ func (m Model) bannerText() string {
 		answer = fmt.Sprintf(" · %s accept · %s decline", m.keys.Accept.Help().Key, m.keys.Decline.Help().Key)
 	}
 	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s%s%s",
-		nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), answer, more)
+		nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), answer, more)
 	return m.st.banner.Render(clip(s, m.width))
 }
 

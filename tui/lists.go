@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // cursorMark is the first cell of the selected row, so the selection shows
@@ -343,7 +344,7 @@ func (m *Model) askCancel() {
 		m.setNotice(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
 	default:
 		m.confirm = confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
-			fmtWh(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))}
+			input.FormatEnergy(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))}
 	}
 }
 
@@ -410,8 +411,8 @@ func (m Model) detailView() string {
 		row("Now", status),
 		row("Last seen", seen),
 		row("Open pledges", fmt.Sprint(n.OpenPledges)),
-		row("This month", "given "+fmtWh(n.MonthGivenWh)+" · received "+fmtWh(n.MonthReceivedWh)),
-		row("All time", "given "+fmtWh(n.GivenWh)+" · received "+fmtWh(n.ReceivedWh)),
+		row("This month", "given "+input.FormatEnergy(n.MonthGivenWh)+" · received "+input.FormatEnergy(n.MonthReceivedWh)),
+		row("All time", "given "+input.FormatEnergy(n.GivenWh)+" · received "+input.FormatEnergy(n.ReceivedWh)),
 	}
 	if p := problemWords(n); p != "" {
 		lines = append(lines, row("Problem", st.bad.Render("! "+p)))

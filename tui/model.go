@@ -26,6 +26,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // Minimum terminal size; below it the dashboard shows a message instead.
@@ -558,7 +559,7 @@ func (m *Model) handleEvent(ev household.Event) tea.Cmd {
 		if ev.Pledge != nil {
 			p := ev.Pledge
 			m.setNotice(false, "%s pledged you %s for %s: a accept, d decline.",
-				nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+				nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 		}
 		return m.loadState()
 	}

@@ -186,7 +186,7 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 	send(tm, "3", "j", "p")
 	waitOutput(t, tm, "Pledge energy", "Bob")
 	send(tm, "1.5 kWh", "tab", "right", "enter")
-	waitOutput(t, tm, "Forecast surplus", "2.600 kWh", "Left after this", "1.100 kWh")
+	waitOutput(t, tm, "Forecast surplus", "2.6 kWh", "Left after this", "1.1 kWh")
 	waitCalls(t, f, "preview to=h-bob-00003 wh=1500 14:00-15:00")
 	send(tm, "enter")
 	waitOutput(t, tm, "Delivered to Bob.")
@@ -222,7 +222,7 @@ func TestPledgeFromAnywhereWithRangeQueued(t *testing.T) {
 	send(tm, "p")
 	waitOutput(t, tm, "Dev")
 	send(tm, "right", "tab", "2000", "tab", "right", "right", "tab", "16:00-17:30", "enter")
-	waitOutput(t, tm, "Pledge", "2.000 kWh", "16:00-17:30")
+	waitOutput(t, tm, "Pledge", "2 kWh", "16:00-17:30")
 	send(tm, "y")
 	waitOutput(t, tm, "Queued: Bob is offline, will retry.")
 	waitCalls(t, f, "pledge to=h-bob-00003 wh=2000 16:00-17:30")
@@ -311,7 +311,7 @@ func TestPledgeFailureKeepsForm(t *testing.T) {
 func TestAcceptIncomingFromBanner(t *testing.T) {
 	f := newFake()
 	tm := start(t, loaded(t, f, 80, 24), 80, 24)
-	waitOutput(t, tm, "Incoming: Anna pledges you 1.000 kWh")
+	waitOutput(t, tm, "Incoming: Anna pledges you 1 kWh")
 	send(tm, "a")
 	waitCalls(t, f, "accept p2anna0001")
 	waitOutput(t, tm, "Pledge p2anna00 accepted.")
@@ -348,7 +348,7 @@ func TestCancelOwnPledge(t *testing.T) {
 	f := newFake()
 	tm := start(t, loaded(t, f, 80, 24), 80, 24)
 	send(tm, "4", "j", "c")
-	waitOutput(t, tm, "Cancel your pledge of 1.500 kWh to Bob for 14:00-15:00?")
+	waitOutput(t, tm, "Cancel your pledge of 1.5 kWh to Bob for 14:00-15:00?")
 	send(tm, "y")
 	waitCalls(t, f, "cancel p1bob00001")
 	waitOutput(t, tm, "cancelled.")
@@ -511,7 +511,7 @@ func TestIncomingEventNotifies(t *testing.T) {
 	p := f.state.Pledges[0]
 	p.FromName, p.EnergyWh = "Dev", 2500
 	f.send(household.Event{Kind: household.EventIncoming, Pledge: &p})
-	waitOutput(t, tm, "Dev pledged you 2.500 kWh for 15:00-16:00: a accept, d decline.")
+	waitOutput(t, tm, "Dev pledged you 2.5 kWh for 15:00-16:00: a accept, d decline.")
 	final(t, tm)
 }
 

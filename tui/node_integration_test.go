@@ -132,7 +132,7 @@ func TestPledgeAndAcceptBetweenRealHouseholds(t *testing.T) {
 	// Bob gets it and accepts it from the banner.
 	carry(t, alice, bob)
 	tb := dashboard(t, bob)
-	waitFor(t, tb, "Incoming: Alice pledges you 1.500 kWh")
+	waitFor(t, tb, "Incoming: Alice pledges you 1.5 kWh")
 	keys(tb, "a")
 	waitFor(t, tb, "accepted.")
 	if err := tb.Quit(); err != nil {

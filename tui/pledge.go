@@ -329,7 +329,7 @@ func (m Model) updateForm(msg tea.Msg) (Model, tea.Cmd) {
 func resultLine(m Model, r household.PledgeResult) string {
 	p := r.Pledge
 	who := m.neighbourName(p.To)
-	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), fmtWh(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 	if r.Delivery == household.Delivered {
 		return s + "; delivered."
 	}
@@ -434,24 +434,24 @@ func (m Model) previewText() string {
 	p := f.preview
 	r := f.req
 	lines := []string{
-		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(fmtWh(r.EnergyWh)),
+		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(input.FormatEnergy(r.EnergyWh)),
 			m.neighbourName(r.To), fmtWindow(m.now, r.Start, r.End, m.loc), fmtDur(r.End.Sub(r.Start))),
 	}
 	row := func(label, v string) string { return st.label.Render(fmt.Sprintf("%-18s", label)) + v }
 	if p.ForecastSurplusWh.OK {
 		spare := p.ForecastSurplusWh.V - p.PledgedWh - r.EnergyWh
-		left := fmtWh(spare)
+		left := input.FormatEnergy(spare)
 		if spare < 0 {
 			left = st.warn.Render(left + "  more than the forecast surplus")
 		}
 		lines = append(lines,
-			row("Forecast surplus", fmtWh(p.ForecastSurplusWh.V)),
-			row("Already pledged", fmtWh(p.PledgedWh)),
+			row("Forecast surplus", input.FormatEnergy(p.ForecastSurplusWh.V)),
+			row("Already pledged", input.FormatEnergy(p.PledgedWh)),
 			row("Left after this", left))
 	} else {
 		lines = append(lines,
 			row("Forecast surplus", st.muted.Render("no forecast for this window")),
-			row("Already pledged", fmtWh(p.PledgedWh)))
+			row("Already pledged", input.FormatEnergy(p.PledgedWh)))
 	}
 	if p.Warning != "" {
 		lines = append(lines, st.warn.Render("! "+p.Warning))

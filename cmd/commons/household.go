@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/commons-energy/commons/share/input"
 	"io"
 	"os"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
 )
 

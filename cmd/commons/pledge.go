@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/commons-energy/commons/share/input"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
 )
 

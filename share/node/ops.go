@@ -13,6 +13,7 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // MaxImportMessages bounds one import block.
@@ -151,8 +152,8 @@ func (n *Node) pledge(ctx context.Context, req household.PledgeRequest) (househo
 	if err := n.writable("pledge"); err != nil {
 		return household.Pledge{}, err
 	}
-	if req.EnergyWh < 1 || req.EnergyWh > MaxPledgeWh {
-		return household.Pledge{}, fmt.Errorf("%w: energy %d Wh is out of range; pledge 1 Wh to %d Wh", household.ErrInvalid, req.EnergyWh, MaxPledgeWh)
+	if req.EnergyWh < 1 || req.EnergyWh > input.MaxPledgeWh {
+		return household.Pledge{}, fmt.Errorf("%w: energy %d Wh is out of range; pledge 1 Wh to %d Wh", household.ErrInvalid, req.EnergyWh, input.MaxPledgeWh)
 	}
 	nb, err := n.findNeighbour(ctx, req.To)
 	if errors.Is(err, household.ErrNotFound) {
@@ -222,7 +223,7 @@ func (n *Node) idempotent(ctx context.Context, key, params string) (p household.
 	}
 	if first.Request != params {
 		return household.Pledge{}, false, fmt.Errorf("%w: idempotency key %q was already used for pledge %s (%s to %s, %s); use a new key for a different pledge",
-			household.ErrInvalid, key, p.ID, FormatEnergy(p.EnergyWh), p.ToName, p.Window.Start.Format("2006-01-02 15:04")+"-"+p.Window.End.Format("15:04"))
+			household.ErrInvalid, key, p.ID, input.FormatEnergy(p.EnergyWh), p.ToName, p.Window.Start.Format("2006-01-02 15:04")+"-"+p.Window.End.Format("15:04"))
 	}
 	return p, true, nil
 }

@@ -8,10 +8,6 @@ import (
 	"github.com/commons-energy/commons/share/input"
 )
 
-// MaxPledgeWh bounds one pledge's energy (1 GWh): far above any household,
-// far below integer overflow.
-const MaxPledgeWh = input.MaxPledgeWh
-
 // ParseEnergy parses an amount of energy such as "1.5kWh", "1,5 kWh",
 // "1500Wh", "0.002 MWh" or "1500" (a bare number is Wh) into exact integer
 // Wh, with the rules of package input shared with the dashboard. A value
@@ -23,10 +19,6 @@ func ParseEnergy(s string) (int64, error) {
 	}
 	return wh, nil
 }
-
-// FormatEnergy prints wh the way people read it: "750 Wh", "1.5 kWh",
-// "2.25 MWh".
-func FormatEnergy(wh int64) string { return input.FormatEnergy(wh) }
 
 // ParseWindow parses a pledge window with the rules of package input:
 // "HH:MM/HH:MM" or "HH:MM-HH:MM" today in cal's zone, two RFC 3339 instants

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 func TestParseEnergy(t *testing.T) {
@@ -59,14 +60,6 @@ func TestParseEnergy(t *testing.T) {
 	}
 }
 
-func TestFormatEnergy(t *testing.T) {
-	for wh, want := range map[int64]string{0: "0 Wh", 750: "750 Wh", 1000: "1 kWh", 1500: "1.5 kWh", 1234: "1.234 kWh", -2500: "-2.5 kWh"} {
-		if got := FormatEnergy(wh); got != want {
-			t.Errorf("FormatEnergy(%d) = %q, want %q", wh, got, want)
-		}
-	}
-}
-
 func FuzzParseEnergy(f *testing.F) {
 	for _, s := range []string{"1.5kWh", "1500Wh", "0.002MWh", ".5kwh", "1e3Wh", "-1Wh"} {
 		f.Add(s)
@@ -76,12 +69,12 @@ func FuzzParseEnergy(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if wh < 1 || wh > MaxPledgeWh {
+		if wh < 1 || wh > input.MaxPledgeWh {
 			t.Fatalf("ParseEnergy(%q) = %d out of range", s, wh)
 		}
 		// The Wh value printed back parses to the same value.
-		if back, err := ParseEnergy(FormatEnergy(wh)); err != nil || back != wh {
-			t.Fatalf("round trip of %d via %q = %d, %v", wh, FormatEnergy(wh), back, err)
+		if back, err := ParseEnergy(input.FormatEnergy(wh)); err != nil || back != wh {
+			t.Fatalf("round trip of %d via %q = %d, %v", wh, input.FormatEnergy(wh), back, err)
 		}
 	})
 }

@@ -1,8 +1,6 @@
 package node
 
-import (
-	"github.com/commons-energy/commons/meter"
-)
+import "github.com/commons-energy/commons/meter"
 
 // Balance is how a household with a production meter used its energy or
 // power over one span (Wh) or at one instant (W): all figures in the same
