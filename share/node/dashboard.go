@@ -35,8 +35,8 @@ func (n *Node) Pledge(ctx context.Context, req household.PledgeRequest) (househo
 	return res, nil
 }
 
-// State implements household.Household: live values, the neighbours with
-// what passed between us, and the pledges (every open one plus the most
+// State implements household.Household: live values, the neighbours, and
+// the pledges (every open one plus the most
 // recent closed ones).
 func (n *Node) State(ctx context.Context) (household.State, error) {
 	st := household.State{Home: household.Home{ID: n.key.ID().String(), Name: n.cfg.Name, SlotLength: n.manifest.SlotDuration(),
@@ -47,23 +47,6 @@ func (n *Node) State(ctx context.Context) (household.State, error) {
 	}
 	if st.Neighbours, err = n.Neighbours(ctx); err != nil {
 		return st, err
-	}
-	bal, err := n.led.Balances(ctx, n.loc)
-	if err != nil {
-		return st, err
-	}
-	byID := map[string]ledger.Balance{}
-	for _, x := range bal {
-		byID[x.Neighbour.String()] = x
-	}
-	for i := range st.Neighbours {
-		v := &st.Neighbours[i]
-		x := byID[v.ID]
-		v.OpenPledges, v.GivenWh, v.ReceivedWh, v.MonthGivenWh, v.MonthReceivedWh =
-			x.OpenPledges, x.GivenWh, x.ReceivedWh, x.MonthGivenWh, x.MonthReceivedWh
-		if v.Frozen {
-			v.Problem = fmt.Sprintf("signed two different messages with sequence number %d: its feed is frozen", v.ForkSeq)
-		}
 	}
 	ps, err := n.Pledges(ctx, false)
 	if err != nil {

@@ -81,7 +81,8 @@ func (n *Node) RemoveNeighbour(ctx context.Context, nameOrID string) (household.
 	return household.Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses}, nil
 }
 
-// Neighbours implements household.Household.
+// Neighbours implements household.Household: every neighbour with its
+// latest status, storage use, fork state and what passed between us.
 func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 	ns, err := n.led.Neighbours(ctx)
 	if err != nil {
@@ -95,6 +96,14 @@ func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 	if err != nil {
 		return nil, err
 	}
+	bal, err := n.led.Balances(ctx, n.loc)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[share.HouseholdID]ledger.Balance{}
+	for _, x := range bal {
+		byID[x.Neighbour] = x
+	}
 	out := make([]household.Neighbour, 0, len(ns))
 	for _, nb := range ns {
 		v := household.Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
@@ -102,6 +111,12 @@ func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 			Frozen: nb.Frozen(), ForkSeq: nb.ForkSeq}
 		if v.Refused == nil {
 			v.Refused = map[string]int64{}
+		}
+		x := byID[nb.ID]
+		v.OpenPledges, v.GivenWh, v.ReceivedWh, v.MonthGivenWh, v.MonthReceivedWh =
+			x.OpenPledges, x.GivenWh, x.ReceivedWh, x.MonthGivenWh, x.MonthReceivedWh
+		if v.Frozen {
+			v.Problem = fmt.Sprintf("signed two different messages with sequence number %d: its feed is frozen", v.ForkSeq)
 		}
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
