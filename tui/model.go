@@ -4,7 +4,7 @@
 // and settlements.
 //
 // It is a Bubble Tea program built from bubbles components, lipgloss layout
-// and ntcharts charts. It talks to the household only through the Backend
+// and ntcharts charts. It talks to the household only through the household.Household
 // interface, so the same model runs in-process, attached to a daemon, or in
 // an SSH session with that session's lipgloss renderer. Update does no I/O:
 // every call to the backend runs inside a tea.Cmd, and the screen is redrawn
@@ -179,7 +179,7 @@ type confirmation struct {
 	id       string
 }
 
-// New returns a dashboard on b.
+// New returns a dashboard on the household b.
 func New(b household.Household, opts Options) Model {
 	if opts.Context == nil {
 		opts.Context = context.Background()

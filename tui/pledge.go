@@ -21,9 +21,9 @@ type formStep int
 
 const (
 	stepEdit       formStep = iota // filling in the fields
-	stepPreviewing                 // waiting for Backend.Preview
+	stepPreviewing                 // waiting for Household.Preview
 	stepPreview                    // showing the preview, enter confirms
-	stepSending                    // waiting for Backend.Pledge
+	stepSending                    // waiting for Household.Pledge
 	stepResult                     // showing the result
 )
 

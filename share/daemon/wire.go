@@ -10,14 +10,14 @@ import (
 // API paths of the local socket. Everything is JSON unless noted.
 const (
 	pathHello      = "/v1/hello"           // GET: identity and calendar
-	pathIdentity   = "/v1/identity"        // GET: node.Identity
+	pathIdentity   = "/v1/identity"        // GET: household.Identity
 	pathNeighbours = "/v1/neighbours"      // GET list; POST {invite, alias}; DELETE /v1/neighbours/{who}
 	pathPledges    = "/v1/pledges"         // GET ?open=true; POST household.PledgeRequest: household.PledgeResult; GET /{id}; POST /{id}/accept|decline|cancel
-	pathStatus     = "/v1/status"          // GET: node.Status (reading in exact form)
-	pathVerify     = "/v1/verify"          // GET: node.VerifyReport
-	pathSettle     = "/v1/settle"          // POST: node.SettleReport
+	pathStatus     = "/v1/status"          // GET: household.Status (reading in exact form)
+	pathVerify     = "/v1/verify"          // GET: household.VerifyReport
+	pathSettle     = "/v1/settle"          // POST: household.SettleReport
 	pathExport     = "/v1/ledger/export"   // GET ?format=csv|jsonl&table=T: the export as text; error in trailer
-	pathMessages   = "/v1/messages"        // GET ?since=ID: armored own feed; POST armored block: node.ImportReport
+	pathMessages   = "/v1/messages"        // GET ?since=ID: armored own feed; POST armored block: household.ImportReport
 	pathPeers      = "/v1/peers"           // GET: each neighbour link's state
 	pathState      = "/v1/state"           // GET: household.State (reading in exact form)
 	pathSamples    = "/v1/samples"         // GET ?since=RFC3339Nano: []household.Sample
@@ -98,7 +98,7 @@ func (w reading) reading() meter.Reading {
 	return r
 }
 
-// statusWire is node.Status with an exactly decodable reading.
+// statusWire is household.Status with an exactly decodable reading.
 type statusWire struct {
 	Reading     *reading                   `json:"reading"`
 	Meter       household.MeterState       `json:"meter"`

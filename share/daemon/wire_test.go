@@ -84,15 +84,15 @@ func TestReadingWire(t *testing.T) {
 	}
 }
 
-// TestStatusWireFields: every field of node.Status crosses the socket;
-// a field added to node.Status without its wire twin fails here.
+// TestStatusWireFields: every field of household.Status crosses the socket;
+// a field added to household.Status without its wire twin fails here.
 func TestStatusWireFields(t *testing.T) {
 	st, wt := reflect.TypeOf(household.Status{}), reflect.TypeOf(statusWire{})
 	for i := range st.NumField() {
 		f := st.Field(i)
 		w, ok := wt.FieldByName(f.Name)
 		if !ok || w.Tag.Get("json") != f.Tag.Get("json") {
-			t.Errorf("node.Status.%s (json %q) has no twin in statusWire", f.Name, f.Tag.Get("json"))
+			t.Errorf("household.Status.%s (json %q) has no twin in statusWire", f.Name, f.Tag.Get("json"))
 		}
 	}
 	// And the values come back: all but the reading compared as JSON.
