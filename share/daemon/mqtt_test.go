@@ -24,6 +24,7 @@ import (
 
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
 )
@@ -702,7 +703,7 @@ func TestMQTTHomeAssistant(t *testing.T) {
 
 	// A pledge for later today counts in the commons figures.
 	day := clk.now().Truncate(24 * time.Hour)
-	if _, err := n.Pledge(context.Background(), node.PledgeRequest{To: "Bob", EnergyWh: 1234,
+	if _, err := n.Pledge(context.Background(), household.PledgeRequest{To: "Bob", EnergyWh: 1234,
 		Start: day.Add(20 * time.Hour), End: day.Add(21 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/relay"
 	"github.com/commons-energy/commons/share/relay/relaytest"
@@ -119,18 +120,18 @@ func converged(t *testing.T, what string, rs ...*running) {
 	})
 }
 
-func pledge(t *testing.T, r *running, clk *hubClock, to string, wh int64) node.Pledge {
+func pledge(t *testing.T, r *running, clk *hubClock, to string, wh int64) household.Pledge {
 	t.Helper()
 	n := r.rt.Node()
 	start, end, err := node.ParseWindow("next-hour", clk.Now(), n.Calendar())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := n.Pledge(context.Background(), node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end})
+	p, err := n.Pledge(context.Background(), household.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p.Pledge
 }
 
 func pledgeState(t *testing.T, r *running, id string) string {
@@ -141,7 +142,7 @@ func pledgeState(t *testing.T, r *running, id string) string {
 	}
 	for _, p := range ps {
 		if p.ID == id {
-			return p.State
+			return string(p.State)
 		}
 	}
 	return ""

@@ -8,7 +8,7 @@
 // it is the single writer of the household's feed. `commons daemon` runs
 // one; `commons demo` runs several in one process, each in its own home.
 // Connect returns a client of a running household's socket that
-// implements node.Household, and tui.Backend through Client.TUI.
+// implements household.Household.
 package daemon
 
 import (
@@ -26,6 +26,7 @@ import (
 	"github.com/charmbracelet/ssh"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
@@ -62,6 +63,8 @@ type Options struct {
 	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
 	// SSHViewerKeys (viewers).
 	SSHListen string
+	// Dashboard makes each SSH session's dashboard; needed with SSHListen.
+	Dashboard Dashboard
 	// SSHAuthorizedKeys is the owners' authorized_keys file for
 	// SSHListen; "" means AuthorizedKeysFile in the home's config folder.
 	SSHAuthorizedKeys string
@@ -145,13 +148,13 @@ func (t *fanout) PublishStatus(raw []byte) {
 }
 
 // RelayState implements node.RelayReporter.
-func (t *fanout) RelayState() *node.RelayState {
+func (t *fanout) RelayState() *household.RelayState {
 	h := t.hub.Load()
 	if h == nil {
 		return nil
 	}
 	st := h.State()
-	rs := &node.RelayState{
+	rs := &household.RelayState{
 		URL: st.URL, Running: true, Connected: st.Connected, LastErrorAt: st.LastErrorAt, LastMessage: st.LastMessage,
 		Cursor: st.Cursor, Received: st.Received, Stored: st.Stored, Duplicates: st.Duplicates, Refused: st.Refused, Published: st.Published,
 	}
@@ -304,8 +307,8 @@ func (rt *Runtime) stored(msgs []peer.Message) {
 	rt.n.Stored(context.Background(), parsed)
 }
 
-// Node returns the running household: it implements node.Household, and
-// node.TUIBackend(rt.Node()) is the in-process dashboard's backend.
+// Node returns the running household: it implements household.Household,
+// for the in-process dashboard as for the CLI.
 func (rt *Runtime) Node() *node.Node { return rt.n }
 
 // PeerAddr is the address the peer server listens on ("" when none), with

@@ -7,7 +7,7 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // statusWindow is how many seconds of live samples the published surplus
@@ -23,7 +23,7 @@ type statusState struct {
 
 // smoothed returns the mean surplus (export - import, W) over samples, in
 // integer arithmetic (rounded towards zero).
-func smoothed(ss []node.Sample) (avg int64, ok bool) {
+func smoothed(ss []household.Sample) (avg int64, ok bool) {
 	if len(ss) == 0 {
 		return 0, false
 	}
@@ -76,7 +76,8 @@ func (rt *Runtime) statusLoop(ctx context.Context) {
 // whether it did.
 func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
 	now := rt.opts.Now()
-	avg, ok := smoothed(rt.n.Samples(now.Add(-statusWindow)))
+	samples, _ := rt.n.Samples(ctx, now.Add(-statusWindow)) // memory only: never fails
+	avg, ok := smoothed(samples)
 	if !ok {
 		return false, nil // no recent reading: nothing true to say
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/meter"
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // Entity groups: each is published on its own schedule.
@@ -129,7 +129,7 @@ func (t topics) config(e entity) string {
 }
 
 // config returns the discovery payload of e.
-func (t topics) configPayload(e entity, id node.Identity, version string) []byte {
+func (t topics) configPayload(e entity, id household.Identity, version string) []byte {
 	d := discovery{
 		Name:                e.name,
 		UniqueID:            t.nodeID + "_" + e.object,
@@ -268,7 +268,7 @@ type Figures struct {
 
 // CommonsFigures adds up the pledges: "today" is the calendar day of now
 // in loc, and a pledge counts on the day its window starts.
-func CommonsFigures(ps []node.Pledge, now time.Time, loc *time.Location) Figures {
+func CommonsFigures(ps []household.Pledge, now time.Time, loc *time.Location) Figures {
 	now = now.In(loc)
 	dayStart := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	dayEnd := dayStart.AddDate(0, 0, 1)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/meter"
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 func TestFormatFixed(t *testing.T) {
@@ -37,12 +37,12 @@ func TestFormatFixed(t *testing.T) {
 func TestCommonsFigures(t *testing.T) {
 	loc := time.FixedZone("UTC+1", 3600)
 	now := time.Date(2025, 6, 10, 23, 30, 0, 0, loc) // 22:30 UTC: still the 10th here
-	at := func(day, h int) node.PledgeWindow {
+	at := func(day, h int) household.PledgeWindow {
 		s := time.Date(2025, 6, day, h, 0, 0, 0, loc)
-		return node.PledgeWindow{Start: s, End: s.Add(time.Hour)}
+		return household.PledgeWindow{Start: s, End: s.Add(time.Hour)}
 	}
 	wh := func(v int64) *int64 { return &v }
-	ps := []node.Pledge{
+	ps := []household.Pledge{
 		{Outgoing: true, EnergyWh: 1500, State: "pledged", Window: at(10, 14)},
 		{Outgoing: true, EnergyWh: 700, State: "accepted", Window: at(10, 0)},                      // today's first hour
 		{Outgoing: true, EnergyWh: 900, State: "settled", DeliveredWh: wh(650), Window: at(10, 9)}, // given today

@@ -23,7 +23,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/commons-energy/commons/meter"
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // Defaults of Options.
@@ -59,16 +59,16 @@ type Options struct {
 // Source is what the publisher reads from the running household;
 // *node.Node implements it.
 type Source interface {
-	Identity() node.Identity
-	Calendar() node.Calendar
+	Identity() household.Identity
+	Calendar() household.Calendar
 	Latest() (r meter.Reading, ok bool, health meter.Status, running bool)
 	MeterClockSkew() (skew time.Duration, ok bool)
-	Subscribe(ctx context.Context) <-chan node.Event
-	Pledges(ctx context.Context, openOnly bool) ([]node.Pledge, error)
+	Subscribe(ctx context.Context) <-chan household.Event
+	Pledges(ctx context.Context, openOnly bool) ([]household.Pledge, error)
 }
 
 // State is the broker connection as `commons status --json` shows it.
-type State = node.MQTTState
+type State = household.MQTTState
 
 // Publisher publishes one household. Make it with New, run it with Run.
 type Publisher struct {
@@ -78,7 +78,7 @@ type Publisher struct {
 	log    *slog.Logger
 	now    func() time.Time
 	topics topics
-	id     node.Identity
+	id     household.Identity
 	client paho.Client
 
 	mu    sync.Mutex
@@ -248,9 +248,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 			switch ev.Kind {
-			case node.EventLive:
+			case household.EventLive:
 				p.reading(false)
-			case node.EventState:
+			case household.EventState:
 				p.health()
 				p.commonsDue = true
 			}

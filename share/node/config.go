@@ -15,6 +15,7 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/relay"
 )
 
@@ -260,8 +261,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if a := c.AutoAccept; a != nil {
-		if a.MaxWh < 0 || a.MaxWh > MaxPledgeWh {
-			return fmt.Errorf("auto_accept max_wh %d is out of range; use 0 (any) up to %d", a.MaxWh, MaxPledgeWh)
+		if a.MaxWh < 0 || a.MaxWh > input.MaxPledgeWh {
+			return fmt.Errorf("auto_accept max_wh %d is out of range; use 0 (any) up to %d", a.MaxWh, input.MaxPledgeWh)
 		}
 		for _, f := range a.From {
 			if strings.TrimSpace(f) == "" {

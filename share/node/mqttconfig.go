@@ -23,14 +23,3 @@ type MQTTConfig struct {
 	// "homeassistant".
 	DiscoveryPrefix string `json:"discovery_prefix,omitempty"`
 }
-
-// MQTTState is a running daemon's connection to its MQTT broker, as
-// `commons status --json` shows it under "mqtt".
-type MQTTState struct {
-	URL       string `json:"url"`        // the broker, without user name or password
-	Connected bool   `json:"connected"`  // connected now
-	LastError string `json:"last_error"` // why the last attempt failed or the connection dropped; "" once connected
-	// Failures counts the failed connection attempts since the last
-	// connection (or the start).
-	Failures int `json:"failures"`
-}
