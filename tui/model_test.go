@@ -529,6 +529,43 @@ func TestMeterOffline(t *testing.T) {
 	}
 }
 
+// TestHubLine: a household with a community hub sees the link's state on
+// Overview; one without a hub sees no hub line.
+func TestHubLine(t *testing.T) {
+	refused := "nats: Authorization Violation"
+	tests := []struct {
+		name  string
+		relay *household.RelayState
+		want  []string
+		not   []string
+	}{
+		{"no hub", nil, nil, []string{"Hub"}},
+		{"connected", &household.RelayState{URL: "nats://hub.example:4222", Running: true, Connected: true, LastMessage: ptr(testNow.Add(-12 * time.Second)), Refused: 2},
+			[]string{"Hub", "nats://hub.example:4222", "● connected", "last message 12 s ago", "2 refused"}, []string{"retrying"}},
+		{"refused", &household.RelayState{URL: "nats://hub.example:4222", Running: true, LastError: &refused},
+			[]string{"Hub", "not connected, retrying", "Authorization Violation"}, []string{"● connected"}},
+		{"no daemon", &household.RelayState{URL: "nats://hub.example:4222"},
+			[]string{"Hub", "not linked: no daemon is running"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.state.Relay = tc.relay
+			v := loaded(t, f, 120, 40).View()
+			for _, w := range tc.want {
+				if !strings.Contains(v, w) {
+					t.Errorf("want %q in:\n%s", w, v)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(v, w) {
+					t.Errorf("did not want %q in:\n%s", w, v)
+				}
+			}
+		})
+	}
+}
+
 func TestProductionMeterShowsMeasuredShares(t *testing.T) {
 	f := newFake()
 	f.state.Home.Production = true

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
+
 	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // bigGlyphs is a three-row font for the power figure, in block characters
@@ -444,5 +446,32 @@ func (m Model) meterBlock() string {
 	if w := m.meterClockWarning(); w != "" {
 		lines = append(lines, w)
 	}
+	if r := m.state.Relay; r != nil {
+		lines = append(lines, clip(m.hubLine(r), m.width))
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// hubLine is the community hub link, for a household with a relay.
+func (m Model) hubLine(r *household.RelayState) string {
+	st := m.st
+	line := st.boxTitle.Render("Hub") + "   " + r.URL + " · "
+	switch {
+	case r.Connected:
+		line += st.good.Render("● connected")
+		if r.LastMessage != nil {
+			line += " · last message " + fmtAge(m.now, *r.LastMessage) + " ago"
+		}
+	case !r.Running:
+		line += st.warn.Render("○ not linked: no daemon is running")
+	default:
+		line += st.bad.Render("○ not connected, retrying")
+		if r.LastError != nil {
+			line += " · " + *r.LastError
+		}
+	}
+	if r.Refused > 0 {
+		line += " · " + st.warn.Render(fmt.Sprintf("%d refused", r.Refused))
+	}
+	return line
 }

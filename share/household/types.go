@@ -317,6 +317,8 @@ type State struct {
 	// Pledges holds every open pledge (ours and incoming) plus the most
 	// recent closed ones, newest first, bounded (a few hundred rows).
 	Pledges []Pledge `json:"pledges"`
+	// Relay is the community hub link; nil when no relay is configured.
+	Relay *RelayState `json:"relay,omitempty"`
 }
 
 // Home describes this household for the dashboard.

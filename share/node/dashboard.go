@@ -62,6 +62,7 @@ func (n *Node) State(ctx context.Context) (household.State, error) {
 		}
 		st.Pledges = append(st.Pledges, p)
 	}
+	st.Relay = n.relayState()
 	return st, nil
 }
 

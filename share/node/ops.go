@@ -482,14 +482,7 @@ func (n *Node) Status(ctx context.Context) (household.Status, error) {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
 	}
-	if r, ok := n.opts.Transport.(RelayReporter); ok {
-		st.Relay = r.RelayState()
-	}
-	if st.Relay == nil && n.cfg.Relay != "" {
-		// Not running: what the home knows.
-		st.Relay = &household.RelayState{URL: relay.Redact(n.cfg.Relay)}
-		st.Relay.Cursor, _ = relay.ReadCursor(n.home.RelayCursorPath(), relay.StreamName(n.manifest.ID()))
-	}
+	st.Relay = n.relayState()
 	if pm := n.cfg.ProductionMeter; pm != nil {
 		proto := pm.Protocol
 		if proto == "" {
@@ -528,4 +521,20 @@ func (n *Node) lastAggregated(ctx context.Context) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.In(n.loc), true
+}
+
+// relayState is the community hub link: the running transport's, or, when
+// the household is not running, what the home knows; nil without a relay.
+func (n *Node) relayState() *household.RelayState {
+	if r, ok := n.opts.Transport.(RelayReporter); ok {
+		if st := r.RelayState(); st != nil {
+			return st
+		}
+	}
+	if n.cfg.Relay == "" {
+		return nil
+	}
+	st := &household.RelayState{URL: relay.Redact(n.cfg.Relay)}
+	st.Cursor, _ = relay.ReadCursor(n.home.RelayCursorPath(), relay.StreamName(n.manifest.ID()))
+	return st
 }
