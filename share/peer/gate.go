@@ -20,7 +20,7 @@ import (
 // Two budgets, so that strangers never take a neighbour's place:
 //
 //   - pending handshakes: at most MaxPendingPerAddr per remote IP address
-//     and MaxPending in all; a new connection beyond either closes the
+//     and pendingBudget(neighbours) in all; a new connection beyond either closes the
 //     oldest pending handshake (of its address, or of all), so a
 //     neighbour's handshake always starts, and to push it out again a
 //     stranger must open that many new connections within the few
@@ -32,7 +32,7 @@ type gate struct {
 	ln     net.Listener
 	tlsCfg *tls.Config
 	lim    Limits
-	budget func() int // authenticated connections allowed now
+	budget func() (conns, pending int) // connections allowed now: authenticated, and in their handshake
 
 	conns chan *tls.Conn // handshaken and admitted, for Accept
 	done  chan struct{}
@@ -64,7 +64,13 @@ type pendingConn struct {
 // 64). docs/PROTOCOL.md §15 documents it.
 func connBudget(floor, n int) int { return max(floor, 2*n+16) }
 
-func newGate(ln net.Listener, tlsCfg *tls.Config, lim Limits, budget func() int) *gate {
+// pendingBudget is how many handshakes a box with n neighbours runs at
+// once: one per neighbour (a street restarting together after a power
+// cut) plus 16, and never fewer than floor (Limits.MaxPending, default
+// 64).
+func pendingBudget(floor, n int) int { return max(floor, n+16) }
+
+func newGate(ln net.Listener, tlsCfg *tls.Config, lim Limits, budget func() (int, int)) *gate {
 	g := &gate{
 		ln: ln, tlsCfg: tlsCfg, lim: lim, budget: budget,
 		conns:   make(chan *tls.Conn),
@@ -118,6 +124,7 @@ func remoteHost(c net.Conn) string {
 func (g *gate) admit(c net.Conn) {
 	p := &pendingConn{conn: c, addr: remoteHost(c)}
 	var evict []net.Conn
+	_, maxPending := g.budget()
 	g.mu.Lock()
 	byAddr := g.perAddr[p.addr]
 	if byAddr == nil {
@@ -130,7 +137,7 @@ func (g *gate) admit(c net.Conn) {
 		evict = append(evict, old.conn)
 		g.refused.Add(1)
 	}
-	if g.pending.Len() >= g.lim.MaxPending {
+	if g.pending.Len() >= maxPending {
 		old := g.pending.Front().Value.(*pendingConn)
 		g.dropLocked(old)
 		evict = append(evict, old.conn)
@@ -186,8 +193,9 @@ func (g *gate) handshake(p *pendingConn) {
 		p.conn.Close()
 		return
 	}
+	maxConns, _ := g.budget()
 	g.mu.Lock()
-	if g.authed >= g.budget() || g.perPeer[id] >= g.lim.MaxConnsPerNeighbour {
+	if g.authed >= maxConns || g.perPeer[id] >= g.lim.MaxConnsPerNeighbour {
 		g.mu.Unlock()
 		g.overBudget.Add(1)
 		p.conn.Close()

@@ -117,6 +117,13 @@ func TestConnBudget(t *testing.T) {
 			t.Errorf("connBudget(%d, %d) = %d, want %d", tc.floor, tc.n, got, tc.want)
 		}
 	}
+	for _, tc := range []struct{ floor, n, want int }{
+		{64, 0, 64}, {64, 48, 64}, {64, 49, 65}, {64, 100, 116}, {64, 1000, 1016},
+	} {
+		if got := pendingBudget(tc.floor, tc.n); got != tc.want {
+			t.Errorf("pendingBudget(%d, %d) = %d, want %d", tc.floor, tc.n, got, tc.want)
+		}
+	}
 
 	b := newBox(t, "mem", nil, Limits{MaxConnsPerNeighbour: 2})
 	a := newBox(t, "mem", nil, Limits{})
@@ -142,7 +149,7 @@ func TestConnBudget(t *testing.T) {
 	if st := b.srv.Stats(); st.NeighbourConns != 2 {
 		t.Errorf("%d neighbour connections served, want 2", st.NeighbourConns)
 	}
-	if got := b.srv.ConnBudget(); got != 64 {
-		t.Errorf("budget with one neighbour %d, want 64", got)
+	if conns, pending := b.srv.ConnBudget(); conns != 64 || pending != 64 {
+		t.Errorf("budgets with one neighbour %d, %d; want 64, 64", conns, pending)
 	}
 }

@@ -60,9 +60,10 @@ type Limits struct {
 	// Handshake is how long a connection may take from TCP accept to a
 	// finished TLS handshake with a neighbour's certificate; default 2 s.
 	Handshake time.Duration
-	// MaxPending bounds connections in their TLS handshake (not yet
-	// known to be a neighbour), in all; a new one beyond it closes the
-	// oldest pending one. Default 64.
+	// MaxPending is the floor of the budget of connections in their TLS
+	// handshake (not yet known to be a neighbour), in all: with n
+	// neighbours max(MaxPending, n+16) (pendingBudget); a new one beyond
+	// it closes the oldest pending one. Default 64.
 	MaxPending int
 	// MaxPendingPerAddr bounds pending handshakes from one IP address; a
 	// new one beyond it closes that address's oldest pending one.
@@ -239,15 +240,17 @@ func (s *Server) Stats() Stats {
 }
 
 // ConnBudget returns how many neighbours' connections the server serves
-// at once now: max(Limits.MaxConns, 2 × neighbours + 16), the neighbour
-// count re-read at most every 2 s.
-func (s *Server) ConnBudget() int {
+// at once now, max(Limits.MaxConns, 2 × neighbours + 16), and how many
+// connections may be in their TLS handshake at once,
+// max(Limits.MaxPending, neighbours + 16); the neighbour count is re-read
+// at most every 2 s.
+func (s *Server) ConnBudget() (conns, pending int) {
 	s.nbMu.Lock()
 	defer s.nbMu.Unlock()
 	if s.nbAt.IsZero() || time.Since(s.nbAt) > 2*time.Second {
 		s.nbCount, s.nbAt = len(s.cfg.Neighbours.List()), time.Now()
 	}
-	return connBudget(s.lim.MaxConns, s.nbCount)
+	return connBudget(s.lim.MaxConns, s.nbCount), pendingBudget(s.lim.MaxPending, s.nbCount)
 }
 
 // Serve accepts TCP connections on ln and answers them until Shutdown or

@@ -49,6 +49,7 @@ type PeerState struct {
 	LastOK    time.Time // last successful pull; zero if none yet
 	LastError string    // last pull error; "" after a success
 	Failures  int       // consecutive failed pulls
+	Failed    uint64    // failed pulls since the worker started
 	Dropped   uint64    // messages not pushed because the queue was full or the push failed
 }
 
@@ -575,6 +576,7 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 		wasFailing := w.state.Failures
 		if err != nil {
 			w.state.Failures++
+			w.state.Failed++
 			w.state.LastError = err.Error()
 		} else {
 			w.state.Failures = 0
