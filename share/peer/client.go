@@ -37,9 +37,12 @@ type ClientConfig struct {
 	Peer    share.HouseholdID  // the neighbour's household id, pinned in TLS
 	Addr    string             // the neighbour's host:port
 	Timeout time.Duration      // per request, including reading the body; default 30 s
-	// IdleTimeout closes a connection unused this long; default 10 s,
-	// shorter than the Syncer's 30 s pull interval, so a box holds no
-	// connection to a neighbour between rounds.
+	// IdleTimeout closes a connection unused this long; default 45 s:
+	// longer than the Syncer's 30 s pull interval, so each round reuses
+	// the connection of the last one (a new TLS handshake per neighbour
+	// and round would cost about 4 times the CPU and 10 times the bytes
+	// of an idle round, docs/BENCHMARKS.md), and shorter than the
+	// server's idle timeout (60 s), so the client closes first.
 	IdleTimeout time.Duration
 }
 
@@ -51,7 +54,7 @@ type Client struct {
 }
 
 // DefaultClientIdle is how long a Client keeps an unused connection.
-const DefaultClientIdle = 10 * time.Second
+const DefaultClientIdle = 45 * time.Second
 
 // maxResponseBytes bounds what a client reads from a neighbour's answer:
 // a full page of maximum-size messages plus framing.

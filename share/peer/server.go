@@ -72,7 +72,11 @@ type Limits struct {
 	ReadHeader        time.Duration // request headers, after the handshake; default 5 s
 	Read              time.Duration // whole request incl. body; default 30 s
 	Write             time.Duration // writing the response; default 30 s
-	Idle              time.Duration // keep-alive idle; default 45 s (clients close theirs after 10 s)
+	// Idle closes a neighbour's connection unused this long; default
+	// 60 s: longer than the clients' 45 s (1.5 pull intervals), so a
+	// client closes first and never sends on a connection the server is
+	// closing, and held connections stay within 2 per neighbour.
+	Idle time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -108,7 +112,7 @@ func (l Limits) withDefaults() Limits {
 	defd(&l.ReadHeader, 5*time.Second)
 	defd(&l.Read, 30*time.Second)
 	defd(&l.Write, 30*time.Second)
-	defd(&l.Idle, 45*time.Second)
+	defd(&l.Idle, 60*time.Second)
 	return l
 }
 

@@ -488,9 +488,11 @@ type worker struct {
 }
 
 func (s *Syncer) startWorker(ctx context.Context, id share.HouseholdID, addr string) (*worker, error) {
-	// Connections close when idle for half the pull interval (at most
-	// DefaultClientIdle, at least 1 s): between rounds a box holds none.
-	idle := min(DefaultClientIdle, max(s.cfg.Interval/2, time.Second))
+	// A connection stays open for 1.5 pull intervals (the next pull, at
+	// most 10 % late, reuses it), but at most 50 s, under the server's
+	// 60 s idle timeout, so the client is the one that closes it: with a
+	// longer interval each round connects anew.
+	idle := min(max(s.cfg.Interval*3/2, time.Second), 50*time.Second)
 	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Peer: id, Addr: addr, Timeout: s.cfg.Timeout, IdleTimeout: idle})
 	if err != nil {
 		return nil, err
