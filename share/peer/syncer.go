@@ -335,7 +335,7 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("local heads: %w", err)
 	}
-	added := 0
+	added, short := 0, false
 	var errs []error
 	for _, h := range page.Heads {
 		if h.Author != s.self && !s.cfg.Neighbours.Known(h.Author) {
@@ -345,8 +345,11 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 		if have >= h.Seq {
 			continue
 		}
-		n, fatal, err := s.pullAuthor(ctx, c, h.Author, have, h.Seq)
+		n, reached, fatal, err := s.pullAuthor(ctx, c, h.Author, have, h.Seq)
 		added += n
+		if reached < h.Seq {
+			short = true // the neighbour listed more than it gave: ask again
+		}
 		if fatal {
 			return added, errors.Join(append(errs, err)...)
 		}
@@ -354,7 +357,7 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 			errs = append(errs, fmt.Errorf("from %s: %w", peer.Short(), err))
 		}
 	}
-	if len(errs) == 0 {
+	if len(errs) == 0 && !short {
 		next := peerCursor{cursor: page.Cursor, gen: gen}
 		if !page.Full {
 			next.pulls = pc.pulls + 1
@@ -410,7 +413,10 @@ type page struct {
 // from c and stores them. The next page is fetched while the current one
 // is verified and stored. fatal is true for errors that make the rest of
 // the pull pointless (network, local store).
-func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.HouseholdID, have, upTo uint64) (added int, fatal bool, err error) {
+//
+// reached is the seq this box holds of author afterwards, as far as the
+// pages showed.
+func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.HouseholdID, have, upTo uint64) (added int, reached uint64, fatal bool, err error) {
 	fctx, cancel := context.WithCancel(ctx)
 	pages := make(chan page, 1)
 	var wg sync.WaitGroup
@@ -446,10 +452,10 @@ func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.Househo
 	}()
 	for pg := range pages {
 		if pg.err != nil {
-			return added, true, pg.err
+			return added, have, true, pg.err
 		}
 		if len(pg.raws) == 0 {
-			return added, false, nil
+			return added, have, false, nil
 		}
 		res := accept(ctx, s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, pg.raws, &author)
 		added += res.Added
@@ -458,14 +464,14 @@ func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.Househo
 		}
 		if res.err != nil {
 			// A storage refusal concerns this author only.
-			return added, res.code >= 500 && res.code != http.StatusInsufficientStorage, res.err
+			return added, have, res.code >= 500 && res.code != http.StatusInsufficientStorage, res.err
 		}
 		if res.last <= have {
-			return added, false, nil
+			return added, have, false, nil
 		}
 		have = res.last
 	}
-	return added, false, nil
+	return added, have, false, nil
 }
 
 // worker syncs with one neighbour.
