@@ -8,9 +8,13 @@ cd "$(dirname "$0")"
 # tool:Debian package. tmux drives the dashboard end-to-end tests; ip
 # (iproute2) puts three daemons in their own network namespaces;
 # qemu-aarch64-static and qemu-arm-static (qemu-user-static) run the arm64
-# and 32-bit ARM release binaries; dpkg-deb checks the .deb packages.
+# and 32-bit ARM release binaries; dpkg-deb checks the .deb packages;
+# nats-server (with JetStream) is the community hub the relay tests run;
+# mosquitto (the broker, in /usr/sbin, so its /usr/bin/mosquitto_passwd is
+# looked for) is the real MQTT broker of the Home Assistant tests. Its
+# system service is not needed: the tests start their own brokers.
 need=()
-for pair in tmux:tmux ip:iproute2 qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static dpkg-deb:dpkg; do
+for pair in tmux:tmux ip:iproute2 qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static dpkg-deb:dpkg nats-server:nats-server mosquitto_passwd:mosquitto; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,6 +22,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "test.sh: installing ${need[*]}" >&2
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+	# Installing mosquitto starts its system broker where systemd runs;
+	# the tests do not use it, so a box that had none keeps none.
+	if [[ " ${need[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1 &&
+		systemctl is-active --quiet mosquitto 2>/dev/null; then
+		$SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+	fi
 fi
 
 if [ ! -d ../shared/fixtures/meter ]; then

@@ -31,34 +31,73 @@ func (l *Ledger) Head(ctx context.Context, author share.HouseholdID) (share.Head
 }
 
 // Heads returns the head of every author with stored messages: the
-// "what do you have" of replication.
+// "what do you have" of replication. It reads the heads table (one row per
+// author), which a trigger keeps in the same transaction as every append.
 func (l *Ledger) Heads(ctx context.Context) (map[share.HouseholdID]share.Head, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT m.author, m.seq, m.id, m.created_ms FROM messages m
-JOIN (SELECT author, max(seq) AS seq FROM messages GROUP BY author) h ON h.author = m.author AND h.seq = m.seq`)
+	hs, _, _, err := l.HeadsSince(ctx, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read feed heads: %w", err)
+		return nil, err
+	}
+	out := make(map[share.HouseholdID]share.Head, len(hs))
+	for _, h := range hs {
+		out[h.Author] = h.Head
+	}
+	return out, nil
+}
+
+// AuthorHead is one author's head with its change cursor.
+type AuthorHead struct {
+	Author share.HouseholdID
+	share.Head
+	Changed uint64 // the heads table's change counter when this head was set
+}
+
+// HeadsSince returns the heads that moved after cursor since, in the
+// order they moved, and the cursor to ask with next time (the largest
+// change counter returned, or since when nothing moved). Cursors are
+// local to this ledger file. since 0, or a cursor this ledger never gave
+// (larger than any it holds, as after the file was replaced), gets every
+// head, with full true.
+func (l *Ledger) HeadsSince(ctx context.Context, since uint64) (heads []AuthorHead, cursor uint64, full bool, err error) {
+	if since > 0 {
+		var top int64
+		if err := l.db.QueryRowContext(ctx, `SELECT coalesce(max(changed), 0) FROM heads`).Scan(&top); err != nil {
+			return nil, 0, false, fmt.Errorf("read feed heads: %w", err)
+		}
+		if since > uint64(top) {
+			since = 0
+		}
+	}
+	full = since == 0
+	rows, err := l.db.QueryContext(ctx, `SELECT author, seq, id, created_ms, changed FROM heads WHERE changed > ? ORDER BY changed`, int64(min(since, 1<<62)))
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read feed heads: %w", err)
 	}
 	defer rows.Close()
-	out := map[share.HouseholdID]share.Head{}
+	cursor = since
 	for rows.Next() {
 		var (
-			author, id   string
-			seq, created int64
+			author, id            string
+			seq, created, changed int64
 		)
-		if err := rows.Scan(&author, &seq, &id, &created); err != nil {
-			return nil, fmt.Errorf("read feed heads: %w", err)
+		if err := rows.Scan(&author, &seq, &id, &created, &changed); err != nil {
+			return nil, 0, false, fmt.Errorf("read feed heads: %w", err)
 		}
 		a, err := share.ParseHouseholdID(author)
 		if err != nil {
-			return nil, fmt.Errorf("read feed heads: stored author: %w", err)
+			return nil, 0, false, fmt.Errorf("read feed heads: stored author: %w", err)
 		}
 		mid, err := share.ParseID(id)
 		if err != nil {
-			return nil, fmt.Errorf("read feed heads: stored id: %w", err)
+			return nil, 0, false, fmt.Errorf("read feed heads: stored id: %w", err)
 		}
-		out[a] = share.Head{Seq: uint64(seq), ID: mid, CreatedMs: created}
+		heads = append(heads, AuthorHead{Author: a, Head: share.Head{Seq: uint64(seq), ID: mid, CreatedMs: created}, Changed: uint64(changed)})
+		cursor = max(cursor, uint64(changed))
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, false, fmt.Errorf("read feed heads: %w", err)
+	}
+	return heads, cursor, full, nil
 }
 
 // Range returns the raw messages of author's chain with seq >= fromSeq in

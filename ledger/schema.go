@@ -142,13 +142,38 @@ CREATE TABLE idempotency (
 	created_ms  INTEGER NOT NULL
 ) STRICT;
 `,
-	// 6: reserved for the heads table (replication).
-	`SELECT 1;`,
+	// 6: the head of every author's chain, kept by a trigger in the same
+	// transaction as each append, so that replication's "what do you have"
+	// reads one row per author instead of scanning every message, and can
+	// answer "what changed since cursor C": changed is a counter over the
+	// whole table (1, 2, 3 ...), set to one more than the largest so far
+	// each time an author's head moves. Existing ledgers are filled here,
+	// in message storage order.
+	`
+CREATE TABLE heads (
+	author      TEXT PRIMARY KEY,          -- author household id (base32)
+	seq         INTEGER NOT NULL,          -- the largest stored seq of the author's chain
+	id          TEXT NOT NULL,             -- id of that message, hex
+	created_ms  INTEGER NOT NULL,          -- its created_ms
+	changed     INTEGER NOT NULL           -- change counter: larger = moved later (replication cursor)
+) STRICT;
+CREATE INDEX heads_changed ON heads (changed);
+INSERT INTO heads (author, seq, id, created_ms, changed)
+SELECT m.author, m.seq, m.id, m.created_ms, row_number() OVER (ORDER BY m.rowid)
+FROM messages m JOIN (SELECT author, max(seq) AS seq FROM messages GROUP BY author) h
+ON h.author = m.author AND h.seq = m.seq;
+CREATE TRIGGER messages_head AFTER INSERT ON messages BEGIN
+	INSERT INTO heads (author, seq, id, created_ms, changed)
+	VALUES (NEW.author, NEW.seq, NEW.id, NEW.created_ms, (SELECT coalesce(max(changed), 0) + 1 FROM heads))
+	ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, id = excluded.id, created_ms = excluded.created_ms, changed = excluded.changed
+	WHERE excluded.seq > heads.seq;
+END;
+`,
 	// 7: how far each neighbour's box has acknowledged this household's
 	// own feed: a push it answered, or the head of this feed it reported.
 	`
 CREATE TABLE acks (
-	neighbour   TEXT PRIMARY KEY,          -- household id, hex
+	neighbour   TEXT PRIMARY KEY,          -- household id (base32)
 	seq         INTEGER NOT NULL,          -- highest seq of this household's feed it holds
 	at_ms       INTEGER NOT NULL           -- when that was learnt, box clock
 ) STRICT;

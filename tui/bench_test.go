@@ -7,6 +7,8 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 // benchModel is the dashboard at 160x48 holding a full hour of 1 s samples
@@ -22,8 +24,8 @@ func benchModel(b *testing.B, v string) Model {
 	m.span = span7d
 	tm, _ = m.Update(aggMsg{span: span7d, buckets: bs, now: testNow})
 	m = tm.(Model)
-	if m.live.len() != 3600 || len(m.buckets) != 7*24*60 {
-		b.Fatalf("bench data: %d samples, %d buckets", m.live.len(), len(m.buckets))
+	if m.live.Len() != 3600 || len(m.buckets) != 7*24*60 {
+		b.Fatalf("bench data: %d samples, %d buckets", m.live.Len(), len(m.buckets))
 	}
 	return m
 }
@@ -76,7 +78,7 @@ func BenchmarkLiveEvent(b *testing.B) {
 			c := cpuTime()
 			for i := 0; i < b.N; i++ {
 				t = t.Add(time.Second)
-				tm, _ := m.Update(eventMsg{ev: Event{Kind: EventLive, Live: live, Sample: Sample{Time: t, ExportW: 2000 + int64(i%500)}}, now: t})
+				tm, _ := m.Update(eventMsg{ev: household.Event{Kind: household.EventLive, Live: live, Sample: household.Sample{Time: t, ExportW: 2000 + int64(i%500)}}, now: t})
 				m = tm.(Model)
 				_ = m.View()
 			}

@@ -49,8 +49,8 @@ func (m Model) liveSeries(start, end time.Time, n int) []series {
 		n = int(end.Sub(start) / step)
 	}
 	pts := make([]point, n)
-	for i := m.live.from(start); i < m.live.len(); i++ {
-		s := m.live.at(i)
+	for i := m.live.From(start); i < m.live.Len(); i++ {
+		s := m.live.At(i)
 		if !s.Time.Before(end) {
 			break
 		}

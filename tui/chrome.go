@@ -7,6 +7,9 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -65,7 +68,7 @@ func (m Model) bannerText() string {
 	}
 	n := 0
 	for _, q := range m.state.Pledges {
-		if !q.Outgoing && q.State == StatePledged && q.End.After(m.now) {
+		if !q.Outgoing && q.State == household.StatePledged && q.Window.End.After(m.now) {
 			n++
 		}
 	}
@@ -78,7 +81,7 @@ func (m Model) bannerText() string {
 		answer = fmt.Sprintf(" · %s accept · %s decline", m.keys.Accept.Help().Key, m.keys.Decline.Help().Key)
 	}
 	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s%s%s",
-		nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc), answer, more)
+		nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), answer, more)
 	return m.st.banner.Render(clip(s, m.width))
 }
 

@@ -72,7 +72,7 @@ func TestAttachedDashboardWaitsForTheDaemon(t *testing.T) {
 	defer c.Close()
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
-	m := tui.New(c.TUI(), tui.Options{Context: ctx, Renderer: r, Location: time.UTC, Width: 100, Height: 30})
+	m := tui.New(c, tui.Options{Context: ctx, Renderer: r, Location: time.UTC, Width: 100, Height: 30})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
 	waitFor(t, tm, "Erin", "waiting for the first telegram")
 

@@ -18,18 +18,6 @@ func fmtW(w int64) string {
 	return fmt.Sprintf("%s%d.%02d kW", sign, w/1000, (w%1000)/10)
 }
 
-// fmtWh formats energy: "850 Wh", "12.345 kWh".
-func fmtWh(wh int64) string {
-	sign := ""
-	if wh < 0 {
-		sign, wh = "-", -wh
-	}
-	if wh < 1000 {
-		return fmt.Sprintf("%s%d Wh", sign, wh)
-	}
-	return fmt.Sprintf("%s%d.%03d kWh", sign, wh/1000, wh%1000)
-}
-
 // fmtKWh formats energy always in kWh with three decimals.
 func fmtKWh(wh int64) string {
 	sign := ""
@@ -113,4 +101,12 @@ func pct(a, b int64) (int64, bool) {
 		a = b
 	}
 	return (a*200 + b) / (2 * b), true
+}
+
+// timeOf is *t, or the zero time when t is nil.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 	_ "time/tzdata" // DST tests need Europe/Brussels on any machine
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 func TestWindowsAcrossDST(t *testing.T) {
@@ -39,7 +41,6 @@ func TestNextSlot(t *testing.T) {
 func TestFormatting(t *testing.T) {
 	cases := []struct{ got, want string }{
 		{fmtW(0), "0 W"}, {fmtW(9999), "9999 W"}, {fmtW(12345), "12.34 kW"}, {fmtW(-2317), "-2317 W"},
-		{fmtWh(999), "999 Wh"}, {fmtWh(1000), "1.000 kWh"}, {fmtWh(-12345), "-12.345 kWh"},
 		{fmtKWh(5), "0.005 kWh"},
 		{fmtAge(testNow, testNow.Add(time.Second)), "0 s"},
 		{fmtAge(testNow, testNow.Add(-59*time.Second)), "59 s"},
@@ -62,29 +63,6 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
-func TestRingBounded(t *testing.T) {
-	r := newRing(4)
-	for i := 1; i <= 10; i++ {
-		r.push(Sample{Time: testNow.Add(time.Duration(i) * time.Second), ImportW: int64(i)})
-	}
-	r.push(Sample{Time: testNow, ImportW: 99}) // older: dropped
-	if r.len() != 4 || r.at(0).ImportW != 7 || r.at(3).ImportW != 10 {
-		t.Fatalf("ring holds %d, first %d, last %d", r.len(), r.at(0).ImportW, r.at(3).ImportW)
-	}
-	if i := r.from(testNow.Add(9 * time.Second)); i != 2 {
-		t.Errorf("from = %d, want 2", i)
-	}
-	// a later backend snapshot merges with what arrived meanwhile
-	r.merge([]Sample{{Time: testNow.Add(8 * time.Second), ImportW: 80}, {Time: testNow.Add(9 * time.Second), ImportW: 90}})
-	var got []int64
-	for i := 0; i < r.len(); i++ {
-		got = append(got, r.at(i).ImportW)
-	}
-	if len(got) != 3 || got[0] != 80 || got[1] != 90 || got[2] != 10 {
-		t.Errorf("after merge: %v", got)
-	}
-}
-
 func TestDownsamplingIsBounded(t *testing.T) {
 	f := newFake()
 	m := loaded(t, f, 160, 48)
@@ -104,7 +82,7 @@ func TestDownsamplingIsBounded(t *testing.T) {
 		t.Errorf("history: %d points for 300 columns", len(sets[0].pts))
 	}
 	// average power is exact: a bucket of 60 Wh per minute is 3600 W
-	m.buckets = []Bucket{{Start: hs, Length: time.Minute, ImportWh: 60}}
+	m.buckets = []household.Bucket{{Start: hs, Length: time.Minute, ImportWh: 60}}
 	if p := m.histSeries(hs, he, 300)[0].pts[0]; p.Value != 3600 {
 		t.Errorf("60 Wh in a minute drawn as %v W", p.Value)
 	}

@@ -7,13 +7,15 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 // stoppedErr is what a backend whose daemon stopped returns.
 type stoppedErr struct{}
 
 func (stoppedErr) Error() string { return "the daemon stopped (start it with: commons daemon)" }
-func (stoppedErr) Unwrap() error { return ErrUnavailable }
+func (stoppedErr) Unwrap() error { return household.ErrUnavailable }
 
 var errStopped error = stoppedErr{}
 

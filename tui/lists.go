@@ -9,7 +9,9 @@ import (
 	"github.com/charmbracelet/bubbles/table"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
-	"github.com/commons-energy/commons/meter"
+
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // cursorMark is the first cell of the selected row, so the selection shows
@@ -183,9 +185,9 @@ func markCursor(t *table.Model) {
 	}
 }
 
-func (m Model) neighbourRow(n Neighbour) table.Row {
+func (m Model) neighbourRow(n household.Neighbour) table.Row {
 	name := nameOr(n.Name, n.ID)
-	if n.Forked || n.VerifyFailures > 0 {
+	if n.Frozen || n.VerifyFailures > 0 {
 		name = "! " + name
 	}
 	now, age := "no status", "-"
@@ -197,8 +199,8 @@ func (m Model) neighbourRow(n Neighbour) table.Row {
 		}
 	}
 	seen := "never"
-	if !n.LastSeen.IsZero() {
-		seen = fmtAge(m.now, n.LastSeen) + " ago"
+	if n.LastSeen != nil {
+		seen = fmtAge(m.now, *n.LastSeen) + " ago"
 	}
 	row := table.Row{" ", name, now, age, fmt.Sprint(n.OpenPledges),
 		shortKWh(n.MonthGivenWh) + "/" + shortKWh(n.MonthReceivedWh),
@@ -217,15 +219,15 @@ const statusOldAfter = 15 * time.Minute
 
 // statusOld reports whether s is too old to be taken as the neighbour's
 // state now, by the model's clock.
-func (m Model) statusOld(s *NeighbourStatus) bool {
+func (m Model) statusOld(s *household.NeighbourStatus) bool {
 	return s != nil && m.now.Sub(s.Time) > statusOldAfter
 }
 
-func problemWords(n Neighbour) string {
+func problemWords(n household.Neighbour) string {
 	switch {
 	case n.Problem != "":
 		return n.Problem
-	case n.Forked:
+	case n.Frozen:
 		return "feed forked"
 	case n.VerifyFailures > 0:
 		return fmt.Sprintf("%d failed verification", n.VerifyFailures)
@@ -239,29 +241,29 @@ func shortKWh(wh int64) string {
 	return strings.TrimSuffix(s, " kWh")
 }
 
-func (m Model) pledgeRow(p Pledge) table.Row {
+func (m Model) pledgeRow(p household.Pledge) table.Row {
 	with := "→ " + nameOr(p.ToName, p.To)
 	if !p.Outgoing {
 		with = "← " + nameOr(p.FromName, p.From)
 	}
-	opt := func(o meter.Optional) string {
-		if !o.OK {
+	opt := func(wh *int64) string {
+		if wh == nil {
 			return "-"
 		}
-		return shortKWh(o.V)
+		return shortKWh(*wh)
 	}
 	verified := "-"
 	switch p.Verified {
-	case VerifyOK:
+	case household.VerifyOK:
 		verified = "ok"
-	case VerifyFailed:
+	case household.VerifyFailed:
 		verified = "FAILED"
 	}
 	state := string(p.State)
-	if !p.Outgoing && p.State == StatePledged {
+	if !p.Outgoing && p.State == household.StatePledged {
 		state = "answer?"
 	}
-	row := table.Row{" ", fmtWindow(m.now, p.Start, p.End, m.loc), with, shortKWh(p.EnergyWh),
+	row := table.Row{" ", fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), with, shortKWh(p.EnergyWh),
 		opt(p.AcceptedWh), opt(p.DeliveredWh), state, verified}
 	if m.width >= 120 {
 		row = append(row, shortID(p.ID))
@@ -338,11 +340,11 @@ func (m *Model) askCancel() {
 		m.setNotice(true, "Pledge %s is a neighbour's: decline it with d instead.", shortID(p.ID))
 	case !p.State.Open():
 		m.setNotice(true, "Pledge %s is %s and can no longer be cancelled.", shortID(p.ID), p.State)
-	case !p.Start.After(m.now):
+	case !p.Window.Start.After(m.now):
 		m.setNotice(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
 	default:
 		m.confirm = confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
-			fmtWh(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Start, p.End, m.loc))}
+			input.FormatEnergy(p.EnergyWh), nameOr(p.ToName, p.To), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))}
 	}
 }
 
@@ -401,16 +403,16 @@ func (m Model) detailView() string {
 		}
 	}
 	seen := "never"
-	if !n.LastSeen.IsZero() {
-		seen = fmtAge(m.now, n.LastSeen) + " ago (" + n.LastSeen.In(m.loc).Format("Jan 2 15:04") + ")"
+	if n.LastSeen != nil {
+		seen = fmtAge(m.now, *n.LastSeen) + " ago (" + n.LastSeen.In(m.loc).Format("Jan 2 15:04") + ")"
 	}
 	lines := []string{
 		st.boxTitle.Render(nameOr(n.Name, n.ID)) + st.muted.Render("  "+n.ID),
 		row("Now", status),
 		row("Last seen", seen),
 		row("Open pledges", fmt.Sprint(n.OpenPledges)),
-		row("This month", "given "+fmtWh(n.MonthGivenWh)+" · received "+fmtWh(n.MonthReceivedWh)),
-		row("All time", "given "+fmtWh(n.GivenWh)+" · received "+fmtWh(n.ReceivedWh)),
+		row("This month", "given "+input.FormatEnergy(n.MonthGivenWh)+" · received "+input.FormatEnergy(n.MonthReceivedWh)),
+		row("All time", "given "+input.FormatEnergy(n.GivenWh)+" · received "+input.FormatEnergy(n.ReceivedWh)),
 	}
 	if p := problemWords(n); p != "" {
 		lines = append(lines, row("Problem", st.bad.Render("! "+p)))

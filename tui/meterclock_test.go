@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/commons-energy/commons/meter"
 )
 
 // TestMeterClockWarning: a meter clock far off the box's is named under
@@ -14,20 +13,20 @@ import (
 func TestMeterClockWarning(t *testing.T) {
 	year := int64(365 * 24 * 3600)
 	tests := []struct {
-		name  string
-		skew  meter.Optional
-		wrong bool
-		want  string
+		name string
+		skew *int64
+		ok   bool
+		want string
 	}{
-		{"a year ahead", meter.Some(year), true, "meter clock 1 year ahead of this box"},
-		{"a year behind", meter.Some(-year), true, "meter clock 1 year behind this box"},
-		{"in step", meter.Some(3), false, ""},
-		{"no clock", meter.Optional{}, false, ""},
+		{"a year ahead", ptr(year), false, "meter clock 1 year ahead of this box"},
+		{"a year behind", ptr(-year), false, "meter clock 1 year behind this box"},
+		{"in step", ptr(int64(3)), true, ""},
+		{"no clock", nil, true, ""},
 	}
 	for _, tt := range tests {
 		for _, size := range [][2]int{{120, 40}, {100, 30}, {80, 24}} {
 			f := newFake()
-			f.state.Live.Meter.ClockSkewS, f.state.Live.Meter.ClockWrong = tt.skew, tt.wrong
+			f.state.Live.Meter.ClockSkewS, f.state.Live.Meter.ClockOK = tt.skew, tt.ok
 			v := loaded(t, f, size[0], size[1]).View()
 			if tt.want != "" && !strings.Contains(v, tt.want) {
 				t.Errorf("%s at %dx%d: want %q in:\n%s", tt.name, size[0], size[1], tt.want, v)

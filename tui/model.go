@@ -4,7 +4,7 @@
 // and settlements.
 //
 // It is a Bubble Tea program built from bubbles components, lipgloss layout
-// and ntcharts charts. It talks to the household only through the Backend
+// and ntcharts charts. It talks to the household only through the household.Household
 // interface, so the same model runs in-process, attached to a daemon, or in
 // an SSH session with that session's lipgloss renderer. Update does no I/O:
 // every call to the backend runs inside a tea.Cmd, and the screen is redrawn
@@ -24,6 +24,9 @@ import (
 	"github.com/charmbracelet/bubbles/table"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // Minimum terminal size; below it the dashboard shows a message instead.
@@ -100,7 +103,7 @@ var (
 
 // Model is the dashboard. It implements tea.Model.
 type Model struct {
-	b     Backend
+	b     household.Household
 	ctx   context.Context
 	clock func() time.Time
 	loc   *time.Location
@@ -115,7 +118,7 @@ type Model struct {
 	showHelp      bool
 	tickTag       int
 
-	state      State
+	state      household.State
 	haveState  bool
 	stateSeq   int       // number of the last State request
 	stateShown int       // number of the request whose answer is shown
@@ -134,11 +137,11 @@ type Model struct {
 	retryTag     int           // drops retries scheduled before a return
 	retryPending bool          // a retry is scheduled
 
-	live        ring
+	live        *household.Ring
 	haveSamples bool
 	liveWin     int // index into liveWins
 	span        span
-	buckets     []Bucket
+	buckets     []household.Bucket
 	bucketsOf   span
 	haveAgg     bool
 
@@ -153,7 +156,7 @@ type Model struct {
 	liveW, liveH         int
 	histW, histH         int
 
-	events <-chan Event
+	events <-chan household.Event
 
 	neigh     table.Model
 	neighIDs  []string // row -> neighbour id
@@ -176,8 +179,8 @@ type confirmation struct {
 	id       string
 }
 
-// New returns a dashboard on b.
-func New(b Backend, opts Options) Model {
+// New returns a dashboard on the household b.
+func New(b household.Household, opts Options) Model {
 	if opts.Context == nil {
 		opts.Context = context.Background()
 	}
@@ -211,7 +214,7 @@ func New(b Backend, opts Options) Model {
 		now:     opts.Now(),
 		width:   opts.Width,
 		height:  opts.Height,
-		live:    newRing(liveCap),
+		live:    household.NewRing(liveCap),
 		liveWin: 1,
 		span:    span24h,
 	}
@@ -247,23 +250,23 @@ func newTable(st styles) table.Model {
 type (
 	stateMsg struct {
 		seq   int
-		state State
+		state household.State
 		err   error
 		now   time.Time
 	}
 	samplesMsg struct {
-		samples []Sample
+		samples []household.Sample
 		err     error
 	}
 	aggMsg struct {
 		span    span
-		buckets []Bucket
+		buckets []household.Bucket
 		err     error
 		now     time.Time
 	}
-	subscribedMsg struct{ ch <-chan Event }
+	subscribedMsg struct{ ch <-chan household.Event }
 	eventMsg      struct {
-		ev  Event
+		ev  household.Event
 		now time.Time
 	}
 	eventsClosedMsg struct{}
@@ -320,7 +323,7 @@ func (m Model) subscribe() tea.Cmd {
 	return func() tea.Msg { return subscribedMsg{ch: b.Subscribe(ctx)} }
 }
 
-func waitEvent(ch <-chan Event, clock func() time.Time) tea.Cmd {
+func waitEvent(ch <-chan household.Event, clock func() time.Time) tea.Cmd {
 	return func() tea.Msg {
 		ev, ok := <-ch
 		if !ok {
@@ -335,10 +338,10 @@ func (m Model) tick() tea.Cmd {
 	return tea.Tick(tickEvery, func(time.Time) tea.Msg { return tickMsg{tag: tag, now: clock()} })
 }
 
-func (m Model) action(verb, id string, call func(context.Context, string) error) tea.Cmd {
+func (m Model) action(verb, id string, call func(context.Context, string) (household.Pledge, error)) tea.Cmd {
 	ctx, clock := m.ctx, m.clock
 	return func() tea.Msg {
-		err := call(ctx, id)
+		_, err := call(ctx, id)
 		return actionMsg{verb: verb, id: id, err: err, now: clock()}
 	}
 }
@@ -417,7 +420,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			break
 		}
-		m.live.merge(msg.samples)
+		m.live.Merge(msg.samples)
 		m.haveSamples = true
 		m.liveDirty = true
 	case aggMsg:
@@ -492,7 +495,7 @@ const (
 // the backend's words, with since when), or the household was already
 // unreachable (a daemon that is starting may fail differently at first).
 func (m *Model) unreachable(err error) bool {
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, household.ErrUnavailable) {
 		if m.gone == "" {
 			m.goneSince = m.now
 		}
@@ -540,23 +543,23 @@ func (m *Model) setNotice(bad bool, format string, args ...any) {
 }
 
 // handleEvent applies a backend event and returns the loads it calls for.
-func (m *Model) handleEvent(ev Event) tea.Cmd {
+func (m *Model) handleEvent(ev household.Event) tea.Cmd {
 	switch ev.Kind {
-	case EventLive:
+	case household.EventLive:
 		m.state.Live = ev.Live
 		if !ev.Sample.Time.IsZero() {
-			m.live.push(ev.Sample)
+			m.live.Push(ev.Sample)
 			m.haveSamples = true // draw what arrives even if the history load failed
 		}
-	case EventState:
+	case household.EventState:
 		return m.loadState()
-	case EventAggregates:
+	case household.EventAggregates:
 		return m.loadAggregates(m.span)
-	case EventIncoming:
+	case household.EventIncoming:
 		if ev.Pledge != nil {
 			p := ev.Pledge
 			m.setNotice(false, "%s pledged you %s for %s: a accept, d decline.",
-				nameOr(p.FromName, p.From), fmtWh(p.EnergyWh), fmtWindow(m.now, p.Start, p.End, m.loc))
+				nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 		}
 		return m.loadState()
 	}
@@ -674,7 +677,7 @@ func (m *Model) setView(v view) {
 // row (ledger or a neighbour's history) when it is an incoming open
 // pledge, else the newest incoming pledge waiting for an answer.
 func (m Model) actionTarget() string {
-	if p, ok := m.pledgeByID(m.selectedPledgeID()); ok && !p.Outgoing && p.State == StatePledged {
+	if p, ok := m.pledgeByID(m.selectedPledgeID()); ok && !p.Outgoing && p.State == household.StatePledged {
 		return p.ID
 	}
 	if p, ok := m.firstIncoming(); ok {
@@ -684,34 +687,34 @@ func (m Model) actionTarget() string {
 }
 
 // firstIncoming returns the newest incoming pledge waiting for an answer.
-func (m Model) firstIncoming() (Pledge, bool) {
+func (m Model) firstIncoming() (household.Pledge, bool) {
 	for _, p := range m.state.Pledges {
-		if !p.Outgoing && p.State == StatePledged && p.End.After(m.now) {
+		if !p.Outgoing && p.State == household.StatePledged && p.Window.End.After(m.now) {
 			return p, true
 		}
 	}
-	return Pledge{}, false
+	return household.Pledge{}, false
 }
 
-func (m Model) pledgeByID(id string) (Pledge, bool) {
+func (m Model) pledgeByID(id string) (household.Pledge, bool) {
 	if id == "" {
-		return Pledge{}, false
+		return household.Pledge{}, false
 	}
 	for _, p := range m.state.Pledges {
 		if p.ID == id {
 			return p, true
 		}
 	}
-	return Pledge{}, false
+	return household.Pledge{}, false
 }
 
-func (m Model) neighbourByID(id string) (Neighbour, bool) {
+func (m Model) neighbourByID(id string) (household.Neighbour, bool) {
 	for _, n := range m.state.Neighbours {
 		if n.ID == id {
 			return n, true
 		}
 	}
-	return Neighbour{}, false
+	return household.Neighbour{}, false
 }
 
 // textFocused reports whether keys go to a text field of the pledge form.

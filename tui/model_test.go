@@ -17,6 +17,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // asciiRenderer renders without colour, as under NO_COLOR, so goldens are
@@ -185,7 +186,7 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 	send(tm, "3", "j", "p")
 	waitOutput(t, tm, "Pledge energy", "Bob")
 	send(tm, "1.5 kWh", "tab", "right", "enter")
-	waitOutput(t, tm, "Forecast surplus", "2.600 kWh", "Left after this", "1.100 kWh")
+	waitOutput(t, tm, "Forecast surplus", "2.6 kWh", "Left after this", "1.1 kWh")
 	waitCalls(t, f, "preview to=h-bob-00003 wh=1500 14:00-15:00")
 	send(tm, "enter")
 	waitOutput(t, tm, "Delivered to Bob.")
@@ -200,7 +201,7 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 	if !ok {
 		t.Fatalf("the new pledge is not in the dashboard's state: %+v", m.state.Pledges)
 	}
-	if p.To != "h-bob-00003" || p.EnergyWh != 1500 || p.State != StatePledged {
+	if p.To != "h-bob-00003" || p.EnergyWh != 1500 || p.State != household.StatePledged {
 		t.Errorf("new pledge = %+v", p)
 	}
 	if !strings.Contains(m.View(), "→ Bob") || !strings.Contains(m.View(), "14:00-15:00") {
@@ -213,7 +214,7 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 
 func TestPledgeFromAnywhereWithRangeQueued(t *testing.T) {
 	f := newFake()
-	f.delivery = Queued
+	f.delivery = household.Queued
 	f.note = "Bob is offline, will retry"
 	tm := start(t, loaded(t, f, 80, 24), 80, 24)
 	// From the overview the form starts on the recipient, ordered by
@@ -221,7 +222,7 @@ func TestPledgeFromAnywhereWithRangeQueued(t *testing.T) {
 	send(tm, "p")
 	waitOutput(t, tm, "Dev")
 	send(tm, "right", "tab", "2000", "tab", "right", "right", "tab", "16:00-17:30", "enter")
-	waitOutput(t, tm, "Pledge", "2.000 kWh", "16:00-17:30")
+	waitOutput(t, tm, "Pledge", "2 kWh", "16:00-17:30")
 	send(tm, "y")
 	waitOutput(t, tm, "Queued: Bob is offline, will retry.")
 	waitCalls(t, f, "pledge to=h-bob-00003 wh=2000 16:00-17:30")
@@ -310,12 +311,12 @@ func TestPledgeFailureKeepsForm(t *testing.T) {
 func TestAcceptIncomingFromBanner(t *testing.T) {
 	f := newFake()
 	tm := start(t, loaded(t, f, 80, 24), 80, 24)
-	waitOutput(t, tm, "Incoming: Anna pledges you 1.000 kWh")
+	waitOutput(t, tm, "Incoming: Anna pledges you 1 kWh")
 	send(tm, "a")
 	waitCalls(t, f, "accept p2anna0001")
 	waitOutput(t, tm, "Pledge p2anna00 accepted.")
 	m := final(t, tm)
-	if p, _ := m.pledgeByID("p2anna0001"); p.State != StateAccepted && m.notice == "" {
+	if p, _ := m.pledgeByID("p2anna0001"); p.State != household.StateAccepted && m.notice == "" {
 		t.Errorf("state after accept: %v", p.State)
 	}
 }
@@ -347,7 +348,7 @@ func TestCancelOwnPledge(t *testing.T) {
 	f := newFake()
 	tm := start(t, loaded(t, f, 80, 24), 80, 24)
 	send(tm, "4", "j", "c")
-	waitOutput(t, tm, "Cancel your pledge of 1.500 kWh to Bob for 14:00-15:00?")
+	waitOutput(t, tm, "Cancel your pledge of 1.5 kWh to Bob for 14:00-15:00?")
 	send(tm, "y")
 	waitCalls(t, f, "cancel p1bob00001")
 	waitOutput(t, tm, "cancelled.")
@@ -385,7 +386,7 @@ func TestCancelRefused(t *testing.T) {
 	}
 	// a window that has started
 	f := newFake()
-	f.state.Pledges[1].Start = testNow.Add(-time.Minute)
+	f.state.Pledges[1].Window.Start = testNow.Add(-time.Minute)
 	var tm tea.Model = loaded(t, f, 80, 24)
 	for _, k := range []string{"4", "j", "c"} {
 		tm, _ = tm.Update(press(k))
@@ -491,11 +492,11 @@ func TestLiveEventUpdatesOverview(t *testing.T) {
 	}
 	live := f.state.Live
 	live.Reading.PowerImportW.V, live.Reading.PowerExportW.V = 1234, 0
-	live.Meter.LastTelegram = testNow
-	f.send(Event{Kind: EventLive, Live: live, Sample: Sample{Time: testNow.Add(time.Second), ImportW: 1234}})
+	live.Meter.LastTelegram = ptr(testNow)
+	f.send(household.Event{Kind: household.EventLive, Live: live, Sample: household.Sample{Time: testNow.Add(time.Second), ImportW: 1234}})
 	waitOutput(t, tm, "+1234 W", "importing from the grid", "at least 1234 W")
 	m := final(t, tm)
-	if s, _ := m.live.last(); s.ImportW != 1234 {
+	if s, _ := m.live.Last(); s.ImportW != 1234 {
 		t.Errorf("live ring last = %+v", s)
 	}
 }
@@ -509,16 +510,16 @@ func TestIncomingEventNotifies(t *testing.T) {
 	}
 	p := f.state.Pledges[0]
 	p.FromName, p.EnergyWh = "Dev", 2500
-	f.send(Event{Kind: EventIncoming, Pledge: &p})
-	waitOutput(t, tm, "Dev pledged you 2.500 kWh for 15:00-16:00: a accept, d decline.")
+	f.send(household.Event{Kind: household.EventIncoming, Pledge: &p})
+	waitOutput(t, tm, "Dev pledged you 2.5 kWh for 15:00-16:00: a accept, d decline.")
 	final(t, tm)
 }
 
 func TestMeterOffline(t *testing.T) {
 	f := newFake()
 	f.state.Live.Meter.Online = false
-	f.state.Live.Meter.OfflineSince = testNow.Add(-8 * time.Minute)
-	f.state.Live.Meter.LastTelegram = testNow.Add(-8 * time.Minute)
+	f.state.Live.Meter.OfflineSince = ptr(testNow.Add(-8 * time.Minute))
+	f.state.Live.Meter.LastTelegram = ptr(testNow.Add(-8 * time.Minute))
 	f.state.Live.Meter.LastError = "read /dev/ttyUSB0: no such device"
 	v := loaded(t, f, 100, 30).View()
 	for _, want := range []string{"OFFLINE since 13:12", "(8 min)", "last telegram 8 min ago", "no such device"} {
@@ -528,11 +529,48 @@ func TestMeterOffline(t *testing.T) {
 	}
 }
 
+// TestHubLine: a household with a community hub sees the link's state on
+// Overview; one without a hub sees no hub line.
+func TestHubLine(t *testing.T) {
+	refused := "nats: Authorization Violation"
+	tests := []struct {
+		name  string
+		relay *household.RelayState
+		want  []string
+		not   []string
+	}{
+		{"no hub", nil, nil, []string{"Hub"}},
+		{"connected", &household.RelayState{URL: "nats://hub.example:4222", Running: true, Connected: true, LastMessage: ptr(testNow.Add(-12 * time.Second)), Refused: 2},
+			[]string{"Hub", "nats://hub.example:4222", "● connected", "last message 12 s ago", "2 refused"}, []string{"retrying"}},
+		{"refused", &household.RelayState{URL: "nats://hub.example:4222", Running: true, LastError: &refused},
+			[]string{"Hub", "not connected, retrying", "Authorization Violation"}, []string{"● connected"}},
+		{"no daemon", &household.RelayState{URL: "nats://hub.example:4222"},
+			[]string{"Hub", "not linked: no daemon is running"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.state.Relay = tc.relay
+			v := loaded(t, f, 120, 40).View()
+			for _, w := range tc.want {
+				if !strings.Contains(v, w) {
+					t.Errorf("want %q in:\n%s", w, v)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(v, w) {
+					t.Errorf("did not want %q in:\n%s", w, v)
+				}
+			}
+		})
+	}
+}
+
 func TestProductionMeterShowsMeasuredShares(t *testing.T) {
 	f := newFake()
 	f.state.Home.Production = true
 	f.state.Live.ProductionW = someW(3817)
-	f.state.Live.Today.ProductionWh = someW(20000)
+	f.state.Live.Today.ProductionWh = ptr(int64(20000))
 	v := loaded(t, f, 100, 40).View()
 	// home use = import 0 - export 2317 + solar 3817 = 1500 W;
 	// today: self = 20000-12345 = 7655 Wh; use = 4321+7655 = 11976 Wh;
@@ -813,7 +851,7 @@ func TestCompactOverviewKeepsTheMeterLine(t *testing.T) {
 		f := newFake()
 		f.state.Home.Production = production
 		f.state.Live.ProductionW = someW(3817)
-		f.state.Live.Today.ProductionWh = someW(20000)
+		f.state.Live.Today.ProductionWh = ptr(int64(20000))
 		var tm tea.Model = loaded(t, f, 80, 24)
 		tm, _ = tm.Update(press("a")) // a status line too: the smallest body
 		v := tm.View()

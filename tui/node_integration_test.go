@@ -18,7 +18,7 @@ import (
 
 // These tests drive the dashboard against real households: node homes in
 // temporary folders with their own keys and SQLite ledgers, through the
-// node's tui.Backend adapter.
+// node's household.Household adapter.
 
 func openHome(t *testing.T, name string) *node.Node {
 	t.Helper()
@@ -58,7 +58,7 @@ func dashboard(t *testing.T, n *node.Node) *teatest.TestModel {
 	t.Cleanup(cancel)
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
-	m := tui.New(node.TUIBackend(n), tui.Options{Context: ctx, Renderer: r, Location: time.UTC, Width: 100, Height: 30})
+	m := tui.New(n, tui.Options{Context: ctx, Renderer: r, Location: time.UTC, Width: 100, Height: 30})
 	return teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
 }
 
@@ -132,7 +132,7 @@ func TestPledgeAndAcceptBetweenRealHouseholds(t *testing.T) {
 	// Bob gets it and accepts it from the banner.
 	carry(t, alice, bob)
 	tb := dashboard(t, bob)
-	waitFor(t, tb, "Incoming: Alice pledges you 1.500 kWh")
+	waitFor(t, tb, "Incoming: Alice pledges you 1.5 kWh")
 	keys(tb, "a")
 	waitFor(t, tb, "accepted.")
 	if err := tb.Quit(); err != nil {
@@ -143,7 +143,7 @@ func TestPledgeAndAcceptBetweenRealHouseholds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.EqualFold(p.State, "accepted") {
+	if !strings.EqualFold(string(p.State), "accepted") {
 		t.Errorf("Bob's copy of the pledge is %q, want accepted", p.State)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
+
 	"github.com/commons-energy/commons/meter"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // bigGlyphs is a three-row font for the power figure, in block characters
@@ -113,10 +115,10 @@ func (m Model) meterStale() (time.Time, bool) {
 	}
 	// the arrival time by the household's clock, never the reading's own
 	// timestamp: a meter's clock can be off by minutes
-	last := live.Meter.LastTelegram
-	if !live.Meter.Online && !live.Meter.OfflineSince.IsZero() {
+	last := timeOf(live.Meter.LastTelegram)
+	if !live.Meter.Online && !timeOf(live.Meter.OfflineSince).IsZero() {
 		if last.IsZero() {
-			last = live.Meter.OfflineSince
+			last = timeOf(live.Meter.OfflineSince)
 		}
 		return last, true
 	}
@@ -166,7 +168,7 @@ func (m Model) powerBlock() string {
 			was += ", solar " + fmtW(live.ProductionW.V)
 		}
 		at := ""
-		if t := live.Meter.LastTelegram; !t.IsZero() {
+		if t := timeOf(live.Meter.LastTelegram); !t.IsZero() {
 			at = " at " + t.In(m.loc).Format("15:04:05")
 		} else if !last.IsZero() {
 			at = " at " + last.In(m.loc).Format("15:04:05")
@@ -241,8 +243,8 @@ func (m Model) powerBlock() string {
 // production value: the production meter's last answer within the hour
 // the live ring holds.
 func (m Model) lastProduction() (time.Time, bool) {
-	for i := m.live.len() - 1; i >= 0; i-- {
-		if s := m.live.at(i); s.ProductionW.OK {
+	for i := m.live.Len() - 1; i >= 0; i-- {
+		if s := m.live.At(i); s.ProductionW.OK {
 			return s.Time, true
 		}
 	}
@@ -261,8 +263,8 @@ func (m Model) todayBlock() string {
 		row("▲ imported", st.importS, fmtKWh(t.ImportWh)),
 		row("▼ exported", st.exportS, fmtKWh(t.ExportWh)),
 	}
-	if m.state.Home.Production && t.ProductionWh.OK {
-		p := t.ProductionWh.V
+	if m.state.Home.Production && t.ProductionWh != nil {
+		p := *t.ProductionWh
 		self := p - t.ExportWh
 		use := t.ImportWh + self
 		lines = append(lines, row("solar produced", st.solarS, fmtKWh(p)), row("home used", st.homeS, fmtKWh(use)))
@@ -416,14 +418,14 @@ func (m Model) meterBlock() string {
 		}
 	case h.Online:
 		state = st.good.Render("● online")
-		if !h.LastTelegram.IsZero() {
-			state += " · last telegram " + fmtAge(m.now, h.LastTelegram) + " ago"
+		if !timeOf(h.LastTelegram).IsZero() {
+			state += " · last telegram " + fmtAge(m.now, timeOf(h.LastTelegram)) + " ago"
 		}
-	case !h.OfflineSince.IsZero():
-		state = st.bad.Render("○ OFFLINE since "+h.OfflineSince.In(m.loc).Format("15:04")) +
-			st.bad.Render(" ("+fmtAge(m.now, h.OfflineSince)+")")
-		if !h.LastTelegram.IsZero() {
-			state += " · last telegram " + fmtAge(m.now, h.LastTelegram) + " ago"
+	case !timeOf(h.OfflineSince).IsZero():
+		state = st.bad.Render("○ OFFLINE since "+timeOf(h.OfflineSince).In(m.loc).Format("15:04")) +
+			st.bad.Render(" ("+fmtAge(m.now, timeOf(h.OfflineSince))+")")
+		if !timeOf(h.LastTelegram).IsZero() {
+			state += " · last telegram " + fmtAge(m.now, timeOf(h.LastTelegram)) + " ago"
 		}
 	default:
 		state = st.warn.Render("○ waiting for the first telegram")
@@ -444,5 +446,32 @@ func (m Model) meterBlock() string {
 	if w := m.meterClockWarning(); w != "" {
 		lines = append(lines, w)
 	}
+	if r := m.state.Relay; r != nil {
+		lines = append(lines, clip(m.hubLine(r), m.width))
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// hubLine is the community hub link, for a household with a relay.
+func (m Model) hubLine(r *household.RelayState) string {
+	st := m.st
+	line := st.boxTitle.Render("Hub") + "   " + r.URL + " · "
+	switch {
+	case r.Connected:
+		line += st.good.Render("● connected")
+		if r.LastMessage != nil {
+			line += " · last message " + fmtAge(m.now, *r.LastMessage) + " ago"
+		}
+	case !r.Running:
+		line += st.warn.Render("○ not linked: no daemon is running")
+	default:
+		line += st.bad.Render("○ not connected, retrying")
+		if r.LastError != nil {
+			line += " · " + *r.LastError
+		}
+	}
+	if r.Refused > 0 {
+		line += " · " + st.warn.Render(fmt.Sprintf("%d refused", r.Refused))
+	}
+	return line
 }

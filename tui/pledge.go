@@ -13,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
 )
 
@@ -20,9 +21,9 @@ type formStep int
 
 const (
 	stepEdit       formStep = iota // filling in the fields
-	stepPreviewing                 // waiting for Backend.Preview
+	stepPreviewing                 // waiting for Household.Preview
 	stepPreview                    // showing the preview, enter confirms
-	stepSending                    // waiting for Backend.Pledge
+	stepSending                    // waiting for Household.Pledge
 	stepResult                     // showing the result
 )
 
@@ -57,21 +58,21 @@ type pledgeForm struct {
 	rng    textinput.Model
 	err    string
 
-	req     PledgeRequest
-	preview Preview
-	result  PledgeResult
+	req     household.PledgeRequest
+	preview household.Preview
+	result  household.PledgeResult
 	seq     int // guards against answers for a form that was closed
 }
 
 type (
 	previewMsg struct {
 		seq     int
-		preview Preview
+		preview household.Preview
 		err     error
 	}
 	pledgeResultMsg struct {
 		seq    int
-		result PledgeResult
+		result household.PledgeResult
 		err    error
 		now    time.Time
 	}
@@ -98,7 +99,7 @@ func newPledgeForm(st styles) pledgeForm {
 // neighboursByNeed orders neighbour ids: the largest need first, then the
 // ones without a status.
 func (m Model) neighboursByNeed() []string {
-	ns := append([]Neighbour(nil), m.state.Neighbours...)
+	ns := append([]household.Neighbour(nil), m.state.Neighbours...)
 	sort.SliceStable(ns, func(i, j int) bool {
 		a, b := ns[i].Status, ns[j].Status
 		switch {
@@ -260,19 +261,19 @@ func (m Model) formWindow() (time.Time, time.Time, error) {
 	return input.ParseWindow(m.form.rng.Value(), m.now, m.loc, m.state.Home.SlotLength)
 }
 
-func (m Model) buildRequest() (PledgeRequest, error) {
+func (m Model) buildRequest() (household.PledgeRequest, error) {
 	wh, err := input.ParseEnergy(m.form.amount.Value())
 	if err != nil {
-		return PledgeRequest{}, errors.New(input.Message(err))
+		return household.PledgeRequest{}, errors.New(input.Message(err))
 	}
 	start, end, err := m.formWindow()
 	if err != nil {
-		return PledgeRequest{}, errors.New(input.Message(err))
+		return household.PledgeRequest{}, errors.New(input.Message(err))
 	}
-	return PledgeRequest{To: m.form.to, EnergyWh: wh, Start: start, End: end}, nil
+	return household.PledgeRequest{To: m.form.to, EnergyWh: wh, Start: start, End: end}, nil
 }
 
-func (m Model) previewPledge(req PledgeRequest, seq int) tea.Cmd {
+func (m Model) previewPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	b, ctx := m.b, m.ctx
 	return func() tea.Msg {
 		p, err := b.Preview(ctx, req)
@@ -280,7 +281,7 @@ func (m Model) previewPledge(req PledgeRequest, seq int) tea.Cmd {
 	}
 }
 
-func (m Model) sendPledge(req PledgeRequest, seq int) tea.Cmd {
+func (m Model) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	b, ctx, clock := m.b, m.ctx, m.clock
 	return func() tea.Msg {
 		r, err := b.Pledge(ctx, req)
@@ -325,11 +326,11 @@ func (m Model) updateForm(msg tea.Msg) (Model, tea.Cmd) {
 	return m, nil
 }
 
-func resultLine(m Model, r PledgeResult) string {
+func resultLine(m Model, r household.PledgeResult) string {
 	p := r.Pledge
 	who := m.neighbourName(p.To)
-	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), fmtWh(p.EnergyWh), who, fmtWindow(m.now, p.Start, p.End, m.loc))
-	if r.Delivery == Delivered {
+	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+	if r.Delivery == household.Delivered {
 		return s + "; delivered."
 	}
 	if r.Note != "" {
@@ -411,7 +412,7 @@ func (m Model) formView() string {
 	case stepResult:
 		r := f.result
 		line := "Signed and stored."
-		if r.Delivery == Delivered {
+		if r.Delivery == household.Delivered {
 			line += " " + st.good.Render("Delivered to "+m.neighbourName(r.Pledge.To)+".")
 		} else {
 			q := "Queued: it will be delivered when " + m.neighbourName(r.Pledge.To) + " is reachable."
@@ -433,24 +434,24 @@ func (m Model) previewText() string {
 	p := f.preview
 	r := f.req
 	lines := []string{
-		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(fmtWh(r.EnergyWh)),
+		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(input.FormatEnergy(r.EnergyWh)),
 			m.neighbourName(r.To), fmtWindow(m.now, r.Start, r.End, m.loc), fmtDur(r.End.Sub(r.Start))),
 	}
 	row := func(label, v string) string { return st.label.Render(fmt.Sprintf("%-18s", label)) + v }
 	if p.ForecastSurplusWh.OK {
 		spare := p.ForecastSurplusWh.V - p.PledgedWh - r.EnergyWh
-		left := fmtWh(spare)
+		left := input.FormatEnergy(spare)
 		if spare < 0 {
 			left = st.warn.Render(left + "  more than the forecast surplus")
 		}
 		lines = append(lines,
-			row("Forecast surplus", fmtWh(p.ForecastSurplusWh.V)),
-			row("Already pledged", fmtWh(p.PledgedWh)),
+			row("Forecast surplus", input.FormatEnergy(p.ForecastSurplusWh.V)),
+			row("Already pledged", input.FormatEnergy(p.PledgedWh)),
 			row("Left after this", left))
 	} else {
 		lines = append(lines,
 			row("Forecast surplus", st.muted.Render("no forecast for this window")),
-			row("Already pledged", fmtWh(p.PledgedWh)))
+			row("Already pledged", input.FormatEnergy(p.PledgedWh)))
 	}
 	if p.Warning != "" {
 		lines = append(lines, st.warn.Render("! "+p.Warning))

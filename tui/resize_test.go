@@ -53,7 +53,7 @@ func TestEveryViewSurvivesAnyResize(t *testing.T) {
 				if sc.prod {
 					f.state.Home.Production = true
 					f.state.Live.ProductionW = someW(3817)
-					f.state.Live.Today.ProductionWh = someW(20000)
+					f.state.Live.Today.ProductionWh = ptr(int64(20000))
 					for i := range f.samples {
 						f.samples[i].ProductionW = someW(1000)
 					}

@@ -38,13 +38,13 @@ func TestSilentMeterSaidAtThePowerFigure(t *testing.T) {
 			lv.Reading.Version = tt.version
 			lv.Reading.PowerImportW, lv.Reading.PowerExportW = meter.Some(206), meter.Some(0)
 			lv.Reading.Time = testNow.Add(-tt.silent)
-			lv.Meter.LastTelegram = testNow.Add(-tt.silent)
+			lv.Meter.LastTelegram = ptr(testNow.Add(-tt.silent))
 			if tt.noArrival {
-				lv.Meter.LastTelegram = time.Time{}
+				lv.Meter.LastTelegram = nil
 			}
 			lv.Meter.Online = tt.online
 			if !tt.online {
-				lv.Meter.OfflineSince = testNow.Add(-tt.silent + time.Second)
+				lv.Meter.OfflineSince = ptr(testNow.Add(-tt.silent + time.Second))
 			}
 			v := loaded(t, f, tt.width, 40).View()
 			if tt.stale {
@@ -68,7 +68,7 @@ func TestSilentMeterSaidAtThePowerFigure(t *testing.T) {
 // The staleness follows the model's clock as it ticks, not the wall clock.
 func TestMeterGoesStaleAsTheClockTicks(t *testing.T) {
 	f := newFake()
-	f.state.Live.Meter.LastTelegram = testNow
+	f.state.Live.Meter.LastTelegram = ptr(testNow)
 	m := loaded(t, f, 80, 40)
 	if strings.Contains(m.View(), "power now unknown") {
 		t.Fatal("stale at once")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 // TestTmuxChild is the dashboard process of TestInRealTerminal: it runs
@@ -21,7 +23,7 @@ func TestTmuxChild(t *testing.T) {
 		return // not started by TestInRealTerminal: nothing to do
 	}
 	f := newFake()
-	f.delivery = Queued
+	f.delivery = household.Queued
 	f.note = "Bob is offline, will retry"
 	start := time.Now()
 	clock := func() time.Time { return testNow.Add(time.Since(start)) }
@@ -46,8 +48,8 @@ func TestTmuxChild(t *testing.T) {
 			now := clock()
 			live := f.state.Live
 			live.Reading.PowerImportW.V, live.Reading.PowerExportW.V = 0, 1999
-			live.Meter.LastTelegram = now
-			f.send(Event{Kind: EventLive, Live: live, Sample: Sample{Time: now, ExportW: 1999}})
+			live.Meter.LastTelegram = ptr(now)
+			f.send(household.Event{Kind: household.EventLive, Live: live, Sample: household.Sample{Time: now, ExportW: 1999}})
 		}
 	}()
 	_, err := p.Run()

@@ -12,7 +12,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
-	daemonpkg "github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/tui"
 )
@@ -39,46 +39,20 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	if err := needTerminal("the dashboard"); err != nil {
 		return err
 	}
-	if c, err := daemonpkg.Connect(ctx, h); err == nil {
-		// The daemon's calendar: a viewer in group commons-viewers may
-		// not read the home's config file.
-		defer c.Close()
-		opts.Location = c.Calendar().Location
-		opts.ReadOnly = c.Role() == daemonpkg.RoleViewer
-		return runTUI(ctx, c.TUI(), opts)
-	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
-		return withCode(exitFailure, err)
-	}
-	cfg, err := node.LoadConfig(h)
+	hh, err := openHousehold(ctx, g, "commons dashboard", running)
 	if err != nil {
-		return withCode(exitFailure, err)
+		return err
 	}
-	loc, err := cfg.Location()
-	if err != nil {
-		return withCode(exitFailure, fmt.Errorf("%s: %w", h.ConfigPath(), err))
-	}
-	opts.Location = loc
-
-	rt, err := daemonpkg.Open(ctx, h, daemonpkg.Options{Owner: "commons dashboard", Socket: true})
-	if err != nil {
-		return nodeErr(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(runCtx) }()
-	tuiErr := runTUI(ctx, node.TUIBackend(rt.Node()), opts)
-	stop()
-	runErr := <-done
-	if err := rt.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
+	// The household's calendar: a viewer in group commons-viewers may not
+	// read the home's config file.
+	opts.Location = hh.Calendar().Location
+	opts.ReadOnly = viewer(hh)
+	tuiErr := runTUI(ctx, hh, opts)
+	closeErr := hh.Close()
 	if tuiErr != nil {
 		return tuiErr
 	}
-	if runErr != nil {
-		return withCode(exitFailure, fmt.Errorf("household %s: %w", h, runErr))
-	}
-	return nil
+	return closeErr
 }
 
 // dashboardOptions prepares how the dashboard looks: the terminal's
@@ -108,7 +82,7 @@ func dashboardOptions() (tui.Options, error) {
 // runTUI runs the dashboard on b in the terminal's alternate screen until
 // the person quits or ctx ends (SIGINT/SIGTERM); either way the terminal
 // is restored. opts come from dashboardOptions.
-func runTUI(ctx context.Context, b tui.Backend, opts tui.Options) error {
+func runTUI(ctx context.Context, b household.Household, opts tui.Options) error {
 	opts.Context = ctx
 	m := tui.New(b, opts)
 	// main turns SIGINT/SIGTERM into ctx's end. Bubble Tea's own signal

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
 	// The demo street lives in Europe/Amsterdam (the simulator's days);
 	// embed the zone database so it works on systems without one.
 	_ "time/tzdata"
@@ -14,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-energy/commons/share/demo"
-	"github.com/commons-energy/commons/share/node"
 )
 
 // newDemoCmd is `commons demo`: the dashboard on a simulated street.
@@ -121,7 +121,7 @@ func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 	done := make(chan error, 1)
 	go func() { done <- st.Run(runCtx) }()
 	tuiOpts.Now, tuiOpts.Location = st.Now, st.Location()
-	tuiErr := runTUI(ctx, node.TUIBackend(st.User.Runtime.Node()), tuiOpts)
+	tuiErr := runTUI(ctx, st.User.Runtime.Node(), tuiOpts)
 	stop()
 	runErr := <-done
 	closeErr := st.Close()

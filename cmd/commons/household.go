@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -48,10 +50,25 @@ func (g *globalFlags) resolveHome() (node.Home, error) {
 	return h, nil
 }
 
-// openHousehold opens this home's household for command owner. write
-// commands take the home's exclusive lock; read-only ones share the ledger
-// with whoever owns it.
-func openHousehold(ctx context.Context, g *globalFlags, owner string, write bool) (node.Household, error) {
+// access is what a command needs of the household.
+type access int
+
+const (
+	// readOnly looks: it shares the ledger with whoever owns the home.
+	readOnly access = iota
+	// writable signs or stores: it takes the home's exclusive lock.
+	writable
+	// running also runs the household (meter, peers, local socket) for as
+	// long as it is open: the dashboard without a daemon.
+	running
+)
+
+// openHousehold is the one place that picks who serves this home's
+// household for command owner: the home's running daemon over its local
+// socket when one answers, otherwise this process (under the home's lock
+// when acc is not readOnly). Every front end then uses the same
+// household.Household. Closing it ends what it opened.
+func openHousehold(ctx context.Context, g *globalFlags, owner string, acc access) (household.Household, error) {
 	h, err := g.resolveHome()
 	if err != nil {
 		return nil, err
@@ -62,11 +79,50 @@ func openHousehold(ctx context.Context, g *globalFlags, owner string, write bool
 	} else if !errors.Is(err, daemonpkg.ErrNoDaemon) {
 		return nil, withCode(exitFailure, err)
 	}
-	n, err := node.Open(ctx, h, node.Options{Owner: owner, ReadOnly: !write})
+	if acc == running {
+		rt, err := daemonpkg.Open(ctx, h, daemonpkg.Options{Owner: owner, Socket: true})
+		if err != nil {
+			return nil, nodeErr(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(runCtx) }()
+		return &runningHousehold{Household: rt.Node(), home: h, stop: stop, done: done, rt: rt}, nil
+	}
+	n, err := node.Open(ctx, h, node.Options{Owner: owner, ReadOnly: acc == readOnly})
 	if err != nil {
 		return nil, nodeErr(err)
 	}
 	return n, nil
+}
+
+// runningHousehold is a household this process runs while a command
+// (the dashboard) is open.
+type runningHousehold struct {
+	household.Household
+	home node.Home
+	stop context.CancelFunc
+	done chan error
+	rt   *daemonpkg.Runtime
+}
+
+// Close stops the household and reports how its run ended.
+func (r *runningHousehold) Close() error {
+	r.stop()
+	err := <-r.done
+	if cerr := r.rt.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return withCode(exitFailure, fmt.Errorf("household %s: %w", r.home, err))
+	}
+	return nil
+}
+
+// viewer reports whether hh is a daemon's client with read-only access.
+func viewer(hh household.Household) bool {
+	c, ok := hh.(*daemonpkg.Client)
+	return ok && c.Role() == daemonpkg.RoleViewer
 }
 
 // nodeErr maps a node error to the CLI's exit codes.
@@ -79,11 +135,11 @@ func nodeErr(err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, node.ErrNotFound):
+	case errors.Is(err, household.ErrNotFound):
 		return withCode(exitNotFound, err)
-	case errors.Is(err, node.ErrInvalid):
+	case errors.Is(err, household.ErrInvalid):
 		return withCode(exitUsage, err)
-	case errors.Is(err, node.ErrIntegrity):
+	case errors.Is(err, household.ErrIntegrity):
 		return withCode(exitIntegrity, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return withCode(exitTimeout, err)
@@ -102,10 +158,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var name, port, protocol, listen, relay, tz, prodPort, prodModel string
+	var name, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
 	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR] [--relay URL]",
+		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
 		Short: "Create this household's identity and config; prints its id and invite",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,6 +182,7 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 				cfg.Listen = listen
 			}
 			cfg.Relay = relay
+			cfg.RelayDomain = relayDomain
 			cfg.Timezone = tz
 			cfg.FuseA = fuseA
 			if prodPort != "" {
@@ -148,8 +205,9 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&port, "meter", "", "the meter's serial port, e.g. /dev/ttyUSB0 (see 'commons meter ports')")
 	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
-	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly")
-	f.StringVar(&relay, "relay", "", "community hub URL to record in the config, e.g. nats://hub:4222 (not used yet: this version reaches neighbours directly)")
+	f.StringVar(&listen, "listen", node.DefaultListen, "address where neighbours reach this box directly; none: no peer server, neighbours are reached through the --relay hub only")
+	f.StringVar(&relay, "relay", "", "community hub (NATS JetStream) URL, e.g. nats://hub:4222; credentials and a CA file go in the config's relay_auth")
+	f.StringVar(&relayDomain, "relay-domain", "", "the hub's JetStream domain, when --relay is a local leaf node of the hub (see README: Running a community hub)")
 	f.StringVar(&tz, "timezone", "", "IANA time zone for 'today' and HH:MM windows (default: the system's)")
 	f.StringVar(&prodPort, "production-meter", "", "serial port of a Modbus production meter on the solar inverter's line, e.g. /dev/ttyUSB1")
 	f.StringVar(&prodModel, "production-model", "sdm630", "production meter model: sdm630 or sdm120")
@@ -165,7 +223,7 @@ func newIDCmd(g *globalFlags) *cobra.Command {
 		Short: "Print the household id, name, listen address and invite string",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons id", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons id", readOnly)
 			if err != nil {
 				return err
 			}
@@ -203,7 +261,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 		Short: "Add a neighbour from its invite string (see 'commons id' on their box)",
 		Args:  exactArgs(1, "neighbours add needs the neighbour's invite string: commons neighbours add INVITE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons neighbours add", true)
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours add", writable)
 			if err != nil {
 				return err
 			}
@@ -223,7 +281,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 		Short: "List the neighbours",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons neighbours list", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours list", readOnly)
 			if err != nil {
 				return err
 			}
@@ -235,7 +293,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if ns == nil {
-					ns = []node.Neighbour{}
+					ns = []household.Neighbour{}
 				}
 				return printJSON(out, ns)
 			}
@@ -276,7 +334,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove a neighbour: its new messages are no longer accepted",
 		Args:  exactArgs(1, "neighbours remove needs a neighbour's name or id: commons neighbours remove NAME|ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons neighbours remove", true)
+			hh, err := openHousehold(cmd.Context(), g, "commons neighbours remove", writable)
 			if err != nil {
 				return err
 			}
@@ -346,7 +404,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Short: "Latest reading, today's totals, meter health, neighbours and open pledges",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons status", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons status", readOnly)
 			if err != nil {
 				return err
 			}
@@ -381,7 +439,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 					}
 				}
 			}
-			fmt.Fprintf(out, "today:       imported %s, exported %s\n", node.FormatEnergy(st.Today.ImportWh), node.FormatEnergy(st.Today.ExportWh))
+			fmt.Fprintf(out, "today:       imported %s, exported %s\n", input.FormatEnergy(st.Today.ImportWh), input.FormatEnergy(st.Today.ExportWh))
 			if p := st.Production; p != nil {
 				state := "offline"
 				if p.Online {
@@ -392,7 +450,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
 				}
 				if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
-					fmt.Fprintf(out, "today:       produced %s, consumed %s", node.FormatEnergy(*st.Today.ProductionWh), node.FormatEnergy(*st.Today.ConsumptionWh))
+					fmt.Fprintf(out, "today:       produced %s, consumed %s", input.FormatEnergy(*st.Today.ProductionWh), input.FormatEnergy(*st.Today.ConsumptionWh))
 					if p.SelfConsumptionPct != nil {
 						fmt.Fprintf(out, ", %d %% of it used at home", *p.SelfConsumptionPct)
 					}
@@ -400,11 +458,46 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
+			if r := st.Relay; r != nil {
+				fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
+			}
+			if m := st.MQTT; m != nil {
+				if m.Connected {
+					fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
+				} else {
+					fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// relayLine is the community hub link in one line of the text status.
+func relayLine(r *household.RelayState) string {
+	var b strings.Builder
+	b.WriteString(r.URL)
+	switch {
+	case !r.Running:
+		b.WriteString(", not linked (no daemon running)")
+	case r.Connected:
+		b.WriteString(", connected")
+	default:
+		b.WriteString(", not connected")
+	}
+	fmt.Fprintf(&b, ", cursor %d", r.Cursor)
+	if r.LastMessage != nil {
+		fmt.Fprintf(&b, ", last message %s", r.LastMessage.Format(time.RFC3339))
+	}
+	if r.Refused > 0 {
+		fmt.Fprintf(&b, ", %d refused", r.Refused)
+	}
+	if r.LastError != nil {
+		fmt.Fprintf(&b, "; last error: %s", *r.LastError)
+	}
+	return b.String()
 }
 
 // readInput opens FILE or "-" for stdin.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 func newLedgerCmd(g *globalFlags) *cobra.Command {
@@ -25,7 +25,7 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 		Short: "Re-verify every stored message and the database; exit 4 when anything is wrong",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons ledger verify", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons ledger verify", readOnly)
 			if err != nil {
 				return err
 			}
@@ -74,7 +74,7 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 			if format != "csv" && format != "jsonl" {
 				return failf(exitUsage, "ledger export --format %q: use csv or jsonl", format)
 			}
-			hh, err := openHousehold(cmd.Context(), g, "commons ledger export", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons ledger export", readOnly)
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func newExportMessagesCmd(g *globalFlags) *cobra.Command {
 		Short: "Print stored messages as an armored text block for 'commons import' on another box",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons export-messages", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons export-messages", readOnly)
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ func newImportCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer in.Close()
-			hh, err := openHousehold(cmd.Context(), g, "commons import", true)
+			hh, err := openHousehold(cmd.Context(), g, "commons import", writable)
 			if err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func newImportCmd(g *globalFlags) *cobra.Command {
 			}
 			if asJSON {
 				if rep.Rejected == nil {
-					rep.Rejected = []node.Rejection{}
+					rep.Rejected = []household.Rejection{}
 				}
 				if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
 					return err

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/commons-energy/commons/meter"
 	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/meter"
 )
 
 // decodeOptions are the flags of `commons meter decode`.

@@ -8,8 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/commons-energy/commons/meter"
 	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/meter"
 )
 
 // newMeterPortsCmd builds `commons meter ports`.

@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/commons-energy/commons/meter"
 	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/meter"
 )
 
 // readOptions are the flags of `commons meter read`.

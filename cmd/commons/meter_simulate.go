@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/commons-energy/commons/meter/sim"
 	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/meter/sim"
 )
 
 // simulateOptions are the flags of `commons meter simulate`.

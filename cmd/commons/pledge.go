@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -55,7 +57,7 @@ a usage error (exit 2) naming the first pledge.
 				return failf(exitUsage, "--wait %s is negative; give a duration such as 30s or 5m", wait)
 			}
 			ctx := cmd.Context()
-			hh, err := openHousehold(ctx, g, "commons pledge", true)
+			hh, err := openHousehold(ctx, g, "commons pledge", writable)
 			if err != nil {
 				return err
 			}
@@ -65,7 +67,7 @@ a usage error (exit 2) naming the first pledge.
 				hh.Close()
 				return withCode(exitUsage, err)
 			}
-			p, err := hh.Pledge(ctx, node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end, Force: force, IdempotencyKey: idemKey})
+			res, err := hh.Pledge(ctx, household.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: end, Force: force, IdempotencyKey: idemKey})
 			if cerr := hh.Close(); err == nil && cerr != nil {
 				err = cerr
 			}
@@ -75,9 +77,10 @@ a usage error (exit 2) naming the first pledge.
 			if err != nil {
 				return nodeErr(err)
 			}
+			p := res.Pledge
 			out := cmd.OutOrStdout()
 			if !asJSON {
-				fmt.Fprintf(out, "Pledged %s to %s for %s\nid: %s\n", node.FormatEnergy(p.EnergyWh), p.ToName,
+				fmt.Fprintf(out, "Pledged %s to %s for %s\nid: %s\n", input.FormatEnergy(p.EnergyWh), p.ToName,
 					fmtWindow(p.Window.Start, p.Window.End, cal.Location), p.ID)
 			}
 			if wait > 0 {
@@ -117,7 +120,7 @@ a usage error (exit 2) naming the first pledge.
 // waitAnswer polls the ledger, without holding the home's lock (so the
 // daemon or an import can store the answer), until the pledge leaves the
 // "pledged" state or wait runs out.
-func waitAnswer(ctx context.Context, g *globalFlags, p node.Pledge, wait time.Duration) (node.Pledge, error) {
+func waitAnswer(ctx context.Context, g *globalFlags, p household.Pledge, wait time.Duration) (household.Pledge, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	t := time.NewTicker(waitPoll)
@@ -128,7 +131,7 @@ func waitAnswer(ctx context.Context, g *globalFlags, p node.Pledge, wait time.Du
 			return p, context.DeadlineExceeded
 		case <-t.C:
 		}
-		hh, err := openHousehold(ctx, g, "commons pledge --wait", false)
+		hh, err := openHousehold(ctx, g, "commons pledge --wait", readOnly)
 		if err != nil {
 			return p, err
 		}
@@ -150,7 +153,7 @@ func newPledgesCmd(g *globalFlags) *cobra.Command {
 		Short: "List pledges to and from this household with their states",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons pledges", false)
+			hh, err := openHousehold(cmd.Context(), g, "commons pledges", readOnly)
 			if err != nil {
 				return err
 			}
@@ -162,7 +165,7 @@ func newPledgesCmd(g *globalFlags) *cobra.Command {
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if ps == nil {
-					ps = []node.Pledge{}
+					ps = []household.Pledge{}
 				}
 				return printJSON(out, ps)
 			}
@@ -175,7 +178,7 @@ func newPledgesCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func printPledges(out io.Writer, ps []node.Pledge, loc *time.Location) {
+func printPledges(out io.Writer, ps []household.Pledge, loc *time.Location) {
 	if len(ps) == 0 {
 		fmt.Fprintln(out, "No pledges.")
 		return
@@ -185,10 +188,10 @@ func printPledges(out io.Writer, ps []node.Pledge, loc *time.Location) {
 	for _, p := range ps {
 		delivered := "-"
 		if p.DeliveredWh != nil {
-			delivered = node.FormatEnergy(*p.DeliveredWh)
+			delivered = input.FormatEnergy(*p.DeliveredWh)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), p.FromName, p.ToName,
-			node.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered)
+			input.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered)
 	}
 	tw.Flush()
 }
@@ -202,23 +205,23 @@ func newLifecycleCmd(g *globalFlags, verb, summary string) *cobra.Command {
 		Args:  exactArgs(1, fmt.Sprintf("%s needs a pledge id (see 'commons pledges'): commons %s ID", verb, verb)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			hh, err := openHousehold(ctx, g, "commons "+verb, true)
+			hh, err := openHousehold(ctx, g, "commons "+verb, writable)
 			if err != nil {
 				return err
 			}
 			defer hh.Close()
 			// Answering again is not an error: a script that retries
 			// "accept" after a lost reply gets exit 0.
-			done := map[string]string{"accept": "accepted", "decline": "declined", "cancel": "cancelled"}[verb]
+			done := map[string]household.PledgeState{"accept": household.StateAccepted, "decline": household.StateDeclined, "cancel": household.StateCancelled}[verb]
 			if p, err := hh.FindPledge(ctx, args[0]); err == nil && p.State == done {
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), p)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Pledge %s of %s from %s to %s is already %s\n", short(p.ID),
-					node.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, done)
+					input.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, done)
 				return nil
 			}
-			var p node.Pledge
+			var p household.Pledge
 			switch verb {
 			case "accept":
 				p, err = hh.Accept(ctx, args[0])
@@ -234,7 +237,7 @@ func newLifecycleCmd(g *globalFlags, verb, summary string) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Pledge %s of %s from %s to %s is now %s\n", short(p.ID),
-				node.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, p.State)
+				input.FormatEnergy(p.EnergyWh), p.FromName, p.ToName, p.State)
 			return nil
 		},
 	}
@@ -255,20 +258,12 @@ A pledge whose recipient has not reported yet waits; deliver messages and run se
 The daemon runs this by itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hh, err := openHousehold(cmd.Context(), g, "commons settle", true)
+			hh, err := openHousehold(cmd.Context(), g, "commons settle", writable)
 			if err != nil {
 				return err
 			}
 			defer hh.Close()
-			// *node.Node settles in-process; a daemon client asks the
-			// daemon to run a round.
-			s, ok := hh.(interface {
-				Settle(context.Context) (node.SettleReport, error)
-			})
-			if !ok {
-				return failf(exitFailure, "settle runs in the process that owns the household")
-			}
-			rep, err := s.Settle(cmd.Context())
+			rep, err := hh.Settle(cmd.Context())
 			if err != nil {
 				return nodeErr(err)
 			}
@@ -278,10 +273,10 @@ The daemon runs this by itself.`,
 					rep.Reported = []string{}
 				}
 				if rep.Settled == nil {
-					rep.Settled = []node.Pledge{}
+					rep.Settled = []household.Pledge{}
 				}
 				if rep.Waiting == nil {
-					rep.Waiting = []node.Problem{}
+					rep.Waiting = []household.Problem{}
 				}
 				return printJSON(out, rep)
 			}
@@ -289,7 +284,7 @@ The daemon runs this by itself.`,
 				fmt.Fprintf(out, "reported metered slots for pledge %s\n", short(id))
 			}
 			for _, p := range rep.Settled {
-				fmt.Fprintf(out, "settled pledge %s to %s: %s delivered of %s\n", short(p.ID), p.ToName, node.FormatEnergy(*p.DeliveredWh), node.FormatEnergy(p.EnergyWh))
+				fmt.Fprintf(out, "settled pledge %s to %s: %s delivered of %s\n", short(p.ID), p.ToName, input.FormatEnergy(*p.DeliveredWh), input.FormatEnergy(p.EnergyWh))
 			}
 			for _, w := range rep.Waiting {
 				fmt.Fprintf(out, "pledge %s waits: %s\n", short(w.ID), w.Reason)

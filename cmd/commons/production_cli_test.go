@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -30,7 +31,7 @@ func TestInitProductionMeterCLI(t *testing.T) {
 	if cfg.ProductionMeter == nil || *cfg.ProductionMeter != want || cfg.FuseA != 25 {
 		t.Fatalf("config = %s", b)
 	}
-	var st node.Status
+	var st household.Status
 	c.json(&st, "--home", home, "status", "--json")
 	if st.Production == nil || st.Production.Port != "/dev/ttyUSB9" || st.Production.Online || st.Production.PowerW != nil {
 		t.Fatalf("status production = %+v", st.Production)

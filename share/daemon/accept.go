@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // AutoAccept is a rule for accepting incoming pledges without asking the
@@ -29,13 +29,13 @@ func (a *AutoAccept) validate() error {
 		return nil
 	}
 	if a.MaxWh < 0 {
-		return fmt.Errorf("%w: auto-accept max_wh %d: give the largest pledge to accept without asking, in Wh (0: any size)", node.ErrInvalid, a.MaxWh)
+		return fmt.Errorf("%w: auto-accept max_wh %d: give the largest pledge to accept without asking, in Wh (0: any size)", household.ErrInvalid, a.MaxWh)
 	}
 	return nil
 }
 
 // Matches reports whether the rule accepts p on this household's behalf.
-func (a *AutoAccept) Matches(p node.Pledge) bool {
+func (a *AutoAccept) Matches(p household.Pledge) bool {
 	if a == nil || p.Outgoing || p.State != "pledged" || (a.MaxWh > 0 && p.EnergyWh > a.MaxWh) {
 		return false
 	}
@@ -65,7 +65,7 @@ func (rt *Runtime) acceptLoop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Kind == node.EventIncoming && ev.Pledge != nil {
+			if ev.Kind == household.EventIncoming && ev.Pledge != nil {
 				rt.tryAccept(ctx, *ev.Pledge)
 			}
 		case <-t.C:
@@ -85,7 +85,7 @@ func (rt *Runtime) acceptScan(ctx context.Context) {
 	}
 }
 
-func (rt *Runtime) tryAccept(ctx context.Context, p node.Pledge) {
+func (rt *Runtime) tryAccept(ctx context.Context, p household.Pledge) {
 	if !rt.opts.AutoAccept.Matches(p) {
 		return
 	}
@@ -93,7 +93,7 @@ func (rt *Runtime) tryAccept(ctx context.Context, p node.Pledge) {
 	switch {
 	case err == nil:
 		rt.log.Info("auto-accepted pledge", "pledge", p.ID, "from", p.FromName, "energy_wh", p.EnergyWh)
-	case errors.Is(err, node.ErrInvalid):
+	case errors.Is(err, household.ErrInvalid):
 		// Answered meanwhile (by the household through the socket), or expired.
 	default:
 		rt.log.Warn("auto-accept failed", "pledge", p.ID, "err", err)

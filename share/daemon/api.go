@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 )
 
 // Timeouts of the local API server.
@@ -53,7 +53,7 @@ func listenSocket(path string, mode os.FileMode) (net.Listener, error) {
 
 // newAPIServer builds the local API's HTTP server.
 func newAPIServer(rt *Runtime) *http.Server {
-	a := &api{rt: rt, n: rt.n, b: node.TUIBackend(rt.n)}
+	a := &api{rt: rt, n: rt.n}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathHello, a.hello)
 	mux.HandleFunc("GET "+pathIdentity, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, a.n.Identity()) })
@@ -71,11 +71,10 @@ func newAPIServer(rt *Runtime) *http.Server {
 	mux.HandleFunc("GET "+pathMessages, a.exportMessages)
 	mux.HandleFunc("POST "+pathMessages, a.importMessages)
 	mux.HandleFunc("GET "+pathPeers, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, rt.sync.State()) })
-	mux.HandleFunc("GET "+pathTUIState, a.tuiState)
-	mux.HandleFunc("GET "+pathTUISamples, a.tuiSamples)
-	mux.HandleFunc("GET "+pathTUIAggs, a.tuiAggregates)
-	mux.HandleFunc("POST "+pathTUIPreview, a.tuiPreview)
-	mux.HandleFunc("POST "+pathTUIPledge, a.tuiPledge)
+	mux.HandleFunc("POST "+pathPreview, a.preview)
+	mux.HandleFunc("GET "+pathState, a.state)
+	mux.HandleFunc("GET "+pathSamples, a.samples)
+	mux.HandleFunc("GET "+pathAggregates, a.aggregates)
 	mux.HandleFunc("GET "+pathEvents, a.events)
 	return &http.Server{
 		// Each connection's role comes from the kernel (SO_PEERCRED).
@@ -94,7 +93,6 @@ func newAPIServer(rt *Runtime) *http.Server {
 type api struct {
 	rt *Runtime
 	n  *node.Node
-	b  node.Backend
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -108,12 +106,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 func fail(w http.ResponseWriter, err error) {
 	code, kind := http.StatusInternalServerError, "failure"
 	switch {
-	case errors.Is(err, node.ErrNotFound):
+	case errors.Is(err, household.ErrNotFound):
 		code, kind = http.StatusNotFound, "not_found"
-	case errors.Is(err, node.ErrInvalid), errors.Is(err, share.ErrBadWindow):
+	case errors.Is(err, household.ErrInvalid), errors.Is(err, share.ErrBadWindow):
 		// (the dashboard's Preview passes the protocol's window error as is)
 		code, kind = http.StatusBadRequest, "invalid"
-	case errors.Is(err, node.ErrIntegrity):
+	case errors.Is(err, household.ErrIntegrity):
 		code, kind = http.StatusUnprocessableEntity, "integrity"
 	case errors.Is(err, ErrForbidden):
 		code, kind = http.StatusForbidden, "forbidden"
@@ -136,7 +134,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.As(err, &mbe) {
 			fail(w, err)
 		} else {
-			fail(w, fmt.Errorf("%w: request body: %v", node.ErrInvalid, err))
+			fail(w, fmt.Errorf("%w: request body: %v", household.ErrInvalid, err))
 		}
 		return false
 	}
@@ -156,7 +154,7 @@ func (a *api) neighbours(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ns == nil {
-		ns = []node.Neighbour{}
+		ns = []household.Neighbour{}
 	}
 	writeJSON(w, ns)
 }
@@ -190,22 +188,22 @@ func (a *api) pledges(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ps == nil {
-		ps = []node.Pledge{}
+		ps = []household.Pledge{}
 	}
 	writeJSON(w, ps)
 }
 
 func (a *api) pledge(w http.ResponseWriter, r *http.Request) {
-	var req pledgeReq
+	var req household.PledgeRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
-	p, err := a.n.Pledge(r.Context(), node.PledgeRequest{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End, Force: req.Force, IdempotencyKey: req.IdemKey})
+	res, err := a.n.Pledge(r.Context(), req)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, p)
+	writeJSON(w, res)
 }
 
 func (a *api) findPledge(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +217,7 @@ func (a *api) findPledge(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) answer(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var p node.Pledge
+	var p household.Pledge
 	var err error
 	switch verb := r.PathValue("verb"); verb {
 	case "accept":
@@ -229,7 +227,7 @@ func (a *api) answer(w http.ResponseWriter, r *http.Request) {
 	case "cancel":
 		p, err = a.n.Cancel(r.Context(), id)
 	default:
-		err = fmt.Errorf("%w: unknown pledge action %q; use accept, decline or cancel", node.ErrNotFound, verb)
+		err = fmt.Errorf("%w: unknown pledge action %q; use accept, decline or cancel", household.ErrNotFound, verb)
 	}
 	if err != nil {
 		fail(w, err)
@@ -243,6 +241,9 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if ms, ok := a.rt.MQTTState(); ok {
+		st.MQTT = &ms
 	}
 	writeJSON(w, toStatusWire(st))
 }
@@ -273,7 +274,7 @@ func (a *api) exportLedger(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format != "csv" && format != "jsonl" {
-		fail(w, fmt.Errorf("%w: export format %q: use csv or jsonl", node.ErrInvalid, format))
+		fail(w, fmt.Errorf("%w: export format %q: use csv or jsonl", household.ErrInvalid, format))
 		return
 	}
 	w.Header().Set("Trailer", trailerError)
@@ -302,13 +303,13 @@ func (a *api) importMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rep.Rejected == nil {
-		rep.Rejected = []node.Rejection{}
+		rep.Rejected = []household.Rejection{}
 	}
 	writeJSON(w, rep)
 }
 
-func (a *api) tuiState(w http.ResponseWriter, r *http.Request) {
-	st, err := a.b.State(r.Context())
+func (a *api) state(w http.ResponseWriter, r *http.Request) {
+	st, err := a.n.State(r.Context())
 	if err != nil {
 		fail(w, err)
 		return
@@ -320,18 +321,18 @@ func (a *api) tuiState(w http.ResponseWriter, r *http.Request) {
 func timeParam(r *http.Request, name string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, r.URL.Query().Get(name))
 	if err != nil {
-		return t, fmt.Errorf("%w: query %s: %v", node.ErrInvalid, name, err)
+		return t, fmt.Errorf("%w: query %s: %v", household.ErrInvalid, name, err)
 	}
 	return t, nil
 }
 
-func (a *api) tuiSamples(w http.ResponseWriter, r *http.Request) {
+func (a *api) samples(w http.ResponseWriter, r *http.Request) {
 	since, err := timeParam(r, "since")
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	ss, err := a.b.Samples(r.Context(), since)
+	ss, err := a.n.Samples(r.Context(), since)
 	if err != nil {
 		fail(w, err)
 		return
@@ -339,7 +340,7 @@ func (a *api) tuiSamples(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, ss)
 }
 
-func (a *api) tuiAggregates(w http.ResponseWriter, r *http.Request) {
+func (a *api) aggregates(w http.ResponseWriter, r *http.Request) {
 	from, err := timeParam(r, "from")
 	if err != nil {
 		fail(w, err)
@@ -350,7 +351,7 @@ func (a *api) tuiAggregates(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	bs, err := a.b.Aggregates(r.Context(), from, to)
+	bs, err := a.n.Aggregates(r.Context(), from, to)
 	if err != nil {
 		fail(w, err)
 		return
@@ -358,30 +359,17 @@ func (a *api) tuiAggregates(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, bs)
 }
 
-func (a *api) tuiPreview(w http.ResponseWriter, r *http.Request) {
-	var req tui.PledgeRequest
+func (a *api) preview(w http.ResponseWriter, r *http.Request) {
+	var req household.PledgeRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
-	pv, err := a.b.Preview(r.Context(), req)
+	pv, err := a.n.Preview(r.Context(), req)
 	if err != nil {
 		fail(w, err)
 		return
 	}
 	writeJSON(w, pv)
-}
-
-func (a *api) tuiPledge(w http.ResponseWriter, r *http.Request) {
-	var req tui.PledgeRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	res, err := a.b.Pledge(r.Context(), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, res)
 }
 
 // events streams change notifications as NDJSON until the client goes
@@ -393,7 +381,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	rc.SetReadDeadline(time.Time{}) // a stream outlives the read timeout
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	ch := a.b.Subscribe(ctx)
+	ch := a.n.Subscribe(ctx)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()

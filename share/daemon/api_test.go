@@ -119,7 +119,7 @@ func FuzzAPIRequest(f *testing.F) {
 	}
 	f.Cleanup(func() { rt.Close() })
 	handler := newAPIServer(rt).Handler
-	paths := []string{pathPledges, pathNeighbours, pathTUIPreview, pathTUIPledge, pathMessages}
+	paths := []string{pathPledges, pathNeighbours, pathPreview, pathMessages}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		path := paths[int(which)%len(paths)]
 		req := httptest.NewRequest(http.MethodPost, "http://commons"+path, bytes.NewReader(body))

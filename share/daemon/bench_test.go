@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
 )
@@ -60,7 +61,7 @@ func benchLocalAPI(b *testing.B, flood bool) {
 		b.Fatal(err)
 	}
 	for i := range 50 {
-		if _, err := c.Pledge(ctx, node.PledgeRequest{To: "Xavier", EnergyWh: int64(100 + i), Start: start, End: end}); err != nil {
+		if _, err := c.Pledge(ctx, household.PledgeRequest{To: "Xavier", EnergyWh: int64(100 + i), Start: start, End: end}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -208,11 +209,11 @@ func BenchmarkPledge(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		hh   node.Household
+		hh   household.Household
 	}{{"in-process", rt.Node()}, {"socket", c}} {
 		b.Run(bc.name, func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
-				if _, err := bc.hh.Pledge(ctx, node.PledgeRequest{To: "Xavier", EnergyWh: int64(1 + i%1000), Start: start, End: end}); err != nil {
+				if _, err := bc.hh.Pledge(ctx, household.PledgeRequest{To: "Xavier", EnergyWh: int64(1 + i%1000), Start: start, End: end}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 )
 
 // ErrNoDaemon says no running household answers on a home's socket: the
@@ -35,17 +35,17 @@ const (
 )
 
 // Client talks to a running household over its local socket. It
-// implements node.Household, so CLI commands use it unchanged, and TUI
-// returns its tui.Backend for an attached dashboard. It is safe for
+// implements household.Household, so CLI commands and an attached
+// dashboard use it as they use an in-process node. It is safe for
 // concurrent use.
 type Client struct {
 	hc     *http.Client // ordinary calls, bounded by callTimeout
 	stream *http.Client // the events stream, no overall timeout
 	hello  hello
-	cal    node.Calendar
+	cal    household.Calendar
 }
 
-var _ node.Household = (*Client)(nil)
+var _ household.Household = (*Client)(nil)
 
 // Connect returns a client of the household running in home, or an error
 // wrapping ErrNoDaemon when no socket answers there (none, or a stale one
@@ -87,7 +87,7 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 			loc = l
 		}
 	}
-	c.cal = node.Calendar{Location: loc, Slot: c.hello.SlotLength}
+	c.cal = household.Calendar{Location: loc, Slot: c.hello.SlotLength}
 	return c, nil
 }
 
@@ -107,7 +107,7 @@ func (c *Client) Role() Role {
 // PeerListen is the address the daemon's peer server listens on.
 func (c *Client) PeerListen() string { return c.hello.PeerListen }
 
-// Close implements node.Household: it drops idle connections.
+// Close implements household.Household: it drops idle connections.
 func (c *Client) Close() error {
 	c.hc.CloseIdleConnections()
 	c.stream.CloseIdleConnections()
@@ -117,14 +117,14 @@ func (c *Client) Close() error {
 // stoppedError is a call's error when the daemon's socket no longer
 // answers: the daemon stopped (its socket is gone, or nothing listens on
 // it) or went away in the middle of the call. It says so in plain words
-// rather than as a dial error, and wraps tui.ErrUnavailable so an attached
+// rather than as a dial error, and wraps household.ErrUnavailable so an attached
 // dashboard waits for the daemon to return.
 type stoppedError struct{ err error }
 
 func (e *stoppedError) Error() string {
 	return "the daemon stopped (start it with: commons daemon)"
 }
-func (e *stoppedError) Unwrap() []error { return []error{tui.ErrUnavailable, e.err} }
+func (e *stoppedError) Unwrap() []error { return []error{household.ErrUnavailable, e.err} }
 
 // gone reports whether err says the daemon is not there: no socket file,
 // nothing listening on it, or the connection cut by its exit.
@@ -195,11 +195,11 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 	var kind error
 	switch eb.Kind {
 	case "not_found":
-		kind = node.ErrNotFound
+		kind = household.ErrNotFound
 	case "invalid":
-		kind = node.ErrInvalid
+		kind = household.ErrInvalid
 	case "integrity":
-		kind = node.ErrIntegrity
+		kind = household.ErrIntegrity
 	case "forbidden":
 		kind = ErrForbidden
 	}
@@ -222,105 +222,105 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	return c.do(ctx, http.MethodPost, path, nil, body, out)
 }
 
-// Identity implements node.Household (as of Connect).
-func (c *Client) Identity() node.Identity { return c.hello.Identity }
+// Identity implements household.Household (as of Connect).
+func (c *Client) Identity() household.Identity { return c.hello.Identity }
 
-// Calendar implements node.Household.
-func (c *Client) Calendar() node.Calendar { return c.cal }
+// Calendar implements household.Household.
+func (c *Client) Calendar() household.Calendar { return c.cal }
 
-// AddNeighbour implements node.Household.
-func (c *Client) AddNeighbour(ctx context.Context, invite, alias string) (node.Neighbour, error) {
-	var nb node.Neighbour
+// AddNeighbour implements household.Household.
+func (c *Client) AddNeighbour(ctx context.Context, invite, alias string) (household.Neighbour, error) {
+	var nb household.Neighbour
 	err := c.post(ctx, pathNeighbours, neighbourReq{Invite: invite, Alias: alias}, &nb)
 	return nb, err
 }
 
-// Neighbours implements node.Household.
-func (c *Client) Neighbours(ctx context.Context) ([]node.Neighbour, error) {
-	var ns []node.Neighbour
+// Neighbours implements household.Household.
+func (c *Client) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
+	var ns []household.Neighbour
 	err := c.get(ctx, pathNeighbours, nil, &ns)
 	return ns, err
 }
 
-// RemoveNeighbour implements node.Household.
-func (c *Client) RemoveNeighbour(ctx context.Context, nameOrID string) (node.Neighbour, error) {
-	var nb node.Neighbour
+// RemoveNeighbour implements household.Household.
+func (c *Client) RemoveNeighbour(ctx context.Context, nameOrID string) (household.Neighbour, error) {
+	var nb household.Neighbour
 	err := c.do(ctx, http.MethodDelete, pathNeighbours+"/"+url.PathEscape(nameOrID), nil, nil, &nb)
 	return nb, err
 }
 
-// Pledge implements node.Household: nil error = signed and durable in the
+// Pledge implements household.Household: nil error = signed and durable in the
 // daemon's ledger.
-func (c *Client) Pledge(ctx context.Context, req node.PledgeRequest) (node.Pledge, error) {
-	var p node.Pledge
-	err := c.post(ctx, pathPledges, pledgeReq{To: req.To, EnergyWh: req.EnergyWh, Start: req.Start, End: req.End, Force: req.Force, IdemKey: req.IdempotencyKey}, &p)
-	return p, err
+func (c *Client) Pledge(ctx context.Context, req household.PledgeRequest) (household.PledgeResult, error) {
+	var res household.PledgeResult
+	err := c.post(ctx, pathPledges, req, &res)
+	return res, err
 }
 
-func (c *Client) answer(ctx context.Context, verb, id string) (node.Pledge, error) {
-	var p node.Pledge
+func (c *Client) answer(ctx context.Context, verb, id string) (household.Pledge, error) {
+	var p household.Pledge
 	err := c.post(ctx, pathPledges+"/"+url.PathEscape(id)+"/"+verb, nil, &p)
 	return p, err
 }
 
-// Accept implements node.Household.
-func (c *Client) Accept(ctx context.Context, id string) (node.Pledge, error) {
+// Accept implements household.Household.
+func (c *Client) Accept(ctx context.Context, id string) (household.Pledge, error) {
 	return c.answer(ctx, "accept", id)
 }
 
-// Decline implements node.Household.
-func (c *Client) Decline(ctx context.Context, id string) (node.Pledge, error) {
+// Decline implements household.Household.
+func (c *Client) Decline(ctx context.Context, id string) (household.Pledge, error) {
 	return c.answer(ctx, "decline", id)
 }
 
-// Cancel implements node.Household.
-func (c *Client) Cancel(ctx context.Context, id string) (node.Pledge, error) {
+// Cancel implements household.Household.
+func (c *Client) Cancel(ctx context.Context, id string) (household.Pledge, error) {
 	return c.answer(ctx, "cancel", id)
 }
 
-// Pledges implements node.Household.
-func (c *Client) Pledges(ctx context.Context, openOnly bool) ([]node.Pledge, error) {
+// Pledges implements household.Household.
+func (c *Client) Pledges(ctx context.Context, openOnly bool) ([]household.Pledge, error) {
 	q := url.Values{}
 	if openOnly {
 		q.Set("open", "true")
 	}
-	var ps []node.Pledge
+	var ps []household.Pledge
 	err := c.get(ctx, pathPledges, q, &ps)
 	return ps, err
 }
 
-// FindPledge implements node.Household.
-func (c *Client) FindPledge(ctx context.Context, id string) (node.Pledge, error) {
-	var p node.Pledge
+// FindPledge implements household.Household.
+func (c *Client) FindPledge(ctx context.Context, id string) (household.Pledge, error) {
+	var p household.Pledge
 	err := c.get(ctx, pathPledges+"/"+url.PathEscape(id), nil, &p)
 	return p, err
 }
 
-// Status implements node.Household.
-func (c *Client) Status(ctx context.Context) (node.Status, error) {
+// Status implements household.Household.
+func (c *Client) Status(ctx context.Context) (household.Status, error) {
 	var w statusWire
 	if err := c.get(ctx, pathStatus, nil, &w); err != nil {
-		return node.Status{}, err
+		return household.Status{}, err
 	}
 	return w.status(), nil
 }
 
-// Verify implements node.Household.
-func (c *Client) Verify(ctx context.Context) (node.VerifyReport, error) {
-	var rep node.VerifyReport
+// Verify implements household.Household.
+func (c *Client) Verify(ctx context.Context) (household.VerifyReport, error) {
+	var rep household.VerifyReport
 	err := c.get(ctx, pathVerify, nil, &rep)
 	return rep, err
 }
 
-// Settle runs one settlement round in the daemon (it also runs them by
-// itself every minute).
-func (c *Client) Settle(ctx context.Context) (node.SettleReport, error) {
-	var rep node.SettleReport
+// Settle implements household.Household: one settlement round in the
+// daemon (it also runs them by itself every minute).
+func (c *Client) Settle(ctx context.Context) (household.SettleReport, error) {
+	var rep household.SettleReport
 	err := c.post(ctx, pathSettle, nil, &rep)
 	return rep, err
 }
 
-// ExportLedger implements node.Household.
+// ExportLedger implements household.Household.
 func (c *Client) ExportLedger(ctx context.Context, w io.Writer, format, table string) error {
 	q := url.Values{"format": {format}}
 	if table != "" {
@@ -340,7 +340,7 @@ func (c *Client) ExportLedger(ctx context.Context, w io.Writer, format, table st
 	return nil
 }
 
-// ExportMessages implements node.Household.
+// ExportMessages implements household.Household.
 func (c *Client) ExportMessages(ctx context.Context, w io.Writer, since string) (int, error) {
 	q := url.Values{}
 	if since != "" {
@@ -358,93 +358,62 @@ func (c *Client) ExportMessages(ctx context.Context, w io.Writer, since string) 
 	return n, nil
 }
 
-// Import implements node.Household.
-func (c *Client) Import(ctx context.Context, r io.Reader) (node.ImportReport, error) {
-	var rep node.ImportReport
+// Import implements household.Household.
+func (c *Client) Import(ctx context.Context, r io.Reader) (household.ImportReport, error) {
+	var rep household.ImportReport
 	err := c.do(ctx, http.MethodPost, pathMessages, nil, io.NopCloser(r), &rep)
 	return rep, err
 }
 
-// TUI returns the dashboard's backend on this daemon.
-func (c *Client) TUI() tui.Backend { return tuiClient{c} }
-
-// tuiClient implements tui.Backend over the socket.
-type tuiClient struct{ c *Client }
-
-// State implements tui.Backend.
-func (t tuiClient) State(ctx context.Context) (tui.State, error) {
+// State implements household.Household.
+func (c *Client) State(ctx context.Context) (household.State, error) {
 	var w stateWire
-	if err := t.c.get(ctx, pathTUIState, nil, &w); err != nil {
-		return tui.State{}, err
+	if err := c.get(ctx, pathState, nil, &w); err != nil {
+		return household.State{}, err
 	}
-	return tui.State{Home: w.Home, Live: w.Live.live(), Neighbours: w.Neighbours, Pledges: w.Pledges}, nil
+	return household.State{Home: w.Home, Live: w.Live.live(), Neighbours: w.Neighbours, Pledges: w.Pledges}, nil
 }
 
-// Samples implements tui.Backend.
-func (t tuiClient) Samples(ctx context.Context, since time.Time) ([]tui.Sample, error) {
-	var ss []tui.Sample
-	err := t.c.get(ctx, pathTUISamples, url.Values{"since": {since.Format(time.RFC3339Nano)}}, &ss)
+// Samples implements household.Household.
+func (c *Client) Samples(ctx context.Context, since time.Time) ([]household.Sample, error) {
+	var ss []household.Sample
+	err := c.get(ctx, pathSamples, url.Values{"since": {since.Format(time.RFC3339Nano)}}, &ss)
 	return ss, err
 }
 
-// Aggregates implements tui.Backend.
-func (t tuiClient) Aggregates(ctx context.Context, from, to time.Time) ([]tui.Bucket, error) {
-	var bs []tui.Bucket
-	err := t.c.get(ctx, pathTUIAggs, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}, &bs)
+// Aggregates implements household.Household.
+func (c *Client) Aggregates(ctx context.Context, from, to time.Time) ([]household.Bucket, error) {
+	var bs []household.Bucket
+	err := c.get(ctx, pathAggregates, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}, &bs)
 	return bs, err
 }
 
-// Preview implements tui.Backend.
-func (t tuiClient) Preview(ctx context.Context, req tui.PledgeRequest) (tui.Preview, error) {
-	var pv tui.Preview
-	err := t.c.post(ctx, pathTUIPreview, req, &pv)
+// Preview implements household.Household.
+func (c *Client) Preview(ctx context.Context, req household.PledgeRequest) (household.Preview, error) {
+	var pv household.Preview
+	err := c.post(ctx, pathPreview, req, &pv)
 	return pv, err
-}
-
-// Pledge implements tui.Backend.
-func (t tuiClient) Pledge(ctx context.Context, req tui.PledgeRequest) (tui.PledgeResult, error) {
-	var res tui.PledgeResult
-	err := t.c.post(ctx, pathTUIPledge, req, &res)
-	return res, err
-}
-
-// Accept implements tui.Backend.
-func (t tuiClient) Accept(ctx context.Context, id string) error {
-	_, err := t.c.Accept(ctx, id)
-	return err
-}
-
-// Decline implements tui.Backend.
-func (t tuiClient) Decline(ctx context.Context, id string) error {
-	_, err := t.c.Decline(ctx, id)
-	return err
-}
-
-// Cancel implements tui.Backend.
-func (t tuiClient) Cancel(ctx context.Context, id string) error {
-	_, err := t.c.Cancel(ctx, id)
-	return err
 }
 
 // eventBuffer is the attached dashboard's event buffer.
 const eventBuffer = 16
 
-// Subscribe implements tui.Backend: it streams the daemon's events,
+// Subscribe implements household.Household: it streams the daemon's events,
 // reconnecting with a short backoff while ctx lasts (a restarted daemon
 // is picked up again). Live events are dropped when the buffer is full;
 // other kinds wait for room.
-func (t tuiClient) Subscribe(ctx context.Context) <-chan tui.Event {
-	out := make(chan tui.Event, eventBuffer)
+func (c *Client) Subscribe(ctx context.Context) <-chan household.Event {
+	out := make(chan household.Event, eventBuffer)
 	go func() {
 		defer close(out)
 		backoff := 250 * time.Millisecond
 		for ctx.Err() == nil {
-			if t.stream(ctx, out) {
+			if c.streamEvents(ctx, out) {
 				backoff = 250 * time.Millisecond
 				// The stream broke (the daemon restarted or stopped): the
 				// dashboard refreshes, and shows the error if it is gone.
 				select {
-				case out <- tui.Event{Kind: tui.EventState}:
+				case out <- household.Event{Kind: household.EventState}:
 				case <-ctx.Done():
 					return
 				}
@@ -460,10 +429,10 @@ func (t tuiClient) Subscribe(ctx context.Context) <-chan tui.Event {
 	return out
 }
 
-// stream reads one events connection until it ends; it reports whether
+// streamEvents reads one events connection until it ends; it reports whether
 // the connection was established.
-func (t tuiClient) stream(ctx context.Context, out chan<- tui.Event) bool {
-	resp, err := t.c.send(ctx, t.c.stream, http.MethodGet, pathEvents, nil, nil)
+func (c *Client) streamEvents(ctx context.Context, out chan<- household.Event) bool {
+	resp, err := c.send(ctx, c.stream, http.MethodGet, pathEvents, nil, nil)
 	if err != nil {
 		return false
 	}
@@ -476,7 +445,7 @@ func (t tuiClient) stream(ctx context.Context, out chan<- tui.Event) bool {
 			continue
 		}
 		ev := w.event()
-		if ev.Kind == tui.EventLive {
+		if ev.Kind == household.EventLive {
 			select {
 			case out <- ev:
 			default: // the dashboard is behind: the next live event supersedes this one

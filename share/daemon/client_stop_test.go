@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // TestClientSaysTheDaemonStopped: once the daemon is gone, a client's call
-// fails with plain words (not a dial error) that wrap tui.ErrUnavailable,
+// fails with plain words (not a dial error) that wrap household.ErrUnavailable,
 // and the same client works again when the daemon is back.
 func TestClientSaysTheDaemonStopped(t *testing.T) {
 	h := initHome(t, "Erin", "")
@@ -21,14 +21,14 @@ func TestClientSaysTheDaemonStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b := c.TUI()
+	b := c
 	if _, err := b.State(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.shutdown(t)
 	_, err = b.State(ctx)
-	if !errors.Is(err, tui.ErrUnavailable) {
-		t.Errorf("State after the daemon stopped: %v, want one wrapping tui.ErrUnavailable", err)
+	if !errors.Is(err, household.ErrUnavailable) {
+		t.Errorf("State after the daemon stopped: %v, want one wrapping household.ErrUnavailable", err)
 	}
 	if err == nil || !strings.HasPrefix(err.Error(), "the daemon stopped") || strings.Contains(err.Error(), "dial") {
 		t.Errorf("error text %q: want plain words starting with 'the daemon stopped'", err)

@@ -15,25 +15,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-energy/commons/ledger"
-	"github.com/commons-energy/commons/meter/sim"
-	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/node"
 )
 
 func TestSmoothed(t *testing.T) {
 	tests := []struct {
 		name string
-		in   []node.Sample
+		in   []household.Sample
 		avg  int64
 		ok   bool
 	}{
 		{"none", nil, 0, false},
-		{"export", []node.Sample{{ExportW: 1000}, {ExportW: 2000}}, 1500, true},
-		{"import", []node.Sample{{ImportW: 300}, {ImportW: 400}}, -350, true},
-		{"mixed rounds toward zero", []node.Sample{{ExportW: 100}, {ImportW: 50}, {ImportW: 51}}, 0, true},
+		{"export", []household.Sample{{ExportW: 1000}, {ExportW: 2000}}, 1500, true},
+		{"import", []household.Sample{{ImportW: 300}, {ImportW: 400}}, -350, true},
+		{"mixed rounds toward zero", []household.Sample{{ExportW: 100}, {ImportW: 50}, {ImportW: 51}}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,11 +70,11 @@ func TestMeaningful(t *testing.T) {
 }
 
 func TestAutoAcceptMatches(t *testing.T) {
-	in := node.Pledge{ID: "ab12", From: "idalice", FromName: "Alice", EnergyWh: 1500, State: "pledged"}
+	in := household.Pledge{ID: "ab12", From: "idalice", FromName: "Alice", EnergyWh: 1500, State: "pledged"}
 	tests := []struct {
 		name string
 		rule *AutoAccept
-		p    func(node.Pledge) node.Pledge
+		p    func(household.Pledge) household.Pledge
 		want bool
 	}{
 		{"no rule", nil, nil, false},
@@ -83,8 +84,8 @@ func TestAutoAcceptMatches(t *testing.T) {
 		{"by name, any case", &AutoAccept{MaxWh: 2000, From: []string{"alice"}}, nil, true},
 		{"by id", &AutoAccept{MaxWh: 2000, From: []string{"idalice"}}, nil, true},
 		{"someone else", &AutoAccept{MaxWh: 2000, From: []string{"Bob"}}, nil, false},
-		{"outgoing", &AutoAccept{MaxWh: 2000}, func(p node.Pledge) node.Pledge { p.Outgoing = true; return p }, false},
-		{"answered", &AutoAccept{MaxWh: 2000}, func(p node.Pledge) node.Pledge { p.State = "accepted"; return p }, false},
+		{"outgoing", &AutoAccept{MaxWh: 2000}, func(p household.Pledge) household.Pledge { p.Outgoing = true; return p }, false},
+		{"answered", &AutoAccept{MaxWh: 2000}, func(p household.Pledge) household.Pledge { p.State = "accepted"; return p }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +98,7 @@ func TestAutoAcceptMatches(t *testing.T) {
 			}
 		})
 	}
-	if err := (&AutoAccept{MaxWh: -1}).validate(); !errors.Is(err, node.ErrInvalid) {
+	if err := (&AutoAccept{MaxWh: -1}).validate(); !errors.Is(err, household.ErrInvalid) {
 		t.Errorf("a rule with max_wh -1 validates: %v", err)
 	}
 }
@@ -269,14 +270,14 @@ func TestStreet(t *testing.T) {
 	}
 
 	// Live readings stream through the socket to an attached dashboard.
-	tb := ca.TUI()
+	tb := ca
 	subCtx, stopSub := context.WithCancel(ctx)
 	events := tb.Subscribe(subCtx)
-	var live tui.Event
+	var live household.Event
 	eventually(t, "a live event over the socket", func() bool {
 		select {
 		case ev := <-events:
-			if ev.Kind == tui.EventLive {
+			if ev.Kind == household.EventLive {
 				live = ev
 				return true
 			}
@@ -309,12 +310,12 @@ func TestStreet(t *testing.T) {
 	// A new status from Alice reaches Bob's attached dashboard as a state
 	// change at once (Alice re-publishes every second here).
 	bctx, stopB := context.WithCancel(ctx)
-	bEvents := cb.TUI().Subscribe(bctx)
+	bEvents := cb.Subscribe(bctx)
 	t0 := time.Now()
 	eventually(t, "a state event on Bob's dashboard for a newer status of Alice", func() bool {
 		select {
 		case ev := <-bEvents:
-			if ev.Kind != tui.EventState {
+			if ev.Kind != household.EventState {
 				return false
 			}
 			ns, err := cb.Neighbours(ctx)
@@ -331,10 +332,11 @@ func TestStreet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: startW, End: endW})
+	res, err := ca.Pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: startW, End: endW})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pl := res.Pledge
 	if pl.State != "pledged" || !pl.Outgoing || pl.EnergyWh != 1500 || pl.ToName != "Bob" {
 		t.Errorf("pledge over the socket: %+v", pl)
 	}
@@ -346,7 +348,7 @@ func TestStreet(t *testing.T) {
 	eventually(t, "a state event for the answer", func() bool {
 		select {
 		case ev := <-events:
-			gotState = gotState || ev.Kind == tui.EventState
+			gotState = gotState || ev.Kind == household.EventState
 		default:
 		}
 		return gotState
@@ -397,15 +399,15 @@ func TestStreet(t *testing.T) {
 		err  error
 		kind error
 	}{
-		{"bad id", func() error { _, err := ca.FindPledge(ctx, "zz"); return err }(), node.ErrInvalid},
-		{"unknown id", func() error { _, err := ca.FindPledge(ctx, "abcdef"); return err }(), node.ErrNotFound},
+		{"bad id", func() error { _, err := ca.FindPledge(ctx, "zz"); return err }(), household.ErrInvalid},
+		{"unknown id", func() error { _, err := ca.FindPledge(ctx, "abcdef"); return err }(), household.ErrNotFound},
 		{"unknown neighbour", func() error {
-			_, err := ca.Pledge(ctx, node.PledgeRequest{To: "Nobody", EnergyWh: 1, Start: startW, End: endW})
+			_, err := ca.Pledge(ctx, household.PledgeRequest{To: "Nobody", EnergyWh: 1, Start: startW, End: endW})
 			return err
-		}(), node.ErrNotFound},
-		{"accept own pledge", func() error { _, err := ca.Accept(ctx, pl.ID); return err }(), node.ErrInvalid},
-		{"garbage import", func() error { _, err := ca.Import(ctx, strings.NewReader("not a message block")); return err }(), node.ErrIntegrity},
-		{"bad export format", ca.ExportLedger(ctx, &bytes.Buffer{}, "xml", ""), node.ErrInvalid},
+		}(), household.ErrNotFound},
+		{"accept own pledge", func() error { _, err := ca.Accept(ctx, pl.ID); return err }(), household.ErrInvalid},
+		{"garbage import", func() error { _, err := ca.Import(ctx, strings.NewReader("not a message block")); return err }(), household.ErrIntegrity},
+		{"bad export format", ca.ExportLedger(ctx, &bytes.Buffer{}, "xml", ""), household.ErrInvalid},
 	}
 	for _, tt := range errTests {
 		if !errors.Is(tt.err, tt.kind) || tt.err.Error() == "" {
@@ -415,23 +417,23 @@ func TestStreet(t *testing.T) {
 
 	// An idempotency key crosses the socket: a retry returns the first
 	// pledge, other parameters under the same key are refused.
-	keyed := node.PledgeRequest{To: "Bob", EnergyWh: 700, Start: startW, End: endW, IdempotencyKey: "socket-1"}
+	keyed := household.PledgeRequest{To: "Bob", EnergyWh: 700, Start: startW, End: endW, IdempotencyKey: "socket-1"}
 	k1, err := ca.Pledge(ctx, keyed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k2, err := ca.Pledge(ctx, keyed); err != nil || k2.ID != k1.ID {
-		t.Errorf("retry over the socket = %s, %v; want the first pledge %s", k2.ID, err, k1.ID)
+	if k2, err := ca.Pledge(ctx, keyed); err != nil || k2.Pledge.ID != k1.Pledge.ID {
+		t.Errorf("retry over the socket = %s, %v; want the first pledge %s", k2.Pledge.ID, err, k1.Pledge.ID)
 	}
 	keyed.EnergyWh = 800
-	if _, err := ca.Pledge(ctx, keyed); !errors.Is(err, node.ErrInvalid) || !strings.Contains(err.Error(), k1.ID) {
-		t.Errorf("same key, other energy over the socket: %v; want ErrInvalid naming %s", err, k1.ID)
+	if _, err := ca.Pledge(ctx, keyed); !errors.Is(err, household.ErrInvalid) || !strings.Contains(err.Error(), k1.Pledge.ID) {
+		t.Errorf("same key, other energy over the socket: %v; want ErrInvalid naming %s", err, k1.Pledge.ID)
 	}
 	// Force crosses it too.
-	if _, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW}); !errors.Is(err, node.ErrInvalid) {
+	if _, err := ca.Pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW}); !errors.Is(err, household.ErrInvalid) {
 		t.Errorf("1.5 MWh in an hour over the socket: %v; want ErrInvalid", err)
 	}
-	if _, err := ca.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW, Force: true}); err != nil {
+	if _, err := ca.Pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1_500_000, Start: startW, End: endW, Force: true}); err != nil {
 		t.Errorf("1.5 MWh forced over the socket: %v", err)
 	}
 

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-energy/commons/meter/sim"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/commons-energy/commons/meter/sim"
 )
 
 // scrape reads the metrics listener at addr over HTTP and returns every

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // TestSockRoles: the local socket's role decision from a peer's uid and
@@ -116,7 +116,7 @@ func TestSocketViewer(t *testing.T) {
 	}
 	calls := map[string]func() error{
 		"pledge": func() error {
-			_, err := c.Pledge(ctx, node.PledgeRequest{To: "Bob", EnergyWh: 1000})
+			_, err := c.Pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1000})
 			return err
 		},
 		"accept":  func() error { _, err := c.Accept(ctx, "p2anna0001"); return err },

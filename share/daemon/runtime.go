@@ -8,7 +8,7 @@
 // it is the single writer of the household's feed. `commons daemon` runs
 // one; `commons demo` runs several in one process, each in its own home.
 // Connect returns a client of a running household's socket that
-// implements node.Household, and tui.Backend through Client.TUI.
+// implements household.Household.
 package daemon
 
 import (
@@ -26,8 +26,11 @@ import (
 	"github.com/charmbracelet/ssh"
 
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // ListenOff as Options.Listen runs no peer server: the household still
@@ -60,6 +63,8 @@ type Options struct {
 	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
 	// SSHViewerKeys (viewers).
 	SSHListen string
+	// Dashboard makes each SSH session's dashboard; needed with SSHListen.
+	Dashboard Dashboard
 	// SSHAuthorizedKeys is the owners' authorized_keys file for
 	// SSHListen; "" means AuthorizedKeysFile in the home's config folder.
 	SSHAuthorizedKeys string
@@ -71,6 +76,11 @@ type Options struct {
 	// MetricsListen, when not "", is a TCP address where GET /metrics
 	// answers in the Prometheus text format.
 	MetricsListen string
+	// MQTT, when set (commons daemon), publishes the household to Home
+	// Assistant if MQTT.URL (from --mqtt) or the config's "mqtt" block
+	// names a broker (share/mqtt). nil (the in-process dashboard, the
+	// demo) publishes nothing, whatever the config says.
+	MQTT *mqtt.Options
 	// StatusCheck is how often the smoothed surplus is compared with the
 	// last published one; default 10 s.
 	StatusCheck time.Duration
@@ -84,7 +94,8 @@ type Runtime struct {
 	n      *node.Node
 	opts   Options
 	log    *slog.Logger
-	relay  *relay
+	relay  *fanout
+	hub    *relay.Client // nil without a configured relay
 	peerLn net.Listener
 	sockLn net.Listener
 	sync   *peer.Syncer
@@ -92,6 +103,7 @@ type Runtime struct {
 	api    *http.Server
 
 	metricsLn net.Listener
+	mqtt      *mqtt.Publisher // nil: nothing published over MQTT
 	metrics   *http.Server
 	sshLn     net.Listener
 	sshSrv    *ssh.Server
@@ -107,22 +119,49 @@ type Runtime struct {
 	closed  atomic.Bool
 }
 
-// relay forwards the node's new messages to the syncer, which exists only
-// once the node (and its ledger) is open.
-type relay struct{ s atomic.Pointer[peer.Syncer] }
+// fanout forwards the node's new messages to the syncer (direct
+// transport) and to the community hub, which exist only once the node
+// (and its ledger) is open.
+type fanout struct {
+	s   atomic.Pointer[peer.Syncer]
+	hub atomic.Pointer[relay.Client]
+}
 
 // Publish implements node.Transport.
-func (t *relay) Publish(raw ...[]byte) {
+func (t *fanout) Publish(raw ...[]byte) {
 	if s := t.s.Load(); s != nil {
 		s.Publish(raw...)
+	}
+	if h := t.hub.Load(); h != nil {
+		h.Kick() // it publishes from the ledger
 	}
 }
 
 // PublishStatus implements node.Transport.
-func (t *relay) PublishStatus(raw []byte) {
+func (t *fanout) PublishStatus(raw []byte) {
 	if s := t.s.Load(); s != nil {
 		s.PublishStatus(raw)
 	}
+	if h := t.hub.Load(); h != nil {
+		h.PublishStatus(raw)
+	}
+}
+
+// RelayState implements node.RelayReporter.
+func (t *fanout) RelayState() *household.RelayState {
+	h := t.hub.Load()
+	if h == nil {
+		return nil
+	}
+	st := h.State()
+	rs := &household.RelayState{
+		URL: st.URL, Running: true, Connected: st.Connected, LastErrorAt: st.LastErrorAt, LastMessage: st.LastMessage,
+		Cursor: st.Cursor, Received: st.Received, Stored: st.Stored, Duplicates: st.Duplicates, Refused: st.Refused, Published: st.Published,
+	}
+	if st.LastError != "" {
+		rs.LastError = &st.LastError
+	}
+	return rs
 }
 
 // Open opens the household in home for running: it takes the home's
@@ -148,7 +187,7 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 	if err := opts.AutoAccept.validate(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger, relay: &relay{}}
+	rt := &Runtime{opts: opts, log: opts.Logger, relay: &fanout{}}
 	n, err := node.Open(ctx, home, node.Options{Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay})
 	if err != nil {
 		return nil, err
@@ -185,11 +224,18 @@ func (rt *Runtime) setup() error {
 	rt.sync = sy
 	rt.relay.s.Store(sy)
 
+	if cfg := n.Config(); cfg.Relay != "" {
+		if err := rt.setupHub(cfg); err != nil {
+			return err
+		}
+	}
+
 	listen := rt.opts.Listen
 	if listen == "" {
-		listen = n.Config().Listen
+		cfg := n.Config()
+		listen = cfg.ListenAddr()
 	}
-	if listen != "" && listen != ListenOff {
+	if listen != "" && listen != ListenOff && listen != node.ListenNone {
 		srv, err := peer.NewServer(peer.ServerConfig{
 			Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
 			OnConflict: sy.Kick, OnAdded: rt.stored,
@@ -212,6 +258,9 @@ func (rt *Runtime) setup() error {
 		if err := rt.listenMetrics(rt.opts.MetricsListen); err != nil {
 			return err
 		}
+	}
+	if err := rt.setupMQTT(); err != nil {
+		return err
 	}
 	if rt.opts.Socket {
 		roles, err := systemSockRoles()
@@ -258,8 +307,8 @@ func (rt *Runtime) stored(msgs []peer.Message) {
 	rt.n.Stored(context.Background(), parsed)
 }
 
-// Node returns the running household: it implements node.Household, and
-// node.TUIBackend(rt.Node()) is the in-process dashboard's backend.
+// Node returns the running household: it implements household.Household,
+// for the in-process dashboard as for the CLI.
 func (rt *Runtime) Node() *node.Node { return rt.n }
 
 // PeerAddr is the address the peer server listens on ("" when none), with
@@ -270,6 +319,9 @@ func (rt *Runtime) PeerAddr() string {
 	}
 	return rt.peerLn.Addr().String()
 }
+
+// Relay returns the community hub link, nil without a configured relay.
+func (rt *Runtime) Relay() *relay.Client { return rt.hub }
 
 // Syncer returns the peer syncer (its State lists each neighbour's link).
 func (rt *Runtime) Syncer() *peer.Syncer { return rt.sync }
@@ -286,10 +338,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	id := rt.n.Identity()
-	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "home", rt.n.Home().String())
-	if id.Relay != "" {
-		rt.log.Warn("the configured relay is not used: this version reaches neighbours directly only", "relay", id.Relay)
-	}
+	rt.log.Info("household running", "name", id.Name, "id", id.ID, "listen", rt.PeerAddr(), "relay", id.Relay, "home", rt.n.Home().String())
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -333,6 +382,15 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	if rt.hub != nil {
+		// Run returns only when ctx ends: a hub that is away, refuses
+		// the credentials or is full shows in the status and never stops
+		// the meter, the dashboard or the direct transport.
+		run("relay", func() error { return rt.hub.Run(ctx) })
+	}
+	if rt.mqtt != nil {
+		run("mqtt", func() error { return rt.mqtt.Run(ctx) })
 	}
 	run("peer sync", func() error { return rt.sync.Run(ctx) })
 	run("re-offer", func() error { rt.reoffer(ctx); return nil })

@@ -17,14 +17,14 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/ssh"
 	"github.com/charmbracelet/wish"
 	"github.com/charmbracelet/wish/activeterm"
 	wishtea "github.com/charmbracelet/wish/bubbletea"
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // Files of the dashboard-over-SSH service.
@@ -46,6 +46,9 @@ const (
 // in; without either file the service does not start, nor with one that
 // others may write.
 func (rt *Runtime) listenSSH(addr string) error {
+	if rt.opts.Dashboard == nil {
+		return errors.New("ssh: no dashboard to serve (Options.Dashboard is not set)")
+	}
 	home := rt.n.Home()
 	keys := sshKeys{
 		owners:  rt.opts.SSHAuthorizedKeys,
@@ -242,9 +245,21 @@ func (c noForwardingChannel) Accept() (gossh.Channel, <-chan *gossh.Request, err
 	return ch, out, nil
 }
 
-// newSSHModel makes a session's dashboard model; tests replace it with a
-// model that panics.
-var newSSHModel = func(b tui.Backend, opts tui.Options) tea.Model { return tui.New(b, opts) }
+// DashboardSession is what an SSH session's dashboard is drawn for.
+type DashboardSession struct {
+	Context  context.Context    // ends with the session
+	Renderer *lipgloss.Renderer // the session's terminal and colours
+	Location *time.Location     // the household's zone
+	Width    int
+	Height   int
+	// ReadOnly is true for a viewer's session: the dashboard offers no
+	// changes, and the household it gets refuses them anyway.
+	ReadOnly bool
+}
+
+// Dashboard makes an SSH session's dashboard model on hh. The daemon
+// does not import the view: cmd/commons passes the tui's.
+type Dashboard func(hh household.Household, s DashboardSession) tea.Model
 
 // sshCrashMessage is what a person whose dashboard crashed reads as the
 // session ends.
@@ -374,8 +389,8 @@ func (rt *Runtime) sshProgram(next ssh.Handler) ssh.Handler {
 func (rt *Runtime) sshDashboard(s ssh.Session, who sshWho) (tea.Model, []tea.ProgramOption) {
 	pty, _, _ := s.Pty()
 	w, h := clampWindow(pty.Window.Width, pty.Window.Height)
-	b := sessionBackend{Backend: node.TUIBackend(rt.n), who: who, remote: s.RemoteAddr().String(), rt: rt}
-	m := newSSHModel(b, tui.Options{
+	b := sessionBackend{Household: rt.n, who: who, remote: s.RemoteAddr().String(), rt: rt}
+	m := rt.opts.Dashboard(b, DashboardSession{
 		Context:  s.Context(),
 		Renderer: wishtea.MakeRenderer(s),
 		Location: rt.n.Calendar().Location,

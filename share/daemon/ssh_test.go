@@ -18,6 +18,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/tui"
 )
 
@@ -61,7 +62,7 @@ func TestSSHDashboard(t *testing.T) {
 	user, stranger := sshKey(t), sshKey(t)
 
 	// Without an authorized_keys file the service does not start.
-	if rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0"}); err == nil {
+	if rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: testDashboard}); err == nil {
 		rt.Close()
 		t.Fatal("SSH started without an authorized_keys file")
 	} else if !strings.Contains(err.Error(), AuthorizedKeysFile) {
@@ -72,7 +73,7 @@ func TestSSHDashboard(t *testing.T) {
 	if err := os.WriteFile(keys, append([]byte("# the household\n"), gossh.MarshalAuthorizedKey(user.PublicKey())...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0"})
+	r := start(t, h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: testDashboard})
 	hostPEM, err := os.ReadFile(filepath.Join(h.DataDir, HostKeyFile))
 	if err != nil {
 		t.Fatalf("host key not made: %v", err)
@@ -229,9 +230,9 @@ func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
 	for _, inCmd := range []bool{false, true} {
 		name := map[bool]string{false: "in_update", true: "in_command"}[inCmd]
 		t.Run(name, func(t *testing.T) {
-			old := newSSHModel
-			newSSHModel = func(b tui.Backend, o tui.Options) tea.Model { return panicky{Model: tui.New(b, o), inCmd: inCmd} }
-			t.Cleanup(func() { newSSHModel = old })
+			crash := func(hh household.Household, s DashboardSession) tea.Model {
+				return panicky{Model: testDashboard(hh, s), inCmd: inCmd}
+			}
 
 			h := initHome(t, "Erin", "")
 			user := sshKey(t)
@@ -239,7 +240,7 @@ func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs syncBuffer
-			r := start(t, h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			r := start(t, h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: crash, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			hostPEM, err := os.ReadFile(filepath.Join(h.DataDir, HostKeyFile))
 			if err != nil {
 				t.Fatal(err)
@@ -296,4 +297,11 @@ func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
 			again.waitFor(t, "Erin")
 		})
 	}
+}
+
+// testDashboard is the dashboard the daemon serves in tests, as
+// cmd/commons wires it.
+func testDashboard(hh household.Household, s DashboardSession) tea.Model {
+	return tui.New(hh, tui.Options{Context: s.Context, Renderer: s.Renderer, Location: s.Location,
+		Width: s.Width, Height: s.Height, ReadOnly: s.ReadOnly})
 }

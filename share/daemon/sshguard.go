@@ -20,8 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
-	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // SSHLimits bound the dashboard-over-SSH service. A zero field takes its
@@ -419,17 +418,18 @@ func (m idleModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return idleModel{Model: next, w: m.w}, cmd
 }
 
-// sessionBackend is an SSH session's dashboard backend: it refuses a
-// viewer's pledge, accept, decline and cancel whatever the view sends,
-// and logs every one with the session's key and role.
+// sessionBackend is an SSH session's household: it refuses a viewer's
+// changes (pledge, accept, decline, cancel, neighbours, import, settle)
+// whatever the view sends, as the local socket refuses a viewer's
+// mutating requests, and logs every one with the session's key and role.
 type sessionBackend struct {
-	node.Backend
+	household.Household
 	who    sshWho
 	remote string
 	rt     *Runtime
 }
 
-var _ tui.Backend = sessionBackend{}
+var _ household.Household = sessionBackend{}
 
 // allow refuses a change unless the session is an owner's.
 func (b sessionBackend) allow(action, target string) error {
@@ -449,13 +449,13 @@ func (b sessionBackend) logged(action, target string, err error) {
 	b.rt.log.Info("ssh "+action, "target", target, "key", b.who.key, "role", b.who.role.String(), "remote", b.remote)
 }
 
-// Pledge implements tui.Backend.
-func (b sessionBackend) Pledge(ctx context.Context, req tui.PledgeRequest) (tui.PledgeResult, error) {
+// Pledge implements household.Household.
+func (b sessionBackend) Pledge(ctx context.Context, req household.PledgeRequest) (household.PledgeResult, error) {
 	target := fmt.Sprintf("%d Wh to %s, %s to %s", req.EnergyWh, req.To, req.Start.Format(time.RFC3339), req.End.Format(time.RFC3339))
 	if err := b.allow("pledge", target); err != nil {
-		return tui.PledgeResult{}, err
+		return household.PledgeResult{}, err
 	}
-	res, err := b.Backend.Pledge(ctx, req)
+	res, err := b.Household.Pledge(ctx, req)
 	if err == nil {
 		target = res.Pledge.ID + ": " + target
 	}
@@ -463,26 +463,68 @@ func (b sessionBackend) Pledge(ctx context.Context, req tui.PledgeRequest) (tui.
 	return res, err
 }
 
-// Accept implements tui.Backend.
-func (b sessionBackend) Accept(ctx context.Context, id string) error {
-	return b.answer(ctx, "accept", id, b.Backend.Accept)
+// Accept implements household.Household.
+func (b sessionBackend) Accept(ctx context.Context, id string) (household.Pledge, error) {
+	return b.answer(ctx, "accept", id, b.Household.Accept)
 }
 
-// Decline implements tui.Backend.
-func (b sessionBackend) Decline(ctx context.Context, id string) error {
-	return b.answer(ctx, "decline", id, b.Backend.Decline)
+// Decline implements household.Household.
+func (b sessionBackend) Decline(ctx context.Context, id string) (household.Pledge, error) {
+	return b.answer(ctx, "decline", id, b.Household.Decline)
 }
 
-// Cancel implements tui.Backend.
-func (b sessionBackend) Cancel(ctx context.Context, id string) error {
-	return b.answer(ctx, "cancel", id, b.Backend.Cancel)
+// Cancel implements household.Household.
+func (b sessionBackend) Cancel(ctx context.Context, id string) (household.Pledge, error) {
+	return b.answer(ctx, "cancel", id, b.Household.Cancel)
 }
 
-func (b sessionBackend) answer(ctx context.Context, action, id string, do func(context.Context, string) error) error {
+func (b sessionBackend) answer(ctx context.Context, action, id string, do func(context.Context, string) (household.Pledge, error)) (household.Pledge, error) {
 	if err := b.allow(action, id); err != nil {
-		return err
+		return household.Pledge{}, err
 	}
-	err := do(ctx, id)
+	p, err := do(ctx, id)
 	b.logged(action, id, err)
-	return err
+	return p, err
 }
+
+// AddNeighbour implements household.Household.
+func (b sessionBackend) AddNeighbour(ctx context.Context, invite, alias string) (household.Neighbour, error) {
+	if err := b.allow("add neighbour", alias); err != nil {
+		return household.Neighbour{}, err
+	}
+	nb, err := b.Household.AddNeighbour(ctx, invite, alias)
+	b.logged("add neighbour", nb.ID, err)
+	return nb, err
+}
+
+// RemoveNeighbour implements household.Household.
+func (b sessionBackend) RemoveNeighbour(ctx context.Context, nameOrID string) (household.Neighbour, error) {
+	if err := b.allow("remove neighbour", nameOrID); err != nil {
+		return household.Neighbour{}, err
+	}
+	nb, err := b.Household.RemoveNeighbour(ctx, nameOrID)
+	b.logged("remove neighbour", nameOrID, err)
+	return nb, err
+}
+
+// Import implements household.Household.
+func (b sessionBackend) Import(ctx context.Context, r io.Reader) (household.ImportReport, error) {
+	if err := b.allow("import", ""); err != nil {
+		return household.ImportReport{}, err
+	}
+	rep, err := b.Household.Import(ctx, r)
+	b.logged("import", fmt.Sprintf("%d added", rep.Added), err)
+	return rep, err
+}
+
+// Settle implements household.Household.
+func (b sessionBackend) Settle(ctx context.Context) (household.SettleReport, error) {
+	if err := b.allow("settle", ""); err != nil {
+		return household.SettleReport{}, err
+	}
+	return b.Household.Settle(ctx)
+}
+
+// Close implements household.Household: a session does not close the
+// household it shares.
+func (b sessionBackend) Close() error { return nil }

@@ -20,8 +20,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 )
 
 // sshHome is a household serving its dashboard over SSH to one owner key
@@ -40,7 +40,7 @@ func newSSHHome(t *testing.T, lim SSHLimits) *sshHome {
 	writeKeys(t, filepath.Join(sh.h.ConfigDir, AuthorizedKeysFile), sh.owner)
 	writeKeys(t, filepath.Join(sh.h.ConfigDir, ViewerKeysFile), sh.viewer)
 	log := slog.New(slog.NewTextHandler(sh.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sh.r = start(t, sh.h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", SSH: lim, Logger: log})
+	sh.r = start(t, sh.h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: testDashboard, SSH: lim, Logger: log})
 	pem, err := os.ReadFile(filepath.Join(sh.h.DataDir, HostKeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -210,22 +210,32 @@ func TestSSHRoles(t *testing.T) {
 func TestSSHViewerCannotChange(t *testing.T) {
 	sh := newSSHHome(t, SSHLimits{})
 	ctx := context.Background()
-	be := node.TUIBackend(sh.r.rt.Node())
-	viewer := sessionBackend{Backend: be, who: sshWho{role: RoleViewer, key: "SHA256:viewerkey"}, remote: "192.0.2.7:5000", rt: sh.r.rt}
+	be := sh.r.rt.Node()
+	viewer := sessionBackend{Household: be, who: sshWho{role: RoleViewer, key: "SHA256:viewerkey"}, remote: "192.0.2.7:5000", rt: sh.r.rt}
 	calls := map[string]func(b sessionBackend) error{
 		"pledge": func(b sessionBackend) error {
-			_, err := b.Pledge(ctx, tui.PledgeRequest{To: "Bob", EnergyWh: 500})
+			_, err := b.Pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 500})
 			return err
 		},
-		"accept":  func(b sessionBackend) error { return b.Accept(ctx, "p2anna0001") },
-		"decline": func(b sessionBackend) error { return b.Decline(ctx, "p2anna0001") },
-		"cancel":  func(b sessionBackend) error { return b.Cancel(ctx, "p2anna0001") },
+		"accept":  func(b sessionBackend) error { _, err := b.Accept(ctx, "p2anna0001"); return err },
+		"decline": func(b sessionBackend) error { _, err := b.Decline(ctx, "p2anna0001"); return err },
+		"cancel":  func(b sessionBackend) error { _, err := b.Cancel(ctx, "p2anna0001"); return err },
 	}
-	for name, call := range calls {
-		if err := call(viewer); !errors.Is(err, ErrForbidden) {
-			t.Errorf("viewer's %s: %v, want ErrForbidden", name, err)
+	// The session's household is a whole household.Household: its other
+	// changes are refused to a viewer too, as on the local socket.
+	viewerOnly := map[string]func(b sessionBackend) error{
+		"add neighbour":    func(b sessionBackend) error { _, err := b.AddNeighbour(ctx, "commons1abc", "x"); return err },
+		"remove neighbour": func(b sessionBackend) error { _, err := b.RemoveNeighbour(ctx, "Bob"); return err },
+		"import":           func(b sessionBackend) error { _, err := b.Import(ctx, strings.NewReader("")); return err },
+		"settle":           func(b sessionBackend) error { _, err := b.Settle(ctx); return err },
+	}
+	for _, set := range []map[string]func(b sessionBackend) error{calls, viewerOnly} {
+		for name, call := range set {
+			if err := call(viewer); !errors.Is(err, ErrForbidden) {
+				t.Errorf("viewer's %s: %v, want ErrForbidden", name, err)
+			}
+			sh.waitLog(t, "ssh "+name+" refused", "key=SHA256:viewerkey", "role=viewer", "remote=192.0.2.7:5000")
 		}
-		sh.waitLog(t, "ssh "+name+" refused", "key=SHA256:viewerkey", "role=viewer", "remote=192.0.2.7:5000")
 	}
 	owner := viewer
 	owner.who = sshWho{role: RoleOwner, key: "SHA256:ownerkey"}
@@ -576,7 +586,7 @@ func TestSSHKeyFiles(t *testing.T) {
 	vk := filepath.Join(h.ConfigDir, ViewerKeysFile)
 	writeKeys(t, ak, owner)
 	open := func() error {
-		rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0"})
+		rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: testDashboard})
 		if err == nil {
 			rt.Close()
 		}
@@ -625,7 +635,7 @@ func TestSSHKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rt, err := Open(context.Background(), h, Options{Listen: ListenOff, SSHListen: "127.0.0.1:0", Dashboard: testDashboard, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

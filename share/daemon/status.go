@@ -7,7 +7,7 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
-	"github.com/commons-energy/commons/share/node"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // statusWindow is how many seconds of live samples the published surplus
@@ -23,7 +23,7 @@ type statusState struct {
 
 // smoothed returns the mean surplus (export - import, W) over samples, in
 // integer arithmetic (rounded towards zero).
-func smoothed(ss []node.Sample) (avg int64, ok bool) {
+func smoothed(ss []household.Sample) (avg int64, ok bool) {
 	if len(ss) == 0 {
 		return 0, false
 	}
@@ -76,7 +76,8 @@ func (rt *Runtime) statusLoop(ctx context.Context) {
 // whether it did.
 func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
 	now := rt.opts.Now()
-	avg, ok := smoothed(rt.n.Samples(now.Add(-statusWindow)))
+	samples, _ := rt.n.Samples(ctx, now.Add(-statusWindow)) // memory only: never fails
+	avg, ok := smoothed(samples)
 	if !ok {
 		return false, nil // no recent reading: nothing true to say
 	}
@@ -97,7 +98,7 @@ func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
 
 // PublishStatus signs a status with the smoothed surplus surplusW (W;
 // negative means need), stores it (only the latest is kept) and pushes it
-// to every neighbour.
+// to every neighbour and to the community hub.
 func (rt *Runtime) PublishStatus(ctx context.Context, surplusW int64) error {
 	st := &share.Status{}
 	if surplusW >= 0 {
@@ -117,6 +118,6 @@ func (rt *Runtime) PublishStatus(ctx context.Context, surplusW int64) error {
 	if o := res[0].Outcome; o != ledger.Latest && o != ledger.Stored {
 		return fmt.Errorf("store own status: %s: %w", o, res[0].Err)
 	}
-	rt.sync.PublishStatus(m.Bytes())
+	rt.relay.PublishStatus(m.Bytes()) // the neighbours directly and the hub
 	return nil
 }

@@ -4,28 +4,26 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/meter"
-	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // API paths of the local socket. Everything is JSON unless noted.
 const (
-	pathHello      = "/v1/hello"          // GET: identity and calendar
-	pathIdentity   = "/v1/identity"       // GET: node.Identity
-	pathNeighbours = "/v1/neighbours"     // GET list; POST {invite, alias}; DELETE /v1/neighbours/{who}
-	pathPledges    = "/v1/pledges"        // GET ?open=true; POST pledgeReq; GET /{id}; POST /{id}/accept|decline|cancel
-	pathStatus     = "/v1/status"         // GET: node.Status (reading in exact form)
-	pathVerify     = "/v1/verify"         // GET: node.VerifyReport
-	pathSettle     = "/v1/settle"         // POST: node.SettleReport
-	pathExport     = "/v1/ledger/export"  // GET ?format=csv|jsonl&table=T: the export as text; error in trailer
-	pathMessages   = "/v1/messages"       // GET ?since=ID: armored own feed; POST armored block: node.ImportReport
-	pathPeers      = "/v1/peers"          // GET: each neighbour link's state
-	pathTUIState   = "/v1/tui/state"      // GET
-	pathTUISamples = "/v1/tui/samples"    // GET ?since=RFC3339Nano
-	pathTUIAggs    = "/v1/tui/aggregates" // GET ?from=&to=
-	pathTUIPreview = "/v1/tui/preview"    // POST tui.PledgeRequest
-	pathTUIPledge  = "/v1/tui/pledge"     // POST tui.PledgeRequest
-	pathEvents     = "/v1/events"         // GET: NDJSON stream of events, one per line
+	pathHello      = "/v1/hello"           // GET: identity and calendar
+	pathIdentity   = "/v1/identity"        // GET: household.Identity
+	pathNeighbours = "/v1/neighbours"      // GET list; POST {invite, alias}; DELETE /v1/neighbours/{who}
+	pathPledges    = "/v1/pledges"         // GET ?open=true; POST household.PledgeRequest: household.PledgeResult; GET /{id}; POST /{id}/accept|decline|cancel
+	pathStatus     = "/v1/status"          // GET: household.Status (reading in exact form)
+	pathVerify     = "/v1/verify"          // GET: household.VerifyReport
+	pathSettle     = "/v1/settle"          // POST: household.SettleReport
+	pathExport     = "/v1/ledger/export"   // GET ?format=csv|jsonl&table=T: the export as text; error in trailer
+	pathMessages   = "/v1/messages"        // GET ?since=ID: armored own feed; POST armored block: household.ImportReport
+	pathPeers      = "/v1/peers"           // GET: each neighbour link's state
+	pathState      = "/v1/state"           // GET: household.State (reading in exact form)
+	pathSamples    = "/v1/samples"         // GET ?since=RFC3339Nano: []household.Sample
+	pathAggregates = "/v1/aggregates"      // GET ?from=&to=: []household.Bucket
+	pathPreview    = "/v1/pledges/preview" // POST household.PledgeRequest: household.Preview
+	pathEvents     = "/v1/events"          // GET: NDJSON stream of events, one per line
 )
 
 // Limits of the local API.
@@ -42,29 +40,18 @@ type errorBody struct {
 
 // hello is what a client learns once when it connects.
 type hello struct {
-	Identity   node.Identity `json:"identity"`
-	Location   string        `json:"location"`    // IANA zone name of the household's calendar
-	SlotLength time.Duration `json:"slot_length"` // community slot, ns
-	PeerListen string        `json:"peer_listen"` // where the peer server listens, "" when none
-	PID        int           `json:"pid"`         // the daemon's process id
-	Role       string        `json:"role"`        // the caller's role: "owner" or "viewer"
+	Identity   household.Identity `json:"identity"`
+	Location   string             `json:"location"`    // IANA zone name of the household's calendar
+	SlotLength time.Duration      `json:"slot_length"` // community slot, ns
+	PeerListen string             `json:"peer_listen"` // where the peer server listens, "" when none
+	PID        int                `json:"pid"`         // the daemon's process id
+	Role       string             `json:"role"`        // the caller's role: "owner" or "viewer"
 }
 
 // neighbourReq adds a neighbour.
 type neighbourReq struct {
 	Invite string `json:"invite"`
 	Alias  string `json:"alias,omitempty"`
-}
-
-// pledgeReq is node.PledgeRequest on the wire.
-type pledgeReq struct {
-	To       string    `json:"to"`
-	EnergyWh int64     `json:"energy_wh"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	Force    bool      `json:"force,omitempty"`
-	// IdemKey is node.PledgeRequest.IdempotencyKey.
-	IdemKey string `json:"idempotency_key,omitempty"`
 }
 
 // reading is meter.Reading with its plain field encoding: the contract's
@@ -111,18 +98,20 @@ func (w reading) reading() meter.Reading {
 	return r
 }
 
-// statusWire is node.Status with an exactly decodable reading.
+// statusWire is household.Status with an exactly decodable reading.
 type statusWire struct {
-	Reading     *reading              `json:"reading"`
-	Meter       node.MeterState       `json:"meter"`
-	Today       node.Today            `json:"today"`
-	Neighbours  int                   `json:"neighbours"`
-	OpenPledges int                   `json:"open_pledges"`
-	Production  *node.ProductionState `json:"production,omitempty"`
+	Reading     *reading                   `json:"reading"`
+	Meter       household.MeterState       `json:"meter"`
+	Today       household.Today            `json:"today"`
+	Neighbours  int                        `json:"neighbours"`
+	OpenPledges int                        `json:"open_pledges"`
+	Production  *household.ProductionState `json:"production,omitempty"`
+	Relay       *household.RelayState      `json:"relay,omitempty"`
+	MQTT        *household.MQTTState       `json:"mqtt,omitempty"`
 }
 
-func toStatusWire(s node.Status) statusWire {
-	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production}
+func toStatusWire(s household.Status) statusWire {
+	w := statusWire{Meter: s.Meter, Today: s.Today, Neighbours: s.Neighbours, OpenPledges: s.OpenPledges, Production: s.Production, Relay: s.Relay, MQTT: s.MQTT}
 	if s.Reading != nil {
 		r := toReading(*s.Reading)
 		w.Reading = &r
@@ -130,8 +119,8 @@ func toStatusWire(s node.Status) statusWire {
 	return w
 }
 
-func (w statusWire) status() node.Status {
-	s := node.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production}
+func (w statusWire) status() household.Status {
+	s := household.Status{Meter: w.Meter, Today: w.Today, Neighbours: w.Neighbours, OpenPledges: w.OpenPledges, Production: w.Production, Relay: w.Relay, MQTT: w.MQTT}
 	if w.Reading != nil {
 		r := w.Reading.reading()
 		s.Reading = &r
@@ -139,42 +128,42 @@ func (w statusWire) status() node.Status {
 	return s
 }
 
-// liveWire is tui.Live on the wire.
+// liveWire is household.Live with an exactly decodable reading.
 type liveWire struct {
 	Reading     reading
 	HasReading  bool
 	ProductionW meter.Optional
-	Meter       tui.MeterHealth
-	Today       tui.Today
+	Meter       household.MeterState
+	Today       household.Today
 }
 
-func toLiveWire(l tui.Live) liveWire {
+func toLiveWire(l household.Live) liveWire {
 	return liveWire{Reading: toReading(l.Reading), HasReading: l.HasReading, ProductionW: l.ProductionW, Meter: l.Meter, Today: l.Today}
 }
 
-func (w liveWire) live() tui.Live {
-	return tui.Live{Reading: w.Reading.reading(), HasReading: w.HasReading, ProductionW: w.ProductionW, Meter: w.Meter, Today: w.Today}
+func (w liveWire) live() household.Live {
+	return household.Live{Reading: w.Reading.reading(), HasReading: w.HasReading, ProductionW: w.ProductionW, Meter: w.Meter, Today: w.Today}
 }
 
-// stateWire is tui.State on the wire.
+// stateWire is household.State with an exactly decodable reading.
 type stateWire struct {
-	Home       tui.Home
+	Home       household.Home
 	Live       liveWire
-	Neighbours []tui.Neighbour
-	Pledges    []tui.Pledge
+	Neighbours []household.Neighbour
+	Pledges    []household.Pledge
 }
 
 // eventWire is one line of the events stream.
 type eventWire struct {
-	Kind   tui.EventKind `json:"kind"` // 1 live, 2 state, 3 aggregates, 4 incoming
-	Live   *liveWire     `json:"live,omitempty"`
-	Sample *tui.Sample   `json:"sample,omitempty"`
-	Pledge *tui.Pledge   `json:"pledge,omitempty"`
+	Kind   household.EventKind `json:"kind"` // 1 live, 2 state, 3 aggregates, 4 incoming
+	Live   *liveWire           `json:"live,omitempty"`
+	Sample *household.Sample   `json:"sample,omitempty"`
+	Pledge *household.Pledge   `json:"pledge,omitempty"`
 }
 
-func toEventWire(ev tui.Event) eventWire {
+func toEventWire(ev household.Event) eventWire {
 	w := eventWire{Kind: ev.Kind, Pledge: ev.Pledge}
-	if ev.Kind == tui.EventLive {
+	if ev.Kind == household.EventLive {
 		lv := toLiveWire(ev.Live)
 		s := ev.Sample
 		w.Live, w.Sample = &lv, &s
@@ -182,8 +171,8 @@ func toEventWire(ev tui.Event) eventWire {
 	return w
 }
 
-func (w eventWire) event() tui.Event {
-	ev := tui.Event{Kind: w.Kind, Pledge: w.Pledge}
+func (w eventWire) event() household.Event {
+	ev := household.Event{Kind: w.Kind, Pledge: w.Pledge}
 	if w.Live != nil {
 		ev.Live = w.Live.live()
 	}

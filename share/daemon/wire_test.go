@@ -9,8 +9,7 @@ import (
 
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
-	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // TestReadingWire: a reading sent over the socket prints exactly the same
@@ -66,7 +65,7 @@ func TestReadingWire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := json.Marshal(toStatusWire(node.Status{Reading: &r}))
+			b, err := json.Marshal(toStatusWire(household.Status{Reading: &r}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,23 +84,23 @@ func TestReadingWire(t *testing.T) {
 	}
 }
 
-// TestStatusWireFields: every field of node.Status crosses the socket;
-// a field added to node.Status without its wire twin fails here.
+// TestStatusWireFields: every field of household.Status crosses the socket;
+// a field added to household.Status without its wire twin fails here.
 func TestStatusWireFields(t *testing.T) {
-	st, wt := reflect.TypeOf(node.Status{}), reflect.TypeOf(statusWire{})
+	st, wt := reflect.TypeOf(household.Status{}), reflect.TypeOf(statusWire{})
 	for i := range st.NumField() {
 		f := st.Field(i)
 		w, ok := wt.FieldByName(f.Name)
 		if !ok || w.Tag.Get("json") != f.Tag.Get("json") {
-			t.Errorf("node.Status.%s (json %q) has no twin in statusWire", f.Name, f.Tag.Get("json"))
+			t.Errorf("household.Status.%s (json %q) has no twin in statusWire", f.Name, f.Tag.Get("json"))
 		}
 	}
 	// And the values come back: all but the reading compared as JSON.
 	pw, cw := int64(1800), int64(700)
 	skew := int64(-31536000)
-	in := node.Status{Meter: node.MeterState{Online: true, Port: "/dev/ttyUSB0", Protocol: "dsmr", ClockSkewS: &skew, ClockOK: false},
-		Today: node.Today{ImportWh: 5, ExportWh: 7}, Neighbours: 3, OpenPledges: 2,
-		Production: &node.ProductionState{MeterState: node.MeterState{Online: true, Port: "/dev/ttyUSB1", Protocol: "modbus"}, PowerW: &pw, ConsumptionW: &cw}}
+	in := household.Status{Meter: household.MeterState{Online: true, Port: "/dev/ttyUSB0", Protocol: "dsmr", ClockSkewS: &skew, ClockOK: false},
+		Today: household.Today{ImportWh: 5, ExportWh: 7}, Neighbours: 3, OpenPledges: 2,
+		Production: &household.ProductionState{MeterState: household.MeterState{Online: true, Port: "/dev/ttyUSB1", Protocol: "modbus"}, PowerW: &pw, ConsumptionW: &cw}}
 	b, err := json.Marshal(toStatusWire(in))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +122,8 @@ func TestStatusWireFields(t *testing.T) {
 // TestLiveWireMeterClock: the meter clock warning reaches an attached
 // dashboard.
 func TestLiveWireMeterClock(t *testing.T) {
-	in := tui.Live{Meter: tui.MeterHealth{Online: true, ClockSkewS: meter.Some(-31536000), ClockWrong: true}}
+	skew := int64(-31536000)
+	in := household.Live{Meter: household.MeterState{Online: true, ClockSkewS: &skew, ClockOK: false}}
 	b, err := json.Marshal(toLiveWire(in))
 	if err != nil {
 		t.Fatal(err)
@@ -132,23 +132,23 @@ func TestLiveWireMeterClock(t *testing.T) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.live().Meter; got.ClockSkewS != in.Meter.ClockSkewS || !got.ClockWrong {
+	if got := w.live().Meter; got.ClockSkewS == nil || *got.ClockSkewS != skew || got.ClockOK {
 		t.Fatalf("meter over the socket %+v, want %+v", got, in.Meter)
 	}
 }
 
-// TestTUIWireFields: every field of the dashboard's State and Live has a
-// twin on the wire, so a field added in package tui is not silently lost
-// by an attached dashboard.
-func TestTUIWireFields(t *testing.T) {
+// TestStateWireFields: every field of the household's State and Live has
+// a twin on the wire, so a field added in package household is not
+// silently lost by an attached dashboard.
+func TestStateWireFields(t *testing.T) {
 	for _, pair := range [][2]reflect.Type{
-		{reflect.TypeOf(tui.State{}), reflect.TypeOf(stateWire{})},
-		{reflect.TypeOf(tui.Live{}), reflect.TypeOf(liveWire{})},
+		{reflect.TypeOf(household.State{}), reflect.TypeOf(stateWire{})},
+		{reflect.TypeOf(household.Live{}), reflect.TypeOf(liveWire{})},
 	} {
 		for i := range pair[0].NumField() {
 			f := pair[0].Field(i)
 			if _, ok := pair[1].FieldByName(f.Name); !ok {
-				t.Errorf("tui.%s.%s has no twin in %s", pair[0].Name(), f.Name, pair[1].Name())
+				t.Errorf("household.%s.%s has no twin in %s", pair[0].Name(), f.Name, pair[1].Name())
 			}
 		}
 	}

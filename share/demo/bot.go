@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -80,7 +81,8 @@ func (b *bot) run(ctx context.Context) {
 // another open pledge.
 func (b *bot) act(ctx context.Context) {
 	now := b.s.clock.Now()
-	surplus, ok := meanSurplus(b.n.Samples(now.Add(-time.Minute)))
+	samples, _ := b.n.Samples(ctx, now.Add(-time.Minute)) // memory only: never fails
+	surplus, ok := meanSurplus(samples)
 	if !ok || surplus < botMinSurplusW {
 		return
 	}
@@ -108,12 +110,12 @@ func (b *bot) act(ctx context.Context) {
 	wh := surplus * int64(slot/time.Second) / 3600 / 2
 	wh = max(botMinWh, wh/10*10)
 	start := now.Truncate(slot).Add(slot)
-	p, err := b.n.Pledge(ctx, node.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: start.Add(slot)})
+	res, err := b.n.Pledge(ctx, household.PledgeRequest{To: to, EnergyWh: wh, Start: start, End: start.Add(slot)})
 	if err != nil {
 		b.s.log.Warn("demo bot: pledge", "household", b.h.Name, "err", err)
 		return
 	}
-	b.s.log.Info("demo bot pledged", "household", b.h.Name, "to", p.ToName, "energy_wh", wh, "start", p.Window.Start)
+	b.s.log.Info("demo bot pledged", "household", b.h.Name, "to", res.Pledge.ToName, "energy_wh", wh, "start", res.Pledge.Window.Start)
 }
 
 // target is the user when no pledge to them is open, otherwise the
@@ -139,7 +141,7 @@ func (b *bot) target(ctx context.Context, busy map[string]bool) string {
 }
 
 // meanSurplus is the mean export minus import over samples, in W.
-func meanSurplus(ss []node.Sample) (int64, bool) {
+func meanSurplus(ss []household.Sample) (int64, bool) {
 	if len(ss) == 0 {
 		return 0, false
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
 )
 
@@ -187,7 +188,7 @@ func Open(ctx context.Context, opts Options) (s *Street, err error) {
 			// `commons --home DIR ...` reaches the household meanwhile.
 			o.Socket = true
 		} else {
-			o.AutoAccept = &daemon.AutoAccept{MaxWh: node.MaxPledgeWh}
+			o.AutoAccept = &daemon.AutoAccept{MaxWh: input.MaxPledgeWh}
 		}
 		if h.Runtime, err = daemon.Open(ctx, h.Home, o); err != nil {
 			return s, fmt.Errorf("open %s's household: %w", h.Name, err)

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/commons-energy/commons/share/node"
 )
 
 // TestStreet runs a street of the user and two neighbours on four fixed
@@ -67,7 +65,7 @@ func runStreet(t *testing.T, opts Options, offsetHours int, wantPledge bool) {
 	go func() { done <- s.Run(runCtx) }()
 
 	user := s.User.Runtime.Node()
-	backend := node.TUIBackend(user)
+	backend := user
 	deadline := time.Now().Add(90 * time.Second)
 	var (
 		statuses   int

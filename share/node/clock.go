@@ -67,18 +67,6 @@ func (n *Node) meterClock() (skewS *int64, ok bool) {
 	return &sec, !clockWrong(skew, true)
 }
 
-// ClockNote says how far the meter's clock is off this box's when it is
-// not OK ("1 year ahead of this box"); "" when it is OK or unknown.
-func (m MeterState) ClockNote() string {
-	if m.ClockOK || m.ClockSkewS == nil {
-		return ""
-	}
-	if *m.ClockSkewS > 0 {
-		return meter.DescribeClockSkew(time.Duration(*m.ClockSkewS)*time.Second) + " of this box"
-	}
-	return meter.DescribeClockSkew(time.Duration(*m.ClockSkewS)*time.Second) + " this box"
-}
-
 // MeterClockSkew returns the grid meter's clock minus this box's at the
 // latest reading; ok is false when the household is not running, no
 // reading arrived yet, or the meter sends no time.

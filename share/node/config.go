@@ -15,17 +15,25 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/input"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // Config is the household's settings file (config.json in the home). It is
 // plain JSON so a person can read and edit it.
 type Config struct {
-	Name      string          `json:"name"`               // display name shown to neighbours
-	Listen    string          `json:"listen,omitempty"`   // where neighbours reach this box directly, host:port
-	Relay     string          `json:"relay,omitempty"`    // a community hub URL, e.g. nats://hub:4222
-	Meter     MeterConfig     `json:"meter"`              // the serial meter
-	Community CommunityConfig `json:"community"`          // settings every member of the community shares
-	Timezone  string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
+	Name   string `json:"name"`             // display name shown to neighbours
+	Listen string `json:"listen,omitempty"` // where neighbours reach this box directly, host:port
+	Relay  string `json:"relay,omitempty"`  // a community hub URL, e.g. nats://hub:4222
+	// RelayAuth holds the credentials and TLS files for Relay; nil when
+	// the URL carries what the hub needs (or it needs nothing).
+	RelayAuth *RelayAuthConfig `json:"relay_auth,omitempty"`
+	// RelayDomain is the hub's JetStream domain ("" for none): needed
+	// when the relay URL is a local leaf node of the hub.
+	RelayDomain string          `json:"relay_domain,omitempty"`
+	Meter       MeterConfig     `json:"meter"`              // the serial meter
+	Community   CommunityConfig `json:"community"`          // settings every member of the community shares
+	Timezone    string          `json:"timezone,omitempty"` // IANA zone for "today" and HH:MM windows; "" = the system's
 	// AutoAccept lets a running household accept incoming pledges by
 	// itself; nil (the default) leaves them for the household to answer.
 	AutoAccept *AutoAcceptConfig `json:"auto_accept,omitempty"`
@@ -40,6 +48,9 @@ type Config struct {
 	// Storage bounds what neighbours can store in this household's
 	// ledger; nil = the defaults.
 	Storage *StorageConfig `json:"storage,omitempty"`
+	// MQTT publishes the household to Home Assistant over MQTT (a
+	// running daemon only); nil = nothing is published.
+	MQTT *MQTTConfig `json:"mqtt,omitempty"`
 }
 
 // StorageConfig bounds the disk space neighbours can take (a receiver
@@ -76,6 +87,31 @@ func (s *StorageConfig) validate() error {
 		}
 	}
 	return nil
+}
+
+// RelayAuthConfig is how the household proves itself to the community
+// hub and checks the hub's certificate. The config file is mode 0600;
+// none of this is ever logged or shown by status.
+type RelayAuthConfig struct {
+	User      string `json:"user,omitempty"`
+	Password  string `json:"password,omitempty"`
+	Token     string `json:"token,omitempty"`
+	CredsFile string `json:"creds_file,omitempty"` // a NATS .creds file (JWT + NKey seed)
+	CAFile    string `json:"ca_file,omitempty"`    // PEM CA bundle the hub's TLS certificate must chain to
+	CertFile  string `json:"cert_file,omitempty"`  // client certificate, when the hub asks for one
+	KeyFile   string `json:"key_file,omitempty"`
+}
+
+// ListenNone as the config's listen (or init's --listen) means no peer
+// server: neighbours are reached through the community hub only.
+const ListenNone = "none"
+
+// ListenAddr is the address the peer server listens on; "" for none.
+func (c *Config) ListenAddr() string {
+	if c.Listen == ListenNone {
+		return ""
+	}
+	return c.Listen
 }
 
 // ProductionMeterConfig says how to read the production meter.
@@ -203,6 +239,19 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.Relay != "" {
+		if err := relay.ValidateURL(c.Relay); err != nil {
+			return err
+		}
+	}
+	if a := c.RelayAuth; a != nil {
+		if (a.CertFile == "") != (a.KeyFile == "") {
+			return errors.New("relay_auth: cert_file and key_file go together; give both or neither")
+		}
+		if a.Password != "" && a.User == "" {
+			return errors.New("relay_auth: a password needs a user")
+		}
+	}
 	if c.FuseA < 0 || c.FuseA > MaxFuseA {
 		return fmt.Errorf("fuse_a %d is out of range; use the main fuse per phase in amperes, e.g. 25, or 0 for unknown", c.FuseA)
 	}
@@ -212,8 +261,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if a := c.AutoAccept; a != nil {
-		if a.MaxWh < 0 || a.MaxWh > MaxPledgeWh {
-			return fmt.Errorf("auto_accept max_wh %d is out of range; use 0 (any) up to %d", a.MaxWh, MaxPledgeWh)
+		if a.MaxWh < 0 || a.MaxWh > input.MaxPledgeWh {
+			return fmt.Errorf("auto_accept max_wh %d is out of range; use 0 (any) up to %d", a.MaxWh, input.MaxPledgeWh)
 		}
 		for _, f := range a.From {
 			if strings.TrimSpace(f) == "" {

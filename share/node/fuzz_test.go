@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share/household"
 )
 
 // FuzzImport feeds arbitrary text to Import: it never panics, a failed
@@ -15,7 +17,7 @@ func FuzzImport(f *testing.F) {
 	clk := &clock{t: testT0}
 	a, b := newHome(f, "Alice", clk), newHome(f, "Bob", clk)
 	befriend(f, a, b)
-	if _, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 1500, Start: clk.t.Add(time.Hour), End: clk.t.Add(2 * time.Hour)}); err != nil {
+	if _, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: clk.t.Add(time.Hour), End: clk.t.Add(2 * time.Hour)}); err != nil {
 		f.Fatal(err)
 	}
 	var block bytes.Buffer

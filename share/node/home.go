@@ -82,6 +82,10 @@ func (h Home) LedgerPath() string { return filepath.Join(h.DataDir, LedgerFile) 
 // LockPath is the single-writer lock file's path.
 func (h Home) LockPath() string { return filepath.Join(h.DataDir, LockFile) }
 
+// RelayCursorPath is the file keeping how far the household read the
+// community hub's stream.
+func (h Home) RelayCursorPath() string { return filepath.Join(h.DataDir, "relay-cursor.json") }
+
 // SocketPath is the daemon's local socket path.
 func (h Home) SocketPath() string { return filepath.Join(h.DataDir, SocketFile) }
 

@@ -11,43 +11,11 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 )
-
-// SampleCap is how many 1 s live samples a running node keeps (one hour).
-const SampleCap = 3600
 
 // SettleEvery is how often a running node runs a settlement round.
 const SettleEvery = time.Minute
-
-// Sample is one live power sample. ImportW and ExportW come from the grid
-// meter; with a production meter configured and read recently,
-// ProductionW is its power (signed: an idle inverter's own draw is
-// negative) and ConsumptionW = ProductionW + ImportW - ExportW.
-type Sample struct {
-	Time         time.Time
-	ImportW      int64
-	ExportW      int64
-	ProductionW  meter.Optional
-	ConsumptionW meter.Optional
-}
-
-// EventKind says what changed in a running household.
-type EventKind int
-
-// Kinds of Event.
-const (
-	EventLive       EventKind = iota + 1 // a new reading: Event.Sample is set
-	EventState                           // neighbours, pledges or meter health changed
-	EventAggregates                      // meter aggregates were written
-	EventIncoming                        // a neighbour pledged to us: Event.Pledge is set
-)
-
-// Event is one change notification from Subscribe.
-type Event struct {
-	Kind   EventKind
-	Sample Sample  // EventLive
-	Pledge *Pledge // EventIncoming
-}
 
 // live is the in-memory state of a running household: the latest reading,
 // the meter's health, the last hour of samples and the subscribers.
@@ -60,11 +28,10 @@ type live struct {
 	// reader is the grid meter's reader while Run runs: its counters
 	// (telegrams, rejections, reconnects) move with every telegram and
 	// are read from it, as health is only told about online/offline.
-	reader  *meter.Reader
-	ring    [SampleCap]Sample
-	next, n int
-	agg     *ledger.Aggregator
-	subs    map[*subscriber]struct{}
+	reader *meter.Reader
+	ring   *household.Ring // the last hour of samples; nil until the first
+	agg    *ledger.Aggregator
+	subs   map[*subscriber]struct{}
 
 	// The grid meter's clock against this box's at the latest reading.
 	clockSkew  time.Duration
@@ -159,27 +126,22 @@ func (n *Node) productionLocked() (r meter.Reading, w, wh meter.Optional, health
 	return l.prod, w, wh, health, true
 }
 
-func (l *live) push(s Sample) {
-	l.ring[l.next] = s
-	l.next = (l.next + 1) % SampleCap
-	if l.n < SampleCap {
-		l.n++
+func (l *live) push(s household.Sample) {
+	if l.ring == nil {
+		l.ring = household.NewRing(household.RingCap)
 	}
+	l.ring.Append(s)
 }
 
 // Samples returns the live samples at or after since, oldest first.
-func (n *Node) Samples(since time.Time) []Sample {
+func (n *Node) Samples(ctx context.Context, since time.Time) ([]household.Sample, error) {
 	l := &n.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]Sample, 0, l.n)
-	for i := 0; i < l.n; i++ {
-		s := l.ring[(l.next-l.n+i+SampleCap)%SampleCap]
-		if !s.Time.Before(since) {
-			out = append(out, s)
-		}
+	if l.ring == nil {
+		return []household.Sample{}, nil
 	}
-	return out
+	return l.ring.Since(since), nil
 }
 
 // Latest returns the latest reading (ok false when none yet) and the
@@ -298,7 +260,7 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Warn("settlement round failed", "err", err)
 			} else if len(rep.Reported)+len(rep.Settled) > 0 {
 				n.log.Info("settlement round", "reported", len(rep.Reported), "settled", len(rep.Settled))
-				n.publish(Event{Kind: EventState})
+				n.publish(household.Event{Kind: household.EventState})
 			}
 		}
 	}
@@ -379,7 +341,7 @@ func (n *Node) reader(pc meter.PortConfig, decoder string, opts meter.DecoderOpt
 			n.live.mu.Lock()
 			setHealth(st)
 			n.live.mu.Unlock()
-			n.publish(Event{Kind: EventState})
+			n.publish(household.Event{Kind: household.EventState})
 		},
 		Logger: log,
 		Now:    n.opts.Now,
@@ -391,7 +353,7 @@ func (n *Node) reader(pc meter.PortConfig, decoder string, opts meter.DecoderOpt
 // sample and its production register to the aggregates.
 func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading) {
 	now := n.opts.Now()
-	s := Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
+	s := household.Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
 	n.live.mu.Lock()
 	_, pw, pwh, _, prodOK := n.productionLocked()
 	if prodOK && pw.OK {
@@ -408,7 +370,7 @@ func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Re
 	if clockChanged {
 		n.logMeterClock(clock, skew, r.Time, now)
 	}
-	n.publish(Event{Kind: EventLive, Sample: s})
+	n.publish(household.Event{Kind: household.EventLive, Sample: s})
 	if smp, ok := ledger.SampleFromReading(&r, now); ok {
 		if prodOK {
 			n.live.mu.Lock()
@@ -420,7 +382,7 @@ func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Re
 			n.log.Warn("write meter aggregates", "err", err)
 		}
 		if flushed {
-			n.publish(Event{Kind: EventAggregates})
+			n.publish(household.Event{Kind: household.EventAggregates})
 		}
 	}
 }
@@ -431,10 +393,10 @@ func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Re
 // state change).
 type subscriber struct {
 	mu       sync.Mutex
-	live     *Event
+	live     *household.Event
 	state    bool
 	aggs     bool
-	incoming []*Pledge
+	incoming []*household.Pledge
 	wake     chan struct{}
 }
 
@@ -443,9 +405,9 @@ const maxQueuedIncoming = 64
 
 // Subscribe returns a channel of change notifications, closed when ctx
 // ends. A slow reader never blocks the household.
-func (n *Node) Subscribe(ctx context.Context) <-chan Event {
+func (n *Node) Subscribe(ctx context.Context) <-chan household.Event {
 	s := &subscriber{wake: make(chan struct{}, 1)}
-	out := make(chan Event)
+	out := make(chan household.Event)
 	n.live.mu.Lock()
 	if n.live.subs == nil {
 		n.live.subs = map[*subscriber]struct{}{}
@@ -469,6 +431,14 @@ func (n *Node) Subscribe(ctx context.Context) <-chan Event {
 				}
 				continue
 			}
+			if ev.Kind == household.EventLive {
+				// The live values as of delivery: a superseded event costs nothing.
+				lv, err := n.liveState(ctx)
+				if err != nil {
+					continue
+				}
+				ev.Live = lv
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -481,30 +451,30 @@ func (n *Node) Subscribe(ctx context.Context) <-chan Event {
 
 // take removes the next event to deliver: incoming first, then state,
 // aggregates, live.
-func (s *subscriber) take() (Event, bool) {
+func (s *subscriber) take() (household.Event, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case len(s.incoming) > 0:
 		p := s.incoming[0]
 		s.incoming = s.incoming[1:]
-		return Event{Kind: EventIncoming, Pledge: p}, true
+		return household.Event{Kind: household.EventIncoming, Pledge: p}, true
 	case s.state:
 		s.state = false
-		return Event{Kind: EventState}, true
+		return household.Event{Kind: household.EventState}, true
 	case s.aggs:
 		s.aggs = false
-		return Event{Kind: EventAggregates}, true
+		return household.Event{Kind: household.EventAggregates}, true
 	case s.live != nil:
 		ev := *s.live
 		s.live = nil
 		return ev, true
 	}
-	return Event{}, false
+	return household.Event{}, false
 }
 
 // publish hands ev to every subscriber without blocking.
-func (n *Node) publish(ev Event) {
+func (n *Node) publish(ev household.Event) {
 	n.live.mu.Lock()
 	subs := make([]*subscriber, 0, len(n.live.subs))
 	for s := range n.live.subs {
@@ -514,14 +484,14 @@ func (n *Node) publish(ev Event) {
 	for _, s := range subs {
 		s.mu.Lock()
 		switch ev.Kind {
-		case EventLive:
+		case household.EventLive:
 			e := ev
 			s.live = &e
-		case EventState:
+		case household.EventState:
 			s.state = true
-		case EventAggregates:
+		case household.EventAggregates:
 			s.aggs = true
-		case EventIncoming:
+		case household.EventIncoming:
 			if len(s.incoming) < maxQueuedIncoming {
 				s.incoming = append(s.incoming, ev.Pledge)
 			} else {
@@ -553,11 +523,11 @@ func (n *Node) Stored(ctx context.Context, msgs []*share.Message) {
 		c, err := m.Decode()
 		if p, ok := c.(*share.Pledge); err == nil && ok && p.To == n.key.ID() {
 			if pl, err := n.FindPledge(ctx, m.ID().String()); err == nil {
-				n.publish(Event{Kind: EventIncoming, Pledge: &pl})
+				n.publish(household.Event{Kind: household.EventIncoming, Pledge: &pl})
 			}
 		}
 	}
 	if changed {
-		n.publish(Event{Kind: EventState})
+		n.publish(household.Event{Kind: household.EventState})
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/meter/sim"
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // TestRunReadsMeterOverPTY runs a household whose meter is the simulator
@@ -38,7 +38,7 @@ func TestRunReadsMeterOverPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	b := TUIBackend(n)
+	b := n
 	subCtx, stopSub := context.WithCancel(ctx)
 	events := b.Subscribe(subCtx)
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -46,8 +46,8 @@ func TestRunReadsMeterOverPTY(t *testing.T) {
 	go func() { done <- n.Run(runCtx) }()
 
 	deadline := time.After(20 * time.Second)
-	var live tui.Event
-	for live.Kind != tui.EventLive {
+	var live household.Event
+	for live.Kind != household.EventLive {
 		select {
 		case ev, ok := <-events:
 			if !ok {
@@ -94,18 +94,18 @@ func TestBackendStateAndPreview(t *testing.T) {
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
 	win := t0.Add(time.Hour)
-	be := TUIBackend(a)
+	be := a
 	events := be.Subscribe(ctx)
-	res, err := be.Pledge(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 1000, Start: win.Add(5 * time.Minute), End: win.Add(time.Hour)})
+	res, err := be.Pledge(ctx, household.PledgeRequest{To: b.Identity().ID, EnergyWh: 1000, Start: win.Add(5 * time.Minute), End: win.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Delivery != tui.Queued || !res.Pledge.Start.Equal(win) || res.Pledge.State != tui.StatePledged || !res.Pledge.Outgoing {
+	if res.Delivery != household.Queued || !res.Pledge.Window.Start.Equal(win) || res.Pledge.State != household.StatePledged || !res.Pledge.Outgoing {
 		t.Fatalf("pledge result = %+v", res)
 	}
 	select {
 	case ev := <-events:
-		if ev.Kind != tui.EventState {
+		if ev.Kind != household.EventState {
 			t.Fatalf("event after pledge = %v, want state", ev.Kind)
 		}
 	case <-time.After(5 * time.Second):
@@ -120,7 +120,7 @@ func TestBackendStateAndPreview(t *testing.T) {
 	}
 	// 1000 Wh over four slots is 250 each; a preview of the last half
 	// hour sees 500 Wh already pledged.
-	pv, err := be.Preview(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 1, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
+	pv, err := be.Preview(ctx, household.PledgeRequest{To: b.Identity().ID, EnergyWh: 1, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
 	if err != nil || pv.PledgedWh != 500 || !pv.Start.Equal(win.Add(30*time.Minute)) {
 		t.Fatalf("preview = %+v, %v", pv, err)
 	}
@@ -131,18 +131,18 @@ func TestBackendStateAndPreview(t *testing.T) {
 	// the forecast is 600 Wh, and asking for 200 more than the 500 already
 	// pledged warns.
 	meterSlots(t, a, win.Add(-24*time.Hour+30*time.Minute), []int64{0, 0}, []int64{300, 300})
-	pv, err = be.Preview(ctx, tui.PledgeRequest{To: b.Identity().ID, EnergyWh: 200, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
+	pv, err = be.Preview(ctx, household.PledgeRequest{To: b.Identity().ID, EnergyWh: 200, Start: win.Add(30 * time.Minute), End: win.Add(time.Hour)})
 	if err != nil || !pv.ForecastSurplusWh.OK || pv.ForecastSurplusWh.V != 600 || !strings.Contains(pv.Warning, "more than this home exported at this time yesterday (600 Wh)") {
 		t.Fatalf("preview with history = %+v, %v", pv, err)
 	}
 	// Bob is told of the incoming pledge when it is imported.
-	bevents := TUIBackend(b).Subscribe(ctx)
+	bevents := b.Subscribe(ctx)
 	carry(t, a, b)
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
 		case ev := <-bevents:
-			if ev.Kind == tui.EventIncoming {
+			if ev.Kind == household.EventIncoming {
 				if ev.Pledge.ID != res.Pledge.ID || ev.Pledge.Outgoing {
 					t.Fatalf("incoming = %+v", ev.Pledge)
 				}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // Options configure Open.
@@ -44,7 +46,13 @@ type Transport interface {
 	PublishStatus(raw []byte)
 }
 
-// Node is an open household. It implements Household in-process. A
+// RelayReporter is implemented by a Transport that carries messages
+// through the community hub too; Status shows its state.
+type RelayReporter interface {
+	RelayState() *household.RelayState
+}
+
+// Node is an open household. It implements household.Household in-process. A
 // writable Node holds the home's exclusive lock until Close.
 type Node struct {
 	home     Home
@@ -61,14 +69,14 @@ type Node struct {
 	live live       // the running household's in-memory state (Run)
 }
 
-var _ Household = (*Node)(nil)
+var _ household.Household = (*Node)(nil)
 
 // Init creates a new household in home: the identity key (mode 0600), the
 // ledger with the household's first message (an announce of its name and
 // address), and the config. The config is written last, so a home whose
 // init was interrupted is not initialised and init can run again; an
 // existing key is kept.
-func Init(ctx context.Context, home Home, cfg Config) (Identity, error) {
+func Init(ctx context.Context, home Home, cfg Config) (household.Identity, error) {
 	return InitWithClock(ctx, home, cfg, time.Now)
 }
 
@@ -76,20 +84,20 @@ func Init(ctx context.Context, home Home, cfg Config) (Identity, error) {
 // message (its announce). A simulated street whose clock is not the
 // machine's (commons demo) must date the announce by its own clock, or
 // neighbours on that clock see it from the future and refuse it.
-func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.Time) (Identity, error) {
+func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.Time) (household.Identity, error) {
 	if err := cfg.Validate(); err != nil {
-		return Identity{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return household.Identity{}, fmt.Errorf("%w: %w", household.ErrInvalid, err)
 	}
 	if home.Initialised() {
 		c, _ := LoadConfig(home)
-		return Identity{}, fmt.Errorf("home %s already holds the household %q: use another --home, or remove %s to start over", home, c.Name, home.ConfigPath())
+		return household.Identity{}, fmt.Errorf("home %s already holds the household %q: use another --home, or remove %s to start over", home, c.Name, home.ConfigPath())
 	}
 	if err := home.mkdirs(); err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	lock, err := ledger.LockHome(home.DataDir, "commons init")
 	if err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	defer lock.Unlock()
 	key, err := share.LoadIdentity(home.KeyPath())
@@ -99,26 +107,26 @@ func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.T
 		}
 	}
 	if err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	n := &Node{home: home, cfg: cfg, manifest: cfg.Manifest(), key: key, lock: lock, opts: Options{Now: now}, log: slog.New(slog.DiscardHandler)}
 	n.loc, _ = cfg.Location()
 	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: now, Quota: cfg.Storage.Quota()})
 	if err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	defer n.led.Close()
 	head, err := n.head(ctx)
 	if err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	if head.Seq == 0 {
 		if _, err := n.sign(ctx, &share.Announce{Name: cfg.Name, Addrs: n.addrs()}); err != nil {
-			return Identity{}, err
+			return household.Identity{}, err
 		}
 	}
 	if err := SaveConfig(home, cfg); err != nil {
-		return Identity{}, err
+		return household.Identity{}, err
 	}
 	return n.Identity(), nil
 }
@@ -199,29 +207,29 @@ func (n *Node) Key() *share.Identity { return n.key }
 // Manifest returns the community manifest.
 func (n *Node) Manifest() share.Manifest { return n.manifest }
 
-// Calendar implements Household.
-func (n *Node) Calendar() Calendar {
-	return Calendar{Location: n.loc, Slot: n.manifest.SlotDuration()}
+// Calendar implements household.Household.
+func (n *Node) Calendar() household.Calendar {
+	return household.Calendar{Location: n.loc, Slot: n.manifest.SlotDuration()}
 }
 
 func (n *Node) addrs() []string {
-	if n.cfg.Listen == "" {
+	if n.cfg.ListenAddr() == "" {
 		return nil
 	}
-	return []string{n.cfg.Listen}
+	return []string{n.cfg.ListenAddr()}
 }
 
-// Identity implements Household.
-func (n *Node) Identity() Identity {
+// Identity implements household.Household.
+func (n *Node) Identity() household.Identity {
 	inv, err := n.key.Invite(n.cfg.Name, n.addrs(), n.manifest)
 	if err != nil {
 		// The config was validated on load; an invite that cannot be
 		// made means a field passes our checks but not the protocol's.
 		inv = "(no invite: " + err.Error() + ")"
 	}
-	return Identity{
+	return household.Identity{
 		ID: n.key.ID().String(), Name: n.cfg.Name, Invite: inv,
-		Listen: n.cfg.Listen, Relay: n.cfg.Relay, Community: n.manifest.ID().String(),
+		Listen: n.cfg.Listen, Relay: relay.Redact(n.cfg.Relay), Community: n.manifest.ID().String(),
 	}
 }
 
@@ -263,7 +271,7 @@ func (n *Node) sign(ctx context.Context, c share.Content) (*share.Message, error
 	if r := res[0]; r.Outcome != ledger.Stored && r.Outcome != ledger.Latest {
 		return nil, fmt.Errorf("store own %s: %s: %w", c.Kind(), r.Outcome, r.Err)
 	}
-	n.publish(Event{Kind: EventState})
+	n.publish(household.Event{Kind: household.EventState})
 	if n.opts.Transport != nil {
 		if c.Kind().Ephemeral() {
 			n.opts.Transport.PublishStatus(m.Bytes())

@@ -12,6 +12,7 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // testT0 is where the tests' clocks start: a fixed ordinary weekday, so
@@ -49,7 +50,7 @@ func newHome(t testing.TB, name string, clk *clock) *Node {
 }
 
 // carry moves from's own messages to to, as export-messages | import do.
-func carry(t testing.TB, from, to *Node) ImportReport {
+func carry(t testing.TB, from, to *Node) household.ImportReport {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := from.ExportMessages(context.Background(), &buf, ""); err != nil {
@@ -117,7 +118,7 @@ func TestSettlementFromSlotAggregates(t *testing.T) {
 	befriend(t, a, b)
 
 	win := t0.Add(time.Hour)
-	p, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 1500, Start: win, End: win.Add(time.Hour)})
+	p, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: win, End: win.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +206,11 @@ func TestSettlementProRata(t *testing.T) {
 	befriend(t, a, b)
 	befriend(t, a, c)
 	win := t0.Add(time.Hour)
-	pb, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 400, Start: win, End: win.Add(15 * time.Minute)})
+	pb, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 400, Start: win, End: win.Add(15 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := a.Pledge(ctx, PledgeRequest{To: "Carol", EnergyWh: 800, Start: win, End: win.Add(15 * time.Minute)})
+	pc, err := a.pledge(ctx, household.PledgeRequest{To: "Carol", EnergyWh: 800, Start: win, End: win.Add(15 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,24 +273,24 @@ func TestOperationsRejectBadInput(t *testing.T) {
 		text string
 	}{
 		{"unknown neighbour", func() error {
-			_, err := a.Pledge(ctx, PledgeRequest{To: "Zoe", EnergyWh: 1, Start: win, End: win.Add(time.Hour)})
+			_, err := a.pledge(ctx, household.PledgeRequest{To: "Zoe", EnergyWh: 1, Start: win, End: win.Add(time.Hour)})
 			return err
-		}, ErrNotFound, "no neighbour called \"Zoe\""},
+		}, household.ErrNotFound, "no neighbour called \"Zoe\""},
 		{"window started", func() error {
-			_, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 1, Start: t0, End: win})
+			_, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1, Start: t0, End: win})
 			return err
-		}, ErrInvalid, "not in the future"},
+		}, household.ErrInvalid, "not in the future"},
 		{"zero energy", func() error {
-			_, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 0, Start: win, End: win.Add(time.Hour)})
+			_, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 0, Start: win, End: win.Add(time.Hour)})
 			return err
-		}, ErrInvalid, "out of range"},
-		{"own invite", func() error { _, err := a.AddNeighbour(ctx, a.Identity().Invite, ""); return err }, ErrInvalid, "own invite"},
+		}, household.ErrInvalid, "out of range"},
+		{"own invite", func() error { _, err := a.AddNeighbour(ctx, a.Identity().Invite, ""); return err }, household.ErrInvalid, "own invite"},
 		{"broken invite", func() error {
 			inv := []byte(b.Identity().Invite)
 			inv[40] = map[bool]byte{true: 'b', false: 'a'}[inv[40] == 'a']
 			_, err := a.AddNeighbour(ctx, string(inv), "Bobby")
 			return err
-		}, ErrInvalid, "does not verify"},
+		}, household.ErrInvalid, "does not verify"},
 		{"other community", func() error {
 			h, _ := ResolveHome(t.TempDir())
 			cfg := DefaultConfig("Mallory")
@@ -300,13 +301,13 @@ func TestOperationsRejectBadInput(t *testing.T) {
 			}
 			_, err = a.AddNeighbour(ctx, id.Invite, "")
 			return err
-		}, ErrInvalid, "the invite is for community \"elsewhere\""},
-		{"unknown pledge", func() error { _, err := a.Accept(ctx, "abcdef12"); return err }, ErrNotFound, "no pledge abcdef12"},
-		{"bad pledge id", func() error { _, err := a.Accept(ctx, "xyz"); return err }, ErrInvalid, "hex id"},
+		}, household.ErrInvalid, "the invite is for community \"elsewhere\""},
+		{"unknown pledge", func() error { _, err := a.Accept(ctx, "abcdef12"); return err }, household.ErrNotFound, "no pledge abcdef12"},
+		{"bad pledge id", func() error { _, err := a.Accept(ctx, "xyz"); return err }, household.ErrInvalid, "hex id"},
 		{"garbage import", func() error {
 			_, err := a.Import(ctx, strings.NewReader(share.ArmorBegin+"\n!!!!\n\n"+share.ArmorEnd+"\n"))
 			return err
-		}, ErrIntegrity, "nothing was imported"},
+		}, household.ErrIntegrity, "nothing was imported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,15 +319,15 @@ func TestOperationsRejectBadInput(t *testing.T) {
 	}
 	// Accepting one's own pledge; cancelling after the window started;
 	// accepting after the pledge expired.
-	p, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 1500, Start: win, End: win.Add(time.Hour)})
+	p, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: win, End: win.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	late, err := a.Pledge(ctx, PledgeRequest{To: "Bob", EnergyWh: 500, Start: win, End: win.Add(time.Hour)})
+	late, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 500, Start: win, End: win.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Accept(ctx, p.ID); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "only its recipient") {
+	if _, err := a.Accept(ctx, p.ID); !errors.Is(err, household.ErrInvalid) || !strings.Contains(err.Error(), "only its recipient") {
 		t.Errorf("accept own pledge: %v; want ErrInvalid", err)
 	}
 	carry(t, a, b)
@@ -335,10 +336,10 @@ func TestOperationsRejectBadInput(t *testing.T) {
 	}
 	carry(t, b, a)
 	clk.Set(win.Add(time.Minute))
-	if _, err := a.Cancel(ctx, p.ID); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "only before its window") {
+	if _, err := a.Cancel(ctx, p.ID); !errors.Is(err, household.ErrInvalid) || !strings.Contains(err.Error(), "only before its window") {
 		t.Errorf("cancel after start: %v", err)
 	}
-	if _, err := b.Accept(ctx, late.ID[:10]); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is expired") {
+	if _, err := b.Accept(ctx, late.ID[:10]); !errors.Is(err, household.ErrInvalid) || !strings.Contains(err.Error(), "is expired") {
 		t.Errorf("accept after expiry: %v", err)
 	}
 }
@@ -368,7 +369,7 @@ func TestOpenUninitialisedAndBusy(t *testing.T) {
 		t.Fatalf("reader beside the writer: %v", err)
 	}
 	defer r.Close()
-	if _, err := r.Pledge(context.Background(), PledgeRequest{}); err == nil || !strings.Contains(err.Error(), "read-only") {
+	if _, err := r.Pledge(context.Background(), household.PledgeRequest{}); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("pledge through a reader: %v", err)
 	}
 }
@@ -383,7 +384,7 @@ func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	if err != nil || head.Seq != 1 {
 		t.Fatalf("head after init = %+v, %v; want the announce at seq 1", head, err)
 	}
-	p, err := a.Pledge(ctx, PledgeRequest{To: "bob", EnergyWh: 10, Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)})
+	p, err := a.pledge(ctx, household.PledgeRequest{To: "bob", EnergyWh: 10, Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +406,7 @@ func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	// Since a neighbour's message: refused, this household exports its own.
 	carry(t, b, a)
 	bh, _ := b.head(ctx)
-	if _, err := a.ExportMessages(ctx, &buf, bh.ID.String()); !errors.Is(err, ErrInvalid) {
+	if _, err := a.ExportMessages(ctx, &buf, bh.ID.String()); !errors.Is(err, household.ErrInvalid) {
 		t.Fatalf("export since a neighbour's message: %v; want ErrInvalid", err)
 	}
 
@@ -416,7 +417,7 @@ func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	if ns, _ := a.Neighbours(ctx); len(ns) != 0 {
 		t.Fatalf("neighbours after remove = %+v", ns)
 	}
-	if _, err := b.Accept(ctx, p.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := b.Accept(ctx, p.ID); !errors.Is(err, household.ErrNotFound) {
 		t.Fatalf("Bob accepting a pledge he never received: %v", err)
 	}
 	carry(t, a, b)

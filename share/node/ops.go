@@ -12,44 +12,47 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
+	"github.com/commons-energy/commons/share/relay"
 )
 
 // MaxImportMessages bounds one import block.
 const MaxImportMessages = 100_000
 
-// AddNeighbour implements Household: it verifies the invite's signature,
+// AddNeighbour implements household.Household: it verifies the invite's signature,
 // checks it is for this community and not this household's own, and adds
 // the neighbour under alias (or the invite's name).
-func (n *Node) AddNeighbour(ctx context.Context, invite, alias string) (Neighbour, error) {
+func (n *Node) AddNeighbour(ctx context.Context, invite, alias string) (household.Neighbour, error) {
 	if err := n.writable("add neighbour"); err != nil {
-		return Neighbour{}, err
+		return household.Neighbour{}, err
 	}
 	iv, err := share.ParseInvite(invite)
 	if err != nil {
-		return Neighbour{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return household.Neighbour{}, fmt.Errorf("%w: %w", household.ErrInvalid, err)
 	}
 	if iv.Household == n.key.ID() {
-		return Neighbour{}, fmt.Errorf("%w: that is this household's own invite; paste the neighbour's (from 'commons id' on their box)", ErrInvalid)
+		return household.Neighbour{}, fmt.Errorf("%w: that is this household's own invite; paste the neighbour's (from 'commons id' on their box)", household.ErrInvalid)
 	}
 	if iv.CommunityID() != n.manifest.ID() {
-		return Neighbour{}, fmt.Errorf("%w: the invite is for community %q (%d s slots, %s), this household is in %q (%d s slots, %s): both must use the same community settings",
-			ErrInvalid, iv.Community.Name, iv.Community.SlotLen, iv.Community.Key, n.manifest.Name, n.manifest.SlotLen, n.manifest.Key)
+		return household.Neighbour{}, fmt.Errorf("%w: the invite is for community %q (%d s slots, %s), this household is in %q (%d s slots, %s): both must use the same community settings",
+			household.ErrInvalid, iv.Community.Name, iv.Community.SlotLen, iv.Community.Key, n.manifest.Name, n.manifest.SlotLen, n.manifest.Key)
 	}
 	name := iv.Name
 	if alias != "" {
 		if err := ValidateName(alias); err != nil {
-			return Neighbour{}, fmt.Errorf("%w: --name: %w", ErrInvalid, err)
+			return household.Neighbour{}, fmt.Errorf("%w: --name: %w", household.ErrInvalid, err)
 		}
 		name = alias
 	}
 	if other, err := n.led.FindNeighbour(ctx, name); err == nil && other.ID != iv.Household {
-		return Neighbour{}, fmt.Errorf("%w: the name %q is taken by neighbour %s; add this one with --name OTHER", ErrInvalid, name, other.ID.Short())
+		return household.Neighbour{}, fmt.Errorf("%w: the name %q is taken by neighbour %s; add this one with --name OTHER", household.ErrInvalid, name, other.ID.Short())
 	}
 	nb := ledger.Neighbour{ID: iv.Household, Name: name, Addresses: iv.Addrs, Invite: invite}
 	if err := n.led.AddNeighbour(ctx, nb); err != nil {
-		return Neighbour{}, err
+		return household.Neighbour{}, err
 	}
-	return Neighbour{ID: iv.Household.String(), Name: name, Addresses: iv.Addrs}, nil
+	return household.Neighbour{ID: iv.Household.String(), Name: name, Addresses: iv.Addrs}, nil
 }
 
 // findNeighbour resolves a name, id or id prefix.
@@ -57,30 +60,31 @@ func (n *Node) findNeighbour(ctx context.Context, nameOrID string) (ledger.Neigh
 	nb, err := n.led.FindNeighbour(ctx, nameOrID)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		return nb, fmt.Errorf("%w: no neighbour called %q; see 'commons neighbours list' or add one with 'commons neighbours add INVITE'", ErrNotFound, nameOrID)
+		return nb, fmt.Errorf("%w: no neighbour called %q; see 'commons neighbours list' or add one with 'commons neighbours add INVITE'", household.ErrNotFound, nameOrID)
 	case errors.Is(err, ledger.ErrAmbiguous):
-		return nb, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nb, fmt.Errorf("%w: %w", household.ErrInvalid, err)
 	}
 	return nb, err
 }
 
-// RemoveNeighbour implements Household.
-func (n *Node) RemoveNeighbour(ctx context.Context, nameOrID string) (Neighbour, error) {
+// RemoveNeighbour implements household.Household.
+func (n *Node) RemoveNeighbour(ctx context.Context, nameOrID string) (household.Neighbour, error) {
 	if err := n.writable("remove neighbour"); err != nil {
-		return Neighbour{}, err
+		return household.Neighbour{}, err
 	}
 	nb, err := n.findNeighbour(ctx, nameOrID)
 	if err != nil {
-		return Neighbour{}, err
+		return household.Neighbour{}, err
 	}
 	if err := n.led.RemoveNeighbour(ctx, nb.ID); err != nil {
-		return Neighbour{}, err
+		return household.Neighbour{}, err
 	}
-	return Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses}, nil
+	return household.Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses}, nil
 }
 
-// Neighbours implements Household.
-func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
+// Neighbours implements household.Household: every neighbour with its
+// latest status, storage use, fork state and what passed between us.
+func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 	ns, err := n.led.Neighbours(ctx)
 	if err != nil {
 		return nil, err
@@ -93,13 +97,27 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Neighbour, 0, len(ns))
+	bal, err := n.led.Balances(ctx, n.loc)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[share.HouseholdID]ledger.Balance{}
+	for _, x := range bal {
+		byID[x.Neighbour] = x
+	}
+	out := make([]household.Neighbour, 0, len(ns))
 	for _, nb := range ns {
-		v := Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
+		v := household.Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
 			StoredBytes: usage[nb.ID].StoredBytes, Refused: usage[nb.ID].Refused,
 			Frozen: nb.Frozen(), ForkSeq: nb.ForkSeq}
 		if v.Refused == nil {
 			v.Refused = map[string]int64{}
+		}
+		x := byID[nb.ID]
+		v.OpenPledges, v.GivenWh, v.ReceivedWh, v.MonthGivenWh, v.MonthReceivedWh =
+			x.OpenPledges, x.GivenWh, x.ReceivedWh, x.MonthGivenWh, x.MonthReceivedWh
+		if v.Frozen {
+			v.Problem = fmt.Sprintf("signed two different messages with sequence number %d: its feed is frozen", v.ForkSeq)
 		}
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
@@ -111,19 +129,19 @@ func (n *Node) Neighbours(ctx context.Context) ([]Neighbour, error) {
 }
 
 // statuses returns the latest signed status of each author.
-func (n *Node) statuses(ctx context.Context) (map[share.HouseholdID]*NeighbourStatus, error) {
+func (n *Node) statuses(ctx context.Context) (map[share.HouseholdID]*household.NeighbourStatus, error) {
 	ms, err := n.led.Statuses(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[share.HouseholdID]*NeighbourStatus, len(ms))
+	out := make(map[share.HouseholdID]*household.NeighbourStatus, len(ms))
 	for author, m := range ms {
 		c, err := m.Decode()
 		if err != nil {
 			continue // stored statuses were verified; ledger verify reports a damaged one
 		}
 		if st, ok := c.(*share.Status); ok {
-			out[author] = &NeighbourStatus{SurplusW: st.SurplusW - st.NeedW, Time: m.Created()}
+			out[author] = &household.NeighbourStatus{SurplusW: st.SurplusW - st.NeedW, Time: m.Created()}
 		}
 	}
 	return out, nil
@@ -143,28 +161,28 @@ func (n *Node) names(ctx context.Context) (map[share.HouseholdID]string, error) 
 	return m, nil
 }
 
-// Pledge implements Household: it signs a pledge of req.EnergyWh over the
+// pledge signs a pledge of req.EnergyWh over the
 // slots covering [req.Start, req.End) to the neighbour req.To and stores
 // it durably before returning.
-func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
+func (n *Node) pledge(ctx context.Context, req household.PledgeRequest) (household.Pledge, error) {
 	if err := n.writable("pledge"); err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
-	if req.EnergyWh < 1 || req.EnergyWh > MaxPledgeWh {
-		return Pledge{}, fmt.Errorf("%w: energy %d Wh is out of range; pledge 1 Wh to %d Wh", ErrInvalid, req.EnergyWh, MaxPledgeWh)
+	if req.EnergyWh < 1 || req.EnergyWh > input.MaxPledgeWh {
+		return household.Pledge{}, fmt.Errorf("%w: energy %d Wh is out of range; pledge 1 Wh to %d Wh", household.ErrInvalid, req.EnergyWh, input.MaxPledgeWh)
 	}
 	nb, err := n.findNeighbour(ctx, req.To)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, household.ErrNotFound) {
 		if yerr := n.notYou(req.To); yerr != nil {
-			return Pledge{}, yerr
+			return household.Pledge{}, yerr
 		}
 	}
 	if err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	r, err := n.manifest.Align(req.Start, req.End)
 	if err != nil {
-		return Pledge{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return household.Pledge{}, fmt.Errorf("%w: %w", household.ErrInvalid, err)
 	}
 	start, end := n.manifest.Times(r)
 	params := fmt.Sprintf("to=%s energy_wh=%d slots=%d-%d", nb.ID, req.EnergyWh, r.From, r.To)
@@ -176,26 +194,26 @@ func (n *Node) Pledge(ctx context.Context, req PledgeRequest) (Pledge, error) {
 	now := n.opts.Now()
 	if !req.Force {
 		if err := n.checkPlausible(req.EnergyWh, start, end); err != nil {
-			return Pledge{}, err
+			return household.Pledge{}, err
 		}
 	}
 	if !start.After(now) {
 		next := n.manifest.SlotStart(n.manifest.SlotOf(now) + 1).In(n.loc)
-		return Pledge{}, fmt.Errorf("%w: the window starts at %s, which is not in the future; a pledge must be made before its window (next slot starts %s)",
-			ErrInvalid, start.In(n.loc).Format("2006-01-02 15:04"), next.Format("15:04"))
+		return household.Pledge{}, fmt.Errorf("%w: the window starts at %s, which is not in the future; a pledge must be made before its window (next slot starts %s)",
+			household.ErrInvalid, start.In(n.loc).Format("2006-01-02 15:04"), next.Format("15:04"))
 	}
 	var nonce [4]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
-		return Pledge{}, fmt.Errorf("pledge nonce: %w", err)
+		return household.Pledge{}, fmt.Errorf("pledge nonce: %w", err)
 	}
 	c := &share.Pledge{To: nb.ID, FromSlot: r.From, ToSlot: r.To, EnergyWh: req.EnergyWh, ExpirySlot: r.From, Nonce: binary.BigEndian.Uint32(nonce[:])}
 	m, err := n.sign(ctx, c)
 	if err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	if req.IdempotencyKey != "" {
 		if err := n.led.PutIdempotencyKey(ctx, req.IdempotencyKey, ledger.Idempotent{Request: params, Message: m.ID().String()}); err != nil {
-			return Pledge{}, err
+			return household.Pledge{}, err
 		}
 	}
 	return n.FindPledge(ctx, m.ID().String())
@@ -207,33 +225,34 @@ const MaxIdempotencyKey = 200
 // idempotent looks key up: done is true when key was already used for a
 // pledge with the same params, which is returned; a key used for other
 // params is ErrInvalid naming the first pledge.
-func (n *Node) idempotent(ctx context.Context, key, params string) (p Pledge, done bool, err error) {
+func (n *Node) idempotent(ctx context.Context, key, params string) (p household.Pledge, done bool, err error) {
 	if len(key) > MaxIdempotencyKey {
-		return Pledge{}, false, fmt.Errorf("%w: --idempotency-key is %d bytes long; use at most %d", ErrInvalid, len(key), MaxIdempotencyKey)
+		return household.Pledge{}, false, fmt.Errorf("%w: --idempotency-key is %d bytes long; use at most %d", household.ErrInvalid, len(key), MaxIdempotencyKey)
 	}
 	first, ok, err := n.led.IdempotencyKey(ctx, key)
 	if err != nil || !ok {
-		return Pledge{}, false, err
+		return household.Pledge{}, false, err
 	}
 	p, err = n.FindPledge(ctx, first.Message)
 	if err != nil {
-		return Pledge{}, false, fmt.Errorf("idempotency key %q: its pledge %s: %w", key, first.Message, err)
+		return household.Pledge{}, false, fmt.Errorf("idempotency key %q: its pledge %s: %w", key, first.Message, err)
 	}
 	if first.Request != params {
-		return Pledge{}, false, fmt.Errorf("%w: idempotency key %q was already used for pledge %s (%s to %s, %s); use a new key for a different pledge",
-			ErrInvalid, key, p.ID, FormatEnergy(p.EnergyWh), p.ToName, p.Window.Start.Format("2006-01-02 15:04")+"-"+p.Window.End.Format("15:04"))
+		return household.Pledge{}, false, fmt.Errorf("%w: idempotency key %q was already used for pledge %s (%s to %s, %s); use a new key for a different pledge",
+			household.ErrInvalid, key, p.ID, input.FormatEnergy(p.EnergyWh), p.ToName, p.Window.Start.Format("2006-01-02 15:04")+"-"+p.Window.End.Format("15:04"))
 	}
 	return p, true, nil
 }
 
 // pledgeJSON converts a ledger pledge view into the CLI's shape.
-func (n *Node) pledgeJSON(p ledger.Pledge) Pledge {
-	out := Pledge{
+func (n *Node) pledgeJSON(p ledger.Pledge) household.Pledge {
+	out := household.Pledge{
 		ID: p.ID.String(), From: p.From.String(), To: p.To.String(),
 		FromName: n.nameOr(p.FromName, p.From), ToName: n.nameOr(p.ToName, p.To),
 		EnergyWh: p.PledgedWh,
-		Window:   PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc), FromSlot: p.Window.From, ToSlot: p.Window.To},
-		State:    string(p.State),
+		Window:   household.PledgeWindow{Start: p.Start.In(n.loc), End: p.End.In(n.loc), FromSlot: p.Window.From, ToSlot: p.Window.To},
+		State:    household.PledgeState(p.State),
+		Verified: household.VerifyOK, // the ledger stores verified messages only
 		Outgoing: p.Outgoing,
 		Created:  p.Created.In(n.loc),
 	}
@@ -259,14 +278,14 @@ func (n *Node) nameOr(name string, id share.HouseholdID) string {
 	return id.Short()
 }
 
-// Pledges implements Household: every pledge to or from this household,
+// Pledges implements household.Household: every pledge to or from this household,
 // newest first; openOnly keeps pledged and accepted ones.
-func (n *Node) Pledges(ctx context.Context, openOnly bool) ([]Pledge, error) {
+func (n *Node) Pledges(ctx context.Context, openOnly bool) ([]household.Pledge, error) {
 	ps, err := n.led.Pledges(ctx, ledger.PledgeFilter{OpenOnly: openOnly, Involving: n.key.ID()})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Pledge, len(ps))
+	out := make([]household.Pledge, len(ps))
 	for i, p := range ps {
 		out[i] = n.pledgeJSON(p)
 	}
@@ -278,61 +297,61 @@ func (n *Node) Pledges(ctx context.Context, openOnly bool) ([]Pledge, error) {
 func (n *Node) findPledge(ctx context.Context, id string) (ledger.Pledge, error) {
 	s := strings.ToLower(strings.TrimSpace(id))
 	if len(s) < 4 || strings.Trim(s, "0123456789abcdef") != "" || len(s) > 64 {
-		return ledger.Pledge{}, fmt.Errorf("%w: pledge id %q: give the hex id (at least 4 digits) that 'commons pledges' shows", ErrInvalid, id)
+		return ledger.Pledge{}, fmt.Errorf("%w: pledge id %q: give the hex id (at least 4 digits) that 'commons pledges' shows", household.ErrInvalid, id)
 	}
 	p, err := n.led.FindPledge(ctx, s)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		return p, fmt.Errorf("%w: no pledge %s is stored here; see 'commons pledges' (a neighbour's pledge needs 'commons import' first)", ErrNotFound, s)
+		return p, fmt.Errorf("%w: no pledge %s is stored here; see 'commons pledges' (a neighbour's pledge needs 'commons import' first)", household.ErrNotFound, s)
 	case errors.Is(err, ledger.ErrAmbiguous):
-		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return p, fmt.Errorf("%w: %w", household.ErrInvalid, err)
 	}
 	return p, err
 }
 
-// FindPledge implements Household.
-func (n *Node) FindPledge(ctx context.Context, id string) (Pledge, error) {
+// FindPledge implements household.Household.
+func (n *Node) FindPledge(ctx context.Context, id string) (household.Pledge, error) {
 	p, err := n.findPledge(ctx, id)
 	if err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	return n.pledgeJSON(p), nil
 }
 
-// Accept implements Household: the recipient accepts the whole pledge.
-func (n *Node) Accept(ctx context.Context, id string) (Pledge, error) {
+// Accept implements household.Household: the recipient accepts the whole pledge.
+func (n *Node) Accept(ctx context.Context, id string) (household.Pledge, error) {
 	return n.answer(ctx, "accept", id, func(v *share.PledgeView) (share.Content, error) {
 		if v.To != n.key.ID() {
-			return nil, fmt.Errorf("%w: pledge %s is from this household; only its recipient can accept it", ErrInvalid, v.ID.Short())
+			return nil, fmt.Errorf("%w: pledge %s is from this household; only its recipient can accept it", household.ErrInvalid, v.ID.Short())
 		}
 		if v.State != share.StatePledged {
-			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged (unanswered) pledge can be accepted", ErrInvalid, v.ID.Short(), v.State)
+			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged (unanswered) pledge can be accepted", household.ErrInvalid, v.ID.Short(), v.State)
 		}
 		return &share.Accept{Pledge: v.ID, EnergyWh: v.PledgedWh}, nil
 	})
 }
 
-// Decline implements Household.
-func (n *Node) Decline(ctx context.Context, id string) (Pledge, error) {
+// Decline implements household.Household.
+func (n *Node) Decline(ctx context.Context, id string) (household.Pledge, error) {
 	return n.answer(ctx, "decline", id, func(v *share.PledgeView) (share.Content, error) {
 		if v.To != n.key.ID() {
-			return nil, fmt.Errorf("%w: pledge %s is from this household; only its recipient can decline it (use cancel)", ErrInvalid, v.ID.Short())
+			return nil, fmt.Errorf("%w: pledge %s is from this household; only its recipient can decline it (use cancel)", household.ErrInvalid, v.ID.Short())
 		}
 		if v.State != share.StatePledged {
-			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged (unanswered) pledge can be declined", ErrInvalid, v.ID.Short(), v.State)
+			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged (unanswered) pledge can be declined", household.ErrInvalid, v.ID.Short(), v.State)
 		}
 		return &share.Decline{Pledge: v.ID}, nil
 	})
 }
 
-// Cancel implements Household: either party withdraws before the window.
-func (n *Node) Cancel(ctx context.Context, id string) (Pledge, error) {
+// Cancel implements household.Household: either party withdraws before the window.
+func (n *Node) Cancel(ctx context.Context, id string) (household.Pledge, error) {
 	return n.answer(ctx, "cancel", id, func(v *share.PledgeView) (share.Content, error) {
 		if v.State != share.StatePledged && v.State != share.StateAccepted {
-			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged or accepted pledge can be cancelled", ErrInvalid, v.ID.Short(), v.State)
+			return nil, fmt.Errorf("%w: pledge %s is %s; only a pledged or accepted pledge can be cancelled", household.ErrInvalid, v.ID.Short(), v.State)
 		}
 		if start := n.manifest.SlotStart(v.Window.From); !n.opts.Now().Before(start) {
-			return nil, fmt.Errorf("%w: pledge %s's window started at %s; a pledge can be cancelled only before its window", ErrInvalid, v.ID.Short(), start.In(n.loc).Format("2006-01-02 15:04"))
+			return nil, fmt.Errorf("%w: pledge %s's window started at %s; a pledge can be cancelled only before its window", household.ErrInvalid, v.ID.Short(), start.In(n.loc).Format("2006-01-02 15:04"))
 		}
 		return &share.Cancel{Pledge: v.ID}, nil
 	})
@@ -340,32 +359,32 @@ func (n *Node) Cancel(ctx context.Context, id string) (Pledge, error) {
 
 // answer signs the lifecycle message build returns for pledge id and
 // returns the pledge's new state.
-func (n *Node) answer(ctx context.Context, verb, id string, build func(*share.PledgeView) (share.Content, error)) (Pledge, error) {
+func (n *Node) answer(ctx context.Context, verb, id string, build func(*share.PledgeView) (share.Content, error)) (household.Pledge, error) {
 	if err := n.writable(verb); err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	p, err := n.findPledge(ctx, id)
 	if err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	v := &p.PledgeView
 	if v.From != n.key.ID() && v.To != n.key.ID() {
-		return Pledge{}, fmt.Errorf("%w: pledge %s is not to or from this household", ErrInvalid, v.ID.Short())
+		return household.Pledge{}, fmt.Errorf("%w: pledge %s is not to or from this household", household.ErrInvalid, v.ID.Short())
 	}
 	if v.State == share.StatePledged && !n.opts.Now().Before(n.manifest.SlotStart(v.ExpirySlot)) {
 		v.State = share.StateExpired
 	}
 	c, err := build(v)
 	if err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	if _, err := n.sign(ctx, c); err != nil {
-		return Pledge{}, err
+		return household.Pledge{}, err
 	}
 	return n.FindPledge(ctx, v.ID.String())
 }
 
-// ExportMessages implements Household: this household's own messages
+// ExportMessages implements household.Household: this household's own messages
 // after since ("" = all) as one armored block.
 func (n *Node) ExportMessages(ctx context.Context, w io.Writer, since string) (int, error) {
 	raws, err := n.ownMessages(ctx, since)
@@ -378,22 +397,22 @@ func (n *Node) ExportMessages(ctx context.Context, w io.Writer, since string) (i
 	return len(raws), nil
 }
 
-// Import implements Household: it reads one armored block, verifies each
+// Import implements household.Household: it reads one armored block, verifies each
 // message and stores the good ones durably; each bad one is reported with
 // its reason and stored nowhere.
-func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+func (n *Node) Import(ctx context.Context, r io.Reader) (household.ImportReport, error) {
 	if err := n.writable("import"); err != nil {
-		return ImportReport{}, err
+		return household.ImportReport{}, err
 	}
 	raws, err := share.Dearmor(r, MaxImportMessages)
 	if err != nil {
-		return ImportReport{}, fmt.Errorf("%w: %w; nothing was imported", ErrIntegrity, err)
+		return household.ImportReport{}, fmt.Errorf("%w: %w; nothing was imported", household.ErrIntegrity, err)
 	}
 	res, err := n.led.Append(ctx, raws...)
 	if err != nil {
-		return ImportReport{}, err
+		return household.ImportReport{}, err
 	}
-	var rep ImportReport
+	var rep household.ImportReport
 	var stored []*share.Message
 	defer func() { n.Stored(ctx, stored) }()
 	for i, r := range res {
@@ -404,7 +423,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		case ledger.Duplicate, ledger.Older:
 			rep.Duplicates++
 		default:
-			rj := Rejection{Index: i + 1, Reason: reasonText(r)}
+			rj := household.Rejection{Index: i + 1, Reason: reasonText(r)}
 			if r.Message != nil {
 				rj.ID = r.Message.ID().String()
 			}
@@ -425,24 +444,24 @@ func reasonText(r ledger.Result) string {
 	return fmt.Sprintf("%s [%s]", msg, ledger.Reason(r.Err))
 }
 
-// Status implements Household.
-func (n *Node) Status(ctx context.Context) (Status, error) {
+// Status implements household.Household.
+func (n *Node) Status(ctx context.Context) (household.Status, error) {
 	now := n.opts.Now()
 	tot, err := n.todayTotals(ctx)
 	if err != nil {
-		return Status{}, err
+		return household.Status{}, err
 	}
 	ns, err := n.led.Neighbours(ctx)
 	if err != nil {
-		return Status{}, err
+		return household.Status{}, err
 	}
 	ps, err := n.Pledges(ctx, true)
 	if err != nil {
-		return Status{}, err
+		return household.Status{}, err
 	}
-	st := Status{
-		Meter:       MeterState{Port: n.cfg.Meter.Port, Protocol: n.cfg.Meter.Protocol, ClockOK: true},
-		Today:       Today{ImportWh: tot.ImportWh, ExportWh: tot.ExportWh},
+	st := household.Status{
+		Meter:       household.MeterState{Port: n.cfg.Meter.Port, Protocol: n.cfg.Meter.Protocol, ClockOK: true},
+		Today:       household.Today{ImportWh: tot.ImportWh, ExportWh: tot.ExportWh},
 		Neighbours:  len(ns),
 		OpenPledges: len(ps),
 	}
@@ -463,12 +482,13 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		st.Meter.LastTelegram = &t
 		st.Meter.Online = now.Sub(t) < meterOfflineAfter
 	}
+	st.Relay = n.relayState()
 	if pm := n.cfg.ProductionMeter; pm != nil {
 		proto := pm.Protocol
 		if proto == "" {
 			proto = "modbus"
 		}
-		ps := &ProductionState{MeterState: MeterState{Port: pm.Port, Protocol: proto, ClockOK: true}}
+		ps := &household.ProductionState{MeterState: household.MeterState{Port: pm.Port, Protocol: proto, ClockOK: true}}
 		_, w, _, h, ok := n.Production()
 		ps.Online = h.Online && ok
 		if !h.LastTelegram.IsZero() {
@@ -501,4 +521,20 @@ func (n *Node) lastAggregated(ctx context.Context) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.In(n.loc), true
+}
+
+// relayState is the community hub link: the running transport's, or, when
+// the household is not running, what the home knows; nil without a relay.
+func (n *Node) relayState() *household.RelayState {
+	if r, ok := n.opts.Transport.(RelayReporter); ok {
+		if st := r.RelayState(); st != nil {
+			return st
+		}
+	}
+	if n.cfg.Relay == "" {
+		return nil
+	}
+	st := &household.RelayState{URL: relay.Redact(n.cfg.Relay)}
+	st.Cursor, _ = relay.ReadCursor(n.home.RelayCursorPath(), relay.StreamName(n.manifest.ID()))
+	return st
 }

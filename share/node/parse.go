@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
 )
-
-// MaxPledgeWh bounds one pledge's energy (1 GWh): far above any household,
-// far below integer overflow.
-const MaxPledgeWh = input.MaxPledgeWh
 
 // ParseEnergy parses an amount of energy such as "1.5kWh", "1,5 kWh",
 // "1500Wh", "0.002 MWh" or "1500" (a bare number is Wh) into exact integer
@@ -18,14 +15,10 @@ const MaxPledgeWh = input.MaxPledgeWh
 func ParseEnergy(s string) (int64, error) {
 	wh, err := input.ParseEnergy(s)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", ErrInvalid, input.Message(err))
+		return 0, fmt.Errorf("%w: %s", household.ErrInvalid, input.Message(err))
 	}
 	return wh, nil
 }
-
-// FormatEnergy prints wh the way people read it: "750 Wh", "1.5 kWh",
-// "2.25 MWh".
-func FormatEnergy(wh int64) string { return input.FormatEnergy(wh) }
 
 // ParseWindow parses a pledge window with the rules of package input:
 // "HH:MM/HH:MM" or "HH:MM-HH:MM" today in cal's zone, two RFC 3339 instants
@@ -33,10 +26,10 @@ func FormatEnergy(wh int64) string { return input.FormatEnergy(wh) }
 // refused, never wrapped into the next day. The window is widened to whole
 // slots of cal.Slot; it must not be over at now. The returned instants are
 // in cal's zone.
-func ParseWindow(s string, now time.Time, cal Calendar) (start, end time.Time, err error) {
+func ParseWindow(s string, now time.Time, cal household.Calendar) (start, end time.Time, err error) {
 	start, end, err = input.ParseWindow(s, now, cal.Location, cal.Slot)
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: %s", ErrInvalid, input.Message(err))
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: %s", household.ErrInvalid, input.Message(err))
 	}
 	return start, end, nil
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 func TestParseEnergy(t *testing.T) {
@@ -57,14 +60,6 @@ func TestParseEnergy(t *testing.T) {
 	}
 }
 
-func TestFormatEnergy(t *testing.T) {
-	for wh, want := range map[int64]string{0: "0 Wh", 750: "750 Wh", 1000: "1 kWh", 1500: "1.5 kWh", 1234: "1.234 kWh", -2500: "-2.5 kWh"} {
-		if got := FormatEnergy(wh); got != want {
-			t.Errorf("FormatEnergy(%d) = %q, want %q", wh, got, want)
-		}
-	}
-}
-
 func FuzzParseEnergy(f *testing.F) {
 	for _, s := range []string{"1.5kWh", "1500Wh", "0.002MWh", ".5kwh", "1e3Wh", "-1Wh"} {
 		f.Add(s)
@@ -74,12 +69,12 @@ func FuzzParseEnergy(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if wh < 1 || wh > MaxPledgeWh {
+		if wh < 1 || wh > input.MaxPledgeWh {
 			t.Fatalf("ParseEnergy(%q) = %d out of range", s, wh)
 		}
 		// The Wh value printed back parses to the same value.
-		if back, err := ParseEnergy(FormatEnergy(wh)); err != nil || back != wh {
-			t.Fatalf("round trip of %d via %q = %d, %v", wh, FormatEnergy(wh), back, err)
+		if back, err := ParseEnergy(input.FormatEnergy(wh)); err != nil || back != wh {
+			t.Fatalf("round trip of %d via %q = %d, %v", wh, input.FormatEnergy(wh), back, err)
 		}
 	})
 }
@@ -129,9 +124,9 @@ func TestParseWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start, end, err := ParseWindow(tt.in, tt.now, Calendar{Location: brussels, Slot: tt.slot})
+			start, end, err := ParseWindow(tt.in, tt.now, household.Calendar{Location: brussels, Slot: tt.slot})
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, household.ErrInvalid) {
 					t.Fatalf("ParseWindow(%q) = %v, %v, %v; want ErrInvalid containing %q", tt.in, start, end, err, tt.wantErr)
 				}
 				return
@@ -154,11 +149,11 @@ func FuzzParseWindow(f *testing.F) {
 		f.Add(s)
 	}
 	now := time.Date(2025, 6, 1, 9, 7, 0, 0, time.UTC)
-	cal := Calendar{Location: time.UTC, Slot: 15 * time.Minute}
+	cal := household.Calendar{Location: time.UTC, Slot: 15 * time.Minute}
 	f.Fuzz(func(t *testing.T, s string) {
 		start, end, err := ParseWindow(s, now, cal)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, household.ErrInvalid) {
 				t.Fatalf("ParseWindow(%q): error %v does not wrap ErrInvalid", s, err)
 			}
 			return

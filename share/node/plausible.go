@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
 )
 
@@ -48,7 +49,7 @@ func (n *Node) checkPlausible(wh int64, start, end time.Time) error {
 	if err == nil {
 		return nil
 	}
-	return &inputError{msg: input.Message(err), errs: []error{ErrInvalid, ErrImplausible}}
+	return &inputError{msg: input.Message(err), errs: []error{household.ErrInvalid, ErrImplausible}}
 }
 
 // notYou returns an error when nameOrID names this household itself.
@@ -56,7 +57,7 @@ func (n *Node) notYou(nameOrID string) error {
 	id := n.key.ID().String()
 	v := strings.TrimSpace(nameOrID)
 	if strings.EqualFold(v, n.cfg.Name) || len(v) >= 4 && strings.HasPrefix(id, strings.ToLower(v)) {
-		return fmt.Errorf("%w: %q is this household: that is you; pledge to a neighbour (see 'commons neighbours list')", ErrInvalid, nameOrID)
+		return fmt.Errorf("%w: %q is this household: that is you; pledge to a neighbour (see 'commons neighbours list')", household.ErrInvalid, nameOrID)
 	}
 	return nil
 }

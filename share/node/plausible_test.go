@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-energy/commons/tui"
+	"github.com/commons-energy/commons/share/household"
 )
 
 func TestPledgePlausibleAndSelf(t *testing.T) {
@@ -37,7 +37,7 @@ func TestPledgePlausibleAndSelf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a.cfg.FuseA = tt.fuseA
-			_, err := a.Pledge(ctx, PledgeRequest{To: tt.to, EnergyWh: tt.wh, Start: start, End: end, Force: tt.force})
+			_, err := a.pledge(ctx, household.PledgeRequest{To: tt.to, EnergyWh: tt.wh, Start: start, End: end, Force: tt.force})
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Pledge: %v", err)
@@ -50,14 +50,14 @@ func TestPledgePlausibleAndSelf(t *testing.T) {
 			if errors.Is(err, ErrImplausible) != tt.implaus {
 				t.Errorf("errors.Is(%v, ErrImplausible) = %v, want %v", err, !tt.implaus, tt.implaus)
 			}
-			if tt.implaus && !errors.Is(err, ErrInvalid) {
+			if tt.implaus && !errors.Is(err, household.ErrInvalid) {
 				t.Errorf("%v is not ErrInvalid", err)
 			}
 		})
 	}
 	a.cfg.FuseA = 0
 	// The dashboard's preview gives the same reason.
-	_, err := TUIBackend(a).Preview(ctx, tui.PledgeRequest{To: b.key.ID().String(), EnergyWh: 1_500_000, Start: start, End: end})
+	_, err := a.Preview(ctx, household.PledgeRequest{To: b.key.ID().String(), EnergyWh: 1_500_000, Start: start, End: end})
 	if err == nil || !strings.Contains(err.Error(), "at most 17.25 kWh") {
 		t.Errorf("Preview of 1.5 MWh in an hour = %v; want the export limit", err)
 	}
@@ -69,8 +69,8 @@ func TestPledgeIdempotencyKey(t *testing.T) {
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
 	start, end := testT0.Add(time.Hour), testT0.Add(2*time.Hour)
-	req := PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: "k1"}
-	first, err := a.Pledge(ctx, req)
+	req := household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: "k1"}
+	first, err := a.pledge(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,23 +78,23 @@ func TestPledgeIdempotencyKey(t *testing.T) {
 	byID.To = b.key.ID().String()
 	tests := []struct {
 		name    string
-		req     PledgeRequest
+		req     household.PledgeRequest
 		sameID  bool
 		wantErr string
 	}{
 		{"retry", req, true, ""},
 		{"retry naming Bob by id", byID, true, ""},
-		{"other energy", PledgeRequest{To: "Bob", EnergyWh: 2000, Start: start, End: end, IdempotencyKey: "k1"}, false, "already used for pledge " + first.ID},
-		{"other window", PledgeRequest{To: "Bob", EnergyWh: 1500, Start: end, End: end.Add(time.Hour), IdempotencyKey: "k1"}, false, "already used for pledge " + first.ID},
-		{"other key", PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: "k2"}, false, ""},
-		{"no key", PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end}, false, ""},
-		{"key too long", PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: strings.Repeat("k", 201)}, false, "at most 200"},
+		{"other energy", household.PledgeRequest{To: "Bob", EnergyWh: 2000, Start: start, End: end, IdempotencyKey: "k1"}, false, "already used for pledge " + first.ID},
+		{"other window", household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: end, End: end.Add(time.Hour), IdempotencyKey: "k1"}, false, "already used for pledge " + first.ID},
+		{"other key", household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: "k2"}, false, ""},
+		{"no key", household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end}, false, ""},
+		{"key too long", household.PledgeRequest{To: "Bob", EnergyWh: 1500, Start: start, End: end, IdempotencyKey: strings.Repeat("k", 201)}, false, "at most 200"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := a.Pledge(ctx, tt.req)
+			p, err := a.pledge(ctx, tt.req)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, household.ErrInvalid) {
 					t.Fatalf("Pledge = %+v, %v; want ErrInvalid containing %q", p, err, tt.wantErr)
 				}
 				return

@@ -35,15 +35,6 @@ func NewBalance(production, imp, exp int64) Balance {
 	return b
 }
 
-// ProductionState is the production meter at a glance (Status).
-type ProductionState struct {
-	MeterState
-	PowerW             *int64 `json:"power_w"`              // production now; nil when the meter has no recent reading
-	ConsumptionW       *int64 `json:"consumption_w"`        // production + grid import - grid export now
-	SelfConsumptionPct *int64 `json:"self_consumption_pct"` // today: production used at home / production
-	SelfSufficiencyPct *int64 `json:"self_sufficiency_pct"` // today: production used at home / consumption
-}
-
 func optPtr(o meter.Optional) *int64 {
 	if !o.OK {
 		return nil

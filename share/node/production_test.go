@@ -11,6 +11,7 @@ import (
 
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // frozenClock stands a simulator's clock still at its start + offset: the
@@ -99,9 +100,9 @@ func TestTwoMeterHomeLive(t *testing.T) {
 	if !wantProd.OK || wantProd.V <= 0 || model.SolarW != wantProd.V {
 		t.Fatalf("model production %+v, solar %d W: the test needs sun", wantProd, model.SolarW)
 	}
-	var last Sample
+	var last household.Sample
 	poll(t, "a live sample with production", 20*time.Second, func() bool {
-		ss := n.Samples(time.Time{})
+		ss, _ := n.Samples(ctx, time.Time{})
 		if len(ss) == 0 {
 			return false
 		}
@@ -115,7 +116,7 @@ func TestTwoMeterHomeLive(t *testing.T) {
 		t.Fatalf("consumption %+v, the model's household load is %d W", last.ConsumptionW, model.LoadW)
 	}
 
-	b := TUIBackend(n)
+	b := n
 	st, err := b.State(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ func TestTwoMeterHomeAggregates(t *testing.T) {
 		t.Fatalf("production meter pty: %v", err)
 	}
 	n, stop := twoMeterHome(t, ctx, gridSrv, prodSrv, simClock)
-	b := TUIBackend(n)
+	b := n
 
 	// Wait for three stored minutes with production.
 	poll(t, "stored minutes with production", 30*time.Second, func() bool {
@@ -197,7 +198,7 @@ func TestTwoMeterHomeAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Live.Today.ProductionWh.OK || st.Live.Today.ProductionWh.V <= 0 {
+	if st.Live.Today.ProductionWh == nil || *st.Live.Today.ProductionWh <= 0 {
 		t.Fatalf("today = %+v, want production", st.Live.Today)
 	}
 	// Stop the meters first: every simulated instant served lies before end.

@@ -408,13 +408,13 @@ func checkReadPaths(t *testing.T, src *source, count int) {
 		t.Fatal(err)
 	}
 	// The dashboard's data path.
-	b := TUIBackend(n)
+	b := n
 	state, err := b.State(ctx)
 	if err != nil {
 		t.Fatalf("dashboard state: %v", err)
 	}
 	for _, nb := range state.Neighbours {
-		if nb.Forked && nb.Problem == "" {
+		if nb.Frozen && nb.Problem == "" {
 			t.Fatalf("forked neighbour %s without a problem text", nb.Name)
 		}
 	}

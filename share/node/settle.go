@@ -8,14 +8,8 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 )
-
-// SettleReport says what one settlement round did.
-type SettleReport struct {
-	Reported []string  `json:"reported"` // pledge ids whose window this household reported its metered slots for
-	Settled  []Pledge  `json:"settled"`  // pledges this household settled in this round
-	Waiting  []Problem `json:"waiting"`  // pledges not settled yet, with what they wait for
-}
 
 // Settle runs one settlement round. For every accepted pledge this
 // household is a party to whose window has closed, it first reports its
@@ -28,8 +22,8 @@ type SettleReport struct {
 // message. A pledge whose recipient has not reported yet waits (deliver
 // messages, then run Settle again); so does one overlapping another
 // accepted pledge of this household whose window is still open.
-func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
-	var rep SettleReport
+func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
+	var rep household.SettleReport
 	if err := n.writable("settle"); err != nil {
 		return rep, err
 	}
@@ -61,7 +55,7 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 		}
 		end := n.manifest.SlotStart(v.Window.To)
 		if !haveReading || lastReading.Before(end) {
-			rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("this household's meter data up to %s is not stored yet (is the meter read?)", end.In(n.loc).Format("2006-01-02 15:04"))})
+			rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: fmt.Sprintf("this household's meter data up to %s is not stored yet (is the meter read?)", end.In(n.loc).Format("2006-01-02 15:04"))})
 			continue
 		}
 		imp, exp, measured, err := n.led.SlotEnergy(ctx, slotLen, v.Window.From, v.Window.To)
@@ -71,7 +65,7 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 		// A slot without a stored aggregate had no reading at all (the
 		// meter was away): wait rather than report an invented zero.
 		if i := indexFalse(measured); i >= 0 {
-			rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("no meter data stored for slot starting %s", n.manifest.SlotStart(v.Window.From+int64(i)).In(n.loc).Format("2006-01-02 15:04"))})
+			rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: fmt.Sprintf("no meter data stored for slot starting %s", n.manifest.SlotStart(v.Window.From+int64(i)).In(n.loc).Format("2006-01-02 15:04"))})
 			continue
 		}
 		r := &share.Report{FromSlot: v.Window.From, ExportWh: exp, ImportWh: imp}
@@ -107,7 +101,7 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 	for _, group := range overlapGroups(ready) {
 		if o := firstOverlap(group, open); o != nil {
 			for _, v := range group {
-				rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: fmt.Sprintf("shares slots with pledge %s, whose window is still open", o.ID.Short())})
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: fmt.Sprintf("shares slots with pledge %s, whose window is still open", o.ID.Short())})
 			}
 			continue
 		}
@@ -119,7 +113,7 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 		var missing *share.MissingError
 		if errors.As(err, &missing) {
 			for _, v := range group {
-				rep.Waiting = append(rep.Waiting, Problem{ID: v.ID.String(), Reason: n.missingText(missing, names)})
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: n.missingText(missing, names)})
 			}
 			continue
 		}
@@ -139,7 +133,7 @@ func (n *Node) Settle(ctx context.Context) (SettleReport, error) {
 			if err != nil {
 				return rep, err
 			}
-			if p.State != string(share.StateSettled) {
+			if p.State != household.StateSettled {
 				return rep, fmt.Errorf("settle %s: the stored settle message %s did not settle the pledge (state %s)", v.ID.Short(), m.ID().Short(), p.State)
 			}
 			rep.Settled = append(rep.Settled, p)

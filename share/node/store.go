@@ -8,6 +8,7 @@ import (
 
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // head returns this household's chain head.
@@ -33,11 +34,11 @@ func (n *Node) ownMessages(ctx context.Context, since string) ([][]byte, error) 
 		id, err := n.led.FindMessage(ctx, strings.TrimSpace(since))
 		switch {
 		case errors.Is(err, ledger.ErrNotFound):
-			return nil, fmt.Errorf("--since %s: %w: no stored message has that id", since, ErrNotFound)
+			return nil, fmt.Errorf("--since %s: %w: no stored message has that id", since, household.ErrNotFound)
 		case errors.Is(err, ledger.ErrAmbiguous):
-			return nil, fmt.Errorf("%w: --since %s: %w", ErrInvalid, since, err)
+			return nil, fmt.Errorf("%w: --since %s: %w", household.ErrInvalid, since, err)
 		case err != nil:
-			return nil, fmt.Errorf("%w: --since: %w", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: --since: %w", household.ErrInvalid, err)
 		}
 		raw, err := n.led.Message(ctx, id)
 		if err != nil {
@@ -45,10 +46,10 @@ func (n *Node) ownMessages(ctx context.Context, since string) ([][]byte, error) 
 		}
 		m, err := share.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: stored message %s does not parse: %w", ErrIntegrity, id.Short(), err)
+			return nil, fmt.Errorf("%w: stored message %s does not parse: %w", household.ErrIntegrity, id.Short(), err)
 		}
 		if m.Author != n.key.ID() {
-			return nil, fmt.Errorf("%w: --since %s is a message by %s; give the id of one of this household's own messages", ErrInvalid, id.Short(), m.Author.Short())
+			return nil, fmt.Errorf("%w: --since %s is a message by %s; give the id of one of this household's own messages", household.ErrInvalid, id.Short(), m.Author.Short())
 		}
 		from = m.Seq + 1
 	}

@@ -6,28 +6,22 @@ import (
 	"io"
 
 	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/share/household"
 )
 
-// VerifyReport is the outcome of re-verifying the ledger; its JSON form is
-// the `ledger verify --json` contract (ok, messages, problems, and more).
-type VerifyReport = ledger.Report
-
-// Problem is one thing found wrong, or one reason a pledge waits: the
-// message or pledge id and a reason in words.
-type Problem = ledger.Problem
-
-// Verify implements Household: every stored message is re-checked from
+// Verify implements household.Household: every stored message is re-checked from
 // its verbatim bytes (signature, chain, content hash), and the database
 // with SQLite's integrity check (ledger.Verify).
-func (n *Node) Verify(ctx context.Context) (VerifyReport, error) {
+func (n *Node) Verify(ctx context.Context) (household.VerifyReport, error) {
 	rep, err := n.led.Verify(ctx)
 	if err != nil {
-		return VerifyReport{}, err
+		return household.VerifyReport{}, err
 	}
-	return *rep, nil
+	return household.VerifyReport{OK: rep.OK, Messages: rep.Messages, Statuses: rep.Statuses, Ephemerals: rep.Ephemerals,
+		Forks: rep.Forks, Problems: problems(rep.Problems), Omitted: rep.Omitted}, nil
 }
 
-// ExportLedger implements Household: the ledger for spreadsheets and
+// ExportLedger implements household.Household: the ledger for spreadsheets and
 // scripts (ledger.Export). format is "csv" or "jsonl"; table is
 // "messages", "pledges", "settlements" or (jsonl only) "all"; "" means
 // pledges for csv and all for jsonl.
@@ -35,16 +29,28 @@ func (n *Node) ExportLedger(ctx context.Context, w io.Writer, format, table stri
 	switch format {
 	case "csv", "jsonl":
 	default:
-		return fmt.Errorf("%w: export format %q: use csv or jsonl", ErrInvalid, format)
+		return fmt.Errorf("%w: export format %q: use csv or jsonl", household.ErrInvalid, format)
 	}
 	switch table {
 	case "", ledger.TableMessages, ledger.TablePledges, ledger.TableSettlements:
 	case ledger.TableAll:
 		if format == "csv" {
-			return fmt.Errorf("%w: csv holds one table: use --table messages, pledges or settlements, or --format jsonl", ErrInvalid)
+			return fmt.Errorf("%w: csv holds one table: use --table messages, pledges or settlements, or --format jsonl", household.ErrInvalid)
 		}
 	default:
-		return fmt.Errorf("%w: export table %q: use messages, pledges, settlements or all", ErrInvalid, table)
+		return fmt.Errorf("%w: export table %q: use messages, pledges, settlements or all", household.ErrInvalid, table)
 	}
 	return n.led.Export(ctx, w, format, table)
+}
+
+// problems converts the ledger's problems to the household's.
+func problems(ps []ledger.Problem) []household.Problem {
+	if ps == nil {
+		return nil
+	}
+	out := make([]household.Problem, len(ps))
+	for i, p := range ps {
+		out[i] = household.Problem(p)
+	}
+	return out
 }

@@ -37,6 +37,13 @@ type ClientConfig struct {
 	Peer    share.HouseholdID  // the neighbour's household id, pinned in TLS
 	Addr    string             // the neighbour's host:port
 	Timeout time.Duration      // per request, including reading the body; default 30 s
+	// IdleTimeout closes a connection unused this long; default 45 s:
+	// longer than the Syncer's 30 s pull interval, so each round reuses
+	// the connection of the last one (a new TLS handshake per neighbour
+	// and round would cost about 4 times the CPU and 10 times the bytes
+	// of an idle round, docs/BENCHMARKS.md), and shorter than the
+	// server's idle timeout (60 s), so the client closes first.
+	IdleTimeout time.Duration
 }
 
 // Client talks to one neighbour. It is safe for concurrent use.
@@ -45,6 +52,9 @@ type Client struct {
 	base string
 	hc   *http.Client
 }
+
+// DefaultClientIdle is how long a Client keeps an unused connection.
+const DefaultClientIdle = 45 * time.Second
 
 // maxResponseBytes bounds what a client reads from a neighbour's answer:
 // a full page of maximum-size messages plus framing.
@@ -62,6 +72,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultClientIdle
+	}
 	tcfg := ClientTLS(cert, cfg.Peer)
 	tcfg.NextProtos = []string{"http/1.1"}
 	tr := &http.Transport{
@@ -69,7 +82,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: cfg.Timeout,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       cfg.IdleTimeout,
 		MaxIdleConnsPerHost:   2,
 		MaxConnsPerHost:       4,
 		ForceAttemptHTTP2:     false,
@@ -126,6 +139,52 @@ func (c *Client) Heads(ctx context.Context) ([]Head, error) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(&hs); err != nil {
 		return nil, fmt.Errorf("neighbour %s heads: %w", c.peer.Short(), err)
 	}
+	return c.parseHeads(hs)
+}
+
+// HeadsPage is a neighbour's answer to "which heads moved since cursor
+// C".
+type HeadsPage struct {
+	Heads  []Head
+	Cursor uint64 // ask with this next time; 0: the neighbour keeps no cursor
+	Full   bool   // the full list (C was 0, unknown to the neighbour, or the neighbour is older)
+}
+
+// HeadsSince asks the neighbour for the heads that moved after cursor
+// since (0: all). A neighbour from before cursors answers the full list,
+// which comes back as Full with Cursor 0.
+func (c *Client) HeadsSince(ctx context.Context, since uint64) (HeadsPage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathHeads+"?since="+strconv.FormatUint(since, 10), nil)
+	if err != nil {
+		return HeadsPage{}, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return HeadsPage{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return HeadsPage{}, fmt.Errorf("neighbour %s heads: %w", c.peer.Short(), err)
+	}
+	var page headsPage
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		page.Full = true // an older neighbour: the full list as an array
+		err = json.Unmarshal(body, &page.Heads)
+	} else {
+		err = json.Unmarshal(body, &page)
+	}
+	if err != nil {
+		return HeadsPage{}, fmt.Errorf("neighbour %s heads: %w", c.peer.Short(), err)
+	}
+	heads, err := c.parseHeads(page.Heads)
+	if err != nil {
+		return HeadsPage{}, err
+	}
+	return HeadsPage{Heads: heads, Cursor: page.Cursor, Full: page.Full}, nil
+}
+
+func (c *Client) parseHeads(hs []headJSON) ([]Head, error) {
 	heads := make([]Head, 0, len(hs))
 	for _, h := range hs {
 		id, err := share.ParseHouseholdID(h.Author)

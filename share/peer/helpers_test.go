@@ -323,6 +323,18 @@ var storeKinds = []string{"mem", "ledger"}
 // store of the given kind.
 func newBox(t testing.TB, kind string, a *author, lim Limits) *box {
 	t.Helper()
+	return newBoxTTL(t, kind, a, lim, 5*time.Millisecond)
+}
+
+// newBoxTTL is newBox whose ledger neighbour list is cached for ttl.
+func newBoxTTL(t testing.TB, kind string, a *author, lim Limits, ttl time.Duration) *box {
+	t.Helper()
+	if lim.Handshake == 0 {
+		// Under -race on a loaded shared machine a handshake can take
+		// longer than the 2 s default, and a push lost to it makes a
+		// test flaky; the tests of the deadline itself set their own.
+		lim.Handshake = 15 * time.Second
+	}
 	if a == nil {
 		a = newAuthor(t)
 	}
@@ -341,7 +353,7 @@ func newBox(t testing.TB, kind string, a *author, lim Limits) *box {
 				sy.Relay(raw)
 			}
 		}}}
-		b.nb = &ledgerTestNeighbours{LedgerNeighbours{L: l, TTL: 5 * time.Millisecond}}
+		b.nb = &ledgerTestNeighbours{LedgerNeighbours{L: l, TTL: ttl}}
 	default:
 		t.Fatalf("unknown store kind %q", kind)
 	}

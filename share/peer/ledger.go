@@ -36,6 +36,19 @@ func (s LedgerStore) Heads(ctx context.Context) ([]Head, error) {
 	return hs, nil
 }
 
+// HeadsSince implements HeadsSincer from the ledger's heads table.
+func (s LedgerStore) HeadsSince(ctx context.Context, since uint64) ([]Head, uint64, bool, error) {
+	ahs, cursor, full, err := s.L.HeadsSince(ctx, since)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	hs := make([]Head, len(ahs))
+	for i, h := range ahs {
+		hs[i] = Head{Author: h.Author, Seq: h.Seq}
+	}
+	return hs, cursor, full, nil
+}
+
 // Range implements Store.
 func (s LedgerStore) Range(ctx context.Context, author share.HouseholdID, after uint64, limit int) ([][]byte, error) {
 	if limit <= 0 {

@@ -99,6 +99,18 @@ type Store interface {
 	PutStatus(ctx context.Context, msg Message) error
 }
 
+// HeadsSincer is implemented by stores that keep a change cursor over
+// their heads (the ledger's heads table). A Server answers
+// GET /v1/heads?since=C from it with only the authors whose head moved
+// after C; a Syncer also uses it to read its own heads incrementally.
+// Stores without it get the full list every time.
+type HeadsSincer interface {
+	// HeadsSince returns the heads that moved after cursor since and the
+	// cursor to ask with next. since 0, or a cursor the store never gave,
+	// returns every head with full true.
+	HeadsSince(ctx context.Context, since uint64) (heads []Head, cursor uint64, full bool, err error)
+}
+
 // Neighbours is the household's list of known neighbours.
 type Neighbours interface {
 	// Known reports whether id is a neighbour whose messages are accepted.

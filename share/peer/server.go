@@ -49,12 +49,34 @@ type Limits struct {
 	ByteRate rate.Limit
 	// ByteBurst is the byte bucket size per neighbour; default 4 MiB, and
 	// never less than MaxBodyBytes.
-	ByteBurst  int
-	MaxConns   int           // simultaneous TCP connections; default 64
-	ReadHeader time.Duration // TLS handshake and request headers; default 5 s
-	Read       time.Duration // whole request incl. body; default 30 s
-	Write      time.Duration // writing the response; default 30 s
-	Idle       time.Duration // keep-alive idle; default 2 min
+	ByteBurst int
+	// MaxConns is the floor of the authenticated connection budget: a box
+	// with n neighbours serves max(MaxConns, 2n+16) neighbours'
+	// connections at once (connBudget); default 64.
+	MaxConns int
+	// MaxConnsPerNeighbour bounds one neighbour's connections; default 4
+	// (what a Client opens at most).
+	MaxConnsPerNeighbour int
+	// Handshake is how long a connection may take from TCP accept to a
+	// finished TLS handshake with a neighbour's certificate; default 2 s.
+	Handshake time.Duration
+	// MaxPending is the floor of the budget of connections in their TLS
+	// handshake (not yet known to be a neighbour), in all: with n
+	// neighbours max(MaxPending, n+16) (pendingBudget); a new one beyond
+	// it closes the oldest pending one. Default 64.
+	MaxPending int
+	// MaxPendingPerAddr bounds pending handshakes from one IP address; a
+	// new one beyond it closes that address's oldest pending one.
+	// Default 4.
+	MaxPendingPerAddr int
+	ReadHeader        time.Duration // request headers, after the handshake; default 5 s
+	Read              time.Duration // whole request incl. body; default 30 s
+	Write             time.Duration // writing the response; default 30 s
+	// Idle closes a neighbour's connection unused this long; default
+	// 60 s: longer than the clients' 45 s (1.5 pull intervals), so a
+	// client closes first and never sends on a connection the server is
+	// closing, and held connections stay within 2 per neighbour.
+	Idle time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -83,10 +105,14 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ByteBurst, 4<<20)
 	l.ByteBurst = max(l.ByteBurst, int(min(l.MaxBodyBytes, math.MaxInt32)))
 	def(&l.MaxConns, 64)
+	def(&l.MaxConnsPerNeighbour, 4)
+	defd(&l.Handshake, 2*time.Second)
+	def(&l.MaxPending, 64)
+	def(&l.MaxPendingPerAddr, 4)
 	defd(&l.ReadHeader, 5*time.Second)
 	defd(&l.Read, 30*time.Second)
 	defd(&l.Write, 30*time.Second)
-	defd(&l.Idle, 2*time.Minute)
+	defd(&l.Idle, 60*time.Second)
 	return l
 }
 
@@ -115,6 +141,16 @@ type Stats struct {
 	Duplicates uint64 // messages already held
 	Rejected   uint64 // requests answered with a 4xx status
 	Limited    uint64 // requests answered 429
+
+	// Connections: pending handshakes closed to make room for a newer
+	// one from the same address (MaxPendingPerAddr) or from anywhere
+	// (MaxPending), handshakes that failed or timed out (not a neighbour,
+	// or too slow), and connections closed after the handshake because
+	// the connection budget was full.
+	ConnsRefused, ConnsEvicted, HandshakesFailed, ConnsOverBudget uint64
+	// Now: connections in their handshake, and neighbours' connections
+	// being served.
+	PendingHandshakes, NeighbourConns int
 }
 
 // Server answers neighbours' replication requests.
@@ -125,6 +161,13 @@ type Server struct {
 	log    *slog.Logger
 	tlsCfg *tls.Config
 	http   *http.Server
+
+	gateMu sync.Mutex
+	gates  []*gate
+
+	nbMu    sync.Mutex
+	nbAt    time.Time // when nbCount was read
+	nbCount int
 
 	mu       sync.Mutex
 	limiters map[share.HouseholdID]*rate.Limiter
@@ -179,21 +222,53 @@ func (s *Server) ID() share.HouseholdID { return s.self }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Requests:   s.requests.Load(),
 		Added:      s.added.Load(),
 		Duplicates: s.duplicates.Load(),
 		Rejected:   s.rejected.Load(),
 		Limited:    s.limited.Load(),
 	}
+	s.gateMu.Lock()
+	defer s.gateMu.Unlock()
+	for _, g := range s.gates {
+		st.ConnsRefused += g.refused.Load()
+		st.ConnsEvicted += g.evicted.Load()
+		st.HandshakesFailed += g.failed.Load()
+		st.ConnsOverBudget += g.overBudget.Load()
+		p, a := g.counts()
+		st.PendingHandshakes += p
+		st.NeighbourConns += a
+	}
+	return st
 }
 
-// Serve accepts TCP connections on ln, wraps them in TLS and answers them
-// until Shutdown or Close. At most Limits.MaxConns connections are open at
-// once; further ones wait in the listen backlog.
+// ConnBudget returns how many neighbours' connections the server serves
+// at once now, max(Limits.MaxConns, 2 × neighbours + 16), and how many
+// connections may be in their TLS handshake at once,
+// max(Limits.MaxPending, neighbours + 16); the neighbour count is re-read
+// at most every 2 s.
+func (s *Server) ConnBudget() (conns, pending int) {
+	s.nbMu.Lock()
+	defer s.nbMu.Unlock()
+	if s.nbAt.IsZero() || time.Since(s.nbAt) > 2*time.Second {
+		s.nbCount, s.nbAt = len(s.cfg.Neighbours.List()), time.Now()
+	}
+	return connBudget(s.lim.MaxConns, s.nbCount), pendingBudget(s.lim.MaxPending, s.nbCount)
+}
+
+// Serve accepts TCP connections on ln and answers them until Shutdown or
+// Close. Each connection must finish its TLS handshake with a neighbour's
+// certificate within Limits.Handshake, in a budget of its own
+// (MaxPending, MaxPendingPerAddr), before it counts against the
+// neighbours' connection budget (ConnBudget, MaxConnsPerNeighbour): see
+// gate.
 func (s *Server) Serve(ln net.Listener) error {
-	ln = tls.NewListener(newLimitListener(ln, s.lim.MaxConns), s.tlsCfg)
-	err := s.http.Serve(ln)
+	g := newGate(ln, s.tlsCfg, s.lim, s.ConnBudget)
+	s.gateMu.Lock()
+	s.gates = append(s.gates, g)
+	s.gateMu.Unlock()
+	err := s.http.Serve(g)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -331,18 +406,57 @@ type headJSON struct {
 	Seq    uint64 `json:"seq"`
 }
 
+// headsPage is the answer to GET /v1/heads?since=C: the heads that moved
+// after cursor C, the cursor to ask with next, and whether this is the
+// full list (C was 0 or not a cursor this box gave).
+type headsPage struct {
+	Cursor uint64     `json:"cursor"`
+	Full   bool       `json:"full"`
+	Heads  []headJSON `json:"heads"`
+}
+
+// handleHeads answers the full list as a JSON array to a request without
+// since (version 1 clients), and a headsPage object to one with it.
 func (s *Server) handleHeads(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
-	heads, err := s.cfg.Store.Heads(r.Context())
+	q := r.URL.Query()
+	if !q.Has("since") {
+		heads, err := s.cfg.Store.Heads(r.Context())
+		if err != nil {
+			s.log.Error("peer heads", "err", err)
+			s.fail(w, http.StatusInternalServerError, "store unavailable")
+			return
+		}
+		writeJSON(w, http.StatusOK, headsJSON(heads))
+		return
+	}
+	since, err := strconv.ParseUint(q.Get("since"), 10, 64)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, fmt.Sprintf("since=%q: want a cursor (a number)", q.Get("since")))
+		return
+	}
+	var page headsPage
+	var heads []Head
+	if hs, ok := s.cfg.Store.(HeadsSincer); ok {
+		heads, page.Cursor, page.Full, err = hs.HeadsSince(r.Context(), since)
+	} else {
+		heads, err = s.cfg.Store.Heads(r.Context())
+		page.Full = true // cursor 0: the client asks for everything again
+	}
 	if err != nil {
 		s.log.Error("peer heads", "err", err)
 		s.fail(w, http.StatusInternalServerError, "store unavailable")
 		return
 	}
+	page.Heads = headsJSON(heads)
+	writeJSON(w, http.StatusOK, page)
+}
+
+func headsJSON(heads []Head) []headJSON {
 	out := make([]headJSON, len(heads))
 	for i, h := range heads {
 		out[i] = headJSON{Author: h.Author.String(), Seq: h.Seq}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
@@ -621,47 +735,4 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
-}
-
-// limitListener lets at most n connections be open at once.
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func newLimitListener(ln net.Listener, n int) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ type SyncConfig struct {
 	PushBatch  int           // messages per push request; default 256
 	QueueLen   int           // messages waiting to be pushed per neighbour; default 256
 	Timeout    time.Duration // per request; default 30 s
+	// FullEvery makes every FullEvery-th pull from a neighbour ask for its
+	// full list of heads instead of those that moved since the last
+	// cursor: a safety net for cursors gone stale in ways neither side can
+	// see (default 20: every 10 min at the default interval).
+	FullEvery int
 
 	// OnAdded, if set, is called with the messages stored by a pull.
 	OnAdded func(msgs []Message)
@@ -43,6 +49,7 @@ type PeerState struct {
 	LastOK    time.Time // last successful pull; zero if none yet
 	LastError string    // last pull error; "" after a success
 	Failures  int       // consecutive failed pulls
+	Failed    uint64    // failed pulls since the worker started
 	Dropped   uint64    // messages not pushed because the queue was full or the push failed
 }
 
@@ -58,6 +65,29 @@ type Syncer struct {
 	mu      sync.Mutex
 	workers map[share.HouseholdID]*worker
 	badAddr map[share.HouseholdID]string // neighbours whose address was refused, already logged
+
+	// gen counts changes of the neighbour list: a neighbour's heads that
+	// were skipped while its author was not admitted here must be asked
+	// for again once it is, so a new generation restarts every cursor.
+	gen      atomic.Uint64
+	lastList []share.HouseholdID
+
+	curMu   sync.Mutex
+	cursors map[share.HouseholdID]peerCursor
+
+	// This box's own heads, kept up to date through the store's cursor
+	// when it has one (HeadsSincer), so a pull compares a few heads
+	// instead of reading every author's.
+	localMu     sync.Mutex
+	local       map[share.HouseholdID]uint64
+	localCursor uint64
+}
+
+// peerCursor is where the last complete pull from a neighbour left off.
+type peerCursor struct {
+	cursor uint64 // the neighbour's heads cursor
+	gen    uint64 // the neighbour-list generation it was valid for
+	pulls  int    // incremental pulls since the last full list
 }
 
 // NewSyncer checks cfg and returns a Syncer; Run starts it.
@@ -86,11 +116,13 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 	seti(&cfg.PageSize, 500)
 	seti(&cfg.PushBatch, 256)
 	seti(&cfg.QueueLen, 256)
+	seti(&cfg.FullEvery, 20)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	self, _ := idFromKey(cfg.Key.Public().(ed25519.PublicKey))
-	return &Syncer{cfg: cfg, self: self, log: cfg.Logger, workers: make(map[share.HouseholdID]*worker), badAddr: make(map[share.HouseholdID]string)}, nil
+	return &Syncer{cfg: cfg, self: self, log: cfg.Logger, workers: make(map[share.HouseholdID]*worker), badAddr: make(map[share.HouseholdID]string),
+		cursors: make(map[share.HouseholdID]peerCursor)}, nil
 }
 
 // Run keeps one worker per neighbour until ctx is done, re-reading the
@@ -114,7 +146,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 // stops those of removed ones.
 func (s *Syncer) reconcile(ctx context.Context) {
 	want := make(map[share.HouseholdID]string)
-	for _, id := range s.cfg.Neighbours.List() {
+	list := s.cfg.Neighbours.List()
+	s.noteList(list)
+	for _, id := range list {
 		if id == s.self {
 			continue
 		}
@@ -145,6 +179,24 @@ func (s *Syncer) reconcile(ctx context.Context) {
 		delete(s.badAddr, id)
 		s.workers[id] = w
 	}
+}
+
+// noteList starts a new cursor generation when a household joined the
+// neighbour list.
+func (s *Syncer) noteList(list []share.HouseholdID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := make(map[share.HouseholdID]bool, len(s.lastList))
+	for _, id := range s.lastList {
+		known[id] = true
+	}
+	for _, id := range list {
+		if !known[id] {
+			s.gen.Add(1)
+			break
+		}
+	}
+	s.lastList = slices.Clone(list)
 }
 
 func (s *Syncer) stopAll() {
@@ -259,22 +311,33 @@ func (s *Syncer) State() []PeerState {
 // box lacks and may accept, page by page, and returns how many messages
 // were stored. Rejected pages stop that author's catch-up and are reported
 // in the error after the other authors were tried.
+//
+// It asks only for the heads that moved since the cursor the neighbour
+// gave at the last complete pull (GET /v1/heads?since=C), and for all of
+// them the first time, every FullEvery-th time, after the neighbour list
+// grew, or when the neighbour keeps no cursor. The cursor moves on only
+// when every listed author was caught up without error.
 func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
-	remote, err := c.Heads(ctx)
+	peer := c.Peer()
+	gen := s.gen.Load()
+	s.curMu.Lock()
+	pc := s.cursors[peer]
+	s.curMu.Unlock()
+	since := pc.cursor
+	if pc.gen != gen || pc.pulls >= s.cfg.FullEvery {
+		since = 0
+	}
+	page, err := c.HeadsSince(ctx, since)
 	if err != nil {
 		return 0, err
 	}
-	localHeads, err := s.cfg.Store.Heads(ctx)
+	local, err := s.localHeads(ctx, page.Heads)
 	if err != nil {
 		return 0, fmt.Errorf("local heads: %w", err)
 	}
-	local := make(map[share.HouseholdID]uint64, len(localHeads))
-	for _, h := range localHeads {
-		local[h.Author] = h.Seq
-	}
-	added := 0
+	added, short := 0, false
 	var errs []error
-	for _, h := range remote {
+	for _, h := range page.Heads {
 		if h.Author != s.self && !s.cfg.Neighbours.Known(h.Author) {
 			continue
 		}
@@ -282,16 +345,62 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 		if have >= h.Seq {
 			continue
 		}
-		n, fatal, err := s.pullAuthor(ctx, c, h.Author, have, h.Seq)
+		n, reached, fatal, err := s.pullAuthor(ctx, c, h.Author, have, h.Seq)
 		added += n
+		if reached < h.Seq {
+			short = true // the neighbour listed more than it gave: ask again
+		}
 		if fatal {
 			return added, errors.Join(append(errs, err)...)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("from %s: %w", c.Peer().Short(), err))
+			errs = append(errs, fmt.Errorf("from %s: %w", peer.Short(), err))
 		}
 	}
+	if len(errs) == 0 && !short {
+		next := peerCursor{cursor: page.Cursor, gen: gen}
+		if !page.Full {
+			next.pulls = pc.pulls + 1
+		}
+		s.curMu.Lock()
+		s.cursors[peer] = next
+		s.curMu.Unlock()
+	}
 	return added, errors.Join(errs...)
+}
+
+// localHeads returns this box's seq for each author of heads (0 when it
+// holds none).
+func (s *Syncer) localHeads(ctx context.Context, heads []Head) (map[share.HouseholdID]uint64, error) {
+	out := make(map[share.HouseholdID]uint64, len(heads))
+	hs, ok := s.cfg.Store.(HeadsSincer)
+	if !ok {
+		all, err := s.cfg.Store.Heads(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range all {
+			out[h.Author] = h.Seq
+		}
+		return out, nil
+	}
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	moved, cursor, full, err := hs.HeadsSince(ctx, s.localCursor)
+	if err != nil {
+		return nil, err
+	}
+	if full || s.local == nil {
+		s.local = make(map[share.HouseholdID]uint64, len(moved))
+	}
+	for _, h := range moved {
+		s.local[h.Author] = max(s.local[h.Author], h.Seq)
+	}
+	s.localCursor = cursor
+	for _, h := range heads {
+		out[h.Author] = s.local[h.Author]
+	}
+	return out, nil
 }
 
 // page is one range answer.
@@ -304,7 +413,10 @@ type page struct {
 // from c and stores them. The next page is fetched while the current one
 // is verified and stored. fatal is true for errors that make the rest of
 // the pull pointless (network, local store).
-func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.HouseholdID, have, upTo uint64) (added int, fatal bool, err error) {
+//
+// reached is the seq this box holds of author afterwards, as far as the
+// pages showed.
+func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.HouseholdID, have, upTo uint64) (added int, reached uint64, fatal bool, err error) {
 	fctx, cancel := context.WithCancel(ctx)
 	pages := make(chan page, 1)
 	var wg sync.WaitGroup
@@ -340,10 +452,10 @@ func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.Househo
 	}()
 	for pg := range pages {
 		if pg.err != nil {
-			return added, true, pg.err
+			return added, have, true, pg.err
 		}
 		if len(pg.raws) == 0 {
-			return added, false, nil
+			return added, have, false, nil
 		}
 		res := accept(ctx, s.self, s.cfg.Verifier, s.cfg.Neighbours, s.cfg.Store, pg.raws, &author)
 		added += res.Added
@@ -352,14 +464,14 @@ func (s *Syncer) pullAuthor(ctx context.Context, c *Client, author share.Househo
 		}
 		if res.err != nil {
 			// A storage refusal concerns this author only.
-			return added, res.code >= 500 && res.code != http.StatusInsufficientStorage, res.err
+			return added, have, res.code >= 500 && res.code != http.StatusInsufficientStorage, res.err
 		}
 		if res.last <= have {
-			return added, false, nil
+			return added, have, false, nil
 		}
 		have = res.last
 	}
-	return added, false, nil
+	return added, have, false, nil
 }
 
 // worker syncs with one neighbour.
@@ -382,7 +494,12 @@ type worker struct {
 }
 
 func (s *Syncer) startWorker(ctx context.Context, id share.HouseholdID, addr string) (*worker, error) {
-	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Peer: id, Addr: addr, Timeout: s.cfg.Timeout})
+	// A connection stays open for 1.5 pull intervals (the next pull, at
+	// most 10 % late, reuses it), but at most 50 s, under the server's
+	// 60 s idle timeout, so the client is the one that closes it: with a
+	// longer interval each round connects anew.
+	idle := min(max(s.cfg.Interval*3/2, time.Second), 50*time.Second)
+	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Peer: id, Addr: addr, Timeout: s.cfg.Timeout, IdleTimeout: idle})
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +542,17 @@ func (s *Syncer) backoff(n int) time.Duration {
 	return d + jitter
 }
 
+// spread returns d ± 10 %, so that boxes started together (a street
+// after a power cut) do not all pull from one neighbour in the same
+// instant every round.
+func (s *Syncer) spread(d time.Duration) time.Duration {
+	j := int64(d) / 10
+	if j <= 0 {
+		return d
+	}
+	return d - time.Duration(j) + time.Duration(rand.Int64N(2*j+1))
+}
+
 func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 	t := time.NewTimer(0) // first pull at once
 	defer t.Stop()
@@ -456,6 +584,7 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 		wasFailing := w.state.Failures
 		if err != nil {
 			w.state.Failures++
+			w.state.Failed++
 			w.state.LastError = err.Error()
 		} else {
 			w.state.Failures = 0
@@ -464,7 +593,7 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 		}
 		failures := w.state.Failures
 		w.mu.Unlock()
-		next := s.cfg.Interval
+		next := s.spread(s.cfg.Interval)
 		if err != nil {
 			next = s.backoff(failures)
 			var se *StatusError

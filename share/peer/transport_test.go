@@ -370,7 +370,7 @@ func TestRateLimit(t *testing.T) {
 // request headers or the body are closed by the server.
 func TestSlowLoris(t *testing.T) {
 	kind := "mem"
-	lim := Limits{ReadHeader: 200 * time.Millisecond, Read: 400 * time.Millisecond}
+	lim := Limits{Handshake: 200 * time.Millisecond, ReadHeader: 200 * time.Millisecond, Read: 400 * time.Millisecond}
 	b := newBox(t, kind, nil, lim)
 	a := newBox(t, kind, nil, Limits{})
 	befriend(a, b)
