@@ -19,31 +19,32 @@ type Ack struct {
 // RecordAck records that neighbour's box holds this household's feed up
 // to seq: it answered a push of that message, or reported that head. An
 // acknowledgement never goes back; one at or below the stored seq writes
-// nothing, so calling it after every exchange costs no disk write.
-func (l *Ledger) RecordAck(ctx context.Context, neighbour share.HouseholdID, seq uint64) error {
+// nothing, so calling it after every exchange costs no disk write;
+// changed says whether it moved.
+func (l *Ledger) RecordAck(ctx context.Context, neighbour share.HouseholdID, seq uint64) (changed bool, err error) {
 	if seq == 0 {
-		return nil
+		return false, nil
 	}
 	l.acksMu.Lock()
 	defer l.acksMu.Unlock()
 	if err := l.loadAcks(ctx); err != nil {
-		return err
+		return false, err
 	}
 	if a, ok := l.acks[neighbour]; ok && a.Seq >= seq {
-		return nil
+		return false, nil
 	}
 	a := Ack{Seq: seq, At: l.opts.Now()}
-	err := l.write(ctx, func(tx *sql.Tx) error {
+	err = l.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO acks (neighbour, seq, at_ms) VALUES (?, ?, ?)
 			ON CONFLICT (neighbour) DO UPDATE SET seq = excluded.seq, at_ms = excluded.at_ms WHERE excluded.seq > acks.seq`,
 			neighbour.String(), int64(seq), a.At.UnixMilli())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record acknowledgement from %s: %w", neighbour.Short(), err)
+		return false, fmt.Errorf("record acknowledgement from %s: %w", neighbour.Short(), err)
 	}
 	l.acks[neighbour] = a
-	return nil
+	return true, nil
 }
 
 // Acks returns every neighbour's acknowledgement of this household's feed.

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -262,10 +263,15 @@ func TestDelivered(t *testing.T) {
 		latestOwn uint64
 	}{
 		{"nothing acknowledged", func() error { return nil }, false, false, false, settle},
-		{"bob holds the pledge but not the settle", func() error { return s.l.RecordAck(ctx, s.bob.ID(), settle-1) }, false, false, true, settle},
-		{"carol holds the accept", func() error { return s.l.RecordAck(ctx, s.carol.ID(), accept) }, false, true, true, settle},
-		{"bob holds the settle", func() error { return s.l.RecordAck(ctx, s.bob.ID(), settle) }, true, true, true, settle},
-		{"an older acknowledgement does not go back", func() error { return s.l.RecordAck(ctx, s.bob.ID(), 1) }, true, true, true, settle},
+		{"bob holds the pledge but not the settle", func() error { _, err := s.l.RecordAck(ctx, s.bob.ID(), settle-1); return err }, false, false, true, settle},
+		{"carol holds the accept", func() error { _, err := s.l.RecordAck(ctx, s.carol.ID(), accept); return err }, false, true, true, settle},
+		{"bob holds the settle", func() error { _, err := s.l.RecordAck(ctx, s.bob.ID(), settle); return err }, true, true, true, settle},
+		{"an older acknowledgement does not go back", func() error {
+			if changed, err := s.l.RecordAck(ctx, s.bob.ID(), 1); changed || err != nil {
+				return fmt.Errorf("an older acknowledgement: changed %v, %v", changed, err)
+			}
+			return nil
+		}, true, true, true, settle},
 	}
 	for _, tc := range tests {
 		if err := tc.ack(); err != nil {

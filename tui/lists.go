@@ -77,7 +77,7 @@ func ledgerColumns(width int) []table.Column {
 		{Title: "Pledged", Width: 8},
 		{Title: "Accepted", Width: 8},
 		{Title: "Delivered", Width: 9},
-		{Title: "State", Width: 9},
+		{Title: "State", Width: 10},
 		{Title: "Verified", Width: 8},
 	}
 	if width >= 120 {
@@ -263,6 +263,11 @@ func (m Model) pledgeRow(p household.Pledge) table.Row {
 	if !p.Outgoing && p.State == household.StatePledged {
 		state = "answer?"
 	}
+	// "…" after the state: the counterparty's box has not acknowledged
+	// this household's latest message about the pledge yet.
+	if !p.Delivered {
+		state += "…"
+	}
 	row := table.Row{" ", fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), with, shortKWh(p.EnergyWh),
 		opt(p.AcceptedWh), opt(p.DeliveredWh), state, verified}
 	if m.width >= 120 {
@@ -433,7 +438,7 @@ func (m Model) ledgerView() string {
 		filter = m.neighbourName(m.filter)
 	}
 	title := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · kWh · filter: ", len(m.ledgerIDs))) +
-		st.strong.Render(filter) + st.muted.Render(" (f) · → you give, ← you receive")
+		st.strong.Render(filter) + st.muted.Render(" (f) · → you give, ← you receive, … not yet reached them")
 	if len(m.ledgerIDs) == 0 {
 		return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), st.muted.Render("No pledges yet. p: pledge"))
 	}

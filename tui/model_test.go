@@ -566,6 +566,28 @@ func TestHubLine(t *testing.T) {
 	}
 }
 
+// TestQueuedPledgeMarked: in the ledger a pledge whose latest message the
+// counterparty's box has not acknowledged carries "…" after its state;
+// one that reached it does not.
+func TestQueuedPledgeMarked(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 160, 48), 160, 48)
+	send(tm, "4")
+	waitOutput(t, tm, "Delivered")
+	v := final(t, tm).View()
+	for _, line := range strings.Split(v, "\n") {
+		switch {
+		case strings.Contains(line, "p1bob000") && !strings.Contains(line, "pledged…"):
+			t.Errorf("the queued pledge to Bob is not marked: %q", line)
+		case strings.Contains(line, "p5bob000") && strings.Contains(line, "…"):
+			t.Errorf("a delivered pledge is marked queued: %q", line)
+		}
+	}
+	if !strings.Contains(v, "… not yet reached them") {
+		t.Error("the ledger does not say what … means")
+	}
+}
+
 func TestProductionMeterShowsMeasuredShares(t *testing.T) {
 	f := newFake()
 	f.state.Home.Production = true

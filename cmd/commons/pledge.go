@@ -184,14 +184,20 @@ func printPledges(out io.Writer, ps []household.Pledge, loc *time.Location) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFROM\tTO\tENERGY\tWINDOW\tSTATE\tDELIVERED")
+	fmt.Fprintln(tw, "ID\tFROM\tTO\tENERGY\tWINDOW\tSTATE\tDELIVERED\tLIMITED BY\tREACHED")
 	for _, p := range ps {
-		delivered := "-"
+		delivered, limit, reached := "-", "-", "yes"
 		if p.DeliveredWh != nil {
 			delivered = input.FormatEnergy(*p.DeliveredWh)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), p.FromName, p.ToName,
-			input.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered)
+		if p.LimitedBy != nil {
+			limit = *p.LimitedBy
+		}
+		if !p.Delivered {
+			reached = "queued" // the counterparty's box has not acknowledged our latest message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), p.FromName, p.ToName,
+			input.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered, limit, reached)
 	}
 	tw.Flush()
 }
@@ -284,7 +290,11 @@ The daemon runs this by itself.`,
 				fmt.Fprintf(out, "reported metered slots for pledge %s\n", short(id))
 			}
 			for _, p := range rep.Settled {
-				fmt.Fprintf(out, "settled pledge %s to %s: %s delivered of %s\n", short(p.ID), p.ToName, input.FormatEnergy(*p.DeliveredWh), input.FormatEnergy(p.EnergyWh))
+				limit := ""
+				if p.LimitedBy != nil {
+					limit = " (limited by " + *p.LimitedBy + ")"
+				}
+				fmt.Fprintf(out, "settled pledge %s to %s: %s delivered of %s%s\n", short(p.ID), p.ToName, input.FormatEnergy(*p.DeliveredWh), input.FormatEnergy(p.EnergyWh), limit)
 			}
 			for _, w := range rep.Waiting {
 				fmt.Fprintf(out, "pledge %s waits: %s\n", short(w.ID), w.Reason)

@@ -314,7 +314,7 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, stateWire{Home: st.Home, Live: toLiveWire(st.Live), Neighbours: st.Neighbours, Pledges: st.Pledges})
+	writeJSON(w, stateWire{Home: st.Home, Live: toLiveWire(st.Live), Neighbours: st.Neighbours, Pledges: st.Pledges, Relay: st.Relay})
 }
 
 // timeParam parses an RFC 3339 query parameter.

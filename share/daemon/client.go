@@ -371,7 +371,7 @@ func (c *Client) State(ctx context.Context) (household.State, error) {
 	if err := c.get(ctx, pathState, nil, &w); err != nil {
 		return household.State{}, err
 	}
-	return household.State{Home: w.Home, Live: w.Live.live(), Neighbours: w.Neighbours, Pledges: w.Pledges}, nil
+	return household.State{Home: w.Home, Live: w.Live.live(), Neighbours: w.Neighbours, Pledges: w.Pledges, Relay: w.Relay}, nil
 }
 
 // Samples implements household.Household.

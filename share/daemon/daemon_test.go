@@ -559,3 +559,71 @@ func checkMetrics(t *testing.T, rt *Runtime, c *Client) {
 		return true
 	})
 }
+
+// TestDeliveredWhenNeighbourReturns: a pledge to a neighbour whose box is
+// down says it is not delivered and the neighbour shows as unreachable
+// since the first failed pull; once the box is back, the pledge says
+// delivered, over the socket as in-process, and the link is fine again.
+func TestDeliveredWhenNeighbourReturns(t *testing.T) {
+	ctx := context.Background()
+	ha := initHome(t, "Alice", "")
+	hb := initHome(t, "Bob", "")
+	befriend(t, ha, hb)
+	a := start(t, ha, Options{PullEvery: 500 * time.Millisecond})
+	n := a.rt.Node()
+	start0, end0, err := node.ParseWindow("next-hour", time.Now(), n.Calendar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Pledge(ctx, household.PledgeRequest{To: "bob", EnergyWh: 700, Start: start0, End: end0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pledge.Delivered {
+		t.Fatal("a pledge to a box that is down says delivered")
+	}
+	find := func(h household.Household) household.Pledge {
+		t.Helper()
+		ps, err := h.Pledges(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.ID == res.Pledge.ID {
+				return p
+			}
+		}
+		t.Fatalf("pledge %s not listed", res.Pledge.ID)
+		return household.Pledge{}
+	}
+	bob := func() household.Neighbour {
+		t.Helper()
+		ns, err := n.Neighbours(ctx)
+		if err != nil || len(ns) != 1 {
+			t.Fatalf("neighbours: %+v, %v", ns, err)
+		}
+		return ns[0]
+	}
+	eventually(t, "Bob to show as unreachable", func() bool { return bob().UnreachableSince != nil })
+	if nb := bob(); nb.LinkError == "" || nb.Acknowledged != 0 {
+		t.Errorf("unreachable Bob: link error %q, acknowledged %d", nb.LinkError, nb.Acknowledged)
+	}
+	ca := connect(t, ha)
+	if p := find(ca); p.Delivered || p.State != household.StatePledged {
+		t.Fatalf("over the socket, before Bob is back: %+v", p)
+	}
+	out, err := json.Marshal(find(ca))
+	if err != nil || !strings.Contains(string(out), `"delivered":false`) || !strings.Contains(string(out), `"limited_by":null`) {
+		t.Errorf("pledge JSON %s (%v): want delivered false and limited_by null", out, err)
+	}
+
+	start(t, hb, Options{PullEvery: 500 * time.Millisecond})
+	eventually(t, "the pledge to say delivered", func() bool { return find(n).Delivered })
+	if p := find(ca); !p.Delivered {
+		t.Errorf("over the socket the pledge is still not delivered: %+v", p)
+	}
+	eventually(t, "Bob's link to be fine again", func() bool {
+		nb := bob()
+		return nb.UnreachableSince == nil && nb.LastContact != nil && nb.Acknowledged > 0
+	})
+}

@@ -59,6 +59,9 @@ type Options struct {
 	// StatusEvery is the longest time between two signed statuses while
 	// the meter reads; default 5 minutes.
 	StatusEvery time.Duration
+	// PullEvery is how often the household pulls from each neighbour's
+	// box; default 30 s (peer.SyncConfig.Interval).
+	PullEvery time.Duration
 	// SSHListen, when not "", is a TCP address where the dashboard is
 	// served over SSH to the keys in SSHAuthorizedKeys (owners) and
 	// SSHViewerKeys (viewers).
@@ -147,6 +150,19 @@ func (t *fanout) PublishStatus(raw []byte) {
 	}
 }
 
+// Links implements node.LinkReporter from the syncer's workers.
+func (t *fanout) Links() map[share.HouseholdID]household.Link {
+	s := t.s.Load()
+	if s == nil {
+		return nil
+	}
+	out := map[share.HouseholdID]household.Link{}
+	for _, st := range s.State() {
+		out[st.ID] = household.Link{LastContact: st.LastOK, UnreachableSince: st.FailingSince, LastError: st.LastError}
+	}
+	return out
+}
+
 // RelayState implements node.RelayReporter.
 func (t *fanout) RelayState() *household.RelayState {
 	h := t.hub.Load()
@@ -216,7 +232,7 @@ func (rt *Runtime) setup() error {
 	verifier := peer.ShareVerifier{Community: n.Manifest().ID()}
 	peerLog := rt.log.With("part", "peer")
 	sy, err := peer.NewSyncer(peer.SyncConfig{
-		Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog, OnAdded: rt.stored,
+		Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog, OnAdded: rt.stored, Interval: rt.opts.PullEvery,
 	})
 	if err != nil {
 		return err
@@ -238,7 +254,7 @@ func (rt *Runtime) setup() error {
 	if listen != "" && listen != ListenOff && listen != node.ListenNone {
 		srv, err := peer.NewServer(peer.ServerConfig{
 			Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
-			OnConflict: sy.Kick, OnAdded: rt.stored,
+			OnConflict: sy.Kick, OnAdded: rt.stored, OnContact: sy.Returned,
 		})
 		if err != nil {
 			return err
@@ -294,6 +310,12 @@ func (s notifyStore) PutStatus(ctx context.Context, m peer.Message) error {
 	}
 	s.rt.stored([]peer.Message{m})
 	return nil
+}
+
+// RecordAck implements peer.Acker through the node, which tells the
+// front ends when a pledge or answer reached its counterparty.
+func (s notifyStore) RecordAck(ctx context.Context, neighbour share.HouseholdID, seq uint64) error {
+	return s.rt.n.Acknowledged(ctx, neighbour, seq)
 }
 
 // stored tells the node about messages the peer transport stored.

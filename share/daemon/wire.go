@@ -151,6 +151,7 @@ type stateWire struct {
 	Live       liveWire
 	Neighbours []household.Neighbour
 	Pledges    []household.Pledge
+	Relay      *household.RelayState
 }
 
 // eventWire is one line of the events stream.

@@ -58,6 +58,23 @@ type Neighbour struct {
 	VerifyFailures int `json:"verify_failures,omitempty"`
 	// Problem says in words what is wrong (fork, failures); "" when nothing.
 	Problem string `json:"problem,omitempty"`
+	// The direct link to its box, while this household runs: the last
+	// exchange that worked, and since when (and why) it cannot be
+	// reached; nil when unknown (not running, no address) or reachable.
+	LastContact      *time.Time `json:"last_contact,omitempty"`
+	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
+	LinkError        string     `json:"link_error,omitempty"`
+	// Acknowledged is the seq of this household's feed its box is known
+	// to hold; 0 when none.
+	Acknowledged uint64 `json:"acknowledged"`
+}
+
+// Link is the direct link to one neighbour's box, as the running
+// transport sees it.
+type Link struct {
+	LastContact      time.Time // the last pull that worked; zero if none yet
+	UnreachableSince time.Time // the first failed pull since then; zero when reachable
+	LastError        string    // why the last pull failed; "" after a success
 }
 
 // NeighbourStatus is a neighbour's latest signed surplus or need.
@@ -144,8 +161,18 @@ type Pledge struct {
 	State       PledgeState  `json:"state"` // pledged|accepted|declined|cancelled|expired|settled
 	AcceptedWh  *int64       `json:"accepted_wh"`
 	DeliveredWh *int64       `json:"delivered_wh"` // settled Wh; nil until settled
-	Outgoing    bool         `json:"outgoing"`     // this household gives
-	Created     time.Time    `json:"created"`      // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
+	// Delivered says the counterparty's box has acknowledged this
+	// household's latest message about the pledge (the pledge, or this
+	// household's answer or settle); true when there is none to deliver.
+	Delivered bool `json:"delivered"`
+	// LimitedBy names the term of min(pledged, accepted, export, import)
+	// that decided the settled amount: "pledged", "accepted", "export" or
+	// "import"; nil until settled. SlotLimits says it per slot of the
+	// window.
+	LimitedBy  *string   `json:"limited_by"`
+	SlotLimits []string  `json:"slot_limits,omitempty"`
+	Outgoing   bool      `json:"outgoing"` // this household gives
+	Created    time.Time `json:"created"`  // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
 	// Verified says whether the pledge's messages verified; the ledger
 	// stores only verified messages.
 	Verified Verification `json:"verified,omitempty"`

@@ -46,6 +46,12 @@ type Transport interface {
 	PublishStatus(raw []byte)
 }
 
+// LinkReporter is implemented by a Transport that links to neighbours'
+// boxes directly; Neighbours shows each link's state.
+type LinkReporter interface {
+	Links() map[share.HouseholdID]household.Link
+}
+
 // RelayReporter is implemented by a Transport that carries messages
 // through the community hub too; Status shows its state.
 type RelayReporter interface {

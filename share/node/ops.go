@@ -105,6 +105,14 @@ func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 	for _, x := range bal {
 		byID[x.Neighbour] = x
 	}
+	acks, err := n.led.Acks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var links map[share.HouseholdID]household.Link
+	if r, ok := n.opts.Transport.(LinkReporter); ok {
+		links = r.Links()
+	}
 	out := make([]household.Neighbour, 0, len(ns))
 	for _, nb := range ns {
 		v := household.Neighbour{ID: nb.ID.String(), Name: nb.Name, Addresses: nb.Addresses, Status: statuses[nb.ID],
@@ -122,6 +130,17 @@ func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 		if !nb.LastSeen.IsZero() {
 			t := nb.LastSeen
 			v.LastSeen = &t
+		}
+		v.Acknowledged = acks[nb.ID].Seq
+		if l, ok := links[nb.ID]; ok {
+			if !l.LastContact.IsZero() {
+				t := l.LastContact
+				v.LastContact = &t
+			}
+			if !l.UnreachableSince.IsZero() {
+				t := l.UnreachableSince
+				v.UnreachableSince, v.LinkError = &t, l.LastError
+			}
 		}
 		out = append(out, v)
 	}
@@ -256,7 +275,8 @@ func (n *Node) pledgeJSON(p ledger.Pledge) household.Pledge {
 		Outgoing: p.Outgoing,
 		Created:  p.Created.In(n.loc),
 	}
-	if !p.Accept.IsZero() {
+	// A cancelled pledge shows no accepted amount: nothing of it stands.
+	if !p.Accept.IsZero() && p.State != share.StateCancelled {
 		a := p.AcceptedWh
 		out.AcceptedWh = &a
 	}
@@ -264,7 +284,29 @@ func (n *Node) pledgeJSON(p ledger.Pledge) household.Pledge {
 		d := p.DeliveredWh.V
 		out.DeliveredWh = &d
 	}
+	out.Delivered = p.Delivered
+	if p.LimitedBy != "" {
+		l := string(p.LimitedBy)
+		out.LimitedBy = &l
+		for _, sl := range p.SlotLimits {
+			out.SlotLimits = append(out.SlotLimits, string(sl))
+		}
+	}
 	return out
+}
+
+// Acknowledged records that neighbour's box holds this household's feed
+// up to seq (it answered a push, or reported that head), and tells the
+// front ends when that delivered something new.
+func (n *Node) Acknowledged(ctx context.Context, neighbour share.HouseholdID, seq uint64) error {
+	changed, err := n.led.RecordAck(ctx, neighbour, seq)
+	if err != nil {
+		return err
+	}
+	if changed {
+		n.publish(household.Event{Kind: household.EventState})
+	}
+	return nil
 }
 
 // nameOr returns name, or this household's name, or a short id.

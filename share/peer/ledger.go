@@ -49,6 +49,12 @@ func (s LedgerStore) HeadsSince(ctx context.Context, since uint64) ([]Head, uint
 	return hs, cursor, full, nil
 }
 
+// RecordAck implements Acker.
+func (s LedgerStore) RecordAck(ctx context.Context, neighbour share.HouseholdID, seq uint64) error {
+	_, err := s.L.RecordAck(ctx, neighbour, seq)
+	return err
+}
+
 // Range implements Store.
 func (s LedgerStore) Range(ctx context.Context, author share.HouseholdID, after uint64, limit int) ([][]byte, error) {
 	if limit <= 0 {

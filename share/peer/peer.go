@@ -99,6 +99,15 @@ type Store interface {
 	PutStatus(ctx context.Context, msg Message) error
 }
 
+// Acker is implemented by stores that remember how far each neighbour's
+// box holds this box's own feed (the ledger's acknowledgements, which
+// say whether a pledge reached its counterparty). The Syncer reports the
+// head of this box's feed a neighbour lists in its heads, and the last
+// message of this box's feed in each push the neighbour took.
+type Acker interface {
+	RecordAck(ctx context.Context, neighbour share.HouseholdID, seq uint64) error
+}
+
 // HeadsSincer is implemented by stores that keep a change cursor over
 // their heads (the ledger's heads table). A Server answers
 // GET /v1/heads?since=C from it with only the authors whose head moved

@@ -132,6 +132,11 @@ type ServerConfig struct {
 	// OnAdded, if set, is called with the messages a neighbour pushed that
 	// were stored, for the node to update its views.
 	OnAdded func(msgs []Message)
+	// OnContact, if set, is called with the neighbour of every
+	// authenticated request: the Syncer's Returned pulls at once from a
+	// neighbour it was backing off from, so a box that comes back gets
+	// what it missed, and says so, without waiting out the backoff.
+	OnContact func(from share.HouseholdID)
 }
 
 // Stats counts what a Server did since it started.
@@ -378,6 +383,9 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 			return
 		}
 		s.requests.Add(1)
+		if s.cfg.OnContact != nil && from != s.self {
+			s.cfg.OnContact(from)
+		}
 		h(w, r, from)
 	}
 }
@@ -459,7 +467,7 @@ func headsJSON(heads []Head) []headJSON {
 	return out
 }
 
-func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
+func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, from share.HouseholdID) {
 	author, err := share.ParseHouseholdID(r.PathValue("author"))
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err.Error())
@@ -481,6 +489,12 @@ func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, _ share.Hous
 			return
 		}
 		limit = min(n, s.lim.MaxPage)
+	}
+	// A neighbour asking for this box's feed after N holds it up to N.
+	if a, ok := s.cfg.Store.(Acker); ok && author == s.self && after > 0 && from != s.self {
+		if err := a.RecordAck(r.Context(), from, after); err != nil {
+			s.log.Warn("record a neighbour's acknowledgement", "peer", from.Short(), "err", err)
+		}
 	}
 	raws, err := s.cfg.Store.Range(r.Context(), author, after, limit)
 	if err != nil {

@@ -48,9 +48,12 @@ type PeerState struct {
 	Addr      string
 	LastOK    time.Time // last successful pull; zero if none yet
 	LastError string    // last pull error; "" after a success
-	Failures  int       // consecutive failed pulls
-	Failed    uint64    // failed pulls since the worker started
-	Dropped   uint64    // messages not pushed because the queue was full or the push failed
+	// FailingSince is when the current run of failed pulls began; zero
+	// after a success.
+	FailingSince time.Time
+	Failures     int    // consecutive failed pulls
+	Failed       uint64 // failed pulls since the worker started
+	Dropped      uint64 // messages not pushed because the queue was full or the push failed
 }
 
 // Syncer keeps this box and its neighbours in step: for each neighbour
@@ -292,6 +295,26 @@ func (s *Syncer) Kick(id share.HouseholdID) {
 	}
 }
 
+// Returned tells the syncer that neighbour id just reached this box: if
+// its worker is backing off after failed pulls, it pulls now.
+func (s *Syncer) Returned(id share.HouseholdID) {
+	s.mu.Lock()
+	w, ok := s.workers[id]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	failing := w.state.Failures > 0
+	w.mu.Unlock()
+	if failing {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // State reports every neighbour worker's state.
 func (s *Syncer) State() []PeerState {
 	s.mu.Lock()
@@ -330,6 +353,11 @@ func (s *Syncer) Pull(ctx context.Context, c *Client) (int, error) {
 	page, err := c.HeadsSince(ctx, since)
 	if err != nil {
 		return 0, err
+	}
+	for _, h := range page.Heads {
+		if h.Author == s.self {
+			s.ack(ctx, peer, h.Seq)
+		}
 	}
 	local, err := s.localHeads(ctx, page.Heads)
 	if err != nil {
@@ -583,11 +611,15 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 		w.mu.Lock()
 		wasFailing := w.state.Failures
 		if err != nil {
+			if w.state.Failures == 0 {
+				w.state.FailingSince = time.Now()
+			}
 			w.state.Failures++
 			w.state.Failed++
 			w.state.LastError = err.Error()
 		} else {
 			w.state.Failures = 0
+			w.state.FailingSince = time.Time{}
 			w.state.LastError = ""
 			w.state.LastOK = time.Now()
 		}
@@ -665,6 +697,9 @@ func (s *Syncer) push(ctx context.Context, w *worker, batch [][]byte) {
 	for attempt := 0; attempt < 2; attempt++ {
 		res, err := w.client.Push(ctx, batch)
 		if err == nil {
+			if res.Added+res.Duplicates == len(batch) {
+				s.ack(ctx, w.id, lastOwnSeq(s.self, batch))
+			}
 			return
 		}
 		var se *StatusError
@@ -682,4 +717,28 @@ func (s *Syncer) push(ctx context.Context, w *worker, batch [][]byte) {
 		}
 		return
 	}
+}
+
+// ack reports to an Acker store that peer holds this box's feed up to seq.
+func (s *Syncer) ack(ctx context.Context, peer share.HouseholdID, seq uint64) {
+	a, ok := s.cfg.Store.(Acker)
+	if !ok || seq == 0 {
+		return
+	}
+	if err := a.RecordAck(ctx, peer, seq); err != nil && ctx.Err() == nil {
+		s.log.Warn("record a neighbour's acknowledgement", "peer", peer.Short(), "err", err)
+	}
+}
+
+// lastOwnSeq is the largest seq of self's chain messages in a pushed
+// batch; a neighbour that took the batch holds the chain up to it (it
+// stores a chain only without gaps).
+func lastOwnSeq(self share.HouseholdID, batch [][]byte) uint64 {
+	var seq uint64
+	for _, raw := range batch {
+		if m, err := share.Parse(raw); err == nil && m.Author == self {
+			seq = max(seq, m.Seq)
+		}
+	}
+	return seq
 }
