@@ -25,6 +25,7 @@ import (
 
 	"github.com/charmbracelet/ssh"
 
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
@@ -76,6 +77,23 @@ type Options struct {
 	StatusCheck time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Readings, SettleEvery, FlushEvery and LedgerCacheKiB are passed to
+	// the node (node.Options): a reading source besides the configured
+	// meter port, the settlement round and aggregate write intervals,
+	// and the ledger's page cache. The headless demo street sets them;
+	// `commons daemon` leaves them zero.
+	Readings       <-chan meter.Reading
+	SettleEvery    time.Duration
+	FlushEvery     time.Duration
+	LedgerCacheKiB int
+	// OnSigned, when not nil, is called with every chain message this
+	// household signs and stores, as it is handed to the transport;
+	// OnStored with every message (chain or ephemeral) the transport
+	// stored from a neighbour. Both must return quickly. The headless
+	// demo measures delivery latency with them.
+	OnSigned func(raw []byte)
+	OnStored func(raw []byte)
 }
 
 // Runtime is one running household. Open it, Run it until its context
@@ -109,10 +127,18 @@ type Runtime struct {
 
 // relay forwards the node's new messages to the syncer, which exists only
 // once the node (and its ledger) is open.
-type relay struct{ s atomic.Pointer[peer.Syncer] }
+type relay struct {
+	s        atomic.Pointer[peer.Syncer]
+	onSigned func(raw []byte)
+}
 
 // Publish implements node.Transport.
 func (t *relay) Publish(raw ...[]byte) {
+	if t.onSigned != nil {
+		for _, r := range raw {
+			t.onSigned(r)
+		}
+	}
 	if s := t.s.Load(); s != nil {
 		s.Publish(raw...)
 	}
@@ -148,8 +174,11 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 	if err := opts.AutoAccept.validate(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger, relay: &relay{}}
-	n, err := node.Open(ctx, home, node.Options{Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay})
+	rt := &Runtime{opts: opts, log: opts.Logger, relay: &relay{onSigned: opts.OnSigned}}
+	n, err := node.Open(ctx, home, node.Options{
+		Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay,
+		Readings: opts.Readings, SettleEvery: opts.SettleEvery, FlushEvery: opts.FlushEvery, LedgerCacheKiB: opts.LedgerCacheKiB,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +280,9 @@ func (s notifyStore) PutStatus(ctx context.Context, m peer.Message) error {
 func (rt *Runtime) stored(msgs []peer.Message) {
 	parsed := make([]*share.Message, 0, len(msgs))
 	for _, m := range msgs {
+		if rt.opts.OnStored != nil {
+			rt.opts.OnStored(m.Raw)
+		}
 		if pm, err := share.Parse(m.Raw); err == nil {
 			parsed = append(parsed, pm)
 		}

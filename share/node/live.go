@@ -222,7 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.writable("run"); err != nil {
 		return err
 	}
-	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration(), Now: n.opts.Now})
+	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration(), FlushEvery: n.opts.FlushEvery, Now: n.opts.Now})
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,11 @@ func (n *Node) Run(ctx context.Context) error {
 			rd.Run(ctx)
 		}()
 	}
-	tick := time.NewTicker(SettleEvery)
+	settleEvery := n.opts.SettleEvery
+	if settleEvery <= 0 {
+		settleEvery = SettleEvery
+	}
+	tick := time.NewTicker(settleEvery)
 	defer tick.Stop()
 	for {
 		select {
@@ -281,6 +285,8 @@ func (n *Node) Run(ctx context.Context) error {
 			n.live.mu.Unlock()
 			return ferr
 		case r := <-readings:
+			n.onReading(ctx, agg, r)
+		case r := <-n.opts.Readings: // nil: never
 			n.onReading(ctx, agg, r)
 		case r := <-prodReadings:
 			n.live.mu.Lock()

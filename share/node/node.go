@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 )
 
@@ -31,6 +32,22 @@ type Options struct {
 	// nil keeps them in the ledger until a transport or export-messages
 	// carries them.
 	Transport Transport
+
+	// Readings, when not nil, feeds grid meter readings to Run besides
+	// (or instead of) the configured meter port: the headless demo street
+	// drives a thousand simulated meters' models this way without a
+	// pseudo-terminal each. Run takes them exactly as a reader's.
+	Readings <-chan meter.Reading
+	// SettleEvery is how often Run runs a settlement round; 0 means
+	// SettleEvery (a minute). A street on an accelerated clock settles
+	// more often.
+	SettleEvery time.Duration
+	// FlushEvery is how much meter time may pass between aggregate
+	// writes; 0 means the aggregator's default (a minute).
+	FlushEvery time.Duration
+	// LedgerCacheKiB caps the ledger's SQLite page cache per connection;
+	// 0 keeps the default (see ledger.Options.CacheKiB).
+	LedgerCacheKiB int
 }
 
 // Transport carries messages between this household and its neighbours.
@@ -156,7 +173,7 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 	} else if _, err := os.Stat(home.LedgerPath()); err != nil {
 		return nil, fmt.Errorf("open ledger: %w; the home %s looks damaged: run init in a new home", err, home)
 	}
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota()})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota(), CacheKiB: opts.LedgerCacheKiB})
 	if err != nil {
 		n.lock.Unlock()
 		return nil, err
