@@ -25,7 +25,6 @@ import (
 
 	"github.com/charmbracelet/ssh"
 
-	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/share/peer"
@@ -83,7 +82,7 @@ type Options struct {
 	// meter port, the settlement round and aggregate write intervals,
 	// and the ledger's page cache. The headless demo street sets them;
 	// `commons daemon` leaves them zero.
-	Readings       <-chan meter.Reading
+	Readings       <-chan node.TimedReading
 	SettleEvery    time.Duration
 	FlushEvery     time.Duration
 	LedgerCacheKiB int

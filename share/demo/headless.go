@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/daemon"
@@ -125,11 +124,15 @@ type HeadlessResult struct {
 	Disagreements int   `json:"disagreements"`
 	// OpenFiles is the process's open file descriptors at the end of the
 	// run, before the households closed.
-	OpenFiles int      `json:"open_files"`
-	SetupS    float64  `json:"setup_s"`
-	RunS      float64  `json:"run_s"`
-	DrainS    float64  `json:"drain_s"`
-	Problems  []string `json:"problems,omitempty"` // the first few reasons when not converged
+	OpenFiles int `json:"open_files"`
+	// PushDropped counts pushes the households' syncers dropped (queue
+	// full or push failed); the next pull delivers those messages.
+	PushDropped uint64   `json:"push_dropped"`
+	SetupS      float64  `json:"setup_s"`
+	WarmUpS     float64  `json:"warmup_s"`
+	RunS        float64  `json:"run_s"`
+	DrainS      float64  `json:"drain_s"`
+	Problems    []string `json:"problems,omitempty"` // the first few reasons when not converged
 }
 
 // ErrNoRelay is returned for HeadlessOptions.Relay when this build's
@@ -205,7 +208,7 @@ type hh struct {
 	listen   string
 	meter    *sim.Meter // model-fed meters only
 	pty      *sim.Server
-	readings chan meter.Reading
+	readings chan node.TimedReading
 	rt       *daemon.Runtime
 }
 
@@ -310,6 +313,12 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 			s.feedMeters(runCtx)
 		}()
 	}
+	// Warm up: every link's first pull done (TLS handshakes, catch-up of
+	// the announces) before anyone pledges, so the latencies measured are
+	// the street's, not its start's.
+	tw := time.Now()
+	s.warmUp(ctx, time.Now().Add(warmUpMax))
+	res.WarmUpS = secs(time.Since(tw))
 	botCtx, stopBots := context.WithCancel(runCtx)
 	var bots sync.WaitGroup
 	for _, h := range s.hs {
@@ -347,6 +356,11 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 	// Stop the households (their ledgers stay open until closeAll) and
 	// check what each holds.
 	res.OpenFiles = openFiles()
+	for _, h := range s.hs {
+		for _, p := range h.rt.Syncer().State() {
+			res.PushDropped += p.Dropped
+		}
+	}
 	stopRun()
 	wg.Wait()
 	s.check(context.Background(), res)
@@ -365,6 +379,35 @@ func openFiles() int {
 		return 0
 	}
 	return len(es)
+}
+
+// warmUpMax bounds the warm-up: a street whose links are not all up by
+// then runs anyway (the syncers keep retrying).
+const warmUpMax = 2 * time.Minute
+
+// warmUp waits until every household has pulled from each of its
+// neighbours once, or until deadline.
+func (s *headless) warmUp(ctx context.Context, deadline time.Time) {
+	ready := func() bool {
+		for _, h := range s.hs {
+			st := h.rt.Syncer().State()
+			if len(st) < s.links {
+				return false
+			}
+			for _, p := range st {
+				if p.LastOK.IsZero() {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for ctx.Err() == nil && time.Now().Before(deadline) && !ready() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // setup makes every home (key, ledger, config, meter) and opens every
@@ -476,7 +519,7 @@ func (s *headless) initHousehold(ctx, simCtx context.Context, h *hh) error {
 		cfg.Meter = node.MeterConfig{Port: h.pty.Path(), Protocol: "dsmr"}
 	} else {
 		h.meter = m
-		h.readings = make(chan meter.Reading, 2)
+		h.readings = make(chan node.TimedReading, 1)
 		cfg.Meter = node.MeterConfig{}
 	}
 	id, err := node.InitWithClock(ctx, home, cfg, s.clock.Now)
@@ -571,7 +614,11 @@ func (s *headless) feedMeters(ctx context.Context) {
 		}
 		now := s.clock.Now()
 		for _, h := range s.hs {
-			r := h.meter.Reading(now)
+			r := node.TimedReading{Reading: h.meter.Reading(now), At: now}
+			select {
+			case <-h.readings: // not taken yet: the new one supersedes it
+			default:
+			}
 			select {
 			case h.readings <- r:
 			default:

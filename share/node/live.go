@@ -285,9 +285,13 @@ func (n *Node) Run(ctx context.Context) error {
 			n.live.mu.Unlock()
 			return ferr
 		case r := <-readings:
-			n.onReading(ctx, agg, r)
+			n.onReading(ctx, agg, r, n.opts.Now())
 		case r := <-n.opts.Readings: // nil: never
-			n.onReading(ctx, agg, r)
+			at := n.opts.Now()
+			if !r.At.IsZero() && r.At.Before(at) {
+				at = r.At
+			}
+			n.onReading(ctx, agg, r.Reading, at)
 		case r := <-prodReadings:
 			n.live.mu.Lock()
 			now := n.opts.Now()
@@ -395,8 +399,7 @@ func (n *Node) reader(pc meter.PortConfig, decoder string, opts meter.DecoderOpt
 // onReading takes one grid meter reading: live state, sample, aggregates.
 // A recent production reading adds production and consumption to the
 // sample and its production register to the aggregates.
-func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading) {
-	now := n.opts.Now()
+func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading, now time.Time) {
 	s := Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
 	n.live.mu.Lock()
 	_, pw, pwh, _, prodOK := n.productionLocked()

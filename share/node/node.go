@@ -36,8 +36,10 @@ type Options struct {
 	// Readings, when not nil, feeds grid meter readings to Run besides
 	// (or instead of) the configured meter port: the headless demo street
 	// drives a thousand simulated meters' models this way without a
-	// pseudo-terminal each. Run takes them exactly as a reader's.
-	Readings <-chan meter.Reading
+	// pseudo-terminal each. Run takes them as a reader's, filed at their
+	// At (the box clock when the reading was taken), not at the moment
+	// the run loop gets to them.
+	Readings <-chan TimedReading
 	// SettleEvery is how often Run runs a settlement round; 0 means
 	// SettleEvery (a minute). A street on an accelerated clock settles
 	// more often.
@@ -48,6 +50,13 @@ type Options struct {
 	// LedgerCacheKiB caps the ledger's SQLite page cache per connection;
 	// 0 keeps the default (see ledger.Options.CacheKiB).
 	LedgerCacheKiB int
+}
+
+// TimedReading is a grid meter reading and the box clock's time when it
+// was taken (Options.Readings).
+type TimedReading struct {
+	meter.Reading
+	At time.Time
 }
 
 // Transport carries messages between this household and its neighbours.
