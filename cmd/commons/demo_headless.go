@@ -89,6 +89,14 @@ func runDemoHeadless(ctx context.Context, stdout, stderr io.Writer, fl headlessF
 	for _, p := range res.Problems {
 		fmt.Fprintln(stderr, "commons:", p)
 	}
+	return headlessExit(res)
+}
+
+// headlessExit is the exit status of a street that ran: nil (0) when it
+// converged; 4 (integrity) when two parties' ledgers disagree about a
+// settled pledge; 5 (timed out) when messages were still missing from
+// their counterparties' ledgers after the drain.
+func headlessExit(res *demo.HeadlessResult) error {
 	switch {
 	case res.Disagreements > 0:
 		return failf(exitIntegrity, "the street did not converge: %d settled pledges differ between the parties' ledgers", res.Disagreements)

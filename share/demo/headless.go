@@ -80,6 +80,10 @@ type HeadlessOptions struct {
 	Dir string
 	// Logger receives the households' logs; nil discards them.
 	Logger *slog.Logger
+
+	// modelMeters feeds model readings even to a street small enough for
+	// pseudo-terminals (tests of that path).
+	modelMeters bool
 }
 
 // Latency is a delivery latency distribution in milliseconds.
@@ -263,7 +267,7 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 	t0 := time.Now()
 	s := &headless{
 		opts: opts, dir: dir, clock: NewClock(start, opts.Speed), slot: HeadlessSlot,
-		links: links, pty: opts.Households <= HeadlessPTYMax, byID: map[share.HouseholdID]int{},
+		links: links, pty: opts.Households <= HeadlessPTYMax && !opts.modelMeters, byID: map[share.HouseholdID]int{},
 		log: opts.Logger,
 	}
 	s.slotReal = time.Duration(float64(s.slot) / opts.Speed)
