@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -607,10 +608,26 @@ func (s *headless) closeAll() {
 }
 
 // feedMeters gives every model-fed household a reading of its simulated
-// meter every 10 simulated seconds (at most 4 times a real second), from
-// one goroutine: a sim.Meter is not safe for concurrent use. A reading
+// meter every 10 simulated seconds (at most 4 times a real second). The
+// model integrates every simulated second (about 4 µs each), so the
+// households are split between GOMAXPROCS goroutines, each the only user
+// of its meters (a sim.Meter is not safe for concurrent use). A reading
 // the household has not taken yet is superseded, as a reader's would be.
 func (s *headless) feedMeters(ctx context.Context) {
+	shards := max(1, min(runtime.GOMAXPROCS(0), len(s.hs)))
+	var wg sync.WaitGroup
+	for k := range shards {
+		lo, hi := k*len(s.hs)/shards, (k+1)*len(s.hs)/shards
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.feedShard(ctx, s.hs[lo:hi])
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *headless) feedShard(ctx context.Context, hs []*hh) {
 	every := max(250*time.Millisecond, time.Duration(10/s.opts.Speed*float64(time.Second)))
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -621,7 +638,7 @@ func (s *headless) feedMeters(ctx context.Context) {
 		case <-t.C:
 		}
 		now := s.clock.Now()
-		for _, h := range s.hs {
+		for _, h := range hs {
 			r := node.TimedReading{Reading: h.meter.Reading(now), At: now}
 			select {
 			case <-h.readings: // not taken yet: the new one supersedes it
