@@ -90,7 +90,8 @@ type Options struct {
 	// household signs and stores, as it is handed to the transport;
 	// OnStored with every message (chain or ephemeral) the transport
 	// stored from a neighbour. Both must return quickly. The headless
-	// demo measures delivery latency with them.
+	// demo measures delivery latency with them, so every transport (a
+	// relay too) reports what it stored through Runtime.stored.
 	OnSigned func(raw []byte)
 	OnStored func(raw []byte)
 }

@@ -322,7 +322,11 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 	// the announces) before anyone pledges, so the latencies measured are
 	// the street's, not its start's.
 	tw := time.Now()
-	s.warmUp(ctx, time.Now().Add(warmUpMax))
+	if opts.Relay == "" {
+		// Through a relay there are no links to pull from: the hub
+		// carries everything.
+		s.warmUp(ctx, time.Now().Add(warmUpMax))
+	}
 	res.WarmUpS = secs(time.Since(tw))
 	botCtx, stopBots := context.WithCancel(runCtx)
 	var bots sync.WaitGroup
