@@ -49,6 +49,11 @@ type Options struct {
 	// Quota bounds the storage neighbours can take; the zero value means
 	// the defaults.
 	Quota Quota
+	// CacheKiB caps SQLite's page cache per connection (PRAGMA
+	// cache_size) in KiB; 0 keeps SQLite's default (about 2 MiB). A
+	// process holding many ledgers (the headless demo street) keeps
+	// memory bounded with a small value.
+	CacheKiB int
 }
 
 // Ledger is an open ledger file. Its methods are safe for concurrent use;
@@ -104,6 +109,9 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
 	} {
 		q.Add("_pragma", p)
+	}
+	if opts.CacheKiB > 0 {
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", opts.CacheKiB))
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()

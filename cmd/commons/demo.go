@@ -25,6 +25,8 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 		seed       int64
 		logFile    string
 		start      string
+		headless   bool
+		hl         headlessFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -38,17 +40,48 @@ themselves; you answer yours in the dashboard. The street's clock starts at
 11:00 Amsterdam time on 21 June of this year, a long sunny day, so the solar
 roof has surplus to share whatever the season outside; --start picks another
 instant (a winter morning: --start 2026-12-21T11:00) and --speed runs the
-clock faster. Everything is removed on exit (q, ctrl+c, SIGINT or SIGTERM).`,
+clock faster. Everything is removed on exit (q, ctrl+c, SIGINT or SIGTERM).
+
+With --headless there is no screen: --neighbours N households (2 or more,
+thousands if the open-file limit allows) run for --duration at an accelerated
+clock (--speed, default 60), each linked with its nearest neighbours on a ring
+(--links, default 8; a small street is a full mesh), pledging surplus and
+accepting; then no new pledges are made until the open ones are settled and
+delivered (at most two minutes), and every household's ledger is checked. The
+result is one line, or with --json one object: households, messages,
+converged, latency_ms {p50, p99}, rss_mb and more. Exit 0 when converged, 5
+when messages were still missing, 4 when two parties disagree about a
+settlement. Up to 50 households each read a simulated meter on a real
+pseudo-terminal; a larger street feeds the simulator's readings straight into
+each household. --relay URL sends every message through a community hub
+instead of direct links.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if headless {
+				hl.households, hl.seed, hl.logFile, hl.start = neighbours, seed, logFile, start
+				if cmd.Flags().Changed("speed") {
+					hl.speed = speed // otherwise demo.HeadlessSpeed
+				}
+				return runDemoHeadless(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), hl)
+			}
+			for _, name := range []string{"duration", "relay", "json", "links"} {
+				if cmd.Flags().Changed(name) {
+					return withCode(exitUsage, errHeadlessOnly)
+				}
+			}
 			return runDemo(cmd.Context(), cmd.ErrOrStderr(), demoFlags{neighbours, speed, seed, logFile, start})
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&neighbours, "neighbours", 4, fmt.Sprintf("simulated neighbours (0 to %d): solar roof, flat, EV charger, night shift, then again", demo.MaxNeighbours))
+	f.IntVar(&neighbours, "neighbours", 4, fmt.Sprintf("simulated neighbours (0 to %d): solar roof, flat, EV charger, night shift, then again; with --headless, the households in the street (2 or more)", demo.MaxNeighbours))
 	f.Float64Var(&speed, "speed", 1, fmt.Sprintf("simulated seconds per real second (1 to %d); the settlement slot grows with it", demo.MaxSpeed))
 	f.Int64Var(&seed, "seed", 1, "seed of the simulated meters")
 	f.StringVar(&logFile, "log", "", "write the households' logs to this file (default: none)")
+	f.BoolVar(&headless, "headless", false, "run the street without a screen for --duration and report (see above)")
+	f.StringVar(&hl.duration, "duration", "", "with --headless: how long the households pledge, e.g. 30s or 5m (real time)")
+	f.StringVar(&hl.relay, "relay", "", "with --headless: a community hub URL (e.g. nats://127.0.0.1:4222); households listen nowhere")
+	f.BoolVar(&hl.json, "json", false, "with --headless: print one JSON object")
+	f.IntVar(&hl.links, "links", 0, fmt.Sprintf("with --headless: neighbours per household (0: %d, or fewer if the open-file limit demands)", demo.DefaultLinks))
 	f.StringVar(&start, "start", "", "the street's simulated start: YYYY-MM-DD, YYYY-MM-DDTHH:MM (Amsterdam time) or RFC 3339 (default: 11:00 on 21 June this year)")
 	return cmd
 }

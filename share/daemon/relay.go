@@ -88,6 +88,9 @@ func relayResult(r ledger.Result) relay.Result {
 func (rt *Runtime) storedRaw(raws [][]byte) {
 	parsed := make([]*share.Message, 0, len(raws))
 	for _, raw := range raws {
+		if rt.opts.OnStored != nil {
+			rt.opts.OnStored(raw)
+		}
 		if pm, err := share.Parse(raw); err == nil {
 			parsed = append(parsed, pm)
 		}

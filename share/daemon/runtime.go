@@ -89,6 +89,24 @@ type Options struct {
 	StatusCheck time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Readings, SettleEvery, FlushEvery and LedgerCacheKiB are passed to
+	// the node (node.Options): a reading source besides the configured
+	// meter port, the settlement round and aggregate write intervals,
+	// and the ledger's page cache. The headless demo street sets them;
+	// `commons daemon` leaves them zero.
+	Readings       <-chan node.TimedReading
+	SettleEvery    time.Duration
+	FlushEvery     time.Duration
+	LedgerCacheKiB int
+	// OnSigned, when not nil, is called with every chain message this
+	// household signs and stores, as it is handed to the transport;
+	// OnStored with every message (chain or ephemeral) the transport
+	// stored from a neighbour. Both must return quickly. The headless
+	// demo measures delivery latency with them, so every transport (a
+	// relay too) reports what it stored through Runtime.stored.
+	OnSigned func(raw []byte)
+	OnStored func(raw []byte)
 }
 
 // Runtime is one running household. Open it, Run it until its context
@@ -128,10 +146,18 @@ type Runtime struct {
 type fanout struct {
 	s   atomic.Pointer[peer.Syncer]
 	hub atomic.Pointer[relay.Client]
+	// onSigned, when set, sees each of the household's own new chain
+	// messages as it is handed to the transports (Options.OnSigned).
+	onSigned func(raw []byte)
 }
 
 // Publish implements node.Transport.
 func (t *fanout) Publish(raw ...[]byte) {
+	if t.onSigned != nil {
+		for _, r := range raw {
+			t.onSigned(r)
+		}
+	}
 	if s := t.s.Load(); s != nil {
 		s.Publish(raw...)
 	}
@@ -203,8 +229,11 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 	if err := opts.AutoAccept.validate(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger, relay: &fanout{}}
-	n, err := node.Open(ctx, home, node.Options{Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay})
+	rt := &Runtime{opts: opts, log: opts.Logger, relay: &fanout{onSigned: opts.OnSigned}}
+	n, err := node.Open(ctx, home, node.Options{
+		Owner: opts.Owner, Now: opts.Now, Logger: opts.Logger, Transport: rt.relay,
+		Readings: opts.Readings, SettleEvery: opts.SettleEvery, FlushEvery: opts.FlushEvery, LedgerCacheKiB: opts.LedgerCacheKiB,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +351,9 @@ func (s notifyStore) RecordAck(ctx context.Context, neighbour share.HouseholdID,
 func (rt *Runtime) stored(msgs []peer.Message) {
 	parsed := make([]*share.Message, 0, len(msgs))
 	for _, m := range msgs {
+		if rt.opts.OnStored != nil {
+			rt.opts.OnStored(m.Raw)
+		}
 		if pm, err := share.Parse(m.Raw); err == nil {
 			parsed = append(parsed, pm)
 		}

@@ -184,7 +184,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.writable("run"); err != nil {
 		return err
 	}
-	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration(), Now: n.opts.Now})
+	agg, err := n.led.NewAggregator(ledger.AggregatorOptions{SlotLength: n.manifest.SlotDuration(), FlushEvery: n.opts.FlushEvery, Now: n.opts.Now})
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,11 @@ func (n *Node) Run(ctx context.Context) error {
 			rd.Run(ctx)
 		}()
 	}
-	tick := time.NewTicker(SettleEvery)
+	settleEvery := n.opts.SettleEvery
+	if settleEvery <= 0 {
+		settleEvery = SettleEvery
+	}
+	tick := time.NewTicker(settleEvery)
 	defer tick.Stop()
 	for {
 		select {
@@ -243,7 +247,13 @@ func (n *Node) Run(ctx context.Context) error {
 			n.live.mu.Unlock()
 			return ferr
 		case r := <-readings:
-			n.onReading(ctx, agg, r)
+			n.onReading(ctx, agg, r, n.opts.Now())
+		case r := <-n.opts.Readings: // nil: never
+			at := n.opts.Now()
+			if !r.At.IsZero() && r.At.Before(at) {
+				at = r.At
+			}
+			n.onReading(ctx, agg, r.Reading, at)
 		case r := <-prodReadings:
 			n.live.mu.Lock()
 			now := n.opts.Now()
@@ -351,8 +361,7 @@ func (n *Node) reader(pc meter.PortConfig, decoder string, opts meter.DecoderOpt
 // onReading takes one grid meter reading: live state, sample, aggregates.
 // A recent production reading adds production and consumption to the
 // sample and its production register to the aggregates.
-func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading) {
-	now := n.opts.Now()
+func (n *Node) onReading(ctx context.Context, agg *ledger.Aggregator, r meter.Reading, now time.Time) {
 	s := household.Sample{Time: now, ImportW: r.PowerImportW.V, ExportW: r.PowerExportW.V}
 	n.live.mu.Lock()
 	_, pw, pwh, _, prodOK := n.productionLocked()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/meter/sim"
 	"github.com/commons-energy/commons/share/household"
 )
@@ -151,5 +152,61 @@ func TestBackendStateAndPreview(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no incoming event at Bob")
 		}
+	}
+}
+
+// A reading from Options.Readings is filed at the box time it was taken
+// (its At), not when the run loop gets to it; one stamped after the box's
+// clock is filed at the clock. No meter port is needed.
+func TestRunTakesTimedReadings(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: testT0.Add(10 * time.Minute)}
+	h, err := ResolveHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig("Alice")
+	cfg.Timezone = "UTC"
+	if _, err := InitWithClock(ctx, h, cfg, clk.Now); err != nil {
+		t.Fatal(err)
+	}
+	readings := make(chan TimedReading)
+	n, err := Open(ctx, h, Options{Owner: "test", Now: clk.Now, Readings: readings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+
+	reading := func(importW, importWh int64) meter.Reading {
+		return meter.Reading{Protocol: "dsmr", PowerImportW: meter.Some(importW), PowerExportW: meter.Some(int64(0)),
+			EnergyImport: meter.Registers{Total: meter.Some(importWh)}, EnergyExport: meter.Registers{Total: meter.Some(int64(0))}}
+	}
+	ats := []time.Time{testT0, testT0.Add(30 * time.Second), testT0.Add(time.Hour)}
+	for i, at := range ats {
+		// Unbuffered: each send returns once Run took the reading, and
+		// Run handles one at a time.
+		readings <- TimedReading{Reading: reading(100*int64(i+1), 1000+int64(i)), At: at}
+	}
+	// Once the next one is taken, the three above are filed.
+	readings <- TimedReading{Reading: reading(400, 1003), At: clk.Now()}
+	ss, err := n.Samples(context.Background(), testT0.Add(-time.Minute))
+	if err != nil || len(ss) < 3 {
+		t.Fatalf("samples = %+v; want the readings", ss)
+	}
+	want := []time.Time{ats[0], ats[1], clk.Now()} // the third is from the future: filed now
+	for i, w := range want {
+		if !ss[i].Time.Equal(w) || ss[i].ImportW != 100*int64(i+1) {
+			t.Errorf("sample %d = %+v; want %d W at %s", i, ss[i], 100*(i+1), w)
+		}
+	}
+	if r, ok, st, running := n.Latest(); !ok || !running || !st.Online || r.PowerImportW.V < 300 {
+		t.Errorf("latest = %+v, %v, %+v, %v", r, ok, st, running)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }

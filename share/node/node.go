@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/ledger"
+	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/relay"
@@ -33,6 +34,31 @@ type Options struct {
 	// nil keeps them in the ledger until a transport or export-messages
 	// carries them.
 	Transport Transport
+
+	// Readings, when not nil, feeds grid meter readings to Run besides
+	// (or instead of) the configured meter port: the headless demo street
+	// drives a thousand simulated meters' models this way without a
+	// pseudo-terminal each. Run takes them as a reader's, filed at their
+	// At (the box clock when the reading was taken), not at the moment
+	// the run loop gets to them.
+	Readings <-chan TimedReading
+	// SettleEvery is how often Run runs a settlement round; 0 means
+	// SettleEvery (a minute). A street on an accelerated clock settles
+	// more often.
+	SettleEvery time.Duration
+	// FlushEvery is how much meter time may pass between aggregate
+	// writes; 0 means the aggregator's default (a minute).
+	FlushEvery time.Duration
+	// LedgerCacheKiB caps the ledger's SQLite page cache per connection;
+	// 0 keeps the default (see ledger.Options.CacheKiB).
+	LedgerCacheKiB int
+}
+
+// TimedReading is a grid meter reading and the box clock's time when it
+// was taken (Options.Readings).
+type TimedReading struct {
+	meter.Reading
+	At time.Time
 }
 
 // Transport carries messages between this household and its neighbours.
@@ -170,7 +196,7 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 	} else if _, err := os.Stat(home.LedgerPath()); err != nil {
 		return nil, fmt.Errorf("open ledger: %w; the home %s looks damaged: run init in a new home", err, home)
 	}
-	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota()})
+	n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: key.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota(), CacheKiB: opts.LedgerCacheKiB})
 	if err != nil {
 		n.lock.Unlock()
 		return nil, err
