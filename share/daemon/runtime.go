@@ -198,7 +198,7 @@ func (t *fanout) RelayState() *household.RelayState {
 	st := h.State()
 	rs := &household.RelayState{
 		URL: st.URL, Running: true, Connected: st.Connected, LastErrorAt: st.LastErrorAt, LastMessage: st.LastMessage,
-		Cursor: st.Cursor, Received: st.Received, Stored: st.Stored, Duplicates: st.Duplicates, Refused: st.Refused, Published: st.Published,
+		Cursor: st.Cursor, Received: st.Received, Stored: st.Stored, Duplicates: st.Duplicates, Refused: st.Refused, Skipped: st.Skipped, Published: st.Published,
 	}
 	if st.LastError != "" {
 		rs.LastError = &st.LastError

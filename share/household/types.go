@@ -269,6 +269,7 @@ type RelayState struct {
 	Stored      uint64     `json:"stored"`        // of those, new and stored
 	Duplicates  uint64     `json:"duplicates"`    // of those, already held
 	Refused     uint64     `json:"refused"`       // of those, refused (forged, altered, unknown author...)
+	Skipped     uint64     `json:"skipped"`       // of those, of households that are not neighbours: not read
 	Published   uint64     `json:"published"`     // own messages the hub took
 }
 

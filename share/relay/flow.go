@@ -80,9 +80,20 @@ func (c *Client) consumeOnce(ctx context.Context, s jetstream.Stream) error {
 		if err != nil {
 			return err
 		}
-		batch = append(batch, m.Data())
 		last = md.Sequence.Stream
+		if raw := m.Data(); c.forUs(raw) {
+			batch = append(batch, raw)
+		} else {
+			c.skip(raw)
+		}
 		if md.NumPending > 0 && len(batch) < maxBatch {
+			continue
+		}
+		if len(batch) == 0 {
+			c.mu.Lock()
+			c.st.Cursor = last
+			c.mu.Unlock()
+			c.saveCursor(false)
 			continue
 		}
 		if err := c.deliver(ctx, batch, last, true); err != nil {
@@ -90,6 +101,33 @@ func (c *Client) consumeOnce(ctx context.Context, s jetstream.Stream) error {
 		}
 		batch = batch[:0]
 	}
+}
+
+// forUs reports whether a chain message from the hub is this household's
+// to check and store: its own, or a neighbour's. The community stream
+// carries every household's messages; those of households that are not
+// neighbours are skipped without verifying or storing them, so a
+// household's work grows with its neighbours, not with the community.
+// What cannot be parsed goes to the Sink, which refuses and counts it.
+func (c *Client) forUs(raw []byte) bool {
+	pm, err := share.Parse(raw)
+	if err != nil || pm.Author == c.cfg.Self || c.cfg.Known == nil {
+		return true
+	}
+	return c.cfg.Known(pm.Author)
+}
+
+// skip counts a message of a household that is not a neighbour and notes
+// its author, whose subject is read again from the start if it becomes
+// one.
+func (c *Client) skip(raw []byte) {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	c.st.Received++
+	c.st.Skipped++
+	c.st.LastMessage = &now
+	c.mu.Unlock()
+	c.noteBehind(raw, "unknown_author")
 }
 
 // deliver hands a batch of chain messages to the Sink and, once they are

@@ -140,6 +140,7 @@ type State struct {
 	Stored      uint64     // of those, stored as new
 	Duplicates  uint64     // of those, already held
 	Refused     uint64     // of those, refused (counted in the ledger too)
+	Skipped     uint64     // of those, of households that are not neighbours: not read
 	Published   uint64     // own messages the hub took
 }
 
