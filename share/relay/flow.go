@@ -329,6 +329,17 @@ func (c *Client) status(ctx context.Context, raw []byte) {
 	if pm, err := share.Parse(raw); err == nil && pm.Author == c.cfg.Self {
 		return // our own, back from the hub
 	}
+	if !c.forUs(raw) {
+		// a stranger's status: not read (a neighbour added later sends
+		// its next one within minutes)
+		now := c.cfg.Now()
+		c.mu.Lock()
+		c.st.Received++
+		c.st.Skipped++
+		c.st.LastMessage = &now
+		c.mu.Unlock()
+		return
+	}
 	r, err := c.cfg.Sink.PutStatus(ctx, raw)
 	now := c.cfg.Now()
 	c.mu.Lock()
