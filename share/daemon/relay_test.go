@@ -217,7 +217,7 @@ func TestRelayStreet(t *testing.T) {
 	}
 }
 
-// TestRelayCatchUp: a household stopped for a while resumes from its
+// TestRelayCatchUp: a household stopped for a day of the injected clock resumes from its
 // cursor: it reads only what the hub got since, and misses nothing.
 func TestRelayCatchUp(t *testing.T) {
 	hub := relaytest.Start(t, relaytest.Options{})
@@ -234,16 +234,16 @@ func TestRelayCatchUp(t *testing.T) {
 		t.Fatalf("Bob's saved cursor %d, %v; want at least 2", cursor, err)
 	}
 
-	// Alice goes on for half a day while Bob is away.
+	// Alice goes on for a whole day while Bob is away.
 	var ids []string
-	for i := range 5 {
+	for i := range 12 {
 		clk.Add(2 * time.Hour)
 		ids = append(ids, pledge(t, a, clk, "Bob", int64(500+i)).ID)
 	}
 	_, s := hubStream(t, hub.URL(), a.rt.Node().Manifest().ID())
 	eventually(t, "the hub to hold Alice's new pledges", func() bool {
 		info, err := s.Info(context.Background())
-		return err == nil && info.State.LastSeq >= cursor+5
+		return err == nil && info.State.LastSeq >= cursor+12
 	})
 	info, err := s.Info(context.Background())
 	if err != nil {
