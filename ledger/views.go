@@ -221,13 +221,35 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 		if v.To == self {
 			counterparty = v.From
 		}
-		p.Delivered = p.LatestOwn == 0 || acks[counterparty].Seq >= p.LatestOwn
+		p.Delivered = p.LatestOwn == 0 || acks[counterparty].Seq >= p.LatestOwn || answered(m, byPledge[m.ID()], self, counterparty, p.LatestOwn)
 		out = append(out, p)
 	}
 	if err := l.explain(ctx, out, prefix); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// answered reports whether the counterparty signed something about pledge
+// m that it could only sign holding this household's latest message about
+// it (seq latestOwn): an accept or decline of this household's pledge, or
+// a settle, which needs the pledge and its accept. Such an answer proves
+// delivery however it travelled (a hub acknowledges nothing itself).
+func answered(m *share.Message, related []*share.Message, self, counterparty share.HouseholdID, latestOwn uint64) bool {
+	for _, r := range related {
+		if r.Author != counterparty {
+			continue
+		}
+		switch r.Kind {
+		case share.KindAccept, share.KindDecline:
+			if m.Author == self && m.Seq == latestOwn {
+				return true
+			}
+		case share.KindSettle:
+			return true
+		}
+	}
+	return false
 }
 
 func loadMessages(ctx context.Context, q querier, query string, args ...any) ([]*share.Message, error) {

@@ -297,3 +297,23 @@ func TestDelivered(t *testing.T) {
 		t.Errorf("acks after reopen = %v, %v", acks, err)
 	}
 }
+
+// TestDeliveredByAnswer: the counterparty's answer to this household's
+// pledge proves the pledge reached it, with no acknowledgement recorded
+// (as through a hub, which acknowledges nothing).
+func TestDeliveredByAnswer(t *testing.T) {
+	ctx := context.Background()
+	s := newStreet(t)
+	p, err := s.l.FindPledge(ctx, s.open.ID().String())
+	if err != nil || p.Delivered {
+		t.Fatalf("A's unanswered pledge to carol: delivered %v, %v; want false", p.Delivered, err)
+	}
+	at(s.carol, "09:00")
+	mustAppend(t, s.l, s.carol.next(t, &share.Accept{Pledge: s.open.ID(), EnergyWh: 400}))
+	if p, err = s.l.FindPledge(ctx, s.open.ID().String()); err != nil || !p.Delivered {
+		t.Errorf("after carol accepted A's pledge: delivered %v, %v; want true", p.Delivered, err)
+	}
+	if acks, _ := s.l.Acks(ctx); len(acks) != 0 {
+		t.Errorf("acks = %v; the answer alone must prove delivery", acks)
+	}
+}
