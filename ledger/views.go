@@ -152,6 +152,14 @@ func (l *Ledger) FindPledge(ctx context.Context, idOrPrefix string) (Pledge, err
 // foldPledges folds every pledge whose id starts with prefix ("" = all),
 // newest first.
 func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, error) {
+	// Read the acknowledgements before taking a connection for the
+	// transaction: RecordAck holds acksMu while it waits for one, and the
+	// pool is small, so waiting for acksMu while holding a connection
+	// could deadlock.
+	acks, err := l.Acks(ctx)
+	if err != nil {
+		return nil, err
+	}
 	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read pledges: %w", err)
@@ -190,10 +198,6 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 	if err != nil {
 		return nil, err
 	}
-	acks, err := l.Acks(ctx)
-	if err != nil {
-		return nil, err
-	}
 	self := l.opts.Self
 	now := l.opts.Now()
 	out := make([]Pledge, 0, len(pledges))
@@ -224,6 +228,9 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 		p.Delivered = p.LatestOwn == 0 || acks[counterparty].Seq >= p.LatestOwn || answered(m, byPledge[m.ID()], self, counterparty, p.LatestOwn)
 		out = append(out, p)
 	}
+	// Done with the transaction's connection before explain, which may
+	// fold every pledge again (with its own).
+	tx.Rollback()
 	if err := l.explain(ctx, out, prefix); err != nil {
 		return nil, err
 	}

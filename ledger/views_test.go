@@ -317,3 +317,32 @@ func TestDeliveredByAnswer(t *testing.T) {
 		t.Errorf("acks = %v; the answer alone must prove delivery", acks)
 	}
 }
+
+// TestFoldWithOneConnection: folding pledges never needs a second
+// database connection while it holds one (reading the acknowledgements,
+// explaining a settled pledge found by prefix), so a busy pool cannot
+// deadlock it. With one connection allowed, a wait would never end.
+func TestFoldWithOneConnection(t *testing.T) {
+	s := newStreet(t)
+	l := reopen(t, s.l) // acknowledgements not read yet
+	l.db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		p, err := l.FindPledge(ctx, s.settled.ID().String()[:10])
+		if err == nil && p.LimitedBy != share.LimitExport {
+			err = fmt.Errorf("limited by %q, want export", p.LimitedBy)
+		}
+		if err == nil {
+			_, err = l.RecordAck(ctx, s.bob.ID(), 3)
+		}
+		if err == nil {
+			_, err = l.Pledges(ctx, PledgeFilter{})
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("fold with one connection: %v", err)
+	}
+}
