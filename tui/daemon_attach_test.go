@@ -74,7 +74,7 @@ func TestAttachedDashboardWaitsForTheDaemon(t *testing.T) {
 	r.SetColorProfile(termenv.Ascii)
 	m := tui.New(c, tui.Options{Context: ctx, Renderer: r, Location: time.UTC, Width: 100, Height: 30})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
-	waitFor(t, tm, "Erin", "waiting for the first telegram")
+	waitFor(t, tm, "Erin", "no meter configured")
 
 	stop()
 	waitFor(t, tm, "the daemon stopped", "waiting for it to return", "q quits", "the household is not reachable")
@@ -82,7 +82,7 @@ func TestAttachedDashboardWaitsForTheDaemon(t *testing.T) {
 	runDaemon(t, h)
 	// the meter line comes back from "not known" once the dashboard has
 	// reattached (its retries back off to at most 5 s)
-	waitFor(t, tm, "waiting for the first telegram")
+	waitFor(t, tm, "no meter configured")
 	keys(tm, "q")
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }

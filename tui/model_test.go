@@ -529,6 +529,30 @@ func TestMeterOffline(t *testing.T) {
 	}
 }
 
+// TestMeterNotConfigured: a home without a meter says so and how to add
+// one; a meter still detecting its protocol says that, not "auto".
+func TestMeterNotConfigured(t *testing.T) {
+	f := newFake()
+	f.state.Live.Meter = household.MeterState{Protocol: "auto", ClockOK: true}
+	f.state.Live.HasReading = false
+	v := loaded(t, f, 160, 48).View()
+	for _, want := range []string{"no meter configured", "commons meter ports", "config.json"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("want %q in:\n%s", want, v)
+		}
+	}
+	f = newFake()
+	f.state.Live.Meter = household.MeterState{Protocol: "auto", Port: "/dev/ttyUSB0", ClockOK: true}
+	f.state.Live.HasReading = false
+	v = loaded(t, f, 160, 48).View()
+	if !strings.Contains(v, "detecting the protocol") || strings.Contains(v, "no meter configured") {
+		t.Errorf("a meter on a port before its first telegram:\n%s", v)
+	}
+	if strings.Contains(v, " auto ") {
+		t.Errorf("the meter line says auto:\n%s", v)
+	}
+}
+
 // TestHubLine: a household with a community hub sees the link's state on
 // Overview; one without a hub sees no hub line.
 func TestHubLine(t *testing.T) {

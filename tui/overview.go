@@ -394,9 +394,15 @@ func (m Model) meterBlock() string {
 	st := m.st
 	h := m.state.Live.Meter
 	r := m.state.Live.Reading
+	if h.Port == "" && !m.state.Live.HasReading && m.gone == "" {
+		return m.noMeterBlock()
+	}
 	proto := h.Protocol
-	if proto == "" {
+	switch proto {
+	case "":
 		proto = "protocol unknown"
+	case "auto":
+		proto = "detecting the protocol"
 	}
 	if m.state.Live.HasReading && r.Version != "" {
 		proto += " " + r.Version
@@ -448,6 +454,20 @@ func (m Model) meterBlock() string {
 	}
 	if r := m.state.Relay; r != nil {
 		lines = append(lines, clip(m.hubLine(r), m.width))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lines...)
+}
+
+// noMeterBlock tells a household without a meter what it misses and how
+// to add one.
+func (m Model) noMeterBlock() string {
+	st := m.st
+	lines := []string{
+		st.boxTitle.Render("Meter") + " " + st.warn.Render("no meter configured") + st.muted.Render(": no live power, and nothing to settle pledges with"),
+		st.muted.Render("      find its port with `commons meter ports`, set \"meter\": {\"port\": ...} in the home's config.json, restart"),
+	}
+	for i, l := range lines {
+		lines[i] = clip(l, m.width)
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }

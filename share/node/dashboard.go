@@ -88,6 +88,11 @@ func (n *Node) liveState(ctx context.Context) (household.Live, error) {
 		}
 		lv.Meter.ClockSkewS, lv.Meter.ClockOK = n.meterClock()
 	}
+	// "auto" is a setting, not a protocol: once a reading names the one
+	// the meter speaks, show that.
+	if (lv.Meter.Protocol == "" || lv.Meter.Protocol == "auto") && ok && r.Protocol != "" {
+		lv.Meter.Protocol = r.Protocol
+	}
 	if _, w, _, _, ok := n.Production(); ok {
 		lv.ProductionW = w
 	}
