@@ -117,8 +117,9 @@ func readKeys(path string) ([]gossh.PublicKey, error) {
 		}
 		pk, _, opts, _, err := gossh.ParseAuthorizedKey(line)
 		if err == nil && len(opts) > 0 {
-			// from=, command= and the like would be expected to restrict
-			// the key; they are not implemented, so the key is not granted.
+			// from=, command= and the like promise to restrict the key;
+			// this server does not honour them, so rather than grant the
+			// key more than its owner meant, it refuses the line.
 			err = fmt.Errorf("key options (%s) are not supported; remove them", strings.Join(opts, ","))
 		}
 		if err != nil {
