@@ -55,17 +55,11 @@ func (c *Client) consumeOnce(ctx context.Context, s jetstream.Stream) error {
 	if cursor > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cursor + 1}
 	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
+	it, done, err := orderedMessages(ctx, s, cfg)
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	defer done()
 	var batch [][]byte
 	var last uint64
 	for {
@@ -121,13 +115,18 @@ func (c *Client) forUs(raw []byte) bool {
 // its author, whose subject is read again from the start if it becomes
 // one.
 func (c *Client) skip(raw []byte) {
+	c.countSkipped()
+	c.noteBehind(raw, "unknown_author")
+}
+
+// countSkipped counts a message that arrived and was not read.
+func (c *Client) countSkipped() {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	c.st.Received++
 	c.st.Skipped++
 	c.st.LastMessage = &now
 	c.mu.Unlock()
-	c.noteBehind(raw, "unknown_author")
 }
 
 // deliver hands a batch of chain messages to the Sink and, once they are
@@ -249,17 +248,11 @@ func (c *Client) backfill(ctx context.Context, s jetstream.Stream, author share.
 	if info.State.Subjects[subj] == 0 {
 		return nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	it, done, err := orderedMessages(ctx, s, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	defer done()
 	var batch [][]byte
 	for {
 		m, err := it.Next()
@@ -290,19 +283,13 @@ func (c *Client) consumeStatuses(ctx context.Context, js jetstream.JetStream, s 
 	filter := "commons." + c.cfg.Community.String() + ".status.*"
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		err := func() error {
-			cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			it, done, err := orderedMessages(ctx, s, jetstream.OrderedConsumerConfig{
 				DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, FilterSubjects: []string{filter},
 			})
 			if err != nil {
 				return err
 			}
-			it, err := cons.Messages()
-			if err != nil {
-				return err
-			}
-			defer it.Stop()
-			stop := context.AfterFunc(ctx, it.Stop)
-			defer stop()
+			defer done()
 			for {
 				m, err := it.Next()
 				if err != nil {
@@ -332,12 +319,7 @@ func (c *Client) status(ctx context.Context, raw []byte) {
 	if !c.forUs(raw) {
 		// a stranger's status: not read (a neighbour added later sends
 		// its next one within minutes)
-		now := c.cfg.Now()
-		c.mu.Lock()
-		c.st.Received++
-		c.st.Skipped++
-		c.st.LastMessage = &now
-		c.mu.Unlock()
+		c.countSkipped()
 		return
 	}
 	r, err := c.cfg.Sink.PutStatus(ctx, raw)
@@ -551,4 +533,18 @@ func writeFile(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// orderedMessages opens an ordered consumer on s and iterates over its
+// messages until ctx ends or done is called.
+func orderedMessages(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (it jetstream.MessagesContext, done func(), err error) {
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if it, err = cons.Messages(); err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	return it, func() { stop(); it.Stop() }, nil
 }
