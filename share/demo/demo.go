@@ -61,6 +61,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// streetStart returns the simulated time a street starts at (start, or
+// DefaultStart when start is zero) and the street's time zone.
+func streetStart(start time.Time) (time.Time, *time.Location, error) {
+	loc, err := time.LoadLocation(Zone)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("time zone %s: %w", Zone, err)
+	}
+	if start.IsZero() {
+		start = DefaultStart(time.Now(), loc)
+	}
+	return start, loc, nil
+}
+
 // DefaultStart is where the street's clock starts when Options.Start is
 // zero: 11:00 on 21 June of now's year in loc. The simulated sun follows
 // the calendar, and on a winter morning the solar roof exports a few tens
@@ -132,13 +145,9 @@ func Open(ctx context.Context, opts Options) (s *Street, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	loc, err := time.LoadLocation(Zone)
+	start, loc, err := streetStart(opts.Start)
 	if err != nil {
-		return nil, fmt.Errorf("time zone %s: %w", Zone, err)
-	}
-	start := opts.Start
-	if start.IsZero() {
-		start = DefaultStart(time.Now(), loc)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(opts.Dir, "commons-demo-")
 	if err != nil {

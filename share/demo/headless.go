@@ -252,13 +252,9 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 	if links < 1 || links > opts.Households-1 {
 		return nil, fmt.Errorf("%d links per household do not fit a street of %d", links, opts.Households)
 	}
-	loc, err := time.LoadLocation(Zone)
+	start, _, err := streetStart(opts.Start)
 	if err != nil {
-		return nil, fmt.Errorf("time zone %s: %w", Zone, err)
-	}
-	start := opts.Start
-	if start.IsZero() {
-		start = DefaultStart(time.Now(), loc)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(opts.Dir, "commons-street-")
 	if err != nil {
