@@ -9,6 +9,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/commons-energy/commons/share/household"
 )
 
 // resizeSeed fixes the random sizes, so a failure reproduces; the sizes it
@@ -27,20 +28,29 @@ func TestEveryViewSurvivesAnyResize(t *testing.T) {
 		name string
 		keys []string
 		prod bool // with a production meter
+		mod  func(f *fakeBackend)
 	}{
-		{"overview", []string{"1"}, false},
-		{"overview_production", []string{"1"}, true},
-		{"charts", []string{"2"}, false},
-		{"charts_production_7d", []string{"2", "l"}, true},
-		{"neighbours", []string{"3", "j"}, false},
-		{"neighbour_detail", []string{"3", "j", "enter"}, false},
-		{"ledger", []string{"4", "j", "j"}, false},
-		{"ledger_filtered", []string{"4", "f"}, false},
-		{"pledge_form", []string{"3", "j", "p", "1.5kWh", "down", "right", "right"}, false},
-		{"pledge_preview", []string{"3", "j", "p", "1.5kWh", "enter"}, false},
-		{"cancel_confirm", []string{"4", "j", "c"}, false},
-		{"help_overview", []string{"1", "?"}, false},
-		{"help_ledger", []string{"4", "?"}, false},
+		{"overview", []string{"1"}, false, nil},
+		{"overview_production", []string{"1"}, true, nil},
+		{"overview_hub_down", []string{"1"}, false, func(f *fakeBackend) {
+			e := "dial tcp 10.0.0.9:4222: connect: connection refused, a long error a hub can give"
+			f.state.Relay = &household.RelayState{URL: "nats://hub.example.org:4222", Running: true, LastError: &e, Refused: 3}
+		}},
+		{"overview_no_meter", []string{"1"}, false, func(f *fakeBackend) {
+			f.state.Live.Meter = household.MeterState{Protocol: "auto", ClockOK: true}
+			f.state.Live.HasReading = false
+		}},
+		{"charts", []string{"2"}, false, nil},
+		{"charts_production_7d", []string{"2", "l"}, true, nil},
+		{"neighbours", []string{"3", "j"}, false, nil},
+		{"neighbour_detail", []string{"3", "j", "enter"}, false, nil},
+		{"ledger", []string{"4", "j", "j"}, false, nil},
+		{"ledger_filtered", []string{"4", "f"}, false, nil},
+		{"pledge_form", []string{"3", "j", "p", "1.5kWh", "down", "right", "right"}, false, nil},
+		{"pledge_preview", []string{"3", "j", "p", "1.5kWh", "enter"}, false, nil},
+		{"cancel_confirm", []string{"4", "j", "c"}, false, nil},
+		{"help_overview", []string{"1", "?"}, false, nil},
+		{"help_ledger", []string{"4", "?"}, false, nil},
 	}
 	// each screen opens wide, with the extra table columns, and the first
 	// size is near the minimum; the random sizes then cross every layout
@@ -50,6 +60,9 @@ func TestEveryViewSurvivesAnyResize(t *testing.T) {
 			name := fmt.Sprintf("%s_from_%dx%d", sc.name, startSize[0], startSize[1])
 			t.Run(name, func(t *testing.T) {
 				f := newFake()
+				if sc.mod != nil {
+					sc.mod(f)
+				}
 				if sc.prod {
 					f.state.Home.Production = true
 					f.state.Live.ProductionW = someW(3817)
