@@ -122,6 +122,7 @@ type Model struct {
 	haveState  bool
 	stateSeq   int       // number of the last State request
 	stateShown int       // number of the request whose answer is shown
+	lives      int       // live events handled; a state asked for before the latest keeps its figures
 	stateAt    time.Time // when the shown state was loaded
 	loadErr    string    // last failed backend load
 	notice     string    // result of the last action
@@ -250,6 +251,7 @@ func newTable(st styles) table.Model {
 type (
 	stateMsg struct {
 		seq   int
+		lives int // live events seen when the state was asked for
 		state household.State
 		err   error
 		now   time.Time
@@ -293,10 +295,10 @@ func (m Model) Init() tea.Cmd {
 // request is numbered and an answer older than the one shown is dropped.
 func (m *Model) loadState() tea.Cmd {
 	m.stateSeq++
-	b, ctx, clock, seq := m.b, m.ctx, m.clock, m.stateSeq
+	b, ctx, clock, seq, lives := m.b, m.ctx, m.clock, m.stateSeq, m.lives
 	return func() tea.Msg {
 		s, err := b.State(ctx)
-		return stateMsg{seq: seq, state: s, err: err, now: clock()}
+		return stateMsg{seq: seq, lives: lives, state: s, err: err, now: clock()}
 	}
 }
 
@@ -406,7 +408,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				cmds = append(cmds, m.subscribe())
 			}
 		}
+		live := m.state.Live
 		m.state = msg.state
+		if m.lives > msg.lives {
+			// a live event came after the question: its figures are newer
+			m.state.Live = live
+		}
 		m.stateAt = msg.now
 		m.haveState = true
 		m.liveDirty = true
@@ -546,6 +553,7 @@ func (m *Model) setNotice(bad bool, format string, args ...any) {
 func (m *Model) handleEvent(ev household.Event) tea.Cmd {
 	switch ev.Kind {
 	case household.EventLive:
+		m.lives++
 		m.state.Live = ev.Live
 		if !ev.Sample.Time.IsZero() {
 			m.live.Push(ev.Sample)

@@ -490,9 +490,14 @@ func TestLiveEventUpdatesOverview(t *testing.T) {
 	for f.subscribers() == 0 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond) // polling a condition with a deadline
 	}
+	f.mu.Lock()
 	live := f.state.Live
 	live.Reading.PowerImportW.V, live.Reading.PowerExportW.V = 1234, 0
 	live.Meter.LastTelegram = ptr(testNow)
+	// as a real household does, the state says what the event says: a
+	// state reload (the slow tick) in the same frame must not undo it
+	f.state.Live = live
+	f.mu.Unlock()
 	f.send(household.Event{Kind: household.EventLive, Live: live, Sample: household.Sample{Time: testNow.Add(time.Second), ImportW: 1234}})
 	waitOutput(t, tm, "+1234 W", "importing from the grid", "at least 1234 W")
 	m := final(t, tm)
@@ -609,6 +614,30 @@ func TestQueuedPledgeMarked(t *testing.T) {
 	}
 	if !strings.Contains(v, "… not yet reached them") {
 		t.Error("the ledger does not say what … means")
+	}
+}
+
+// TestStateAskedBeforeALiveEventKeepsItsFigures: a state answer to a
+// question asked before the latest live event does not put the older
+// power figures back.
+func TestStateAskedBeforeALiveEventKeepsItsFigures(t *testing.T) {
+	f := newFake()
+	m := loaded(t, f, 100, 30)
+	cmd := m.loadState() // asked now, answered after the event below
+	live := f.state.Live
+	live.Reading.PowerImportW.V, live.Reading.PowerExportW.V = 1234, 0
+	var tm tea.Model = m
+	tm, _ = tm.Update(eventMsg{ev: household.Event{Kind: household.EventLive, Live: live}, now: testNow})
+	tm, _ = tm.Update(cmd())
+	v := tm.View()
+	if !strings.Contains(v, "importing from the grid") || strings.Contains(v, "exporting to the grid") {
+		t.Errorf("the older state put the older power back:\n%s", v)
+	}
+	// a state asked for after the event is shown whole
+	m = tm.(Model)
+	tm, _ = tm.Update(m.loadState()())
+	if v := tm.View(); !strings.Contains(v, "exporting to the grid") {
+		t.Errorf("a state asked for after the event was not shown:\n%s", v)
 	}
 }
 
