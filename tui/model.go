@@ -452,6 +452,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
 	case eventsClosedMsg:
 		m.events = nil
+		// The stream ends when the household stops: ask at once rather
+		// than at the next slow tick, so the dashboard says so promptly.
+		cmds = append(cmds, m.loadState())
 	case retryMsg:
 		if msg.tag == m.retryTag {
 			m.retryPending = false
