@@ -248,7 +248,7 @@ func TestMeterPortsProbe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := sim.ServePTY(ctx, sim.New(p, 1, time.Now()), sim.ServeOptions{Speed: 20})
+	srv, err := sim.ServePTY(ctx, sim.New(p, 1, time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)), sim.ServeOptions{Speed: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +257,9 @@ func TestMeterPortsProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	if srv.Path() == silent.Path() {
+		t.Fatalf("the meter and the silent line share the device %s", srv.Path())
+	}
 	ports := []meter.PortInfo{{Device: srv.Path(), Name: "pts-meter"}, {Device: silent.Path(), Name: "pts-silent"}}
 	var out, errOut bytes.Buffer
 	if err := runMeterPorts(ctx, &out, &errOut, ports, portsOptions{json: true, probe: true, listen: 500 * time.Millisecond}, meter.OpenSerial); err != nil {

@@ -43,7 +43,12 @@ func OpenPTY(link string) (*PTY, error) {
 		slave.Close()
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
 	}
-	p := &PTY{master: master, slave: slave, path: slave.Name()}
+	path := slave.Name()
+	if slave, path, err = truePeer(master, slave); err != nil {
+		master.Close()
+		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
+	p := &PTY{master: master, slave: slave, path: path}
 	if err := p.control(func(fd int) error {
 		t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 		if err != nil {
@@ -75,6 +80,52 @@ func OpenPTY(link string) (*PTY, error) {
 		p.link = link
 	}
 	return p, nil
+}
+
+// truePeer makes sure slave is the terminal on the other side of master.
+// creack/pty opens the device by the name the master reports; where a
+// second devpts instance is mounted over /dev/pts (containers do this),
+// that name can belong to another terminal, and two simulated meters then
+// share one device. TIOCGPTPEER (Linux 4.13) opens the real peer; when its
+// device differs from the named one, the peer is kept and readers are
+// given its /proc/<pid>/fd path, which reopens exactly that terminal. On
+// kernels without TIOCGPTPEER the named device is kept.
+func truePeer(master, slave *os.File) (*os.File, string, error) {
+	rc, err := master.SyscallConn()
+	if err != nil {
+		slave.Close()
+		return nil, "", err
+	}
+	peer := -1
+	var perr error
+	if err := rc.Control(func(fd uintptr) {
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+		if errno != 0 {
+			perr = errno
+			return
+		}
+		peer = int(r)
+	}); err != nil {
+		slave.Close()
+		return nil, "", err
+	}
+	if perr != nil {
+		return slave, slave.Name(), nil
+	}
+	var named, actual unix.Stat_t
+	if err := unix.Fstat(peer, &actual); err != nil {
+		unix.Close(peer)
+		return slave, slave.Name(), nil
+	}
+	if sc, err := slave.SyscallConn(); err == nil {
+		var serr error
+		if err := sc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &named) }); err == nil && serr == nil && named.Rdev == actual.Rdev {
+			unix.Close(peer)
+			return slave, slave.Name(), nil
+		}
+	}
+	slave.Close()
+	return os.NewFile(uintptr(peer), "pseudo-terminal"), fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), peer), nil
 }
 
 // pollable returns a non-blocking duplicate of f, which the runtime polls,

@@ -3,10 +3,13 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/commons-energy/commons/assets"
 	"github.com/commons-energy/commons/meter"
@@ -348,5 +351,45 @@ func TestTelegramAutumnHour(t *testing.T) {
 	}
 	if !ra.Time.Equal(first) || !rb.Time.Equal(first.Add(time.Hour)) {
 		t.Fatalf("decoded %v and %v, want %v and an hour later", ra.Time, rb.Time, first)
+	}
+}
+
+// TestPTYsAreDistinct opens several pseudo-terminals at once and checks
+// each path reaches its own line: bytes written to one arrive at its path
+// and at no other.
+func TestPTYsAreDistinct(t *testing.T) {
+	const n = 4
+	ptys := make([]*PTY, n)
+	seen := map[string]bool{}
+	for i := range ptys {
+		p, err := OpenPTY("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if seen[p.Path()] {
+			t.Fatalf("two pseudo-terminals share the path %s", p.Path())
+		}
+		seen[p.Path()] = true
+		ptys[i] = p
+	}
+	for i, p := range ptys {
+		f, err := os.OpenFile(p.Path(), os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("line %d\n", i)
+		if _, err := p.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		got, err := f.Read(buf)
+		f.Close()
+		if err != nil || string(buf[:got]) != msg {
+			t.Fatalf("%s read %q, %v; want %q", p.Path(), buf[:got], err, msg)
+		}
 	}
 }
