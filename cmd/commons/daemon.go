@@ -8,14 +8,11 @@ import (
 	"syscall"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
 
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
-	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/mqtt"
 	"github.com/commons-energy/commons/share/node"
-	"github.com/commons-energy/commons/tui"
 )
 
 func newDaemonCmd(g *globalFlags) *cobra.Command {
@@ -78,7 +75,16 @@ with backoff and shown in 'commons status --json'. See docs/DAEMON.md.`,
 				return failf(exitUsage, "--ssh-idle-timeout %s: give at least 1m (e.g. 30m)", sshLim.IdleTimeout)
 			}
 			opts := daemonpkg.Options{Owner: "commons daemon", Socket: true, Logger: log, MetricsListen: metricsListen,
-				SSHListen: sshListen, SSH: sshLim, Dashboard: sshDashboard}
+				SSHListen: sshListen, SSH: sshLim}
+			if sshListen != "" {
+				// the SSH dashboards get the same settings file as a
+				// local one; read once, a bad file stops the start
+				settings, err := loadDashboardSettings()
+				if err != nil {
+					return err
+				}
+				opts.Dashboard = settings.sshDashboard
+			}
 			opts.MQTT = &mqtt.Options{URL: mqttURL, Version: currentVersion().Version}
 			if cmd.Flags().Changed("mqtt") {
 				if _, _, err := mqtt.ParseURL(mqttURL); err != nil {
@@ -146,10 +152,4 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, failf(exitUsage, "--log-format %q: use text or json", format)
-}
-
-// sshDashboard is the dashboard the daemon serves to an SSH session.
-func sshDashboard(hh household.Household, s daemonpkg.DashboardSession) tea.Model {
-	return tui.New(hh, tui.Options{Context: s.Context, Renderer: s.Renderer, Location: s.Location,
-		Width: s.Width, Height: s.Height, ReadOnly: s.ReadOnly})
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	daemonpkg "github.com/commons-energy/commons/share/daemon"
+	"github.com/commons-energy/commons/share/dashconfig"
 	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/node"
 	"github.com/commons-energy/commons/tui"
@@ -32,7 +34,7 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 		firstRun(cmd.OutOrStdout(), g, h)
 		return nil
 	}
-	opts, err := dashboardOptions()
+	d, err := dashboardOptions()
 	if err != nil {
 		return err
 	}
@@ -45,9 +47,9 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	}
 	// The household's calendar: a viewer in group commons-viewers may not
 	// read the home's config file.
-	opts.Location = hh.Calendar().Location
-	opts.ReadOnly = viewer(hh)
-	tuiErr := runTUI(ctx, hh, opts)
+	d.opts.Location = hh.Calendar().Location
+	d.opts.ReadOnly = viewer(hh)
+	tuiErr := runTUI(ctx, hh, d)
 	closeErr := hh.Close()
 	if tuiErr != nil {
 		return tuiErr
@@ -55,40 +57,86 @@ func runDashboard(cmd *cobra.Command, g *globalFlags) error {
 	return closeErr
 }
 
-// dashboardOptions prepares how the dashboard looks: the terminal's
-// renderer, line characters on the Linux console (no braille there), and
-// the person's settings file (colour, background, ASCII charts), useful
-// over SSH where NO_COLOR and COLORTERM do not arrive. A bad settings file
-// is a usage error naming it.
-func dashboardOptions() (tui.Options, error) {
-	opts := tui.Options{Renderer: lipgloss.DefaultRenderer()}
-	if os.Getenv("TERM") == "linux" {
-		opts.ASCII = true
-	}
-	path, err := tui.ConfigPath()
+// dashboardSettings are the person's dashboard settings file, read once
+// and applied to every dashboard this process draws: the local one, and
+// each SSH session's when the daemon serves them.
+type dashboardSettings struct {
+	cfg dashconfig.Config
+}
+
+// loadDashboardSettings reads the settings file (colour, background,
+// ASCII charts), useful over SSH where NO_COLOR and COLORTERM do not
+// arrive. No config folder means no settings; a bad settings file is a
+// usage error naming it.
+func loadDashboardSettings() (dashboardSettings, error) {
+	path, err := dashconfig.ConfigPath()
 	if err != nil {
-		return opts, nil
+		return dashboardSettings{}, nil
 	}
-	cfg, err := tui.LoadConfig(path)
+	cfg, err := dashconfig.LoadConfig(path)
 	if err != nil {
-		return opts, withCode(exitUsage, err)
+		return dashboardSettings{}, withCode(exitUsage, err)
 	}
-	if opts, err = cfg.Apply(opts.Renderer, opts); err != nil {
-		return opts, withCode(exitUsage, fmt.Errorf("dashboard settings %s: %w", path, err))
+	return dashboardSettings{cfg: cfg}, nil
+}
+
+// setup is the one place that turns the settings into a dashboard's
+// options and its program's options, for a local terminal and for an SSH
+// session alike: r is the terminal's renderer, term its TERM (line
+// characters on the Linux console, which has no braille). The program
+// options cap the frame rate; the caller adds how it runs the program
+// (alternate screen, context, the session's input and output).
+func (s dashboardSettings) setup(r *lipgloss.Renderer, term string) (tui.Options, []tea.ProgramOption) {
+	// LoadConfig validated the settings, so Apply has nothing to refuse.
+	_ = s.cfg.Apply(r)
+	opts := tui.Options{Renderer: r, ASCII: term == "linux" || s.cfg.ASCII}
+	return opts, []tea.ProgramOption{tea.WithFPS(dashboardFPS)}
+}
+
+// localDashboard is how a dashboard on this process's terminal is set up.
+type localDashboard struct {
+	opts tui.Options
+	prog []tea.ProgramOption
+}
+
+// dashboardOptions prepares a dashboard on this process's terminal from
+// the settings file; a bad file is a usage error.
+func dashboardOptions() (localDashboard, error) {
+	s, err := loadDashboardSettings()
+	if err != nil {
+		return localDashboard{}, err
 	}
-	return opts, nil
+	opts, prog := s.setup(lipgloss.DefaultRenderer(), os.Getenv("TERM"))
+	return localDashboard{opts: opts, prog: prog}, nil
+}
+
+// sshDashboard is the dashboard the daemon serves to an SSH session: the
+// same settings and frame-rate cap as a local one, on the session's
+// renderer and terminal.
+func (s dashboardSettings) sshDashboard(hh household.Household, sess daemonpkg.DashboardSession) (tea.Model, []tea.ProgramOption) {
+	opts, prog := s.sessionOptions(sess)
+	return tui.New(hh, opts), prog
+}
+
+// sessionOptions are an SSH session's dashboard and program options.
+func (s dashboardSettings) sessionOptions(sess daemonpkg.DashboardSession) (tui.Options, []tea.ProgramOption) {
+	opts, prog := s.setup(sess.Renderer, sess.Term)
+	opts.Context, opts.Location = sess.Context, sess.Location
+	opts.Width, opts.Height, opts.ReadOnly = sess.Width, sess.Height, sess.ReadOnly
+	return opts, prog
 }
 
 // runTUI runs the dashboard on b in the terminal's alternate screen until
 // the person quits or ctx ends (SIGINT/SIGTERM); either way the terminal
-// is restored. opts come from dashboardOptions.
-func runTUI(ctx context.Context, b household.Household, opts tui.Options) error {
+// is restored. d comes from dashboardOptions.
+func runTUI(ctx context.Context, b household.Household, d localDashboard) error {
+	opts := d.opts
 	opts.Context = ctx
 	m := tui.New(b, opts)
 	// main turns SIGINT/SIGTERM into ctx's end. Bubble Tea's own signal
 	// handler would race it: it can block sending QuitMsg to an event loop
 	// that already stopped for the cancelled context, hanging the exit.
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithoutSignalHandler(), tea.WithFPS(dashboardFPS))
+	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithoutSignalHandler()}, d.prog...)...)
 	return runProgram(p)
 }
 

@@ -153,7 +153,7 @@ func runDemo(ctx context.Context, stderr io.Writer, fl demoFlags) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- st.Run(runCtx) }()
-	tuiOpts.Now, tuiOpts.Location = st.Now, st.Location()
+	tuiOpts.opts.Now, tuiOpts.opts.Location = st.Now, st.Location()
 	tuiErr := runTUI(ctx, st.User.Runtime.Node(), tuiOpts)
 	stop()
 	runErr := <-done

@@ -255,11 +255,16 @@ type DashboardSession struct {
 	// ReadOnly is true for a viewer's session: the dashboard offers no
 	// changes, and the household it gets refuses them anyway.
 	ReadOnly bool
+	// Term is the session's TERM ("linux" has no braille).
+	Term string
 }
 
-// Dashboard makes an SSH session's dashboard model on hh. The daemon
-// does not import the view: cmd/commons passes the tui's.
-type Dashboard func(hh household.Household, s DashboardSession) tea.Model
+// Dashboard makes an SSH session's dashboard model on hh, and the program
+// options it runs with (e.g. its frame-rate cap): the same that a local
+// dashboard gets. The daemon adds the alternate screen and the session's
+// input and output. It does not import the view: cmd/commons passes the
+// tui's.
+type Dashboard func(hh household.Household, s DashboardSession) (tea.Model, []tea.ProgramOption)
 
 // sshCrashMessage is what a person whose dashboard crashed reads as the
 // session ends.
@@ -390,15 +395,16 @@ func (rt *Runtime) sshDashboard(s ssh.Session, who sshWho) (tea.Model, []tea.Pro
 	pty, _, _ := s.Pty()
 	w, h := clampWindow(pty.Window.Width, pty.Window.Height)
 	b := sessionBackend{Household: rt.n, who: who, remote: s.RemoteAddr().String(), rt: rt}
-	m := rt.opts.Dashboard(b, DashboardSession{
+	m, opts := rt.opts.Dashboard(b, DashboardSession{
 		Context:  s.Context(),
 		Renderer: wishtea.MakeRenderer(s),
 		Location: rt.n.Calendar().Location,
 		Width:    w,
 		Height:   h,
 		ReadOnly: who.role != RoleOwner,
+		Term:     pty.Term,
 	})
-	return m, []tea.ProgramOption{tea.WithAltScreen()}
+	return m, append([]tea.ProgramOption{tea.WithAltScreen()}, opts...)
 }
 
 // Largest terminal the dashboard draws for: a client may claim any size

@@ -230,8 +230,9 @@ func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
 	for _, inCmd := range []bool{false, true} {
 		name := map[bool]string{false: "in_update", true: "in_command"}[inCmd]
 		t.Run(name, func(t *testing.T) {
-			crash := func(hh household.Household, s DashboardSession) tea.Model {
-				return panicky{Model: testDashboard(hh, s), inCmd: inCmd}
+			crash := func(hh household.Household, s DashboardSession) (tea.Model, []tea.ProgramOption) {
+				m, opts := testDashboard(hh, s)
+				return panicky{Model: m, inCmd: inCmd}, opts
 			}
 
 			h := initHome(t, "Erin", "")
@@ -300,8 +301,8 @@ func TestSSHDashboardPanicEndsOnlyThatSession(t *testing.T) {
 }
 
 // testDashboard is the dashboard the daemon serves in tests, as
-// cmd/commons wires it.
-func testDashboard(hh household.Household, s DashboardSession) tea.Model {
+// cmd/commons wires it (without the settings file).
+func testDashboard(hh household.Household, s DashboardSession) (tea.Model, []tea.ProgramOption) {
 	return tui.New(hh, tui.Options{Context: s.Context, Renderer: s.Renderer, Location: s.Location,
-		Width: s.Width, Height: s.Height, ReadOnly: s.ReadOnly})
+		Width: s.Width, Height: s.Height, ReadOnly: s.ReadOnly}), []tea.ProgramOption{tea.WithFPS(10)}
 }

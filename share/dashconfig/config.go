@@ -1,4 +1,8 @@
-package tui
+// Package dashconfig reads the dashboard's settings file (colour profile,
+// background, ASCII charts) and applies it to a lipgloss renderer. It is
+// kept out of the view package: the dashboard only receives the renderer
+// and options that result, so a view never reads the disk.
+package dashconfig
 
 import (
 	"encoding/json"
@@ -101,11 +105,12 @@ func colourProfile(s string) (termenv.Profile, bool, error) {
 }
 
 // Apply sets the renderer's colour profile and background where the
-// settings override them, and returns opts with the settings applied.
-func (c Config) Apply(r *lipgloss.Renderer, opts Options) (Options, error) {
+// settings override them. ASCII is the caller's to pass on to the
+// dashboard's options.
+func (c Config) Apply(r *lipgloss.Renderer) error {
 	p, set, err := colourProfile(c.Colour)
 	if err != nil {
-		return opts, err
+		return err
 	}
 	if set {
 		r.SetColorProfile(p)
@@ -117,9 +122,7 @@ func (c Config) Apply(r *lipgloss.Renderer, opts Options) (Options, error) {
 		r.SetHasDarkBackground(false)
 	case "", "auto":
 	default:
-		return opts, fmt.Errorf("background %q is unknown; use auto, dark or light", c.Background)
+		return fmt.Errorf("background %q is unknown; use auto, dark or light", c.Background)
 	}
-	opts.Renderer = r
-	opts.ASCII = opts.ASCII || c.ASCII
-	return opts, nil
+	return nil
 }

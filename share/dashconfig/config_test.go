@@ -1,4 +1,4 @@
-package tui
+package dashconfig
 
 import (
 	"io"
@@ -28,9 +28,9 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("good file: %+v, %v", c, err)
 	}
 	r := lipgloss.NewRenderer(io.Discard)
-	opts, err := c.Apply(r, Options{})
-	if err != nil || r.ColorProfile() != termenv.ANSI256 || r.HasDarkBackground() || !opts.ASCII || opts.Renderer != r {
-		t.Errorf("apply: profile %v dark %v ascii %v, %v", r.ColorProfile(), r.HasDarkBackground(), opts.ASCII, err)
+	err = c.Apply(r)
+	if err != nil || r.ColorProfile() != termenv.ANSI256 || r.HasDarkBackground() || !c.ASCII {
+		t.Errorf("apply: profile %v dark %v ascii %v, %v", r.ColorProfile(), r.HasDarkBackground(), c.ASCII, err)
 	}
 	for _, bad := range []struct{ body, want string }{
 		{`{"colour": "purple"}`, `colour "purple" is unknown`},
@@ -43,7 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 	r = lipgloss.NewRenderer(io.Discard)
-	if _, err := (Config{Colour: "never"}).Apply(r, Options{}); err != nil || r.ColorProfile() != termenv.Ascii {
+	if err := (Config{Colour: "never"}).Apply(r); err != nil || r.ColorProfile() != termenv.Ascii {
 		t.Errorf("never: %v %v", r.ColorProfile(), err)
 	}
 }
@@ -69,7 +69,7 @@ func FuzzParseConfig(f *testing.F) {
 			return
 		}
 		// whatever parses applies without error
-		if _, err := c.Apply(lipgloss.NewRenderer(io.Discard), Options{}); err != nil {
+		if err := c.Apply(lipgloss.NewRenderer(io.Discard)); err != nil {
 			t.Fatalf("parsed %+v does not apply: %v", c, err)
 		}
 	})
