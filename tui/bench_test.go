@@ -21,11 +21,11 @@ func benchModel(b *testing.B, v string) Model {
 	tm, _ = tm.Update(press(v))
 	bs, _ := f.Aggregates(context.Background(), testNow.Add(-7*24*time.Hour), testNow)
 	m = tm.(Model)
-	m.span = span7d
+	m.charts.span = span7d
 	tm, _ = m.Update(aggMsg{span: span7d, buckets: bs, now: testNow})
 	m = tm.(Model)
-	if m.live.Len() != 3600 || len(m.buckets) != 7*24*60 {
-		b.Fatalf("bench data: %d samples, %d buckets", m.live.Len(), len(m.buckets))
+	if m.live.Len() != 3600 || len(m.charts.buckets) != 7*24*60 {
+		b.Fatalf("bench data: %d samples, %d buckets", m.live.Len(), len(m.charts.buckets))
 	}
 	return m
 }
@@ -95,8 +95,8 @@ func BenchmarkHistoryRebuild(b *testing.B) {
 	b.ResetTimer()
 	c := cpuTime()
 	for i := 0; i < b.N; i++ {
-		m.histDirty = true
-		m.refreshCharts()
+		m.charts.histDirty = true
+		m.charts.refresh()
 	}
 	reportCPU(b, c)
 }

@@ -12,7 +12,218 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/commons-energy/commons/share/household"
 )
+
+// charts is the charts view: the live chart of the last minutes above the
+// history chart of the last hour, day or week. It owns the history span
+// and its aggregates, and the live window.
+type charts struct {
+	common
+	keys  chartKeys
+	h     int // height of the view's area
+	state household.State
+	live  liveChart
+
+	span      span
+	buckets   []household.Bucket
+	bucketsOf span // the span the buckets are of
+	haveAgg   bool
+	histChart string
+	histModel *timeserieslinechart.Model
+	histW     int
+	histH     int
+	histDirty bool
+}
+
+// chartKeys are the charts view's bindings.
+type chartKeys struct {
+	Shorter, Longer, LiveWindow key.Binding
+}
+
+func newCharts(c common, ring *household.Ring) charts {
+	return charts{
+		common: c,
+		live:   newLiveChart(ring),
+		span:   span24h,
+		keys: chartKeys{
+			Shorter:    bind([]string{"left", "h"}, "←/h", "shorter span"),
+			Longer:     bind([]string{"right", "l"}, "→/l", "longer span"),
+			LiveWindow: bind([]string{"w"}, "w", "live window"),
+		},
+	}
+}
+
+// Messages of the charts view.
+type aggMsg struct {
+	span    span
+	buckets []household.Bucket
+	err     error
+	now     time.Time
+}
+
+// load asks for the aggregates of the current span.
+func (m charts) load() tea.Cmd {
+	b, ctx, clock, loc, sp := m.b, m.ctx, m.clock, m.loc, m.span
+	return func() tea.Msg {
+		now := clock()
+		from, to := histWindowAt(now, sp, loc)
+		bs, err := b.Aggregates(ctx, from, to)
+		return aggMsg{span: sp, buckets: bs, err: err, now: now}
+	}
+}
+
+// SetSize sets the view's area.
+func (m *charts) SetSize(w, h int) {
+	m.width, m.h = w, h
+	m.live.dirty, m.histDirty = true, true
+}
+
+// SetState shows the household's state (whether it has a production
+// meter decides the series).
+func (m *charts) SetState(st household.State) {
+	if st.Home.Production != m.state.Home.Production {
+		m.live.dirty, m.histDirty = true, true
+	}
+	m.state = st
+}
+
+// Update handles the view's keys and the aggregates it asked for. A
+// failed load is the root's (it decides whether the household is gone).
+func (m charts) Update(msg tea.Msg) (charts, tea.Cmd) {
+	switch msg := msg.(type) {
+	case aggMsg:
+		if msg.err == nil && msg.span == m.span {
+			m.buckets, m.bucketsOf, m.haveAgg, m.histDirty = msg.buckets, msg.span, true, true
+		}
+	case tea.KeyMsg:
+		k := m.keys
+		switch {
+		case key.Matches(msg, k.Shorter):
+			if m.span > 0 {
+				m.span--
+				m.haveAgg, m.buckets, m.histDirty = false, nil, true
+				return m, m.load()
+			}
+		case key.Matches(msg, k.Longer):
+			if m.span < spanCount-1 {
+				m.span++
+				m.haveAgg, m.buckets, m.histDirty = false, nil, true
+				return m, m.load()
+			}
+		case key.Matches(msg, k.LiveWindow):
+			m.live.win = (m.live.win + 1) % len(liveWins)
+			m.live.dirty = true
+		}
+	}
+	return m, nil
+}
+
+// ShortHelp is the view's bindings for the hint line.
+func (m charts) ShortHelp() []key.Binding {
+	return []key.Binding{m.keys.Shorter, m.keys.Longer, m.keys.LiveWindow}
+}
+
+// FullHelp is the view's bindings for the help overlay.
+func (m charts) FullHelp() [][]key.Binding { return [][]key.Binding{m.ShortHelp()} }
+
+// sizes are the live and history charts' sizes.
+func (m charts) sizes() (lw, lh, hw, hh int) {
+	avail := m.h - 4 // two titles, two legends
+	lh = avail / 2
+	hh = avail - lh
+	return m.width, lh, m.width, hh
+}
+
+// refresh rebuilds the chart strings that are out of date. View only
+// returns the cached strings.
+func (m *charts) refresh() {
+	lw, lh, hw, hh := m.sizes()
+	m.live.refresh(m.common, m.state.Home.Production, lw, lh)
+	if hw != m.histW || hh != m.histH {
+		m.histDirty = true
+	}
+	if m.histDirty && hw > 0 && hh > 0 {
+		start, end := m.histWindow()
+		n := hw * 2
+		if m.ascii {
+			n = hw
+		}
+		m.histChart = m.renderChart(&m.histModel, hw, hh, start, end, m.histSeries(start, end, n))
+		m.histW, m.histH, m.histDirty = hw, hh, false
+	}
+}
+
+// View shows the live chart above the history chart.
+func (m charts) View() string {
+	st := m.st
+	win := liveWins[m.live.win]
+	liveTitle := st.boxTitle.Render("Live") + st.muted.Render(fmt.Sprintf(" · last %s · 1 s samples · w: 5 min / 15 min / 1 h", fmtDur(win)))
+	var tabs []string
+	for i := span(0); i < spanCount; i++ {
+		if i == m.span {
+			tabs = append(tabs, st.tabActive.Render("["+spanNames[i]+"]"))
+		} else {
+			tabs = append(tabs, st.tab.Render(" "+spanNames[i]+" "))
+		}
+	}
+	histTitle := st.boxTitle.Render("History ") + strings.Join(tabs, " ") + st.muted.Render(" · average power from stored energy · ←/→")
+	live := m.live.chart
+	if !m.live.have {
+		live = st.muted.Render("loading live samples…")
+	}
+	hist := m.histChart
+	if !m.haveAgg {
+		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
+	}
+	lg := clip(legend(st, m.state.Home.Production), m.width)
+	return strings.Join([]string{clip(liveTitle, m.width), live, lg, clip(histTitle, m.width), hist, lg}, "\n")
+}
+
+// liveWindow and liveSeries are the live chart's window and series at
+// width w.
+func (m charts) liveWindow(w int) (time.Time, time.Time, int) { return m.live.window(m.common, w) }
+
+func (m charts) liveSeries(start, end time.Time, n int) []series {
+	return m.live.series(m.st, m.state.Home.Production, start, end, n)
+}
+
+// liveChart is the chart of the live ring that the overview and the
+// charts view both show, each with its own copy at its own size. The ring
+// is the root's (it merges the samples and pushes the live events); the
+// window is the charts view's w key.
+type liveChart struct {
+	ring  *household.Ring
+	have  bool // samples arrived: draw, even if the history load failed
+	win   int  // index into liveWins
+	dirty bool
+
+	chart string
+	model *timeserieslinechart.Model
+	w, h  int
+	end   time.Time // end of the window the chart was drawn for
+}
+
+func newLiveChart(ring *household.Ring) liveChart {
+	return liveChart{ring: ring, win: 1, dirty: true}
+}
+
+// refresh redraws the chart at w x h when its data, size or window end
+// changed; a zero size draws nothing.
+func (lc *liveChart) refresh(c common, production bool, w, h int) {
+	if w != lc.w || h != lc.h {
+		lc.dirty = true
+	}
+	if w <= 0 || h <= 0 {
+		return
+	}
+	start, end, n := lc.window(c, w)
+	if lc.dirty || !end.Equal(lc.end) {
+		lc.chart = c.renderChart(&lc.model, w, h, start, end, lc.series(c.st, production, start, end, n))
+		lc.w, lc.h, lc.end, lc.dirty = w, h, end, false
+	}
+}
 
 // Data set names. ntcharts draws sets in name order and a shared cell takes
 // the last set's style, so the zero line sorts first.
@@ -37,9 +248,9 @@ type point struct {
 	n, nProd                int64
 }
 
-// liveSeries downsamples the live ring over [start, end) to at most n
-// points per series. Its cost depends on the window and n, not on uptime.
-func (m Model) liveSeries(start, end time.Time, n int) []series {
+// series downsamples the live ring over [start, end) to at most n points
+// per series. Its cost depends on the window and n, not on uptime.
+func (lc liveChart) series(st *styles, production bool, start, end time.Time, n int) []series {
 	if n < 2 {
 		n = 2
 	}
@@ -49,8 +260,8 @@ func (m Model) liveSeries(start, end time.Time, n int) []series {
 		n = int(end.Sub(start) / step)
 	}
 	pts := make([]point, n)
-	for i := m.live.From(start); i < m.live.Len(); i++ {
-		s := m.live.At(i)
+	for i := lc.ring.From(start); i < lc.ring.Len(); i++ {
+		s := lc.ring.At(i)
 		if !s.Time.Before(end) {
 			break
 		}
@@ -67,7 +278,7 @@ func (m Model) liveSeries(start, end time.Time, n int) []series {
 			p.nProd++
 		}
 	}
-	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
+	return toSeries(st, production, pts, start, step, func(p point) (int64, int64, int64, bool) {
 		if p.n == 0 {
 			return 0, 0, 0, false
 		}
@@ -81,7 +292,7 @@ func (m Model) liveSeries(start, end time.Time, n int) []series {
 
 // histSeries downsamples energy buckets over [start, end) to at most n
 // points of average power.
-func (m Model) histSeries(start, end time.Time, n int) []series {
+func (m charts) histSeries(start, end time.Time, n int) []series {
 	if n < 2 {
 		n = 2
 	}
@@ -109,7 +320,7 @@ func (m Model) histSeries(start, end time.Time, n int) []series {
 		}
 	}
 	// average power over the covered seconds: W = Wh * 3600 / s
-	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
+	return toSeries(m.st, m.state.Home.Production, pts, start, step, func(p point) (int64, int64, int64, bool) {
 		if p.n == 0 {
 			return 0, 0, 0, false
 		}
@@ -124,8 +335,7 @@ func (m Model) histSeries(start, end time.Time, n int) []series {
 // toSeries turns accumulated points into chart series: import above zero,
 // export below zero, and with a production meter solar production and home
 // use (both above zero).
-func (m Model) toSeries(pts []point, start time.Time, step time.Duration, avg func(point) (int64, int64, int64, bool)) []series {
-	st := m.st
+func toSeries(st *styles, production bool, pts []point, start time.Time, step time.Duration, avg func(point) (int64, int64, int64, bool)) []series {
 	imp := series{name: setImport, style: st.importS.UnsetBold()}
 	exp := series{name: setExport, style: st.exportS.UnsetBold()}
 	sol := series{name: setSolar, style: st.solarS.UnsetBold()}
@@ -138,7 +348,7 @@ func (m Model) toSeries(pts []point, start time.Time, step time.Duration, avg fu
 		t := start.Add(time.Duration(i)*step + step/2)
 		imp.pts = append(imp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw)})
 		exp.pts = append(exp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(-ew)})
-		if m.state.Home.Production && pw >= 0 {
+		if production && pw >= 0 {
 			sol.pts = append(sol.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(pw)})
 			use.pts = append(use.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw - ew + pw)})
 		}
@@ -189,7 +399,7 @@ func axisW(_ int, v float64) string {
 // time labels in the dashboard's zone. Ranges are set explicitly on every
 // build, so one spike does not flatten the chart forever, and zero always
 // has its own labelled row.
-func (m Model) renderChart(slot **timeserieslinechart.Model, w, h int, start, end time.Time, sets []series) string {
+func (m common) renderChart(slot **timeserieslinechart.Model, w, h int, start, end time.Time, sets []series) string {
 	if w < 20 || h < 5 {
 		return ""
 	}
@@ -289,7 +499,7 @@ type styleKey struct {
 // every cell on its own (measured at over 1 ms for a 120x20 chart); this
 // renders runs of cells that share a style at once, with styles from the
 // dashboard's renderer rather than ntcharts' global one.
-func (m Model) canvasView(c *canvas.Model, w, h int) string {
+func (m common) canvasView(c *canvas.Model, w, h int) string {
 	var b strings.Builder
 	b.Grow(w * h * 4)
 	var run strings.Builder
@@ -348,7 +558,7 @@ var tickSteps = []time.Duration{
 // timeAxis renders the label row under a chart: wall-clock times in the
 // dashboard's zone at round intervals (ntcharts' own labels are UTC and
 // not aligned).
-func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
+func (m common) timeAxis(w, x0, gw int, start, end time.Time) string {
 	span := end.Sub(start)
 	if gw < 2 || span <= 0 {
 		return strings.Repeat(" ", w)
@@ -397,10 +607,9 @@ func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
 }
 
 // legend explains the series in words, so it reads without colour.
-func (m Model) legend() string {
-	st := m.st
+func legend(st *styles, production bool) string {
 	parts := []string{st.importS.Render("▲ import (+, above 0)"), st.exportS.Render("▼ export (-, below 0)")}
-	if m.state.Home.Production {
+	if production {
 		parts = append(parts, st.solarS.Render("solar"), st.homeS.Render("home use"))
 	}
 	return strings.Join(parts, "  ") + st.muted.Render("  W")
@@ -411,8 +620,8 @@ func (m Model) legend() string {
 // mode) covers a whole number of seconds, and the window ends at the end
 // of the current point: the chart only needs a rebuild when a new point
 // starts, not on every telegram.
-func (m Model) liveWindow(w int) (start, end time.Time, n int) {
-	win := liveWins[m.liveWin]
+func (lc liveChart) window(m common, w int) (start, end time.Time, n int) {
+	win := liveWins[lc.win]
 	cols := max(w-7, 2) // less the Y labels and axis
 	if !m.ascii {
 		cols *= 2
@@ -428,7 +637,7 @@ func (m Model) liveWindow(w int) (start, end time.Time, n int) {
 }
 
 // histWindow is the time range of the history chart.
-func (m Model) histWindow() (time.Time, time.Time) { return histWindowAt(m.now, m.span, m.loc) }
+func (m charts) histWindow() (time.Time, time.Time) { return histWindowAt(m.now, m.span, m.loc) }
 
 // histWindowAt is the time range of a history span at now: it ends at the
 // next round wall-clock time (5 min, hour, midnight) so labels align.
@@ -444,110 +653,6 @@ func histWindowAt(now time.Time, sp span, loc *time.Location) (time.Time, time.T
 		end = time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, loc)
 	}
 	return end.Add(-spanDurs[sp]), end
-}
-
-// chartSizes returns the live and history chart sizes of the current view;
-// zero sizes mean the chart is not shown.
-func (m Model) chartSizes() (lw, lh, hw, hh int) {
-	bh := m.bodyHeight()
-	switch m.view {
-	case viewCharts:
-		avail := bh - 4 // two titles, two legends
-		lh = avail / 2
-		hh = avail - lh
-		return m.width, lh, m.width, hh
-	case viewOverview:
-		if h := bh - overviewRows(m); h >= 8 {
-			return m.width, h - 2, 0, 0
-		}
-	}
-	return 0, 0, 0, 0
-}
-
-// refreshCharts rebuilds the cached chart strings that are out of date and
-// visible. View only returns the cached strings.
-func (m *Model) refreshCharts() {
-	if m.tooSmall() {
-		return
-	}
-	if m.view == viewOverview {
-		// the overview's text is built once per message: the chart size
-		// depends on its height and View shows it
-		m.ovTop = m.overviewTop()
-		m.ovRows = lipgloss.Height(m.ovTop)
-	}
-	lw, lh, hw, hh := m.chartSizes()
-	if lw != m.liveW || lh != m.liveH {
-		m.liveDirty = true
-	}
-	if hw != m.histW || hh != m.histH {
-		m.histDirty = true
-	}
-	if lw > 0 && lh > 0 {
-		start, end, n := m.liveWindow(lw)
-		if m.liveDirty || !end.Equal(m.liveEnd) {
-			m.liveChart = m.renderChart(&m.liveModel, lw, lh, start, end, m.liveSeries(start, end, n))
-			m.liveW, m.liveH, m.liveEnd, m.liveDirty = lw, lh, end, false
-		}
-	}
-	if m.histDirty && hw > 0 && hh > 0 {
-		start, end := m.histWindow()
-		n := hw * 2
-		if m.ascii {
-			n = hw
-		}
-		m.histChart = m.renderChart(&m.histModel, hw, hh, start, end, m.histSeries(start, end, n))
-		m.histW, m.histH, m.histDirty = hw, hh, false
-	}
-}
-
-// chartsKey handles keys of the charts view.
-func (m *Model) chartsKey(msg tea.KeyMsg) tea.Cmd {
-	k := m.keys
-	switch {
-	case key.Matches(msg, k.Left):
-		if m.span > 0 {
-			m.span--
-			m.haveAgg, m.buckets, m.histDirty = false, nil, true
-			return m.loadAggregates(m.span)
-		}
-	case key.Matches(msg, k.Right):
-		if m.span < spanCount-1 {
-			m.span++
-			m.haveAgg, m.buckets, m.histDirty = false, nil, true
-			return m.loadAggregates(m.span)
-		}
-	case key.Matches(msg, k.LiveWindow):
-		m.liveWin = (m.liveWin + 1) % len(liveWins)
-		m.liveDirty = true
-	}
-	return nil
-}
-
-// chartsView shows the live chart above the history chart.
-func (m Model) chartsView() string {
-	st := m.st
-	win := liveWins[m.liveWin]
-	liveTitle := st.boxTitle.Render("Live") + st.muted.Render(fmt.Sprintf(" · last %s · 1 s samples · w: 5 min / 15 min / 1 h", fmtDur(win)))
-	var tabs []string
-	for i := span(0); i < spanCount; i++ {
-		if i == m.span {
-			tabs = append(tabs, st.tabActive.Render("["+spanNames[i]+"]"))
-		} else {
-			tabs = append(tabs, st.tab.Render(" "+spanNames[i]+" "))
-		}
-	}
-	histTitle := st.boxTitle.Render("History ") + strings.Join(tabs, " ") + st.muted.Render(" · average power from stored energy · ←/→")
-	live := m.liveChart
-	if !m.haveSamples {
-		live = st.muted.Render("loading live samples…")
-	}
-	hist := m.histChart
-	if !m.haveAgg {
-		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
-	}
-	legend := clip(m.legend(), m.width)
-	return strings.Join([]string{clip(liveTitle, m.width), live, legend, clip(histTitle, m.width), hist, legend}, "\n")
 }
 
 func fmtDur(d time.Duration) string {

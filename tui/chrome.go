@@ -7,9 +7,6 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
-
-	"github.com/commons-energy/commons/share/household"
-	"github.com/commons-energy/commons/share/input"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -31,7 +28,7 @@ func clip(s string, n int) string { return ansi.Truncate(s, max(n, 0), "…") }
 
 // headerView is the title, the view tabs and the clock.
 func (m Model) headerView() string {
-	st := m.st
+	st := m.com.st
 	name := "commons"
 	if m.state.Home.Name != "" {
 		name = "commons · " + m.state.Home.Name
@@ -46,43 +43,18 @@ func (m Model) headerView() string {
 			tabs = append(tabs, st.tab.Render(" "+label+" "))
 		}
 	}
-	clock := st.muted.Render(m.now.In(m.loc).Format("15:04"))
+	clock := st.muted.Render(m.com.now.In(m.com.loc).Format("15:04"))
 	mid := strings.Join(tabs, " ")
-	gap := m.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
+	gap := m.com.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
 	if gap < 1 {
 		// compact: drop the household name
 		left = st.title.Render("commons")
-		gap = m.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
+		gap = m.com.width - lipgloss.Width(left) - lipgloss.Width(mid) - lipgloss.Width(clock) - 2
 	}
 	if gap < 1 {
-		return clip(left+" "+mid, m.width)
+		return clip(left+" "+mid, m.com.width)
 	}
 	return left + " " + mid + strings.Repeat(" ", gap) + " " + clock
-}
-
-// bannerText is the incoming-pledge notification, or "".
-func (m Model) bannerText() string {
-	p, ok := m.firstIncoming()
-	if !ok {
-		return ""
-	}
-	n := 0
-	for _, q := range m.state.Pledges {
-		if !q.Outgoing && q.State == household.StatePledged && q.Window.End.After(m.now) {
-			n++
-		}
-	}
-	more := ""
-	if n > 1 {
-		more = fmt.Sprintf(" (+%d more in the ledger)", n-1)
-	}
-	answer := ""
-	if m.keys.Accept.Enabled() {
-		answer = fmt.Sprintf(" · %s accept · %s decline", m.keys.Accept.Help().Key, m.keys.Decline.Help().Key)
-	}
-	s := fmt.Sprintf("! Incoming: %s pledges you %s for %s%s%s",
-		nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), answer, more)
-	return m.st.banner.Render(clip(s, m.width))
 }
 
 // statusText is the last notice or load error, or "". That the household
@@ -90,96 +62,64 @@ func (m Model) bannerText() string {
 func (m Model) statusText() string {
 	switch {
 	case m.gone != "":
-		return m.st.errLine.Render(clip("○ "+m.gone+" · waiting for it to return · q quits", m.width))
+		return m.com.st.errLine.Render(clip("○ "+m.gone+" · waiting for it to return · q quits", m.com.width))
 	case m.notice != "":
-		st := m.st.good
+		st := m.com.st.good
 		if m.noticeBad {
-			st = m.st.errLine
+			st = m.com.st.errLine
 		}
-		return st.Render(clip(m.notice, m.width))
+		return st.Render(clip(m.notice, m.com.width))
 	case m.loadErr != "":
-		return m.st.errLine.Render(clip(m.loadErr, m.width))
+		return m.com.st.errLine.Render(clip(m.loadErr, m.com.width))
 	}
 	return ""
 }
 
-// footerView is the one-line short help.
+// footerView is the hint line, generated from the bindings of what is on
+// screen: a dialog's own, or the active view's and the global ones; ? help
+// and q quit are never dropped.
 func (m Model) footerView() string {
-	return clip(m.help.ShortHelpView(m.helpMap().short), m.width)
-}
-
-// helpMap returns the bindings that apply on the current screen.
-func (m Model) helpMap() helpMap {
-	k := m.keys
-	views := []key.Binding{k.Next, k.Prev, k.Overview, k.Charts, k.Neighbours, k.Ledger}
-	global := []key.Binding{k.Help, k.Quit, k.Pledge, k.Accept, k.Decline}
+	k := m.com.keys
 	switch {
-	case m.showHelp:
-		return helpMap{short: []key.Binding{withHelp(k.Back, "esc/?", "close help"), k.Quit}}
+	case m.help.open:
+		return hintLine(m.com.st, m.withGlobals(m.help.ShortHelp(), k.Quit), 2, m.com.width)
 	case m.form.open:
-		f := []key.Binding{k.FormNext, k.FormPrev, withHelp(k.Left, "←/→", "choose"), k.Submit, withHelp(k.Back, "esc", "close")}
-		return helpMap{short: f, full: [][]key.Binding{f}}
+		// ctrl+c still quits; q and ? are text here
+		return hintLine(m.com.st, m.form.ShortHelp(), 1, m.com.width)
 	case m.confirm.open:
-		return helpMap{short: []key.Binding{k.Yes, k.No}}
+		return hintLine(m.com.st, m.confirm.ShortHelp(), 2, m.com.width)
 	}
-	nav := []key.Binding{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown}
-	var here []key.Binding
-	switch m.view {
-	case viewCharts:
-		here = []key.Binding{k.Left, k.Right, k.LiveWindow}
-		nav = nil
-	case viewNeighbours:
-		if m.detail != "" {
-			here = []key.Binding{k.Back, withHelp(k.Pledge, "p", "pledge to them"), k.Cancel}
-		} else {
-			here = []key.Binding{k.Enter, withHelp(k.Pledge, "p", "pledge to selected")}
+	local := m.activeShortHelp()
+	if m.view == viewLedger || m.view == viewNeighbours && m.neighbours.detail != "" {
+		// a and d answer the selected row here
+		local = append(local, m.incoming.answerHelp())
+	}
+	return hintLine(m.com.st, m.withGlobals(local, k.Pledge, k.Next, k.Help, k.Quit), 2, m.com.width)
+}
+
+// withGlobals is local followed by the global bindings that no local one
+// shadows.
+func (m Model) withGlobals(local []key.Binding, global ...key.Binding) []key.Binding {
+	out := append([]key.Binding{}, local...)
+	for _, b := range global {
+		if !shadowed(b, [][]key.Binding{local}) {
+			out = append(out, b)
 		}
-	case viewLedger:
-		here = []key.Binding{k.Filter, k.Cancel, withHelp(k.Accept, "a/d", "answer selected")}
-	default:
-		nav = nil
 	}
-	short := append([]key.Binding{}, here...)
-	if m.view != viewNeighbours {
-		short = append(short, k.Pledge)
-	}
-	short = append(short, k.Next, k.Help, k.Quit)
-	full := [][]key.Binding{views, global}
-	if len(here) > 0 {
-		full = append(full, here)
-	}
-	if len(nav) > 0 {
-		full = append(full, nav)
-	}
-	return helpMap{short: short, full: full}
+	return out
 }
 
-func withHelp(b key.Binding, k, desc string) key.Binding {
-	b.SetHelp(k, desc)
-	return b
-}
-
-// helpView is the full help overlay.
-func (m Model) helpView() string {
-	h := m.help
-	h.ShowAll = true
-	title := m.st.boxTitle.Render("Keys")
-	body := h.FullHelpView(m.helpMapFor().full)
-	w := min(m.width-2, 100)
-	// wrapped here rather than by the box: lipgloss can leave a trailing
-	// space on a wrapped line that makes the box a cell wider than asked
-	notes := m.st.muted.Render(wrap("Import from the grid is shown as + and ▲ (above 0 in charts), export to the grid as - and ▼ (below 0).\n"+
-		"Values marked 'derived' are computed, not measured.", w-2))
-	return m.st.box.Width(w).Render(lipgloss.JoinVertical(lipgloss.Left, title, "", body, "", notes))
-}
-
-// helpMapFor is the key map of the screen under the help overlay.
-func (m Model) helpMapFor() helpMap {
-	m.showHelp = false
-	return m.helpMap()
-}
-
-func (m Model) confirmView() string {
-	q := m.st.strong.Render(wrap(m.confirm.question, m.width-4)) // within the box's border and padding
-	return m.st.box.Render(q + "\n\n" + m.st.muted.Render("y confirm · n keep it"))
+// fullHelp is every binding of the active view, in groups: the view
+// switches, the global keys (less those the view shadows), and the view's
+// own with its table's.
+func (m Model) fullHelp() [][]key.Binding {
+	k := m.com.keys
+	own := m.activeFullHelp()
+	var global []key.Binding
+	for _, b := range append([]key.Binding{k.Help, k.Quit, k.Pledge}, m.incoming.ShortHelp()...) {
+		if !shadowed(b, own) {
+			global = append(global, b)
+		}
+	}
+	return append([][]key.Binding{k.views(), global}, own...)
 }

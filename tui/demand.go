@@ -6,7 +6,7 @@ import "fmt"
 // Belgian capacity-tariff meter (e-MUCS 1-0:1.6.0), e.g.
 // "Month peak 4.1 kW at 12 Jan 18:15  capacity tariff"; "" when the
 // reading has no peak. It fits 80 columns.
-func (m Model) demandPeakLine() string {
+func (m overview) demandPeakLine() string {
 	live := m.state.Live
 	if !live.HasReading || !live.Reading.DemandPeakW.OK {
 		return ""

@@ -33,7 +33,7 @@ func TestDemandPeakLine(t *testing.T) {
 			f.state.Live.Reading.DemandPeakW = tc.peak
 			f.state.Live.Reading.DemandPeakTime = tc.at
 			m := loaded(t, f, w, h)
-			if l := m.demandPeakLine(); lipgloss.Width(l) > 80 {
+			if l := m.overview.demandPeakLine(); lipgloss.Width(l) > 80 {
 				t.Errorf("%s at width %d: line %q is %d columns", tc.name, w, l, lipgloss.Width(l))
 			}
 			v := m.View()

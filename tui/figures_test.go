@@ -52,7 +52,7 @@ func TestPhaseCurrentAsGiven(t *testing.T) {
 		{"no current", meter.Phase{PowerExportW: meter.Some(73), PowerImportW: meter.Some(0)}, []string{"-73 W"}, []string{"0 A", "0.0 A"}},
 	}
 	for _, tt := range tests {
-		line := m.phaseLine(1, tt.ph, 25000, 20)
+		line := m.overview.phaseLine(1, tt.ph, 25000, 20)
 		for _, w := range tt.want {
 			if !strings.Contains(line, w) {
 				t.Errorf("%s: want %q in %q", tt.name, w, line)

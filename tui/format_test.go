@@ -66,24 +66,24 @@ func TestFormatting(t *testing.T) {
 func TestDownsamplingIsBounded(t *testing.T) {
 	f := newFake()
 	m := loaded(t, f, 160, 48)
-	start, end, n := m.liveWindow(160)
+	start, end, n := m.charts.liveWindow(160)
 	if end.Sub(start) != 15*time.Minute || n > 2*160 {
 		t.Fatalf("live window %v-%v with %d points", start, end, n)
 	}
-	for _, s := range m.liveSeries(start, end, n) {
+	for _, s := range m.charts.liveSeries(start, end, n) {
 		if len(s.pts) > n {
 			t.Errorf("%s: %d points for %d columns", s.name, len(s.pts), n)
 		}
 	}
-	m.buckets = f.buckets
+	m.charts.buckets = f.buckets
 	hs, he := histWindowAt(testNow, span7d, testZone)
-	sets := m.histSeries(hs, he, 300)
+	sets := m.charts.histSeries(hs, he, 300)
 	if len(sets[0].pts) == 0 || len(sets[0].pts) > 300 {
 		t.Errorf("history: %d points for 300 columns", len(sets[0].pts))
 	}
 	// average power is exact: a bucket of 60 Wh per minute is 3600 W
-	m.buckets = []household.Bucket{{Start: hs, Length: time.Minute, ImportWh: 60}}
-	if p := m.histSeries(hs, he, 300)[0].pts[0]; p.Value != 3600 {
+	m.charts.buckets = []household.Bucket{{Start: hs, Length: time.Minute, ImportWh: 60}}
+	if p := m.charts.histSeries(hs, he, 300)[0].pts[0]; p.Value != 3600 {
 		t.Errorf("60 Wh in a minute drawn as %v W", p.Value)
 	}
 }

@@ -36,7 +36,7 @@ func TestBackendGoneAndBack(t *testing.T) {
 		t.Fatal("no retry scheduled")
 	}
 	// the other loads failing at the same time do not advance the backoff
-	for _, msg := range []any{samplesMsg{err: errStopped}, aggMsg{span: m.span, err: errStopped, now: testNow}} {
+	for _, msg := range []any{samplesMsg{err: errStopped}, aggMsg{span: m.charts.span, err: errStopped, now: testNow}} {
 		var c2 tea.Cmd
 		tm, c2 = m.Update(msg)
 		m = tm.(Model)

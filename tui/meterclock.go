@@ -3,7 +3,7 @@ package tui
 // meterClockWarning is the line under the meter's state when the meter's
 // clock disagrees with this box's ("meter clock 1 year ahead of this
 // box"), "" when it agrees or the meter sends no time.
-func (m Model) meterClockWarning() string {
+func (m overview) meterClockWarning() string {
 	note := m.state.Live.Meter.ClockNote()
 	if note == "" {
 		return ""

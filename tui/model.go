@@ -3,8 +3,14 @@
 // their surplus or need, pledging surplus energy, and the ledger of pledges
 // and settlements.
 //
-// It is a Bubble Tea program built from bubbles components, lipgloss layout
-// and ntcharts charts. It talks to the household only through the household.Household
+// It is a Bubble Tea program built from components in the manner of
+// soft-serve's ui/components: one per view (overview.go, charts.go,
+// neighbours.go, ledger.go) and per dialog (pledgeform.go, confirm.go,
+// incoming.go, help.go), each with its own state, Update, View, SetSize
+// and key bindings, sharing one common value (common.go). The root Model
+// (this file) only routes: the active view, the household's state and
+// events, the size, and what to do while the household cannot be reached.
+// Views use bubbles, lipgloss layout and ntcharts charts. It talks to the household only through the household.Household
 // interface, so the same model runs in-process, attached to a daemon, or in
 // an SSH session with that session's lipgloss renderer. Update does no I/O:
 // every call to the backend runs inside a tea.Cmd, and the screen is redrawn
@@ -18,10 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/NimbleMarkets/ntcharts/linechart/timeserieslinechart"
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/table"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -101,22 +104,15 @@ var (
 	liveWins  = []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour}
 )
 
-// Model is the dashboard. It implements tea.Model.
+// Model is the dashboard. It implements tea.Model. It keeps the routing:
+// the active view, the household's state and event stream, the size, and
+// the retries while the household is gone; the views and dialogs are its
+// components.
 type Model struct {
-	b     household.Household
-	ctx   context.Context
-	clock func() time.Time
-	loc   *time.Location
-	ascii bool
-	st    styles
-	keys  keyMap
-	help  help.Model
-
-	now           time.Time
-	width, height int
-	view          view
-	showHelp      bool
-	tickTag       int
+	com     common
+	view    view
+	tickTag int
+	laidOut int // body height the components were last sized for
 
 	state      household.State
 	haveState  bool
@@ -138,46 +134,21 @@ type Model struct {
 	retryTag     int           // drops retries scheduled before a return
 	retryPending bool          // a retry is scheduled
 
+	// live is the ring of live samples the charts draw; the root fills it
+	// from the samples load and the live events.
 	live        *household.Ring
 	haveSamples bool
-	liveWin     int // index into liveWins
-	span        span
-	buckets     []household.Bucket
-	bucketsOf   span
-	haveAgg     bool
+	events      <-chan household.Event
 
-	// cached chart renderings, rebuilt in Update when their input changes
-	liveChart, histChart string
-	liveDirty, histDirty bool
-	liveEnd              time.Time // end of the window the live chart was drawn for
-	ovTop                string    // the overview's text part, built in Update
-	// the charts are kept between builds (a cache: only Update touches them)
-	liveModel, histModel *timeserieslinechart.Model
-	ovRows               int
-	liveW, liveH         int
-	histW, histH         int
-
-	events <-chan household.Event
-
-	neigh     table.Model
-	neighIDs  []string // row -> neighbour id
-	detail    string   // neighbour id shown in detail; "" for the list
-	detailTbl table.Model
-	detailIDs []string // detail row -> pledge id
-
-	ledger    table.Model
-	ledgerIDs []string // row -> pledge id
-	filter    string   // neighbour id the ledger is filtered by; "" all
-
-	form    pledgeForm
-	confirm confirmation
-}
-
-// confirmation is a yes/no question before an irreversible action.
-type confirmation struct {
-	open     bool
-	question string
-	id       string
+	// the components
+	overview   overview
+	charts     charts
+	neighbours neighbours
+	ledger     ledger
+	incoming   incoming
+	form       pledgeForm
+	confirm    confirmation
+	help       helpOverlay
 }
 
 // New returns a dashboard on the household b.
@@ -197,57 +168,66 @@ func New(b household.Household, opts Options) Model {
 	if opts.Width <= 0 || opts.Height <= 0 {
 		opts.Width, opts.Height = 80, 24
 	}
-	st := newStyles(opts.Renderer)
-	h := help.New()
-	h.Styles = help.Styles{
-		Ellipsis: st.helpSep, ShortKey: st.helpKey, ShortDesc: st.helpDesc, ShortSeparator: st.helpSep,
-		FullKey: st.helpKey, FullDesc: st.helpDesc, FullSeparator: st.helpSep,
-	}
+	c := newCommon(b, opts)
+	ring := household.NewRing(liveCap)
 	m := Model{
-		b:       b,
-		ctx:     opts.Context,
-		clock:   opts.Now,
-		loc:     opts.Location,
-		ascii:   opts.ASCII,
-		st:      st,
-		keys:    defaultKeys(),
-		help:    h,
-		now:     opts.Now(),
-		width:   opts.Width,
-		height:  opts.Height,
-		live:    household.NewRing(liveCap),
-		liveWin: 1,
-		span:    span24h,
+		com:        c,
+		live:       ring,
+		overview:   newOverview(c, ring),
+		charts:     newCharts(c, ring),
+		neighbours: newNeighbours(c),
+		ledger:     newLedger(c),
+		incoming:   newIncoming(c),
+		form:       newPledgeForm(c),
+		confirm:    newConfirmation(c),
+		help:       newHelpOverlay(c),
 	}
-	if opts.ReadOnly {
-		for _, b := range []*key.Binding{&m.keys.Pledge, &m.keys.Accept, &m.keys.Decline, &m.keys.Cancel} {
-			b.SetEnabled(false)
-		}
-	}
-	m.neigh = newTable(st)
-	m.detailTbl = newTable(st)
-	m.ledger = newTable(st)
-	m.form = newPledgeForm(st)
 	m.layout()
-	m.refreshCharts()
+	m.refresh()
 	return m
 }
 
-// newTable returns a bubbles table styled from st, with keys that leave
-// a, d, c, f, p and the view keys to the dashboard.
-func newTable(st styles) table.Model {
-	km := table.DefaultKeyMap()
-	km.PageUp = key.NewBinding(key.WithKeys("pgup", "ctrl+b"))
-	km.PageDown = key.NewBinding(key.WithKeys("pgdown", "ctrl+f"))
-	km.HalfPageUp = key.NewBinding(key.WithKeys("ctrl+u"))
-	km.HalfPageDown = key.NewBinding(key.WithKeys("ctrl+d"))
-	t := table.New(table.WithKeyMap(km), table.WithFocused(true))
-	t.SetStyles(table.Styles{Header: st.header, Cell: st.cell, Selected: st.selected})
-	return t
+// activeView, activeShortHelp and activeFullHelp are the active view's
+// View, ShortHelp and FullHelp. A switch rather than an interface: boxing
+// a component copies it to the heap, on every frame.
+func (m *Model) activeView() string {
+	switch m.view {
+	case viewCharts:
+		return m.charts.View()
+	case viewNeighbours:
+		return m.neighbours.View()
+	case viewLedger:
+		return m.ledger.View()
+	}
+	return m.overview.View()
 }
 
-// Messages. Each carries the clock's time as read inside its command, so
-// Update itself never reads the clock.
+func (m *Model) activeShortHelp() []key.Binding {
+	switch m.view {
+	case viewCharts:
+		return m.charts.ShortHelp()
+	case viewNeighbours:
+		return m.neighbours.ShortHelp()
+	case viewLedger:
+		return m.ledger.ShortHelp()
+	}
+	return m.overview.ShortHelp()
+}
+
+func (m *Model) activeFullHelp() [][]key.Binding {
+	switch m.view {
+	case viewCharts:
+		return m.charts.FullHelp()
+	case viewNeighbours:
+		return m.neighbours.FullHelp()
+	case viewLedger:
+		return m.ledger.FullHelp()
+	}
+	return m.overview.FullHelp()
+}
+
+// Messages of the root. Each carries the clock's time as read inside its
+// command, so Update itself never reads the clock.
 type (
 	stateMsg struct {
 		seq   int
@@ -260,12 +240,6 @@ type (
 		samples []household.Sample
 		err     error
 	}
-	aggMsg struct {
-		span    span
-		buckets []household.Bucket
-		err     error
-		now     time.Time
-	}
 	subscribedMsg struct{ ch <-chan household.Event }
 	eventMsg      struct {
 		ev  household.Event
@@ -276,26 +250,20 @@ type (
 		tag int
 		now time.Time
 	}
-	retryMsg  struct{ tag int }
-	actionMsg struct {
-		verb string // "accepted", "declined", "cancelled"
-		id   string
-		err  error
-		now  time.Time
-	}
+	retryMsg struct{ tag int }
 )
 
 // Init starts loading the state, the live samples and the aggregates, and
 // subscribes to changes.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.loadState(), m.loadSamples(), m.loadAggregates(m.span), m.subscribe(), m.tick())
+	return tea.Batch(m.loadState(), m.loadSamples(), m.charts.load(), m.subscribe(), m.tick())
 }
 
 // loadState asks for the state. Answers can overtake each other, so each
 // request is numbered and an answer older than the one shown is dropped.
 func (m *Model) loadState() tea.Cmd {
 	m.stateSeq++
-	b, ctx, clock, seq, lives := m.b, m.ctx, m.clock, m.stateSeq, m.lives
+	b, ctx, clock, seq, lives := m.com.b, m.com.ctx, m.com.clock, m.stateSeq, m.lives
 	return func() tea.Msg {
 		s, err := b.State(ctx)
 		return stateMsg{seq: seq, lives: lives, state: s, err: err, now: clock()}
@@ -303,25 +271,15 @@ func (m *Model) loadState() tea.Cmd {
 }
 
 func (m Model) loadSamples() tea.Cmd {
-	b, ctx, since := m.b, m.ctx, m.now.Add(-time.Hour)
+	b, ctx, since := m.com.b, m.com.ctx, m.com.now.Add(-time.Hour)
 	return func() tea.Msg {
 		s, err := b.Samples(ctx, since)
 		return samplesMsg{samples: s, err: err}
 	}
 }
 
-func (m Model) loadAggregates(sp span) tea.Cmd {
-	b, ctx, clock, loc := m.b, m.ctx, m.clock, m.loc
-	return func() tea.Msg {
-		now := clock()
-		from, to := histWindowAt(now, sp, loc)
-		bs, err := b.Aggregates(ctx, from, to)
-		return aggMsg{span: sp, buckets: bs, err: err, now: now}
-	}
-}
-
 func (m Model) subscribe() tea.Cmd {
-	b, ctx := m.b, m.ctx
+	b, ctx := m.com.b, m.com.ctx
 	return func() tea.Msg { return subscribedMsg{ch: b.Subscribe(ctx)} }
 }
 
@@ -336,16 +294,8 @@ func waitEvent(ch <-chan household.Event, clock func() time.Time) tea.Cmd {
 }
 
 func (m Model) tick() tea.Cmd {
-	tag, clock := m.tickTag, m.clock
+	tag, clock := m.tickTag, m.com.clock
 	return tea.Tick(tickEvery, func(time.Time) tea.Msg { return tickMsg{tag: tag, now: clock()} })
-}
-
-func (m Model) action(verb, id string, call func(context.Context, string) (household.Pledge, error)) tea.Cmd {
-	ctx, clock := m.ctx, m.clock
-	return func() tea.Msg {
-		_, err := call(ctx, id)
-		return actionMsg{verb: verb, id: id, err: err, now: clock()}
-	}
 }
 
 // Update handles one message.
@@ -353,14 +303,15 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	var cmds []tea.Cmd
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.height = msg.Width, msg.Height
+		m.com.width, m.com.height = msg.Width, msg.Height
+		m.sync()
 		m.layout()
 	case tea.KeyMsg:
 		// Keys typed fast, or batched by a slow SSH link or tmux, arrive
 		// as one message with several runes: outside a text field each
 		// rune is a key of its own.
 		keys := []tea.KeyMsg{msg}
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.textFocused() {
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.form.textFocused() {
 			keys = keys[:0]
 			for _, r := range msg.Runes {
 				keys = append(keys, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
@@ -369,7 +320,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		for i := 0; i < len(keys); i++ {
 			k := keys[i]
 			last := false
-			if i > 0 && m.textFocused() {
+			if i > 0 && m.form.textFocused() {
 				// the rest goes to the text field a key just opened
 				k, last = tea.KeyMsg{Type: tea.KeyRunes, Runes: msg.Runes[i:]}, true
 			}
@@ -385,7 +336,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 	case stateMsg:
-		m.now = msg.now
+		m.com.now = msg.now
 		if msg.seq < m.stateShown {
 			break // an older answer that was overtaken
 		}
@@ -403,7 +354,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			// the household is back: catch up on what was missed
 			m.gone, m.retryIn, m.retryPending = "", 0, false
 			m.retryTag++
-			cmds = append(cmds, m.loadSamples(), m.loadAggregates(m.span))
+			cmds = append(cmds, m.loadSamples(), m.charts.load())
 			if m.events == nil {
 				cmds = append(cmds, m.subscribe())
 			}
@@ -416,8 +367,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.stateAt = msg.now
 		m.haveState = true
-		m.liveDirty = true
-		m.refreshTables()
+		m.liveChanged()
+		m.setState()
 	case samplesMsg:
 		if msg.err != nil {
 			if m.unreachable(msg.err) {
@@ -429,9 +380,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.live.Merge(msg.samples)
 		m.haveSamples = true
-		m.liveDirty = true
+		m.liveChanged()
 	case aggMsg:
-		m.now = msg.now
+		m.com.now = msg.now
 		if msg.err != nil {
 			if m.unreachable(msg.err) {
 				cmds = append(cmds, m.retry())
@@ -440,16 +391,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			break
 		}
-		if msg.span == m.span {
-			m.buckets, m.bucketsOf, m.haveAgg = msg.buckets, msg.span, true
-			m.histDirty = true
-		}
+		m.sync()
+		m.charts, _ = m.charts.Update(msg)
 	case subscribedMsg:
 		m.events = msg.ch
-		cmds = append(cmds, waitEvent(msg.ch, m.clock))
+		cmds = append(cmds, waitEvent(msg.ch, m.com.clock))
 	case eventMsg:
-		m.now = msg.now
-		cmds = append(cmds, waitEvent(m.events, m.clock), m.handleEvent(msg.ev))
+		m.com.now = msg.now
+		cmds = append(cmds, waitEvent(m.events, m.com.clock), m.handleEvent(msg.ev))
 	case eventsClosedMsg:
 		m.events = nil
 		// The stream ends when the household stops: ask at once rather
@@ -466,16 +415,16 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.tag != m.tickTag {
 			break
 		}
-		m.now = msg.now
+		m.com.now = msg.now
 		cmds = append(cmds, m.tick())
-		if !m.haveState || m.now.Sub(m.stateAt) >= stateRefresh {
+		if !m.haveState || m.com.now.Sub(m.stateAt) >= stateRefresh {
 			// the first load failed, or no event asked for a reload for a
 			// while: statuses age and a lost event must not freeze the screen
 			cmds = append(cmds, m.loadState())
-			m.stateAt = m.now
+			m.stateAt = m.com.now
 		}
 	case actionMsg:
-		m.now = msg.now
+		m.com.now = msg.now
 		if msg.err != nil && m.unreachable(msg.err) {
 			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), shortID(msg.id), msg.err)
 			cmds = append(cmds, m.retry())
@@ -485,13 +434,94 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setNotice(false, "Pledge %s %s.", shortID(msg.id), msg.verb)
 			cmds = append(cmds, m.loadState())
 		}
-	case previewMsg, pledgeResultMsg:
+	case pledgeResultMsg:
+		m.com.now = msg.now
+		m.sync()
 		var cmd tea.Cmd
-		m, cmd = m.updateForm(msg)
-		cmds = append(cmds, cmd)
+		m.form, cmd = m.form.Update(msg)
+		cmds = append(cmds, cmd, m.apply(m.form.take()))
+	case previewMsg:
+		m.sync()
+		var cmd tea.Cmd
+		m.form, cmd = m.form.Update(msg)
+		cmds = append(cmds, cmd, m.apply(m.form.take()))
 	}
-	m.refreshCharts()
+	m.sync()
+	if m.bodyHeight() != m.laidOut {
+		// a banner or status line came or went: the views have another
+		// height
+		m.layout()
+	}
+	m.refresh()
 	return m, tea.Batch(cmds...)
+}
+
+// sync hands the common value (the clock's time, the terminal size) and
+// the live state to the components. It is cheap: the tables are rebuilt
+// only by setState and layout.
+func (m *Model) sync() {
+	c := m.com
+	m.overview.common, m.charts.common, m.neighbours.common, m.ledger.common = c, c, c, c
+	m.incoming.common, m.form.common, m.confirm.common, m.help.common = c, c, c, c
+	m.overview.SetState(m.state)
+	m.overview.gone, m.overview.goneSince = m.gone, m.goneSince
+	m.overview.haveState = m.haveState
+	m.charts.SetState(m.state)
+	m.incoming.SetState(m.state)
+	m.form.SetState(m.state)
+	// the live window is the charts view's; the overview shows the same
+	if m.overview.live.win != m.charts.live.win {
+		m.overview.live.win, m.overview.live.dirty = m.charts.live.win, true
+	}
+}
+
+// setState hands a newly loaded state to the components that build
+// tables from it.
+func (m *Model) setState() {
+	m.sync()
+	m.neighbours.SetState(m.state)
+	m.ledger.SetState(m.state)
+}
+
+// liveChanged marks the live charts for a redraw: new samples, a state
+// (production meter or not) or the household gone or back.
+func (m *Model) liveChanged() {
+	m.overview.live.have, m.charts.live.have = m.haveSamples, m.haveSamples
+	m.overview.live.dirty, m.charts.live.dirty = true, true
+}
+
+// refresh rebuilds the cached parts of the visible view (the charts, the
+// overview's text); View only joins cached strings.
+func (m *Model) refresh() {
+	if m.tooSmall() {
+		return
+	}
+	switch m.view {
+	case viewOverview:
+		m.overview.refresh()
+	case viewCharts:
+		m.charts.refresh()
+	}
+}
+
+// apply carries out what a component asked for (see request).
+func (m *Model) apply(r request) tea.Cmd {
+	var cmds []tea.Cmd
+	if r.notice != "" {
+		m.notice, m.noticeBad = r.notice, r.noticeBad
+	}
+	if r.confirm != nil {
+		m.confirm.ask(*r.confirm)
+	}
+	if r.pledgeTo != nil {
+		var cmd tea.Cmd
+		m.form, cmd = m.form.Open(*r.pledgeTo)
+		cmds = append(cmds, cmd, m.apply(m.form.take()))
+	}
+	if r.reload {
+		cmds = append(cmds, m.loadState())
+	}
+	return tea.Batch(cmds...)
 }
 
 // Retry delays while the household cannot be reached.
@@ -507,11 +537,11 @@ const (
 func (m *Model) unreachable(err error) bool {
 	if errors.Is(err, household.ErrUnavailable) {
 		if m.gone == "" {
-			m.goneSince = m.now
+			m.goneSince = m.com.now
 		}
 		m.gone = err.Error()
 		m.loadErr = ""
-		m.liveDirty = true
+		m.liveChanged()
 	}
 	return m.gone != ""
 }
@@ -561,184 +591,116 @@ func (m *Model) handleEvent(ev household.Event) tea.Cmd {
 		if !ev.Sample.Time.IsZero() {
 			m.live.Push(ev.Sample)
 			m.haveSamples = true // draw what arrives even if the history load failed
+			m.overview.live.have, m.charts.live.have = true, true
 		}
 	case household.EventState:
 		return m.loadState()
 	case household.EventAggregates:
-		return m.loadAggregates(m.span)
+		return m.charts.load()
 	case household.EventIncoming:
 		if ev.Pledge != nil {
 			p := ev.Pledge
 			m.setNotice(false, "%s pledged you %s for %s: a accept, d decline.",
-				nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+				nameOr(p.FromName, p.From), input.FormatEnergy(p.EnergyWh), m.com.window(p.Window.Start, p.Window.End))
 		}
 		return m.loadState()
 	}
 	return nil
 }
 
-func nameOr(name, id string) string {
-	if name != "" {
-		return name
-	}
-	return shortID(id)
-}
-
 // handleKey routes a key press; quit reports that the program should end.
+// An open dialog (help, confirmation, pledge form) takes every key; else
+// the active view takes the keys it has bindings for, then the global
+// keys apply, then the answers to an incoming pledge.
 func (m Model) handleKey(msg tea.KeyMsg) (Model, tea.Cmd, bool) {
-	k := m.keys
+	k := m.com.keys
 	if msg.String() == "ctrl+c" {
 		return m, nil, true
 	}
 	if m.tooSmall() {
 		return m, nil, key.Matches(msg, k.Quit)
 	}
-	if m.showHelp {
-		switch {
-		case key.Matches(msg, k.Help), key.Matches(msg, k.Back):
-			m.showHelp = false
-		case key.Matches(msg, k.Quit):
+	m.sync()
+	var cmd tea.Cmd
+	switch {
+	case m.help.open:
+		if key.Matches(msg, k.Quit) {
 			return m, nil, true
 		}
-		return m, nil, false
+		m.help, cmd = m.help.Update(msg)
+		return m, cmd, false
+	case m.confirm.open:
+		m.confirm, cmd = m.confirm.Update(msg)
+		return m, tea.Batch(cmd, m.apply(m.confirm.take())), false
+	case m.form.open:
+		m.form, cmd = m.form.Update(msg)
+		return m, tea.Batch(cmd, m.apply(m.form.take())), false
 	}
-	if m.confirm.open {
-		switch {
-		case key.Matches(msg, k.Yes):
-			id := m.confirm.id
-			m.confirm = confirmation{}
-			m.setNotice(false, "Cancelling pledge %s…", shortID(id))
-			return m, m.action("cancelled", id, m.b.Cancel), false
-		case key.Matches(msg, k.No):
-			m.confirm = confirmation{}
+	if claims(msg, m.activeFullHelp()) {
+		switch m.view {
+		case viewCharts:
+			m.charts, cmd = m.charts.Update(msg)
+		case viewNeighbours:
+			m.neighbours, cmd = m.neighbours.Update(msg)
+			cmd = tea.Batch(cmd, m.apply(m.neighbours.take()))
+		case viewLedger:
+			m.ledger, cmd = m.ledger.Update(msg)
+			cmd = tea.Batch(cmd, m.apply(m.ledger.take()))
 		}
-		return m, nil, false
-	}
-	if m.form.open {
-		m, cmd := m.formKey(msg)
 		return m, cmd, false
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
 		return m, nil, true
 	case key.Matches(msg, k.Help):
-		m.showHelp = true
-		return m, nil, false
+		m.help.Show(m.fullHelp())
 	case key.Matches(msg, k.Next):
 		m.setView((m.view + 1) % viewCount)
-		return m, nil, false
 	case key.Matches(msg, k.Prev):
 		m.setView((m.view + viewCount - 1) % viewCount)
-		return m, nil, false
 	case key.Matches(msg, k.Overview):
 		m.setView(viewOverview)
-		return m, nil, false
 	case key.Matches(msg, k.Charts):
 		m.setView(viewCharts)
-		return m, nil, false
 	case key.Matches(msg, k.Neighbours):
 		m.setView(viewNeighbours)
-		return m, nil, false
 	case key.Matches(msg, k.Ledger):
 		m.setView(viewLedger)
-		return m, nil, false
 	case key.Matches(msg, k.Pledge):
 		to := ""
-		if m.view == viewNeighbours {
-			to = m.detail
-			if to == "" {
-				to = m.selectedNeighbour()
-			}
-		}
-		cmd := m.openForm(to)
-		return m, cmd, false
-	case key.Matches(msg, k.Accept), key.Matches(msg, k.Decline):
-		id := m.actionTarget()
-		if id == "" {
-			m.setNotice(true, "No incoming pledge waits for an answer.")
-			return m, nil, false
-		}
-		if key.Matches(msg, k.Accept) {
-			m.setNotice(false, "Accepting pledge %s…", shortID(id))
-			return m, m.action("accepted", id, m.b.Accept), false
-		}
-		m.setNotice(false, "Declining pledge %s…", shortID(id))
-		return m, m.action("declined", id, m.b.Decline), false
+		return m, m.apply(request{pledgeTo: &to}), false
+	case claims(msg, m.incoming.FullHelp()):
+		m.incoming.selected = m.selectedPledge()
+		m.incoming, cmd = m.incoming.Update(msg)
+		return m, tea.Batch(cmd, m.apply(m.incoming.take())), false
 	}
-	var cmd tea.Cmd
+	return m, nil, false
+}
+
+// selectedPledge is the pledge under the cursor of the active view, if it
+// has one.
+func (m Model) selectedPledge() string {
 	switch m.view {
-	case viewCharts:
-		cmd = m.chartsKey(msg)
-	case viewNeighbours:
-		cmd = m.neighboursKey(msg)
 	case viewLedger:
-		cmd = m.ledgerKey(msg)
-	}
-	return m, cmd, false
-}
-
-func (m *Model) setView(v view) {
-	m.view = v
-	m.detail = ""
-	m.liveDirty, m.histDirty = true, true
-	m.layout()
-}
-
-// actionTarget is the incoming pledge that a or d answers: the selected
-// row (ledger or a neighbour's history) when it is an incoming open
-// pledge, else the newest incoming pledge waiting for an answer.
-func (m Model) actionTarget() string {
-	if p, ok := m.pledgeByID(m.selectedPledgeID()); ok && !p.Outgoing && p.State == household.StatePledged {
-		return p.ID
-	}
-	if p, ok := m.firstIncoming(); ok {
-		return p.ID
+		return m.ledger.SelectedPledge()
+	case viewNeighbours:
+		return m.neighbours.SelectedPledge()
 	}
 	return ""
 }
 
-// firstIncoming returns the newest incoming pledge waiting for an answer.
-func (m Model) firstIncoming() (household.Pledge, bool) {
-	for _, p := range m.state.Pledges {
-		if !p.Outgoing && p.State == household.StatePledged && p.Window.End.After(m.now) {
-			return p, true
-		}
-	}
-	return household.Pledge{}, false
+func (m *Model) setView(v view) {
+	m.view = v
+	m.neighbours.closeDetail()
+	m.layout()
 }
 
-func (m Model) pledgeByID(id string) (household.Pledge, bool) {
-	if id == "" {
-		return household.Pledge{}, false
-	}
-	for _, p := range m.state.Pledges {
-		if p.ID == id {
-			return p, true
-		}
-	}
-	return household.Pledge{}, false
-}
-
-func (m Model) neighbourByID(id string) (household.Neighbour, bool) {
-	for _, n := range m.state.Neighbours {
-		if n.ID == id {
-			return n, true
-		}
-	}
-	return household.Neighbour{}, false
-}
-
-// textFocused reports whether keys go to a text field of the pledge form.
-func (m Model) textFocused() bool {
-	return m.form.open && m.form.step == stepEdit && (m.form.field == fieldAmount || m.form.field == fieldRange)
-}
-
-func (m Model) tooSmall() bool { return m.width < MinWidth || m.height < MinHeight }
+func (m Model) tooSmall() bool { return m.com.width < MinWidth || m.com.height < MinHeight }
 
 // bodyHeight is the height left for the current view.
 func (m Model) bodyHeight() int {
-	h := m.height - 2 // header and help line
-	if m.bannerText() != "" {
+	h := m.com.height - 2 // header and help line
+	if m.incoming.View() != "" {
 		h--
 	}
 	if m.statusText() != "" {
@@ -752,16 +714,16 @@ func (m Model) bodyHeight() int {
 
 // layout sizes the components for the current terminal size.
 func (m *Model) layout() {
-	m.help.Width = m.width
-	bh := m.bodyHeight()
-	m.neigh.SetWidth(m.width)
-	m.neigh.SetHeight(bh - 2)
-	m.ledger.SetWidth(m.width)
-	m.ledger.SetHeight(bh - 2)
-	m.detailTbl.SetWidth(m.width)
-	m.detailTbl.SetHeight(max(bh-9, 3))
-	m.setTables()
-	m.liveDirty, m.histDirty = true, true
+	w, bh := m.com.width, m.bodyHeight()
+	m.laidOut = bh
+	m.overview.SetSize(w, bh)
+	m.charts.SetSize(w, bh)
+	m.neighbours.SetSize(w, bh)
+	m.ledger.SetSize(w, bh)
+	m.incoming.SetSize(w, 1)
+	m.form.SetSize(w, bh)
+	m.help.SetSize(w, bh)
+	m.confirm.SetSize(w, bh)
 }
 
 // View renders the dashboard.
@@ -771,35 +733,28 @@ func (m Model) View() string {
 	}
 	var body string
 	switch {
-	case m.showHelp:
-		body = m.helpView()
+	case m.help.open:
+		body = m.help.View()
 	case m.form.open:
-		body = m.formView()
+		body = m.form.View()
 	case m.confirm.open:
-		body = m.confirmView()
+		body = m.confirm.View()
 	default:
-		switch m.view {
-		case viewOverview:
-			body = m.overviewView()
-		case viewCharts:
-			body = m.chartsView()
-		case viewNeighbours:
-			body = m.neighboursView()
-		case viewLedger:
-			body = m.ledgerView()
-		}
+		body = m.activeView()
 	}
+	banner := m.incoming.View()
+	status := m.statusText()
 	var b strings.Builder
-	b.Grow(m.width * m.height * 2)
+	b.Grow(m.com.width * m.com.height * 2)
 	b.WriteString(m.headerView())
 	b.WriteByte('\n')
-	if s := m.bannerText(); s != "" {
-		b.WriteString(s)
+	if banner != "" {
+		b.WriteString(banner)
 		b.WriteByte('\n')
 	}
 	writeLines(&b, body, m.bodyHeight())
-	if s := m.statusText(); s != "" {
-		b.WriteString(s)
+	if status != "" {
+		b.WriteString(status)
 		b.WriteByte('\n')
 	}
 	b.WriteString(m.footerView())
@@ -825,13 +780,13 @@ func writeLines(b *strings.Builder, s string, n int) {
 
 func (m Model) tooSmallView() string {
 	msg := sprintf("Terminal too small: %dx%d.\nThe dashboard needs at least %dx%d.\nEnlarge the window, or press q to quit.",
-		m.width, m.height, MinWidth, MinHeight)
-	v := m.st.r.Place(max(m.width, 1), max(m.height, 1), lipgloss.Center, lipgloss.Center,
-		m.st.r.NewStyle().MaxWidth(max(m.width, 1)).Render(msg))
+		m.com.width, m.com.height, MinWidth, MinHeight)
+	v := m.com.st.r.Place(max(m.com.width, 1), max(m.com.height, 1), lipgloss.Center, lipgloss.Center,
+		m.com.st.r.NewStyle().MaxWidth(max(m.com.width, 1)).Render(msg))
 	// Place does not cut: in a window lower than the message, keep the
 	// lines that fit
-	if lines := strings.Split(v, "\n"); len(lines) > max(m.height, 1) {
-		v = strings.Join(lines[:max(m.height, 1)], "\n")
+	if lines := strings.Split(v, "\n"); len(lines) > max(m.com.height, 1) {
+		v = strings.Join(lines[:max(m.com.height, 1)], "\n")
 	}
 	return v
 }

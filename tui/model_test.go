@@ -197,7 +197,7 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 	if m.form.open {
 		t.Error("form still open after closing the result")
 	}
-	p, ok := m.pledgeByID("new00001")
+	p, ok := pledgeByID(m.state, "new00001")
 	if !ok {
 		t.Fatalf("the new pledge is not in the dashboard's state: %+v", m.state.Pledges)
 	}
@@ -316,7 +316,7 @@ func TestAcceptIncomingFromBanner(t *testing.T) {
 	waitCalls(t, f, "accept p2anna0001")
 	waitOutput(t, tm, "Pledge p2anna00 accepted.")
 	m := final(t, tm)
-	if p, _ := m.pledgeByID("p2anna0001"); p.State != household.StateAccepted && m.notice == "" {
+	if p, _ := pledgeByID(m.state, "p2anna0001"); p.State != household.StateAccepted && m.notice == "" {
 		t.Errorf("state after accept: %v", p.State)
 	}
 }
@@ -414,7 +414,7 @@ func TestHelpOverlay(t *testing.T) {
 	waitOutput(t, tm, "Keys", "shift+tab", "previous view", "accept incoming")
 	send(tm, "?")
 	m := final(t, tm)
-	if m.showHelp {
+	if m.help.open {
 		t.Error("help still shown after the second ?")
 	}
 }
@@ -709,7 +709,7 @@ func TestChartSpanSwitchLoadsAggregates(t *testing.T) {
 	}
 	// a stale answer for another span is ignored
 	tm, _ = tm.Update(aggMsg{span: span1h, now: testNow})
-	if tm.(Model).bucketsOf != span7d {
+	if tm.(Model).charts.bucketsOf != span7d {
 		t.Error("a stale 1 h answer replaced the 7 day buckets")
 	}
 }
@@ -821,8 +821,8 @@ func TestLiveWindowAndDetailKeys(t *testing.T) {
 	}
 	tm, _ = tm.Update(press("esc"))
 	tm, _ = tm.Update(press("esc"))
-	if m := tm.(Model); m.detail != "" || m.form.open {
-		t.Errorf("esc did not go back: detail=%q form=%v", m.detail, m.form.open)
+	if m := tm.(Model); m.neighbours.detail != "" || m.form.open {
+		t.Errorf("esc did not go back: detail=%q form=%v", m.neighbours.detail, m.form.open)
 	}
 	// ledger filter cycles and esc clears it
 	tm, _ = tm.Update(press("4"))
@@ -888,8 +888,8 @@ func TestProductionSeriesInCharts(t *testing.T) {
 	var tm tea.Model = loaded(t, f, 120, 40)
 	tm, _ = tm.Update(press("2"))
 	m := tm.(Model)
-	start, end, n := m.liveWindow(120)
-	sets := m.liveSeries(start, end, n)
+	start, end, n := m.charts.liveWindow(120)
+	sets := m.charts.liveSeries(start, end, n)
 	if len(sets) != 4 || sets[2].name != setSolar || sets[3].name != setHome || len(sets[2].pts) == 0 {
 		t.Fatalf("series with production: %d sets", len(sets))
 	}
@@ -989,8 +989,8 @@ func TestPhaseBarColourFollowsDirection(t *testing.T) {
 	o := testOptions(80, 24)
 	o.Renderer = r
 	m := New(newFake(), o)
-	exportFill := m.st.exportS.Render("█")
-	importFill := m.st.barFill.Render("█")
+	exportFill := m.com.st.exportS.Render("█")
+	importFill := m.com.st.barFill.Render("█")
 	if exportFill == importFill {
 		t.Fatal("the export and import styles render alike; the test cannot tell them apart")
 	}
@@ -1003,7 +1003,7 @@ func TestPhaseBarColourFollowsDirection(t *testing.T) {
 		{"importing", meter.Phase{CurrentMA: meter.Some(10000), PowerImportW: meter.Some(2300), PowerExportW: meter.Some(0)}, importFill},
 	}
 	for _, tt := range tests {
-		line := m.phaseLine(1, tt.ph, 25000, 20)
+		line := m.overview.phaseLine(1, tt.ph, 25000, 20)
 		if !strings.Contains(line, strings.TrimSuffix(tt.want, "\x1b[0m")) {
 			t.Errorf("%s phase: bar not in the expected colour: %q", tt.name, line)
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/commons-energy/commons/meter"
@@ -44,26 +46,81 @@ func bigText(s string) string {
 	return rows[0].String() + "\n" + rows[1].String() + "\n" + rows[2].String()
 }
 
-// useBig reports whether there is room for the big figures.
-func (m Model) useBig() bool { return m.width >= 100 && m.height >= 34 }
+// overview is the glanceable view: power now, today, phases, the meter
+// and hub links, and the live chart when there is room. It has no keys of
+// its own.
+type overview struct {
+	common
+	h     int // height of the view's area
+	state household.State
+	// gone and goneSince are the root's: the household cannot be reached,
+	// so the last figures are not current.
+	gone      string
+	goneSince time.Time
+	live      liveChart
+	haveState bool
 
-// overviewRows is the height of the overview's text part, so the live
-// chart can take the rest.
-func overviewRows(m Model) int { return m.ovRows }
-
-// overviewView is the glanceable screen: power now, today, phases, meter,
-// and the live chart when there is room.
-func (m Model) overviewView() string {
-	top := m.ovTop
-	lw, lh, _, _ := m.chartSizes()
-	if lw == 0 || lh == 0 || m.liveChart == "" || !m.haveSamples {
-		return top
-	}
-	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.liveWin])+" · ") + m.legend()
-	return top + "\n" + clip(title, m.width) + "\n" + m.liveChart // no re-measuring of the chart's lines per frame
+	top  string // the text part, built in refresh
+	rows int    // its height: the live chart takes the rest
 }
 
-func (m Model) overviewTop() string {
+func newOverview(c common, ring *household.Ring) overview {
+	return overview{common: c, live: newLiveChart(ring)}
+}
+
+// SetSize sets the view's area.
+func (m *overview) SetSize(w, h int) {
+	m.width, m.h = w, h
+	m.live.dirty = true
+}
+
+// SetState shows the household's state; live events change it often and
+// it costs nothing here: refresh builds the text once per message.
+func (m *overview) SetState(st household.State) { m.state, m.haveState = st, true }
+
+// Update handles a message. The overview takes no keys and loads nothing.
+func (m overview) Update(tea.Msg) (overview, tea.Cmd) { return m, nil }
+
+// ShortHelp is empty: the overview has no keys of its own.
+func (m overview) ShortHelp() []key.Binding { return nil }
+
+// FullHelp is empty: the overview has no keys of its own.
+func (m overview) FullHelp() [][]key.Binding { return nil }
+
+// useBig reports whether there is room for the big figures.
+func (m overview) useBig() bool { return m.width >= 100 && m.height >= 34 }
+
+// chartSize is the live chart's size under the text; zero when it does
+// not fit.
+func (m overview) chartSize() (w, h int) {
+	if h := m.h - m.rows; h >= 8 {
+		return m.width, h - 2
+	}
+	return 0, 0
+}
+
+// refresh builds the text and, when out of date, the live chart. View
+// only joins the cached strings.
+func (m *overview) refresh() {
+	m.top = m.overviewTop()
+	m.rows = lipgloss.Height(m.top)
+	w, h := m.chartSize()
+	m.live.refresh(m.common, m.state.Home.Production, w, h)
+}
+
+// View is the glanceable screen: power now, today, phases, meter, and the
+// live chart when there is room.
+func (m overview) View() string {
+	top := m.top
+	lw, lh := m.chartSize()
+	if lw == 0 || lh == 0 || m.live.chart == "" || !m.live.have {
+		return top
+	}
+	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.live.win])+" · ") + legend(m.st, m.state.Home.Production)
+	return top + "\n" + clip(title, m.width) + "\n" + m.live.chart // no re-measuring of the chart's lines per frame
+}
+
+func (m overview) overviewTop() string {
 	if !m.haveState {
 		return m.st.muted.Render("Loading the household…")
 	}
@@ -78,7 +135,7 @@ func (m Model) overviewTop() string {
 	// one column, with blank lines between the blocks when they fit
 	blocks := []string{power, today, m.phasesBlock(), m.meterBlock()}
 	spaced := lipgloss.JoinVertical(lipgloss.Left, blocks[0], "", blocks[1], "", blocks[2], "", blocks[3])
-	if lipgloss.Height(spaced) <= m.bodyHeight() {
+	if lipgloss.Height(spaced) <= m.h {
 		return spaced
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, blocks...)
@@ -105,7 +162,7 @@ func telegramInterval(protocol, version string) time.Duration {
 // (at least minStale), by the model's clock: the daemon may not have
 // noticed yet, and a dashboard attached to it must not show an old figure
 // as current.
-func (m Model) meterStale() (time.Time, bool) {
+func (m overview) meterStale() (time.Time, bool) {
 	live := m.state.Live
 	if !live.HasReading {
 		return time.Time{}, false
@@ -130,7 +187,7 @@ func (m Model) meterStale() (time.Time, bool) {
 }
 
 // staleSince says since when the meter is silent, in the household's zone.
-func (m Model) staleSince(last time.Time) string {
+func (m overview) staleSince(last time.Time) string {
 	if m.gone != "" {
 		return "household not reachable since " + last.In(m.loc).Format("15:04")
 	}
@@ -144,7 +201,7 @@ func (m Model) staleSince(last time.Time) string {
 // what is measured versus derived. When the meter has gone silent it says
 // so in place of the figure, and shows the last figure dimmed with its
 // time.
-func (m Model) powerBlock() string {
+func (m overview) powerBlock() string {
 	st := m.st
 	live := m.state.Live
 	title := st.boxTitle.Render("Power now")
@@ -242,9 +299,9 @@ func (m Model) powerBlock() string {
 // lastProduction is the time of the newest live sample that carries a
 // production value: the production meter's last answer within the hour
 // the live ring holds.
-func (m Model) lastProduction() (time.Time, bool) {
-	for i := m.live.Len() - 1; i >= 0; i-- {
-		if s := m.live.At(i); s.ProductionW.OK {
+func (m overview) lastProduction() (time.Time, bool) {
+	for i := m.live.ring.Len() - 1; i >= 0; i-- {
+		if s := m.live.ring.At(i); s.ProductionW.OK {
 			return s.Time, true
 		}
 	}
@@ -252,7 +309,7 @@ func (m Model) lastProduction() (time.Time, bool) {
 }
 
 // todayBlock shows today's energy and, with production, the shares.
-func (m Model) todayBlock() string {
+func (m overview) todayBlock() string {
 	st := m.st
 	t := m.state.Live.Today
 	row := func(label string, s lipgloss.Style, v string) string {
@@ -283,7 +340,7 @@ func (m Model) todayBlock() string {
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }
 
-func (m Model) openPledges() int {
+func (m overview) openPledges() int {
 	n := 0
 	for _, p := range m.state.Pledges {
 		if p.State.Open() {
@@ -294,7 +351,7 @@ func (m Model) openPledges() int {
 }
 
 // phasesBlock draws one bar per phase: current against the fuse.
-func (m Model) phasesBlock() string {
+func (m overview) phasesBlock() string {
 	st := m.st
 	r := m.state.Live.Reading
 	fuse := m.state.Home.FuseA
@@ -328,7 +385,7 @@ func (m Model) phasesBlock() string {
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }
 
-func (m Model) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string {
+func (m overview) phaseLine(n int, ph meter.Phase, scaleMA int64, barW int) string {
 	st := m.st
 	full, empty := "█", "░"
 	if m.ascii {
@@ -390,7 +447,7 @@ func fmtAmps(ma int64) string {
 }
 
 // meterBlock is the health of the link to the grid meter.
-func (m Model) meterBlock() string {
+func (m overview) meterBlock() string {
 	st := m.st
 	h := m.state.Live.Meter
 	r := m.state.Live.Reading
@@ -460,7 +517,7 @@ func (m Model) meterBlock() string {
 
 // noMeterBlock tells a household without a meter what it misses and how
 // to add one.
-func (m Model) noMeterBlock() string {
+func (m overview) noMeterBlock() string {
 	st := m.st
 	lines := []string{
 		st.boxTitle.Render("Meter") + " " + st.warn.Render("no meter configured") + st.muted.Render(": no live power, and nothing to settle pledges with"),
@@ -473,7 +530,7 @@ func (m Model) noMeterBlock() string {
 }
 
 // hubLine is the community hub link, for a household with a relay.
-func (m Model) hubLine(r *household.RelayState) string {
+func (m overview) hubLine(r *household.RelayState) string {
 	st := m.st
 	line := st.boxTitle.Render("Hub") + "   " + r.URL + " · "
 	switch {

@@ -46,8 +46,14 @@ const (
 
 var winNames = [winCount]string{"next slot", "next hour", "range"}
 
-// pledgeForm is the pledge flow: fields, preview, confirmation, result.
+// pledgeForm is the pledge dialog: the fields, the preview against the
+// forecast, the confirmation and the result. While open it takes every key.
 type pledgeForm struct {
+	common
+	keys  formKeys
+	state household.State
+	req   request
+
 	open   bool
 	step   formStep
 	field  int
@@ -58,7 +64,7 @@ type pledgeForm struct {
 	rng    textinput.Model
 	err    string
 
-	req     household.PledgeRequest
+	planned household.PledgeRequest // what the preview was asked for
 	preview household.Preview
 	result  household.PledgeResult
 	seq     int // guards against answers for a form that was closed
@@ -78,7 +84,29 @@ type (
 	}
 )
 
-func newPledgeForm(st styles) pledgeForm {
+// formKeys are the pledge dialog's bindings.
+type formKeys struct {
+	Next, Prev, Choose, Submit, Sign, Close key.Binding
+}
+
+func newFormKeys() formKeys {
+	return formKeys{
+		Next:   bind([]string{"tab", "down"}, "tab/↓", "next field"),
+		Prev:   bind([]string{"shift+tab", "up"}, "shift+tab/↑", "previous field"),
+		Choose: bind([]string{"left", "h", "right", "l", " "}, "←/→", "choose"),
+		Submit: bind([]string{"enter"}, "enter", "preview"),
+		Sign:   bind([]string{"enter", "y"}, "enter/y", "sign and send"),
+		Close:  bind([]string{"esc"}, "esc", "close"),
+	}
+}
+
+func newPledgeForm(c common) pledgeForm {
+	return pledgeForm{common: c, keys: newFormKeys()}.reset()
+}
+
+// reset empties the fields.
+func (m pledgeForm) reset() pledgeForm {
+	st := m.st
 	mk := func(placeholder string, limit int) textinput.Model {
 		t := textinput.New()
 		t.Prompt = ""
@@ -93,12 +121,15 @@ func newPledgeForm(st styles) pledgeForm {
 		t.Cursor.SetMode(cursor.CursorStatic) // no blink timer: no redraws while idle
 		return t
 	}
-	return pledgeForm{amount: mk("1.5 kWh", 16), rng: mk("14:00-16:00", 11)}
+	m.amount, m.rng = mk("1.5 kWh", 16), mk("14:00-16:00", 11)
+	m.step, m.field, m.window, m.err = stepEdit, fieldTo, winNextSlot, ""
+	m.planned, m.preview, m.result = household.PledgeRequest{}, household.Preview{}, household.PledgeResult{}
+	return m
 }
 
 // neighboursByNeed orders neighbour ids: the largest need first, then the
 // ones without a status.
-func (m Model) neighboursByNeed() []string {
+func (m pledgeForm) neighboursByNeed() []string {
 	ns := append([]household.Neighbour(nil), m.state.Neighbours...)
 	sort.SliceStable(ns, func(i, j int) bool {
 		a, b := ns[i].Status, ns[j].Status
@@ -117,127 +148,208 @@ func (m Model) neighboursByNeed() []string {
 	return ids
 }
 
-// openForm opens the pledge form, to a neighbour when to is set.
-func (m *Model) openForm(to string) tea.Cmd {
+// Open opens the form, to a neighbour when to is set; with no neighbour
+// to pledge to it stays closed and says so.
+func (m pledgeForm) Open(to string) (pledgeForm, tea.Cmd) {
 	if len(m.state.Neighbours) == 0 {
-		m.setNotice(true, "No neighbours yet: add one with commons neighbours add INVITE.")
-		return nil
+		m.req = noticef(true, "No neighbours yet: add one with commons neighbours add INVITE.")
+		return m, nil
 	}
-	f := newPledgeForm(m.st)
-	f.open = true
-	f.seq = m.form.seq + 1
-	f.choice = m.neighboursByNeed()
-	f.to = to
-	f.field = fieldAmount
-	if f.to == "" {
-		f.to = f.choice[0]
-		f.field = fieldTo
+	seq := m.seq + 1
+	m = m.reset()
+	m.open = true
+	m.seq = seq
+	m.choice = m.neighboursByNeed()
+	m.to = to
+	m.field = fieldAmount
+	if m.to == "" {
+		m.to = m.choice[0]
+		m.field = fieldTo
 	}
-	m.form = f
-	return m.focusField()
+	return m, m.focusField()
 }
 
-func (m *Model) focusField() tea.Cmd {
-	m.form.amount.Blur()
-	m.form.rng.Blur()
-	switch m.form.field {
+// SetState shows the household's neighbours and slot length.
+func (m *pledgeForm) SetState(st household.State) { m.state = st }
+
+// SetSize sets the dialog's width.
+func (m *pledgeForm) SetSize(w, _ int) { m.width = w }
+
+// take returns and clears the request of the last Update.
+func (m *pledgeForm) take() request {
+	r := m.req
+	m.req = request{}
+	return r
+}
+
+// textFocused reports whether keys go to a text field.
+func (m pledgeForm) textFocused() bool {
+	return m.open && m.step == stepEdit && (m.field == fieldAmount || m.field == fieldRange)
+}
+
+func (m *pledgeForm) focusField() tea.Cmd {
+	m.amount.Blur()
+	m.rng.Blur()
+	switch m.field {
 	case fieldAmount:
-		return m.form.amount.Focus()
+		return m.amount.Focus()
 	case fieldRange:
-		return m.form.rng.Focus()
+		return m.rng.Focus()
 	}
 	return nil
 }
 
-// formKey handles keys while the form is open.
-func (m Model) formKey(msg tea.KeyMsg) (Model, tea.Cmd) {
-	k := m.keys
-	f := &m.form
-	if key.Matches(msg, k.Back) {
-		if f.step == stepPreview {
-			f.step = stepEdit
+// close closes the dialog.
+func (m *pledgeForm) close() {
+	m.open = false
+	m.amount.Blur()
+	m.rng.Blur()
+}
+
+// Update handles the dialog's keys and the answers to its preview and
+// pledge.
+func (m pledgeForm) Update(msg tea.Msg) (pledgeForm, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		return m.key(msg)
+	case previewMsg:
+		if msg.seq != m.seq || !m.open || m.step != stepPreviewing {
+			return m, nil
+		}
+		if msg.err != nil {
+			m.step = stepEdit
+			m.err = "preview failed: " + msg.err.Error()
 			return m, m.focusField()
 		}
-		m.form.open = false
-		m.form.amount.Blur()
-		m.form.rng.Blur()
+		m.preview = msg.preview
+		if !msg.preview.Start.IsZero() {
+			m.planned.Start, m.planned.End = msg.preview.Start, msg.preview.End
+		}
+		m.step = stepPreview
+	case pledgeResultMsg:
+		if msg.seq != m.seq {
+			return m, nil
+		}
+		if msg.err != nil {
+			m.step = stepEdit
+			m.err = "the pledge was not made: " + msg.err.Error()
+			m.req = noticef(true, "Pledge failed: %v", msg.err)
+			return m, m.focusField()
+		}
+		m.result = msg.result
+		m.step = stepResult
+		m.req = noticef(false, "%s", m.resultLine(msg.result))
+		m.req.reload = true
+	}
+	return m, nil
+}
+
+// key handles a key while the dialog is open.
+func (m pledgeForm) key(msg tea.KeyMsg) (pledgeForm, tea.Cmd) {
+	k := m.keys
+	if key.Matches(msg, k.Close) {
+		if m.step == stepPreview {
+			m.step = stepEdit
+			return m, m.focusField()
+		}
+		m.close()
 		return m, nil
 	}
-	switch f.step {
+	switch m.step {
 	case stepPreviewing, stepSending:
 		return m, nil
 	case stepResult:
-		if key.Matches(msg, k.Submit) || key.Matches(msg, k.Quit) {
-			m.form.open = false
+		// the result only waits to be read: enter or q closes it too
+		if key.Matches(msg, k.Submit) || msg.String() == "q" {
+			m.close()
 		}
 		return m, nil
 	case stepPreview:
-		if key.Matches(msg, k.Submit) || msg.String() == "y" {
-			f.step = stepSending
-			return m, m.sendPledge(f.req, f.seq)
+		if key.Matches(msg, k.Sign) {
+			m.step = stepSending
+			return m, m.sendPledge(m.planned, m.seq)
 		}
 		return m, nil
 	}
 	last := fieldWindow
-	if f.window == winRange {
+	if m.window == winRange {
 		last = fieldRange
 	}
 	switch {
 	case key.Matches(msg, k.Submit):
 		req, err := m.buildRequest()
 		if err != nil {
-			f.err = err.Error()
+			m.err = err.Error()
 			return m, nil
 		}
-		f.err = ""
-		f.req = req
-		f.step = stepPreviewing
-		return m, m.previewPledge(req, f.seq)
-	case key.Matches(msg, k.FormNext):
-		if f.field < last {
-			f.field++
+		m.err = ""
+		m.planned = req
+		m.step = stepPreviewing
+		return m, m.previewPledge(req, m.seq)
+	case key.Matches(msg, k.Next):
+		if m.field < last {
+			m.field++
 		} else {
-			f.field = fieldTo
+			m.field = fieldTo
 		}
 		return m, m.focusField()
-	case key.Matches(msg, k.FormPrev):
-		if f.field > fieldTo {
-			f.field--
+	case key.Matches(msg, k.Prev):
+		if m.field > fieldTo {
+			m.field--
 		} else {
-			f.field = last
+			m.field = last
 		}
 		return m, m.focusField()
 	}
-	switch f.field {
+	switch m.field {
 	case fieldTo, fieldWindow:
-		delta := 0
-		switch msg.String() {
-		case "left", "h":
-			delta = -1
-		case "right", "l", " ":
-			delta = 1
-		}
-		if delta == 0 {
+		if !key.Matches(msg, k.Choose) {
 			return m, nil
 		}
-		if f.field == fieldTo {
-			i := indexOf(f.choice, f.to)
-			f.to = f.choice[(i+delta+len(f.choice))%len(f.choice)]
+		delta := 1
+		if s := msg.String(); s == "left" || s == "h" {
+			delta = -1
+		}
+		if m.field == fieldTo {
+			i := indexOf(m.choice, m.to)
+			m.to = m.choice[(i+delta+len(m.choice))%len(m.choice)]
 		} else {
-			f.window = (f.window + delta + winCount) % winCount
+			m.window = (m.window + delta + winCount) % winCount
 		}
 		return m, nil
 	case fieldAmount:
 		var cmd tea.Cmd
-		f.amount, cmd = f.amount.Update(msg)
+		m.amount, cmd = m.amount.Update(msg)
 		return m, cmd
 	case fieldRange:
 		var cmd tea.Cmd
-		f.rng, cmd = f.rng.Update(msg)
+		m.rng, cmd = m.rng.Update(msg)
 		return m, cmd
 	}
 	return m, nil
 }
+
+// ShortHelp is the bindings of the dialog's current step.
+func (m pledgeForm) ShortHelp() []key.Binding {
+	k := m.keys
+	switch m.step {
+	case stepPreview:
+		back := k.Close
+		back.SetHelp("esc", "change")
+		return []key.Binding{k.Sign, back}
+	case stepResult:
+		c := k.Close
+		c.SetHelp("enter/esc", "close")
+		return []key.Binding{c}
+	case stepPreviewing, stepSending:
+		return []key.Binding{k.Close}
+	}
+	// the most useful first: the hint line drops from the end
+	return []key.Binding{k.Submit, k.Next, k.Prev, k.Choose, k.Close}
+}
+
+// FullHelp is the bindings of the dialog's current step.
+func (m pledgeForm) FullHelp() [][]key.Binding { return [][]key.Binding{m.ShortHelp()} }
 
 func indexOf(s []string, v string) int {
 	for i, x := range s {
@@ -249,8 +361,8 @@ func indexOf(s []string, v string) int {
 }
 
 // window returns the window the form currently describes.
-func (m Model) formWindow() (time.Time, time.Time, error) {
-	switch m.form.window {
+func (m pledgeForm) formWindow() (time.Time, time.Time, error) {
+	switch m.window {
 	case winNextSlot:
 		s, e := nextSlot(m.now, m.state.Home.SlotLength)
 		return s, e, nil
@@ -258,11 +370,11 @@ func (m Model) formWindow() (time.Time, time.Time, error) {
 		s, e := nextHour(m.now, m.loc)
 		return s, e, nil
 	}
-	return input.ParseWindow(m.form.rng.Value(), m.now, m.loc, m.state.Home.SlotLength)
+	return input.ParseWindow(m.rng.Value(), m.now, m.loc, m.state.Home.SlotLength)
 }
 
-func (m Model) buildRequest() (household.PledgeRequest, error) {
-	wh, err := input.ParseEnergy(m.form.amount.Value())
+func (m pledgeForm) buildRequest() (household.PledgeRequest, error) {
+	wh, err := input.ParseEnergy(m.amount.Value())
 	if err != nil {
 		return household.PledgeRequest{}, errors.New(input.Message(err))
 	}
@@ -270,10 +382,10 @@ func (m Model) buildRequest() (household.PledgeRequest, error) {
 	if err != nil {
 		return household.PledgeRequest{}, errors.New(input.Message(err))
 	}
-	return household.PledgeRequest{To: m.form.to, EnergyWh: wh, Start: start, End: end}, nil
+	return household.PledgeRequest{To: m.to, EnergyWh: wh, Start: start, End: end}, nil
 }
 
-func (m Model) previewPledge(req household.PledgeRequest, seq int) tea.Cmd {
+func (m pledgeForm) previewPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	b, ctx := m.b, m.ctx
 	return func() tea.Msg {
 		p, err := b.Preview(ctx, req)
@@ -281,7 +393,7 @@ func (m Model) previewPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	}
 }
 
-func (m Model) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
+func (m pledgeForm) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	b, ctx, clock := m.b, m.ctx, m.clock
 	return func() tea.Msg {
 		r, err := b.Pledge(ctx, req)
@@ -289,46 +401,10 @@ func (m Model) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
 	}
 }
 
-// updateForm applies a preview or pledge answer.
-func (m Model) updateForm(msg tea.Msg) (Model, tea.Cmd) {
-	f := &m.form
-	switch msg := msg.(type) {
-	case previewMsg:
-		if msg.seq != f.seq || !f.open || f.step != stepPreviewing {
-			return m, nil
-		}
-		if msg.err != nil {
-			f.step = stepEdit
-			f.err = "preview failed: " + msg.err.Error()
-			return m, m.focusField()
-		}
-		f.preview = msg.preview
-		if !msg.preview.Start.IsZero() {
-			f.req.Start, f.req.End = msg.preview.Start, msg.preview.End
-		}
-		f.step = stepPreview
-	case pledgeResultMsg:
-		m.now = msg.now
-		if msg.seq != f.seq {
-			return m, nil
-		}
-		if msg.err != nil {
-			f.step = stepEdit
-			f.err = "the pledge was not made: " + msg.err.Error()
-			m.setNotice(true, "Pledge failed: %v", msg.err)
-			return m, m.focusField()
-		}
-		f.result = msg.result
-		f.step = stepResult
-		m.setNotice(false, "%s", resultLine(m, msg.result))
-		return m, m.loadState()
-	}
-	return m, nil
-}
-
-func resultLine(m Model, r household.PledgeResult) string {
+// resultLine is the notice after a pledge was made.
+func (m pledgeForm) resultLine(r household.PledgeResult) string {
 	p := r.Pledge
-	who := m.neighbourName(p.To)
+	who := neighbourName(m.state, p.To)
 	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 	if r.Delivery == household.Delivered {
 		return s + "; delivered."
@@ -339,18 +415,11 @@ func resultLine(m Model, r household.PledgeResult) string {
 	return s + "; queued for delivery."
 }
 
-func (m Model) neighbourName(id string) string {
-	if n, ok := m.neighbourByID(id); ok && n.Name != "" {
-		return n.Name
-	}
-	return shortID(id)
-}
-
-// formView renders the pledge flow.
-func (m Model) formView() string {
+// View renders the pledge flow.
+func (m pledgeForm) View() string {
 	st := m.st
-	f := m.form
-	n, _ := m.neighbourByID(f.to)
+	f := m
+	n, _ := neighbourByID(m.state, f.to)
 	var b strings.Builder
 	b.WriteString(st.boxTitle.Render("Pledge energy") + "\n\n")
 	row := func(field int, label, value string) {
@@ -413,9 +482,9 @@ func (m Model) formView() string {
 		r := f.result
 		line := "Signed and stored."
 		if r.Delivery == household.Delivered {
-			line += " " + st.good.Render("Delivered to "+m.neighbourName(r.Pledge.To)+".")
+			line += " " + st.good.Render("Delivered to "+neighbourName(m.state, r.Pledge.To)+".")
 		} else {
-			q := "Queued: it will be delivered when " + m.neighbourName(r.Pledge.To) + " is reachable."
+			q := "Queued: it will be delivered when " + neighbourName(m.state, r.Pledge.To) + " is reachable."
 			if r.Note != "" {
 				q = "Queued: " + r.Note + "."
 			}
@@ -428,14 +497,13 @@ func (m Model) formView() string {
 }
 
 // previewText explains the planned pledge against the forecast.
-func (m Model) previewText() string {
+func (m pledgeForm) previewText() string {
 	st := m.st
-	f := m.form
-	p := f.preview
-	r := f.req
+	p := m.preview
+	r := m.planned
 	lines := []string{
 		fmt.Sprintf("%s %s to %s, %s (%s)", st.strong.Render("Pledge"), st.strong.Render(input.FormatEnergy(r.EnergyWh)),
-			m.neighbourName(r.To), fmtWindow(m.now, r.Start, r.End, m.loc), fmtDur(r.End.Sub(r.Start))),
+			neighbourName(m.state, r.To), fmtWindow(m.now, r.Start, r.End, m.loc), fmtDur(r.End.Sub(r.Start))),
 	}
 	row := func(label, v string) string { return st.label.Render(fmt.Sprintf("%-18s", label)) + v }
 	if p.ForecastSurplusWh.OK {

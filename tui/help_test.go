@@ -1,0 +1,144 @@
+package tui
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+)
+
+// bindingsOf returns the enabled key.Binding fields of a component's keys
+// struct.
+func bindingsOf(keys any) map[string]key.Binding {
+	out := map[string]key.Binding{}
+	v := reflect.ValueOf(keys)
+	for i := 0; i < v.NumField(); i++ {
+		if b, ok := v.Field(i).Interface().(key.Binding); ok && b.Enabled() {
+			out[v.Type().Field(i).Name] = b
+		}
+	}
+	return out
+}
+
+// inGroups reports whether a binding on the same keys is in groups.
+func inGroups(b key.Binding, groups [][]key.Binding) bool {
+	for _, g := range groups {
+		for _, o := range g {
+			if o.Enabled() && reflect.DeepEqual(o.Keys(), b.Keys()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestHintAndHelpAt80x24: 80x24 is a first-class size. On every view the
+// hint line keeps "? help" and "q quit" (other hints go first), the help
+// overlay fits and shows every binding the view accepts, with none of its
+// groups dropped, and every binding a view declares is in its help.
+func TestHintAndHelpAt80x24(t *testing.T) {
+	cases := []struct {
+		name string
+		keys []string
+		own  func(Model) any // the view's keys struct
+		skip string          // its bindings that do not apply in this mode
+	}{
+		{"overview", []string{"1"}, nil, ""},
+		{"charts", []string{"2"}, func(m Model) any { return m.charts.keys }, ""},
+		{"neighbours", []string{"3"}, func(m Model) any { return m.neighbours.keys }, "Back Cancel"},
+		{"neighbour detail", []string{"3", "j", "enter"}, func(m Model) any { return m.neighbours.keys }, "Details"},
+		{"ledger", []string{"4"}, func(m Model) any { return m.ledger.keys }, ""},
+		{"ledger filtered", []string{"4", "f"}, func(m Model) any { return m.ledger.keys }, ""},
+	}
+	for _, readOnly := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(sprintf("%s/readonly=%v", c.name, readOnly), func(t *testing.T) {
+				f := newFake()
+				var tm tea.Model = loaded(t, f, 80, 24)
+				if readOnly {
+					o := testOptions(80, 24)
+					o.ReadOnly = true
+					tm = New(f, o)
+					st, _ := f.State(t.Context())
+					tm, _ = tm.Update(stateMsg{state: st, now: testNow})
+				}
+				for _, k := range c.keys {
+					tm, _ = tm.Update(press(k))
+				}
+				m := tm.(Model)
+				v := m.View()
+				lines := strings.Split(v, "\n")
+				hint := lines[len(lines)-1]
+				if !strings.HasSuffix(hint, "? help • q quit") {
+					t.Errorf("hint line does not end with ? help • q quit: %q", hint)
+				}
+				if strings.Contains(hint, "…") {
+					t.Errorf("hint line cut: %q", hint)
+				}
+				groups := m.fullHelp()
+				if c.own != nil {
+					for name, b := range bindingsOf(c.own(m)) {
+						if strings.Contains(c.skip, name) {
+							continue
+						}
+						if !inGroups(b, groups) {
+							t.Errorf("binding %s (%v) is handled but not in the help", name, b.Keys())
+						}
+					}
+				}
+				tm, _ = tm.Update(press("?"))
+				help := tm.View()
+				if w, h := lipgloss.Width(help), lipgloss.Height(help); w > 80 || h != 24 {
+					t.Errorf("help is %dx%d at 80x24", w, h)
+				}
+				for _, g := range groups {
+					for _, b := range g {
+						if !b.Enabled() {
+							continue
+						}
+						want := b.Help().Key + " " // key column, then its description
+						if !strings.Contains(help, b.Help().Desc) || !strings.Contains(help, strings.TrimSpace(want)) {
+							t.Errorf("help lacks %q %q:\n%s", b.Help().Key, b.Help().Desc, help)
+						}
+					}
+				}
+				// the table's navigation is there where there is a table
+				if c.name == "ledger" || c.name == "neighbours" || c.name == "neighbour detail" {
+					for _, want := range []string{"g/home", "G/end", "pgup/^b", "pgdn/^f", "^u", "^d", "½ page down"} {
+						if !strings.Contains(help, want) {
+							t.Errorf("help lacks the table key %q:\n%s", want, help)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestComponentsClaimTheirKeys: a view's binding takes its key before a
+// global one, and the help lists the key once, with the view's meaning.
+func TestComponentsClaimTheirKeys(t *testing.T) {
+	f := newFake()
+	var tm tea.Model = loaded(t, f, 160, 48)
+	tm, _ = tm.Update(press("3"))
+	tm, _ = tm.Update(press("?"))
+	help := tm.View()
+	if !strings.Contains(help, "pledge to selected") {
+		t.Errorf("neighbours help lacks its own p:\n%s", help)
+	}
+	if strings.Count(help, "p ") > 1 && strings.Contains(help, " pledge\n") {
+		t.Errorf("p is listed twice:\n%s", help)
+	}
+	for _, w := range []int{80, 100, 160} {
+		st := newStyles(asciiRenderer())
+		keep := []key.Binding{newGlobalKeys(false).Help, newGlobalKeys(false).Quit}
+		long := []key.Binding{bind([]string{"x"}, "x", strings.Repeat("very long ", 10))}
+		got := hintLine(&st, append(long, keep...), 2, w)
+		if !strings.HasSuffix(got, "? help • q quit") || lipgloss.Width(got) > w {
+			t.Errorf("width %d: %q", w, got)
+		}
+	}
+}
