@@ -26,6 +26,18 @@ func wrap(s string, n int) string {
 // clip cuts s to n cells.
 func clip(s string, n int) string { return ansi.Truncate(s, max(n, 0), "…") }
 
+// fitTitle is the first of a view's titles, longest first, that fits in
+// width: a view abbreviates its title deliberately rather than have it cut
+// mid-word. The last is cut only when even it does not fit.
+func fitTitle(width int, titles ...string) string {
+	for _, t := range titles {
+		if lipgloss.Width(t) <= width {
+			return t
+		}
+	}
+	return clip(titles[len(titles)-1], width)
+}
+
 // headerView is the title, the view tabs and the clock.
 func (m Model) headerView() string {
 	st := m.com.st

@@ -142,3 +142,23 @@ func TestComponentsClaimTheirKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingCutMidWord: at the sizes people use, no line of any view is
+// cut with an ellipsis; views abbreviate deliberately (fitTitle) and the
+// hint line drops whole hints.
+func TestNothingCutMidWord(t *testing.T) {
+	f := newFake()
+	for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}} {
+		for _, keys := range [][]string{{"1"}, {"2"}, {"2", "l"}, {"3"}, {"3", "j", "enter"}, {"4"}, {"4", "f"}, {"4", "f", "f"}, {"?"}, {"4", "?"}} {
+			var tm tea.Model = loaded(t, f, size[0], size[1])
+			for _, k := range keys {
+				tm, _ = tm.Update(press(k))
+			}
+			for i, line := range strings.Split(tm.View(), "\n") {
+				if l := strings.TrimRight(line, " "); strings.HasSuffix(l, "…") && !strings.HasPrefix(l, "loading ") {
+					t.Errorf("%dx%d %v: line %d cut: %q", size[0], size[1], keys, i+1, line)
+				}
+			}
+		}
+	}
+}

@@ -136,10 +136,13 @@ func (m ledger) View() string {
 	if m.filter != "" {
 		filter = neighbourName(m.state, m.filter)
 	}
-	title := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · kWh · filter: ", len(m.ids))) +
-		st.strong.Render(filter) + st.muted.Render(" (f) · → you give, ← you receive, … not yet reached them")
+	head := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · kWh · filter: ", len(m.ids))) +
+		st.strong.Render(filter) + st.muted.Render(" (f)")
+	title := fitTitle(m.width,
+		head+st.muted.Render(" · → you give, ← you receive, … not yet reached them"),
+		head+st.muted.Render(" · → give, ← get, … en route"))
 	if len(m.ids) == 0 {
-		return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), st.muted.Render("No pledges yet. p: pledge"))
+		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render("No pledges yet. p: pledge"))
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.table.View())
+	return lipgloss.JoinVertical(lipgloss.Left, title, m.table.View())
 }

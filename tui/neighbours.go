@@ -263,8 +263,12 @@ func (m neighbours) View() string {
 	if len(m.state.Neighbours) == 0 {
 		return st.muted.Render("No neighbours yet. Add one with: commons neighbours add INVITE")
 	}
-	title := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received · ! = forked feed or failed verification · old = no status for %s", len(m.state.Neighbours), fmtDur(statusOldAfter)))
-	return lipgloss.JoinVertical(lipgloss.Left, clip(title, m.width), m.list.View())
+	head := st.boxTitle.Render("Neighbours") + st.muted.Render(fmt.Sprintf(" · %d · g/r = kWh given/received", len(m.state.Neighbours)))
+	title := fitTitle(m.width,
+		head+st.muted.Render(" · ! = forked feed or failed verification · old = no status for "+fmtDur(statusOldAfter)),
+		head+st.muted.Render(" · ! = fork or failed check · old = silent "+fmtDur(statusOldAfter)),
+		head+st.muted.Render(" · ! = fork or failed check"))
+	return lipgloss.JoinVertical(lipgloss.Left, title, m.list.View())
 }
 
 func (m neighbours) detailView() string {
