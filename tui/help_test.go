@@ -149,7 +149,7 @@ func TestComponentsClaimTheirKeys(t *testing.T) {
 func TestNothingCutMidWord(t *testing.T) {
 	f := newFake()
 	for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}} {
-		for _, keys := range [][]string{{"1"}, {"2"}, {"2", "l"}, {"3"}, {"3", "j", "enter"}, {"4"}, {"4", "f"}, {"4", "f", "f"}, {"?"}, {"4", "?"}} {
+		for _, keys := range [][]string{{"1"}, {"2"}, {"2", "l"}, {"3"}, {"3", "j", "enter"}, {"4"}, {"4", "f"}, {"4", "f", "f"}, {"?"}, {"4", "?"}, {"3", "j", "p"}, {"4", "j", "c"}} {
 			var tm tea.Model = loaded(t, f, size[0], size[1])
 			for _, k := range keys {
 				tm, _ = tm.Update(press(k))
@@ -158,6 +158,36 @@ func TestNothingCutMidWord(t *testing.T) {
 				if l := strings.TrimRight(line, " "); strings.HasSuffix(l, "…") && !strings.HasPrefix(l, "loading ") {
 					t.Errorf("%dx%d %v: line %d cut: %q", size[0], size[1], keys, i+1, line)
 				}
+			}
+		}
+	}
+}
+
+// TestDialogHints: a dialog's hint line is its own keys, the ones that
+// act first, within 80 columns.
+func TestDialogHints(t *testing.T) {
+	cases := []struct {
+		keys []string
+		want []string
+	}{
+		{[]string{"3", "j", "p"}, []string{"enter preview", "esc close"}},
+		{[]string{"3", "j", "p", "1.5kWh", "enter"}, []string{"enter/y sign and send", "esc change"}},
+		{[]string{"4", "j", "c"}, []string{"y confirm", "n keep it"}},
+	}
+	for _, c := range cases {
+		var tm tea.Model = loaded(t, newFake(), 80, 24)
+		for _, k := range c.keys {
+			var cmd tea.Cmd
+			tm, cmd = tm.Update(press(k))
+			if k == "enter" && cmd != nil {
+				tm, _ = tm.Update(cmd()) // the preview's answer
+			}
+		}
+		lines := strings.Split(tm.View(), "\n")
+		hint := lines[len(lines)-1]
+		for _, w := range c.want {
+			if !strings.Contains(hint, w) {
+				t.Errorf("%v: hint %q lacks %q", c.keys, hint, w)
 			}
 		}
 	}

@@ -86,7 +86,7 @@ type (
 
 // formKeys are the pledge dialog's bindings.
 type formKeys struct {
-	Next, Prev, Choose, Submit, Sign, Close key.Binding
+	Next, Prev, Choose, Submit, Sign, Done, Close key.Binding
 }
 
 func newFormKeys() formKeys {
@@ -96,6 +96,7 @@ func newFormKeys() formKeys {
 		Choose: bind([]string{"left", "h", "right", "l", " "}, "←/→", "choose"),
 		Submit: bind([]string{"enter"}, "enter", "preview"),
 		Sign:   bind([]string{"enter", "y"}, "enter/y", "sign and send"),
+		Done:   bind([]string{"enter", "q"}, "enter", "close"),
 		Close:  bind([]string{"esc"}, "esc", "close"),
 	}
 }
@@ -260,7 +261,7 @@ func (m pledgeForm) key(msg tea.KeyMsg) (pledgeForm, tea.Cmd) {
 		return m, nil
 	case stepResult:
 		// the result only waits to be read: enter or q closes it too
-		if key.Matches(msg, k.Submit) || msg.String() == "q" {
+		if key.Matches(msg, k.Done) {
 			m.close()
 		}
 		return m, nil
@@ -338,9 +339,7 @@ func (m pledgeForm) ShortHelp() []key.Binding {
 		back.SetHelp("esc", "change")
 		return []key.Binding{k.Sign, back}
 	case stepResult:
-		c := k.Close
-		c.SetHelp("enter/esc", "close")
-		return []key.Binding{c}
+		return []key.Binding{k.Done, k.Close}
 	case stepPreviewing, stepSending:
 		return []key.Binding{k.Close}
 	}
