@@ -463,9 +463,10 @@ func (m *Model) sync() {
 	c := m.com
 	m.overview.common, m.charts.common, m.neighbours.common, m.ledger.common = c, c, c, c
 	m.incoming.common, m.form.common, m.confirm.common, m.help.common = c, c, c, c
-	m.overview.SetState(m.state)
-	m.overview.gone, m.overview.goneSince = m.gone, m.goneSince
-	m.overview.haveState = m.haveState
+	if m.haveState {
+		m.overview.SetState(m.state)
+	}
+	m.overview.SetGone(m.gone, m.goneSince)
 	m.charts.SetState(m.state)
 	m.incoming.SetState(m.state)
 	m.form.SetState(m.state)

@@ -53,8 +53,8 @@ type overview struct {
 	common
 	h     int // height of the view's area
 	state household.State
-	// gone and goneSince are the root's: the household cannot be reached,
-	// so the last figures are not current.
+	// gone and goneSince: the household cannot be reached (SetGone), so
+	// the last figures are not current.
 	gone      string
 	goneSince time.Time
 	live      liveChart
@@ -74,9 +74,15 @@ func (m *overview) SetSize(w, h int) {
 	m.live.dirty = true
 }
 
-// SetState shows the household's state; live events change it often and
-// it costs nothing here: refresh builds the text once per message.
+// SetState shows the household's state; until the first, the overview
+// says it is loading. Live events change it often and it costs nothing
+// here: refresh builds the text once per message.
 func (m *overview) SetState(st household.State) { m.state, m.haveState = st, true }
+
+// SetGone says the household cannot be reached (gone is the backend's
+// words, "" while it answers) and since when: the last figures are then
+// not shown as current.
+func (m *overview) SetGone(gone string, since time.Time) { m.gone, m.goneSince = gone, since }
 
 // Update handles a message. The overview takes no keys and loads nothing.
 func (m overview) Update(tea.Msg) (overview, tea.Cmd) { return m, nil }
