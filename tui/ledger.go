@@ -37,7 +37,11 @@ func newLedger(c common) ledger {
 		Cancel: bind([]string{"c"}, "c", "cancel own pledge"),
 	}
 	k.Cancel.SetEnabled(!c.readOnly)
-	return ledger{common: c, keys: k, table: newTable(c.st)}
+	m := ledger{common: c, keys: k, table: newTable(c.st)}
+	// columns from the start: a row with more cells than there are
+	// columns panics in bubbles' table
+	m.table.SetColumns(ledgerColumns(c.width))
+	return m
 }
 
 // SetSize sets the view's area and lays the table out for it.

@@ -45,7 +45,12 @@ func newNeighbours(c common) neighbours {
 	}
 	k.Pledge.SetEnabled(!c.readOnly)
 	k.Cancel.SetEnabled(!c.readOnly)
-	return neighbours{common: c, keys: k, list: newTable(c.st), detailTbl: newTable(c.st)}
+	m := neighbours{common: c, keys: k, list: newTable(c.st), detailTbl: newTable(c.st)}
+	// columns from the start: a row with more cells than there are
+	// columns panics in bubbles' table
+	m.setColumns()
+	m.detailTbl.SetColumns(ledgerColumns(c.width))
+	return m
 }
 
 // SetSize sets the view's area and lays the tables out for it.
