@@ -323,7 +323,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 				if n.Frozen {
 					feed = fmt.Sprintf("frozen: fork at seq %d", n.ForkSeq)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, short(n.ID), seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
 			}
 			return tw.Flush()
 		},
@@ -417,62 +417,69 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if asJSON {
 				return printJSON(out, st)
 			}
-			id := hh.Identity()
-			fmt.Fprintf(out, "%s (%s)\n", id.Name, id.ID)
-			switch {
-			case st.Meter.Port == "":
-				fmt.Fprintln(out, "meter:       none configured (commons init --meter PORT, see 'commons meter ports')")
-			case st.Meter.Online:
-				fmt.Fprintf(out, "meter:       %s on %s, online\n", st.Meter.Protocol, st.Meter.Port)
-			default:
-				fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
-			}
-			if note := st.Meter.ClockNote(); note != "" {
-				fmt.Fprintf(out, "meter clock: %s (energy is counted by this box's clock)\n", note)
-			}
-			if r := st.Reading; r != nil {
-				if w, ok := r.NetPowerW(); ok {
-					if w >= 0 {
-						fmt.Fprintf(out, "now:         importing %d W\n", w)
-					} else {
-						fmt.Fprintf(out, "now:         exporting %d W\n", -w)
-					}
-				}
-			}
-			fmt.Fprintf(out, "today:       imported %s, exported %s\n", input.FormatEnergy(st.Today.ImportWh), input.FormatEnergy(st.Today.ExportWh))
-			if p := st.Production; p != nil {
-				state := "offline"
-				if p.Online {
-					state = "online"
-				}
-				fmt.Fprintf(out, "production:  %s on %s, %s\n", p.Protocol, p.Port, state)
-				if p.PowerW != nil && p.ConsumptionW != nil {
-					fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
-				}
-				if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
-					fmt.Fprintf(out, "today:       produced %s, consumed %s", input.FormatEnergy(*st.Today.ProductionWh), input.FormatEnergy(*st.Today.ConsumptionWh))
-					if p.SelfConsumptionPct != nil {
-						fmt.Fprintf(out, ", %d %% of it used at home", *p.SelfConsumptionPct)
-					}
-					fmt.Fprintln(out)
-				}
-			}
-			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
-			if r := st.Relay; r != nil {
-				fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
-			}
-			if m := st.MQTT; m != nil {
-				if m.Connected {
-					fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
-				} else {
-					fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
-				}
-			}
+			printStatus(out, hh.Identity(), st)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printStatus writes the text form of status.
+func printStatus(out io.Writer, id household.Identity, st household.Status) {
+	fmt.Fprintf(out, "%s (%s)\n", id.Name, id.ID)
+	switch {
+	case st.Meter.Port == "":
+		fmt.Fprintln(out, "meter:       none configured (commons init --meter PORT, see 'commons meter ports')")
+	case st.Meter.Online:
+		fmt.Fprintf(out, "meter:       %s on %s, online\n", st.Meter.Protocol, st.Meter.Port)
+	default:
+		fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
+	}
+	if note := st.Meter.ClockNote(); note != "" {
+		fmt.Fprintf(out, "meter clock: %s (energy is counted by this box's clock)\n", note)
+	}
+	if r := st.Reading; r != nil {
+		if w, ok := r.NetPowerW(); ok {
+			if w >= 0 {
+				fmt.Fprintf(out, "now:         importing %d W\n", w)
+			} else {
+				fmt.Fprintf(out, "now:         exporting %d W\n", -w)
+			}
+		}
+	}
+	fmt.Fprintf(out, "today:       imported %s, exported %s\n", input.FormatEnergy(st.Today.ImportWh), input.FormatEnergy(st.Today.ExportWh))
+	if p := st.Production; p != nil {
+		state := "offline"
+		if p.Online {
+			state = "online"
+		}
+		fmt.Fprintf(out, "production:  %s on %s, %s\n", p.Protocol, p.Port, state)
+		if p.PowerW != nil && p.ConsumptionW != nil {
+			fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
+		}
+		if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
+			fmt.Fprintf(out, "today:       produced %s, consumed %s\n", input.FormatEnergy(*st.Today.ProductionWh), input.FormatEnergy(*st.Today.ConsumptionWh))
+			// the dashboard's Overview uses the same words
+			if p.SelfConsumptionPct != nil {
+				fmt.Fprintf(out, "self-consumption: %d %% of solar used at home\n", *p.SelfConsumptionPct)
+			}
+			if p.SelfSufficiencyPct != nil {
+				fmt.Fprintf(out, "self-sufficiency: %d %% of home use from own solar\n", *p.SelfSufficiencyPct)
+			}
+		}
+	}
+	fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
+	if r := st.Relay; r != nil {
+		fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
+	}
+	if m := st.MQTT; m != nil {
+		if m.Connected {
+			fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
+		} else {
+			fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
+		}
+	}
 }
 
 // relayLine is the community hub link in one line of the text status.
@@ -529,10 +536,5 @@ func fmtWindow(start, end time.Time, loc *time.Location) string {
 	return s.Format("2006-01-02 15:04") + "–" + e.Format("2006-01-02 15:04")
 }
 
-// short returns the first 12 characters of an id for tables.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+// short returns the shortened id the tables and the dashboard show.
+func short(id string) string { return household.ShortID(id) }
