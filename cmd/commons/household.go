@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/commons-energy/commons/share"
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
@@ -158,10 +159,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var name, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
+	var name, join, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
 	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
+		Use:   "init --name NAME [--join INVITE] [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
 		Short: "Create this household's identity and config; prints its id and invite",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -173,6 +174,19 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 				return failf(exitUsage, "init needs a display name: commons init --name Alice")
 			}
 			cfg := node.DefaultConfig(name)
+			// A household belongs to one community: the inviter's with
+			// --join, else a new one with its own random genesis value,
+			// so two streets never share a community id by accident.
+			var inviter *share.Invite
+			if cmd.Flags().Changed("join") {
+				if inviter, err = share.ParseInvite(join); err != nil {
+					return failf(exitUsage, "--join: %v", err)
+				}
+				cfg.Community = node.CommunityConfig{Name: inviter.Community.Name, SlotSeconds: int(inviter.Community.SlotLen),
+					AllocationKey: inviter.Community.Key, Genesis: inviter.Community.Genesis}
+			} else if cfg.Community.Genesis, err = share.NewGenesis(); err != nil {
+				return withCode(exitFailure, err)
+			}
 			cfg.Meter.Port = port
 			if protocol != "" {
 				cfg.Meter.Protocol = protocol
@@ -196,12 +210,26 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(out, "Household %s created in %s\n", id.Name, h)
 			fmt.Fprintf(out, "id:     %s\n", id.ID)
 			fmt.Fprintf(out, "invite: %s\n", id.Invite)
-			fmt.Fprintln(out, "Give the invite to your neighbours; add theirs with: commons neighbours add INVITE")
+			if inviter == nil {
+				fmt.Fprintf(out, "This is a new community, %q. Neighbours join it with: commons init --name NAME --join INVITE (your invite above); add their invites with: commons neighbours add INVITE\n", cfg.Community.Name)
+				return nil
+			}
+			hh, err := openHousehold(cmd.Context(), g, "commons init", writable)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			nb, err := hh.AddNeighbour(cmd.Context(), join, "")
+			if err != nil {
+				return nodeErr(fmt.Errorf("add the inviter as a neighbour: %w", err))
+			}
+			fmt.Fprintf(out, "Joined community %q with neighbour %s (%s). Give your invite to %s, who adds it with: commons neighbours add INVITE\n", cfg.Community.Name, nb.Name, short(nb.ID), nb.Name)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the household's display name, shown to neighbours")
+	f.StringVar(&join, "join", "", "a neighbour's invite: join that household's community and add it as a neighbour (without --join a new community starts)")
 	f.StringVar(&port, "meter", "", "the meter's serial port, e.g. /dev/ttyUSB0 (see 'commons meter ports')")
 	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")

@@ -238,6 +238,10 @@ type CommunityConfig struct {
 	Name          string `json:"name"`           // community name; part of the community id, the same for every member
 	SlotSeconds   int    `json:"slot_seconds"`   // settlement slot length; 900 by default
 	AllocationKey string `json:"allocation_key"` // how competing pledges share a slot's export: "pro-rata"
+	// Genesis is the community's random value (share.Manifest.Genesis),
+	// drawn by `commons init` for a new community and taken from the
+	// invite by `commons init --join`; "" is a version 1 community.
+	Genesis string `json:"genesis,omitempty"`
 }
 
 // Defaults of a new household.
@@ -285,6 +289,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(allocationKeys, c.Community.AllocationKey) {
 		return fmt.Errorf("community allocation_key %q is unknown; use one of %s", c.Community.AllocationKey, strings.Join(allocationKeys, ", "))
+	}
+	if err := c.Manifest().Validate(); err != nil {
+		return fmt.Errorf("community genesis %q is not 32 lowercase hex digits; copy it from a neighbour's config, or join with commons init --join INVITE", c.Community.Genesis)
 	}
 	if _, err := c.Location(); err != nil {
 		return err
@@ -361,7 +368,7 @@ func (c *Config) Location() (*time.Location, error) {
 // Manifest returns the community manifest the settings describe; its id
 // is the community id every message carries.
 func (c *Config) Manifest() share.Manifest {
-	return share.Manifest{Name: c.Community.Name, SlotLen: int64(c.Community.SlotSeconds), Key: c.Community.AllocationKey}
+	return share.Manifest{Name: c.Community.Name, SlotLen: int64(c.Community.SlotSeconds), Key: c.Community.AllocationKey, Genesis: c.Community.Genesis}
 }
 
 // SlotLength is the community's slot length.
