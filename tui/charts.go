@@ -42,9 +42,15 @@ func (m Model) liveSeries(start, end time.Time, n int) []series {
 }
 
 // histSeries downsamples energy buckets over [start, end) to at most n
-// points of average power, split where buckets are missing.
+// points of average power, split where buckets are missing. The open
+// bucket is averaged up to when the buckets were loaded: a redraw later
+// (a resize) must not stretch its energy over time it does not hold.
 func (m Model) histSeries(start, end time.Time, n int) []series {
-	cols, step := histColumns(m.buckets, start, end, m.now, n)
+	at := m.bucketsAt
+	if at.IsZero() {
+		at = m.now
+	}
+	cols, step := histColumns(m.buckets, start, end, at, n)
 	return columnSeries(cols, start, step, m.state.Home.Production, m.st, m.ascii)
 }
 

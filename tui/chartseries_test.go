@@ -231,6 +231,16 @@ func TestOpenBucketIsNotADip(t *testing.T) {
 			if first.Y != lastP.Y {
 				t.Errorf("last point on row %d, the first on row %d", lastP.Y, first.Y)
 			}
+			// redrawn later (a resize, a tick) before new buckets arrive:
+			// the open bucket still holds energy only up to when it was
+			// loaded
+			tm, _ := m.Update(aggMsg{span: span24h, buckets: bs, now: c.now})
+			m = tm.(Model)
+			m.now = c.now.Add(10 * time.Minute)
+			later := m.histSeries(start, end, 320)[0].pts
+			if v := later[len(later)-1].Value; v != float64(c.loadW) {
+				t.Errorf("redrawn 10 min later: last point %v W, want %d W", v, c.loadW)
+			}
 		})
 	}
 }
