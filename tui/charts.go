@@ -14,10 +14,9 @@ import (
 	"github.com/charmbracelet/lipgloss"
 )
 
-// Data set names. ntcharts draws sets in name order and a shared cell takes
-// the last set's style, so the zero line sorts first.
+// Series names (of each kind's first segment). The zero line is drawn
+// first and a shared cell takes the style of the series drawn last.
 const (
-	setZero    = "0"
 	setImport  = "import"
 	setExport  = "export"
 	setSolar   = "solar"
@@ -148,41 +147,20 @@ func (m Model) renderChart(slot **timeserieslinechart.Model, w, h int, start, en
 		*slot = c
 	}
 	// reuse the chart: ntcharts allocates a canvas of styled cells per
-	// chart, so only the data and ranges change from one build to the next
-	c.ClearAllData()
+	// chart, so only the ranges change from one build to the next; the
+	// lines are drawn on its canvas by drawBrailleSets or drawLineSets
 	c.YLabelFormatter = yfmt
 	c.SetTimeRange(start, end)
 	c.SetViewTimeRange(start, end)
 	c.SetYRange(lo, hi)
 	c.SetViewYRange(lo, hi)
 	c.UpdateGraphSizes()
-	var names []string
-	if lo < 0 {
-		c.SetDataSetStyle(setZero, m.st.zero)
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: start, Value: 0})
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: end, Value: 0})
-		names = append(names, setZero)
-	}
-	for _, s := range sets {
-		if len(s.pts) == 0 {
-			continue // ntcharts stops at the first empty set
-		}
-		c.SetDataSetStyle(s.name, s.style)
-		for _, p := range s.pts {
-			c.PushDataSet(s.name, p)
-		}
-		names = append(names, s.name)
-	}
-	if len(names) == 0 {
-		c.DrawXYAxisAndLabel()
+	if m.ascii {
+		drawLineSets(c, sets, lo < 0, m.st.zero)
 	} else {
-		if m.ascii {
-			drawLineSets(c, sets, lo < 0, m.st.zero, start)
-		} else {
-			c.DrawBrailleDataSets(names)
-		}
-		placeMarkers(c, sets, m.ascii)
+		drawBrailleSets(c, sets, lo < 0, m.st.zero)
 	}
+	placeMarkers(c, sets, m.ascii)
 	return m.canvasView(&c.Canvas, w, h-1) + "\n" + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
 }
 

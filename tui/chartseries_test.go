@@ -103,7 +103,7 @@ func profileName(p termenv.Profile) string {
 
 // chartModel is a dashboard on the fake household with the given live
 // samples and buckets, in braille or ASCII mode.
-func chartModel(t *testing.T, samples []household.Sample, buckets []household.Bucket, production, ascii bool) Model {
+func chartModel(t testing.TB, samples []household.Sample, buckets []household.Bucket, production, ascii bool) Model {
 	t.Helper()
 	f := newFake()
 	f.state.Home.Production = production
@@ -371,9 +371,7 @@ func TestMarkersAreOnTheLine(t *testing.T) {
 					var slot *timeserieslinechart.Model
 					m.renderChart(&slot, w, 20, c.start, c.end, c.sets)
 					marks := map[canvas.Point]rune{}
-					var names []string
 					for _, s := range c.sets {
-						names = append(names, s.name)
 						for y := 0; y < slot.Canvas.Height(); y++ {
 							for x := 0; x < slot.Canvas.Width(); x++ {
 								p := canvas.Point{X: x, Y: y}
@@ -387,9 +385,9 @@ func TestMarkersAreOnTheLine(t *testing.T) {
 						t.Fatalf("%d markers", len(marks))
 					}
 					if ascii {
-						drawLineSets(slot, c.sets, true, m.st.zero, c.start)
+						drawLineSets(slot, c.sets, true, m.st.zero)
 					} else {
-						slot.DrawBrailleDataSets(names)
+						drawBrailleSets(slot, c.sets, true, m.st.zero)
 					}
 					for p, mark := range marks {
 						if r := slot.Canvas.Cell(p).Rune; r == 0 || r == ' ' {
@@ -400,4 +398,29 @@ func TestMarkersAreOnTheLine(t *testing.T) {
 			})
 		}
 	}
+}
+
+// BenchmarkChartWithGaps measures a live chart rebuild at 160x22 when the
+// meter drops out every few seconds for an hour: 3 s of samples, 11 s of
+// silence, so every series is split into over a hundred segments.
+func BenchmarkChartWithGaps(b *testing.B) {
+	var samples []household.Sample
+	for tm := testNow.Add(-time.Hour); !tm.After(testNow); tm = tm.Add(time.Second) {
+		if int(tm.Sub(testNow.Add(-time.Hour))/time.Second)%14 < 3 {
+			samples = append(samples, household.Sample{Time: tm, ImportW: 900, ExportW: 100})
+		}
+	}
+	m := chartModel(b, samples, nil, false, false)
+	start, end, n := m.liveWindow(160)
+	if sets := m.liveSeries(start, end, n); len(sets) < 100 {
+		b.Fatalf("%d segments", len(sets))
+	}
+	var slot *timeserieslinechart.Model
+	b.ReportAllocs()
+	b.ResetTimer()
+	c := cpuTime()
+	for i := 0; i < b.N; i++ {
+		m.renderChart(&slot, 160, 22, start, end, m.liveSeries(start, end, n))
+	}
+	reportCPU(b, c)
 }
