@@ -37,7 +37,7 @@ type series struct {
 func (m Model) liveSeries(start, end time.Time, n int) []series {
 	gap := liveGap(m.state.Live.Meter.Protocol, m.state.Live.Reading.Version)
 	cols, step := liveColumns(m.live, start, end, n, gap)
-	return columnSeries(cols, start, step, m.state.Home.Production, m.st, m.ascii)
+	return columnSeries(cols, start, step, m.state.Home.Production, &m.st, m.ascii)
 }
 
 // histSeries downsamples energy buckets over [start, end) to at most n
@@ -50,7 +50,7 @@ func (m Model) histSeries(start, end time.Time, n int) []series {
 		at = m.now
 	}
 	cols, step := histColumns(m.buckets, start, end, at, n)
-	return columnSeries(cols, start, step, m.state.Home.Production, m.st, m.ascii)
+	return columnSeries(cols, start, step, m.state.Home.Production, &m.st, m.ascii)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 100).
@@ -284,7 +284,7 @@ func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
 // legend explains the series in words and markers, so it reads without
 // colour.
 func (m Model) legend() string {
-	return legendLine(m.st, m.state.Home.Production, m.ascii)
+	return legendLine(&m.st, m.state.Home.Production, m.ascii)
 }
 
 // liveWindow is the time range of a live chart w cells wide and the number

@@ -57,7 +57,7 @@ func seriesMark(k seriesKind, ascii bool) rune {
 }
 
 // seriesStyle is a kind's chart style (its legend uses the bold version).
-func seriesStyle(st styles, k seriesKind) lipgloss.Style {
+func seriesStyle(st *styles, k seriesKind) lipgloss.Style {
 	switch k {
 	case kindImport:
 		return st.importS
@@ -226,7 +226,7 @@ func histColumns(buckets []household.Bucket, start, end, now time.Time, n int) (
 // across segments. A kind's first segment is named after the kind
 // (setImport...), later ones get a number. Kinds without points, and so
 // empty segments, are left out.
-func columnSeries(cols []column, start time.Time, step time.Duration, production bool, st styles, ascii bool) []series {
+func columnSeries(cols []column, start time.Time, step time.Duration, production bool, st *styles, ascii bool) []series {
 	var out []series
 	kinds := kindCount
 	if !production {
@@ -501,7 +501,7 @@ func placeMarkers(c *timeserieslinechart.Model, sets []series, ascii bool) {
 
 // legendLine explains the series in words and shows each one's marker,
 // so it reads without colour.
-func legendLine(st styles, production, ascii bool) string {
+func legendLine(st *styles, production, ascii bool) string {
 	item := func(k seriesKind, text string) string {
 		return seriesStyle(st, k).Render(string(seriesMark(k, ascii)) + " " + text)
 	}
