@@ -14,10 +14,9 @@ import (
 	"github.com/charmbracelet/lipgloss"
 )
 
-// Data set names. ntcharts draws sets in name order and a shared cell takes
-// the last set's style, so the zero line sorts first.
+// Series names (of each kind's first segment). The zero line is drawn
+// first and a shared cell takes the style of the series drawn last.
 const (
-	setZero    = "0"
 	setImport  = "import"
 	setExport  = "export"
 	setSolar   = "solar"
@@ -28,126 +27,30 @@ const (
 type series struct {
 	name  string
 	style lipgloss.Style
+	mark  rune // the marker on the line and in the legend
 	pts   []timeserieslinechart.TimePoint
 }
 
-// point accumulates samples of one chart column half.
-type point struct {
-	sumImp, sumExp, sumProd int64
-	n, nProd                int64
-}
-
 // liveSeries downsamples the live ring over [start, end) to at most n
-// points per series. Its cost depends on the window and n, not on uptime.
+// points per series, split where the meter was silent. Its cost depends
+// on the window and n, not on uptime.
 func (m Model) liveSeries(start, end time.Time, n int) []series {
-	if n < 2 {
-		n = 2
-	}
-	step := end.Sub(start) / time.Duration(n)
-	if step < time.Second {
-		step = time.Second
-		n = int(end.Sub(start) / step)
-	}
-	pts := make([]point, n)
-	for i := m.live.From(start); i < m.live.Len(); i++ {
-		s := m.live.At(i)
-		if !s.Time.Before(end) {
-			break
-		}
-		k := int(s.Time.Sub(start) / step)
-		if k >= n {
-			k = n - 1
-		}
-		p := &pts[k]
-		p.sumImp += s.ImportW
-		p.sumExp += s.ExportW
-		p.n++
-		if s.ProductionW.OK {
-			p.sumProd += s.ProductionW.V
-			p.nProd++
-		}
-	}
-	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
-		if p.n == 0 {
-			return 0, 0, 0, false
-		}
-		prod := int64(-1)
-		if p.nProd > 0 {
-			prod = p.sumProd / p.nProd
-		}
-		return p.sumImp / p.n, p.sumExp / p.n, prod, true
-	})
+	gap := liveGap(m.state.Live.Meter.Protocol, m.state.Live.Reading.Version)
+	cols, step := liveColumns(m.live, start, end, n, gap)
+	return columnSeries(cols, start, step, m.state.Home.Production, &m.st, m.ascii)
 }
 
 // histSeries downsamples energy buckets over [start, end) to at most n
-// points of average power.
+// points of average power, split where buckets are missing. The open
+// bucket is averaged up to when the buckets were loaded: a redraw later
+// (a resize) must not stretch its energy over time it does not hold.
 func (m Model) histSeries(start, end time.Time, n int) []series {
-	if n < 2 {
-		n = 2
+	at := m.bucketsAt
+	if at.IsZero() {
+		at = m.now
 	}
-	step := end.Sub(start) / time.Duration(n)
-	pts := make([]point, n)
-	for _, b := range m.buckets {
-		if b.Start.Before(start) || !b.Start.Before(end) {
-			continue
-		}
-		k := int(b.Start.Sub(start) / step)
-		if k >= n {
-			k = n - 1
-		}
-		secs := int64(b.Length / time.Second)
-		if secs <= 0 {
-			continue
-		}
-		p := &pts[k]
-		p.sumImp += b.ImportWh
-		p.sumExp += b.ExportWh
-		p.n += secs
-		if b.ProductionWh.OK {
-			p.sumProd += b.ProductionWh.V
-			p.nProd += secs
-		}
-	}
-	// average power over the covered seconds: W = Wh * 3600 / s
-	return m.toSeries(pts, start, step, func(p point) (int64, int64, int64, bool) {
-		if p.n == 0 {
-			return 0, 0, 0, false
-		}
-		prod := int64(-1)
-		if p.nProd > 0 {
-			prod = p.sumProd * 3600 / p.nProd
-		}
-		return p.sumImp * 3600 / p.n, p.sumExp * 3600 / p.n, prod, true
-	})
-}
-
-// toSeries turns accumulated points into chart series: import above zero,
-// export below zero, and with a production meter solar production and home
-// use (both above zero).
-func (m Model) toSeries(pts []point, start time.Time, step time.Duration, avg func(point) (int64, int64, int64, bool)) []series {
-	st := m.st
-	imp := series{name: setImport, style: st.importS.UnsetBold()}
-	exp := series{name: setExport, style: st.exportS.UnsetBold()}
-	sol := series{name: setSolar, style: st.solarS.UnsetBold()}
-	use := series{name: setHome, style: st.homeS.UnsetBold()}
-	for i, p := range pts {
-		iw, ew, pw, ok := avg(p)
-		if !ok {
-			continue
-		}
-		t := start.Add(time.Duration(i)*step + step/2)
-		imp.pts = append(imp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw)})
-		exp.pts = append(exp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(-ew)})
-		if m.state.Home.Production && pw >= 0 {
-			sol.pts = append(sol.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(pw)})
-			use.pts = append(use.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw - ew + pw)})
-		}
-	}
-	out := []series{imp, exp}
-	if len(sol.pts) > 0 {
-		out = append(out, sol, use)
-	}
-	return out
+	cols, step := histColumns(m.buckets, start, end, at, n)
+	return columnSeries(cols, start, step, m.state.Home.Production, &m.st, m.ascii)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 100).
@@ -244,38 +147,20 @@ func (m Model) renderChart(slot **timeserieslinechart.Model, w, h int, start, en
 		*slot = c
 	}
 	// reuse the chart: ntcharts allocates a canvas of styled cells per
-	// chart, so only the data and ranges change from one build to the next
-	c.ClearAllData()
+	// chart, so only the ranges change from one build to the next; the
+	// lines are drawn on its canvas by drawBrailleSets or drawLineSets
 	c.YLabelFormatter = yfmt
 	c.SetTimeRange(start, end)
 	c.SetViewTimeRange(start, end)
 	c.SetYRange(lo, hi)
 	c.SetViewYRange(lo, hi)
 	c.UpdateGraphSizes()
-	var names []string
-	if lo < 0 {
-		c.SetDataSetStyle(setZero, m.st.zero)
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: start, Value: 0})
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: end, Value: 0})
-		names = append(names, setZero)
-	}
-	for _, s := range sets {
-		if len(s.pts) == 0 {
-			continue // ntcharts stops at the first empty set
-		}
-		c.SetDataSetStyle(s.name, s.style)
-		for _, p := range s.pts {
-			c.PushDataSet(s.name, p)
-		}
-		names = append(names, s.name)
-	}
-	if len(names) == 0 {
-		c.DrawXYAxisAndLabel()
-	} else if m.ascii {
-		c.DrawDataSets(names)
+	if m.ascii {
+		drawLineSets(c, sets, lo < 0, m.st.zero)
 	} else {
-		c.DrawBrailleDataSets(names)
+		drawBrailleSets(c, sets, lo < 0, m.st.zero)
 	}
+	placeMarkers(c, sets, m.ascii)
 	return m.canvasView(&c.Canvas, w, h-1) + "\n" + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
 }
 
@@ -396,14 +281,10 @@ func (m Model) timeAxis(w, x0, gw int, start, end time.Time) string {
 	return m.st.axisLabel.Render(string(line))
 }
 
-// legend explains the series in words, so it reads without colour.
+// legend explains the series in words and markers, so it reads without
+// colour.
 func (m Model) legend() string {
-	st := m.st
-	parts := []string{st.importS.Render("▲ import (+, above 0)"), st.exportS.Render("▼ export (-, below 0)")}
-	if m.state.Home.Production {
-		parts = append(parts, st.solarS.Render("solar"), st.homeS.Render("home use"))
-	}
-	return strings.Join(parts, "  ") + st.muted.Render("  W")
+	return legendLine(&m.st, m.state.Home.Production, m.ascii)
 }
 
 // liveWindow is the time range of a live chart w cells wide and the number

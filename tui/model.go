@@ -144,6 +144,7 @@ type Model struct {
 	span        span
 	buckets     []household.Bucket
 	bucketsOf   span
+	bucketsAt   time.Time // when buckets were asked for: the open bucket holds energy up to then
 	haveAgg     bool
 
 	// cached chart renderings, rebuilt in Update when their input changes
@@ -441,7 +442,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			break
 		}
 		if msg.span == m.span {
-			m.buckets, m.bucketsOf, m.haveAgg = msg.buckets, msg.span, true
+			m.buckets, m.bucketsOf, m.bucketsAt, m.haveAgg = msg.buckets, msg.span, msg.now, true
 			m.histDirty = true
 		}
 	case subscribedMsg:
