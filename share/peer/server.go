@@ -504,12 +504,13 @@ func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, from share.H
 	}
 	limit := s.lim.MaxPage
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+		// Parsed like after and since: digits only, no sign.
+		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 {
 			s.fail(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a positive count", v))
 			return
 		}
-		limit = min(n, s.lim.MaxPage)
+		limit = int(min(n, uint64(s.lim.MaxPage)))
 	}
 	// A neighbour asking for this box's feed after N holds it up to N.
 	if a, ok := s.cfg.Store.(Acker); ok && author == s.self && after > 0 && from != s.self {
