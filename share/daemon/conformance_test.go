@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -385,7 +386,7 @@ func checkBatch(body []byte, count string, reqURL *url.URL) error {
 		}
 		raw := body[4 : 4+l]
 		body = body[4+l:]
-		if got := householdText(raw[38:70]); got != author {
+		if got := householdText(raw[38:70]); !strings.EqualFold(got, author) {
 			return fmt.Errorf("message %d: by %s, asked for %s", n, got, author)
 		}
 		seq := binary.BigEndian.Uint64(raw[70:78])
@@ -453,7 +454,7 @@ func checkAnswer(t *testing.T, blk docBlock, req *http.Request, res exchangeResu
 	t.Helper()
 	want, _ := blk.get("status")
 	if strconv.Itoa(res.status) != want {
-		t.Errorf("%s: status %d %s, want %s", blk.name(), res.status, res.body, want)
+		t.Errorf("%s: status %d %.300q, want %s", blk.name(), res.status, res.body, want)
 		return
 	}
 	for _, h := range blk.all("answer-header") {
@@ -502,6 +503,27 @@ func checkAnswer(t *testing.T, blk docBlock, req *http.Request, res exchangeResu
 	}
 }
 
+// checkFields fails on a block with a field not in known (a typo would
+// silently check nothing), or without a client, a request and either
+// expect or a tls-error.
+func checkFields(t *testing.T, blocks []docBlock, expect string, known ...string) {
+	t.Helper()
+	for _, blk := range blocks {
+		for _, f := range blk.fields {
+			if !slices.Contains(known, f[0]) {
+				t.Fatalf("%s %q: unknown field %q", blk.kind, blk.name(), f[0])
+			}
+		}
+		_, hasClient := blk.get("client")
+		_, hasRequest := blk.get("request")
+		_, hasExpect := blk.get(expect)
+		_, hasAlert := blk.get("tls-error")
+		if !hasClient || !hasRequest || hasExpect == hasAlert {
+			t.Fatalf("%s %q: want a client, a request and either %s or tls-error", blk.kind, blk.name(), expect)
+		}
+	}
+}
+
 // spent is what a client's requests took from its token buckets (§15.4).
 type spent struct{ requests, bytes int64 }
 
@@ -525,6 +547,8 @@ func TestTransportConformance(t *testing.T) {
 	if len(blocks["exchange"]) == 0 || len(blocks["limit"]) == 0 {
 		t.Fatal("PROTOCOL.md has no exchange or limit blocks")
 	}
+	checkFields(t, blocks["exchange"], "status", "exchange", "client", "request", "header", "body", "status", "answer-header", "json", "answer", "tls-error")
+	checkFields(t, blocks["limit"], "status", "limit", "client", "request", "header", "body", "burst", "rate", "cost", "status", "answer-header", "json")
 	vectors := map[string]docBlock{}
 	msgs := map[string][]byte{}
 	for _, v := range blocks["vector"] {
@@ -554,6 +578,7 @@ func TestTransportConformance(t *testing.T) {
 	for name, k := range keys {
 		b[name] = householdText(k.Public().(ed25519.PublicKey))
 	}
+	b["ALICE"] = strings.ToUpper(b["alice"])
 	for _, name := range []string{"alice", "bob"} {
 		if want, _ := vectors["key "+name].get("household"); b[name] != want {
 			t.Fatalf("household %s: %s from the seed, %s in §14", name, b[name], want)
@@ -654,6 +679,8 @@ func TestTransportConformance(t *testing.T) {
 		spentBy(who).charge(req, res.status, body)
 		checkAnswer(t, blk, req, res, b, msgs)
 	}
+
+	t.Logf("%d exchanges of §15.7 run", len(blocks["exchange"]))
 
 	for _, blk := range blocks["limit"] {
 		num := func(k string) float64 {
