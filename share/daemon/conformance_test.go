@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,6 +21,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -127,31 +131,78 @@ func householdText(pub ed25519.PublicKey) string {
 	return base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).EncodeToString(pub)
 }
 
-// conformanceCert makes the certificate of §15.1 from a household key,
-// with crypto/x509 only.
-func conformanceCert(t *testing.T, key ed25519.PrivateKey) tls.Certificate {
+// conformanceCert makes the certificate of §15.1 for the key pub, signed
+// by signer (self-signed when signer is pub's own key), with crypto/x509
+// only.
+func conformanceCert(t *testing.T, pub crypto.PublicKey, signer crypto.Signer) []byte {
 	t.Helper()
-	pub := key.Public().(ed25519.PublicKey)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "commons " + hex.EncodeToString(pub)},
+		Subject:               pkix.Name{CommonName: "commons conformance"},
 		NotBefore:             time.Unix(0, 0),
 		NotAfter:              time.Unix(0, 0).AddDate(200, 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return der
+}
+
+// clientCert returns the certificate a §15.7 client presents: nil for
+// "none"; for a household name its self-signed certificate; and the wrong
+// ones of §15.1: "ecdsa" (a self-signed ECDSA P-256 certificate),
+// "alice-by-stranger" (Alice's key, signed by the stranger's) and
+// "alice-chain" (Alice's certificate followed by the stranger's).
+func clientCert(t *testing.T, name string, keys map[string]ed25519.PrivateKey) *tls.Certificate {
+	t.Helper()
+	own := func(n string) []byte {
+		return conformanceCert(t, keys[n].Public(), keys[n])
+	}
+	switch name {
+	case "none":
+		return nil
+	case "ecdsa":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Certificate{Certificate: [][]byte{conformanceCert(t, k.Public(), k)}, PrivateKey: k}
+	case "alice-by-stranger":
+		der := conformanceCert(t, keys["alice"].Public(), keys["stranger"])
+		return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: keys["alice"]}
+	case "alice-chain":
+		return &tls.Certificate{Certificate: [][]byte{own("alice"), own("stranger")}, PrivateKey: keys["alice"]}
+	}
+	if _, ok := keys[name]; !ok {
+		t.Fatalf("unknown client %q", name)
+	}
+	return &tls.Certificate{Certificate: [][]byte{own(name)}, PrivateKey: keys[name]}
 }
 
 // pinnedClient is an HTTP/1.1 client over TLS 1.3 that presents cert
 // (none when nil) and pins the server to the household key want (§15.1).
 // It keeps one connection.
 func pinnedClient(cert *tls.Certificate, want ed25519.PublicKey) *http.Client {
+	tr := &http.Transport{
+		TLSClientConfig: pinnedTLS(cert, want),
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
+		MaxConnsPerHost: 1,
+		IdleConnTimeout: 45 * time.Second,
+		// Requests with Expect: 100-continue wait this long for the
+		// box's refusal before they send their body.
+		ExpectContinueTimeout: 5 * time.Second,
+		DisableCompression:    true,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// pinnedTLS is the TLS configuration of §15.1 for a client that presents
+// cert (none when nil) and pins the server to the household key want.
+func pinnedTLS(cert *tls.Certificate, want ed25519.PublicKey) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{"http/1.1"},
@@ -180,17 +231,7 @@ func pinnedClient(cert *tls.Certificate, want ed25519.PublicKey) *http.Client {
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	tr := &http.Transport{
-		TLSClientConfig: cfg,
-		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-		MaxConnsPerHost: 1,
-		IdleConnTimeout: 45 * time.Second,
-		// Requests with Expect: 100-continue wait this long for the
-		// box's refusal before they send their body.
-		ExpectContinueTimeout: 5 * time.Second,
-		DisableCompression:    true,
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return cfg
 }
 
 // bodyExpr evaluates a body expression of §15.7: frame(V, …), hex(H),
@@ -503,6 +544,137 @@ func checkAnswer(t *testing.T, blk docBlock, req *http.Request, res exchangeResu
 	}
 }
 
+// rawConn is a connection of its own to the box, outside any http.Client.
+type rawConn struct {
+	tc *tls.Conn
+	br *bufio.Reader
+}
+
+// dialRaw opens a pinned TLS connection to addr and sends request on it;
+// ok says whether the box answered it. The connection stays open.
+func dialRaw(addr string, cfg *tls.Config, request string) (*rawConn, bool) {
+	d := &tls.Dialer{Config: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false
+	}
+	rc := &rawConn{tc: c.(*tls.Conn), br: bufio.NewReader(c)}
+	method, target, _ := strings.Cut(request, " ")
+	rc.tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(rc.tc, "%s %s HTTP/1.1\r\nHost: box\r\n\r\n", method, target); err != nil {
+		return rc, false
+	}
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		return rc, false
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rc.tc.SetDeadline(time.Time{})
+	return rc, err == nil
+}
+
+// checkConnections runs a connections block of §15.7: the client opens
+// connections, each answered, until the box closes one without an
+// answer; exactly max must have been answered, and once the client
+// closes one a new one is answered again. Connections the client had
+// open before are closed first; until the box has seen them close, fewer
+// than max are answered, so it tries again until a deadline.
+func checkConnections(t *testing.T, blk docBlock, addr string, cfg *tls.Config, s *spent) {
+	t.Helper()
+	mv, _ := blk.get("max")
+	limit, err := strconv.Atoi(mv)
+	if err != nil || limit < 1 {
+		t.Fatalf("connections %s: max %q", blk.name(), mv)
+	}
+	request, _ := blk.get("request")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var open []*rawConn
+		answered := 0
+		for range limit + 1 {
+			rc, ok := dialRaw(addr, cfg, request)
+			if rc != nil {
+				open = append(open, rc)
+			}
+			if !ok {
+				break
+			}
+			answered++
+			s.requests++
+		}
+		closeAll := func() {
+			for _, rc := range open {
+				rc.tc.Close()
+			}
+		}
+		if answered > limit {
+			closeAll()
+			t.Fatalf("connections %s: the box answered %d connections of one household, want at most %d", blk.name(), answered, limit)
+		}
+		if answered == limit {
+			// Free one: the box answers a new connection again once it
+			// has seen it close.
+			open[0].tc.Close()
+			for {
+				rc, ok := dialRaw(addr, cfg, request)
+				if rc != nil {
+					open = append(open, rc)
+				}
+				if ok {
+					s.requests++
+					break
+				}
+				if time.Now().After(deadline) {
+					closeAll()
+					t.Fatalf("connections %s: no new connection answered after one of %d closed", blk.name(), limit)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			closeAll()
+			return
+		}
+		closeAll()
+		if time.Now().After(deadline) {
+			t.Fatalf("connections %s: only %d connections answered, want %d", blk.name(), answered, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkHandshakeDeadline runs a handshake block of §15.7: a TCP
+// connection that never starts its TLS handshake is closed by the box
+// after the given seconds, not before and not much later.
+func checkHandshakeDeadline(t *testing.T, blk docBlock, addr string) {
+	t.Helper()
+	sv, _ := blk.get("seconds")
+	secs, err := strconv.ParseFloat(sv, 64)
+	if err != nil || secs <= 0 {
+		t.Fatalf("handshake %s: seconds %q", blk.name(), sv)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	began := time.Now()
+	wait := time.Duration(secs*float64(time.Second)) + 10*time.Second
+	c.SetReadDeadline(began.Add(wait))
+	_, err = c.Read(make([]byte, 1))
+	elapsed := time.Since(began)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("handshake %s: the box kept a silent connection open %v", blk.name(), wait)
+	}
+	// Not before the deadline; after it, within a margin for a loaded
+	// machine (the box closes it from a timer of its own).
+	if elapsed.Seconds() < secs || elapsed.Seconds() > secs+2 {
+		t.Errorf("handshake %s: closed after %v (%v), want %g s", blk.name(), elapsed, err, secs)
+	}
+}
+
 // checkFields fails on a block with a field not in known (a typo would
 // silently check nothing), or without a client, a request and either
 // expect or a tls-error.
@@ -543,12 +715,15 @@ func (s *spent) charge(req *http.Request, status int, body []byte) {
 // of §14 with the neighbour "invite alice", its clock at
 // 2025-06-01T12:00:00Z.
 func TestTransportConformance(t *testing.T) {
-	blocks := docBlocks(t, "vector", "exchange", "limit")
-	if len(blocks["exchange"]) == 0 || len(blocks["limit"]) == 0 {
-		t.Fatal("PROTOCOL.md has no exchange or limit blocks")
+	blocks := docBlocks(t, "vector", "exchange", "limit", "connections", "handshake")
+	for _, kind := range []string{"exchange", "limit", "connections", "handshake"} {
+		if len(blocks[kind]) == 0 {
+			t.Fatalf("PROTOCOL.md has no %s blocks", kind)
+		}
 	}
 	checkFields(t, blocks["exchange"], "status", "exchange", "client", "request", "header", "body", "status", "answer-header", "json", "answer", "tls-error")
 	checkFields(t, blocks["limit"], "status", "limit", "client", "request", "header", "body", "burst", "rate", "cost", "status", "answer-header", "json")
+	checkFields(t, blocks["connections"], "max", "connections", "client", "request", "max")
 	vectors := map[string]docBlock{}
 	msgs := map[string][]byte{}
 	for _, v := range blocks["vector"] {
@@ -639,16 +814,7 @@ func TestTransportConformance(t *testing.T) {
 		if c, ok := clients[name]; ok {
 			return c
 		}
-		var cert *tls.Certificate
-		if name != "none" {
-			k, ok := keys[name]
-			if !ok {
-				t.Fatalf("unknown client %q", name)
-			}
-			c := conformanceCert(t, k)
-			cert = &c
-		}
-		c := pinnedClient(cert, boxKey)
+		c := pinnedClient(clientCert(t, name, keys), boxKey)
 		t.Cleanup(c.CloseIdleConnections)
 		clients[name] = c
 		return c
@@ -681,6 +847,15 @@ func TestTransportConformance(t *testing.T) {
 	}
 
 	t.Logf("%d exchanges of §15.7 run", len(blocks["exchange"]))
+
+	for _, blk := range blocks["connections"] {
+		who, _ := blk.get("client")
+		client(who).CloseIdleConnections()
+		checkConnections(t, blk, addr, pinnedTLS(clientCert(t, who, keys), boxKey), spentBy(who))
+	}
+	for _, blk := range blocks["handshake"] {
+		checkHandshakeDeadline(t, blk, addr)
+	}
 
 	for _, blk := range blocks["limit"] {
 		num := func(k string) float64 {
