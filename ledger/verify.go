@@ -290,8 +290,8 @@ GROUP BY f.author ORDER BY f.author`)
 }
 
 func shortText(s string) string {
-	if len(s) > 8 {
-		return s[:8]
+	if len(s) > share.ShortLen {
+		return s[:share.ShortLen]
 	}
 	if s == "" {
 		return "(none)"

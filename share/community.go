@@ -1,7 +1,9 @@
 package share
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"time"
@@ -11,15 +13,25 @@ import (
 const (
 	DefaultSlotLen = 900        // seconds: 15-minute settlement slots
 	DefaultKey     = "pro-rata" // allocation key name
-	manifestV      = 1
+	manifestV1     = 1
+	manifestV2     = 2
+	// GenesisBytes is the size of a community's random genesis value.
+	GenesisBytes = 16
 )
 
 // Manifest describes a community. Its id is SHA-256 of its canonical JSON:
+// {"v":2,"name":...,"slot_len_s":...,"key":...,"genesis":...}, or for a
+// version 1 community, made before communities had a genesis value,
 // {"v":1,"name":...,"slot_len_s":...,"key":...}.
 type Manifest struct {
 	Name    string // display name, 1..64 bytes
 	SlotLen int64  // settlement slot length in seconds; divides 86400
 	Key     string // allocation key name, e.g. "pro-rata"
+	// Genesis is the random value that makes the community unlike any
+	// other with the same settings: 32 lowercase hex digits (NewGenesis),
+	// drawn once by the household that starts the community and carried
+	// by every invite. "" is a version 1 community.
+	Genesis string
 }
 
 type manifestJSON struct {
@@ -27,6 +39,30 @@ type manifestJSON struct {
 	Name    string `json:"name"`
 	SlotLen int64  `json:"slot_len_s"`
 	Key     string `json:"key"`
+	Genesis string `json:"genesis,omitempty"`
+}
+
+// NewGenesis draws a community genesis value from the system's
+// cryptographic random source.
+func NewGenesis() (string, error) {
+	var b [GenesisBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("draw community genesis: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// validGenesis reports whether g is 32 lowercase hex digits.
+func validGenesis(g string) bool {
+	if len(g) != 2*GenesisBytes {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		if c := g[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DefaultManifest returns a community named name with 15-minute slots and
@@ -46,12 +82,19 @@ func (m Manifest) Validate() error {
 	if err := checkKeyName(m.Key); err != nil {
 		return reject(ErrBadContent, "community manifest: %v", err)
 	}
+	if m.Genesis != "" && !validGenesis(m.Genesis) {
+		return reject(ErrBadContent, "community manifest: genesis %s is not %d lowercase hex digits", quoteShort(m.Genesis), 2*GenesisBytes)
+	}
 	return nil
 }
 
 // Canonical returns the canonical JSON bytes the community id hashes.
 func (m Manifest) Canonical() []byte {
-	b, err := canonicalJSON(manifestJSON{V: manifestV, Name: m.Name, SlotLen: m.SlotLen, Key: m.Key})
+	v := manifestV1
+	if m.Genesis != "" {
+		v = manifestV2
+	}
+	b, err := canonicalJSON(manifestJSON{V: v, Name: m.Name, SlotLen: m.SlotLen, Key: m.Key, Genesis: m.Genesis})
 	if err != nil {
 		panic(fmt.Sprintf("share: encode manifest: %v", err)) // cannot happen: plain struct
 	}

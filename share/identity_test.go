@@ -121,7 +121,7 @@ func TestHouseholdIDText(t *testing.T) {
 		}
 	}
 	id := ID{0xab, 0xcd}
-	if p, err := ParseID(id.String()); err != nil || p != id || id.Short() != "abcd0000" {
+	if p, err := ParseID(id.String()); err != nil || p != id || id.Short() != "abcd00000000" {
 		t.Fatal(err)
 	}
 }

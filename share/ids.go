@@ -15,8 +15,13 @@ type ID [32]byte
 // String returns the id as 64 lowercase hex digits.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// Short returns the first 8 hex digits, for display.
-func (id ID) Short() string { return hex.EncodeToString(id[:4]) }
+// ShortLen is how many characters of an id the command line, the dashboard
+// and error messages show: the same everywhere, so a short id seen in one
+// can be typed into another (commands accept any unique prefix).
+const ShortLen = 12
+
+// Short returns the first ShortLen hex digits, for display.
+func (id ID) Short() string { return hex.EncodeToString(id[:ShortLen/2]) }
 
 // IsZero reports whether id is all zero (the prev of a first message).
 func (id ID) IsZero() bool { return id == ID{} }
@@ -57,8 +62,9 @@ type HouseholdID [ed25519.PublicKeySize]byte
 // String returns the 52-character base32 form.
 func (h HouseholdID) String() string { return b32.EncodeToString(h[:]) }
 
-// Short returns the first 8 characters of the base32 form, for display.
-func (h HouseholdID) Short() string { return h.String()[:8] }
+// Short returns the first ShortLen characters of the base32 form, for
+// display.
+func (h HouseholdID) Short() string { return h.String()[:ShortLen] }
 
 // IsZero reports whether h is all zero.
 func (h HouseholdID) IsZero() bool { return h == HouseholdID{} }
@@ -109,8 +115,8 @@ type CommunityID [32]byte
 // String returns the id as 64 lowercase hex digits.
 func (c CommunityID) String() string { return hex.EncodeToString(c[:]) }
 
-// Short returns the first 8 hex digits.
-func (c CommunityID) Short() string { return hex.EncodeToString(c[:4]) }
+// Short returns the first ShortLen hex digits.
+func (c CommunityID) Short() string { return hex.EncodeToString(c[:ShortLen/2]) }
 
 // ParseCommunityID parses the 64-hex-digit form.
 func ParseCommunityID(s string) (CommunityID, error) {

@@ -3,14 +3,15 @@ package share
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/hex"
 	"strings"
 )
 
 // Invite format constants. See docs/PROTOCOL.md, "Invites".
 const (
-	InvitePrefix   = "commons1"                 // text prefix; "1" is the format version
-	InviteContext  = "energy-commons/invite/v1" // Ed25519ctx context of the invite signature
-	inviteVersion  = 1
+	InvitePrefix   = "commons2"                 // text prefix of a version 2 invite (a community with a genesis)
+	InvitePrefixV1 = "commons1"                 // text prefix of a version 1 invite (a version 1 community)
+	InviteContext  = "energy-commons/invite/v1" // Ed25519ctx context of the invite signature (both versions)
 	MaxInviteChars = 2048
 )
 
@@ -38,9 +39,19 @@ func (iv *Invite) validate() error {
 	return nil
 }
 
+// version is the invite format the community needs: 2 carries the
+// genesis value, 1 (readable by older programs) is for a version 1
+// community.
+func (iv *Invite) version() byte {
+	if iv.Community.Genesis == "" {
+		return 1
+	}
+	return 2
+}
+
 // payload is the signed part of the binary invite.
 func (iv *Invite) payload() []byte {
-	b := []byte{inviteVersion}
+	b := []byte{iv.version()}
 	b = append(b, iv.Household[:]...)
 	b = appendStr(b, iv.Name)
 	b = append(b, byte(len(iv.Addrs)))
@@ -50,6 +61,10 @@ func (iv *Invite) payload() []byte {
 	b = appendStr(b, iv.Community.Name)
 	b = binary.BigEndian.AppendUint32(b, uint32(iv.Community.SlotLen))
 	b = appendStr(b, iv.Community.Key)
+	if iv.version() == 2 {
+		g, _ := hex.DecodeString(iv.Community.Genesis) // validated
+		b = append(b, g...)
+	}
 	return b
 }
 
@@ -70,7 +85,11 @@ func (k *Identity) Invite(name string, addrs []string, community Manifest) (stri
 	if err != nil {
 		return "", err
 	}
-	return InvitePrefix + b32.EncodeToString(append(p, sig...)), nil
+	prefix := InvitePrefix
+	if iv.version() == 1 {
+		prefix = InvitePrefixV1
+	}
+	return prefix + b32.EncodeToString(append(p, sig...)), nil
 }
 
 // ParseInvite decodes and verifies an invite string. Spaces and line
@@ -93,10 +112,15 @@ func ParseInvite(s string) (*Invite, error) {
 	if len(s) > MaxInviteChars {
 		return nil, reject(ErrBadInvite, "invite is %d characters, limit %d: is this really an invite?", len(s), MaxInviteChars)
 	}
-	if !strings.HasPrefix(s, InvitePrefix) {
-		if strings.HasPrefix(s, "commons") {
-			return nil, reject(ErrBadInvite, "invite starts with %s, this program reads %s invites: upgrade commons, or ask for a new invite", quoteShort(s[:min(len(s), 8)]), InvitePrefix)
-		}
+	var version byte
+	switch {
+	case strings.HasPrefix(s, InvitePrefix):
+		version = 2
+	case strings.HasPrefix(s, InvitePrefixV1):
+		version = 1
+	case strings.HasPrefix(s, "commons"):
+		return nil, reject(ErrBadInvite, "invite starts with %s, this program reads %s and %s invites: upgrade commons, or ask for a new invite", quoteShort(s[:min(len(s), 8)]), InvitePrefixV1, InvitePrefix)
+	default:
 		return nil, reject(ErrBadInvite, "invite must start with %s (it starts with %s): copy the whole string", InvitePrefix, quoteShort(s[:min(len(s), 8)]))
 	}
 	body := s[len(InvitePrefix):]
@@ -114,8 +138,15 @@ func ParseInvite(s string) (*Invite, error) {
 	if len(raw) < 1+32+1+1+1+4+1+ed25519.SignatureSize {
 		return nil, truncated
 	}
-	if raw[0] != inviteVersion {
-		return nil, reject(ErrBadInvite, "invite format version %d, this program reads %d: upgrade commons or ask for a new invite", raw[0], inviteVersion)
+	if b32.EncodeToString(raw) != body {
+		// the last character carries unused bits, which must be zero: each
+		// invite has exactly one text form, so no typo goes unnoticed
+		return nil, reject(ErrBadInvite, "invite does not verify: a character was changed, lost or added; copy it again from its source")
+	}
+	if raw[0] != version {
+		// the prefix is not signed: a version byte that disagrees with it
+		// was changed (or the prefix was)
+		return nil, reject(ErrBadInvite, "invite does not verify: a character was changed, lost or added; copy it again from its source")
 	}
 	p := raw[:len(raw)-ed25519.SignatureSize]
 	sig := raw[len(raw)-ed25519.SignatureSize:]
@@ -165,6 +196,13 @@ func ParseInvite(s string) (*Invite, error) {
 	iv.Community.SlotLen = int64(binary.BigEndian.Uint32(sl))
 	if iv.Community.Key, ok = str(); !ok {
 		return nil, corrupt
+	}
+	if version == 2 {
+		g, ok := take(GenesisBytes)
+		if !ok {
+			return nil, corrupt
+		}
+		iv.Community.Genesis = hex.EncodeToString(g)
 	}
 	if len(r) != 0 {
 		return nil, corrupt

@@ -136,6 +136,24 @@ func buildVectors(t testing.TB) []*vector {
 	v.set("vector", "invite alice")
 	v.set("invite", inv)
 	out = append(out, v)
+
+	// A version 2 community: the same settings with a genesis value, a
+	// different id, and an invite that carries the genesis.
+	man2 := man
+	man2.Genesis = hex.EncodeToString(seqBytes(0x40)[:GenesisBytes])
+	v = &vector{}
+	v.set("vector", "community v2")
+	v.set("manifest", string(man2.Canonical()))
+	v.set("community", man2.ID().String())
+	out = append(out, v)
+	inv2, err := alice.Invite("Alice", []string{"192.0.2.10:7420"}, man2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = &vector{}
+	v.set("vector", "invite alice v2")
+	v.set("invite", inv2)
+	out = append(out, v)
 	return out
 }
 
@@ -223,7 +241,7 @@ func TestProtocolVectors(t *testing.T) {
 				t.Errorf("%s: public key does not derive from seed", name)
 			}
 			seeds[v.vals["household"]] = seed
-		case name == "community":
+		case name == "community" || name == "community v2":
 			sum := sha256.Sum256([]byte(v.vals["manifest"]))
 			if hex.EncodeToString(sum[:]) != v.vals["community"] {
 				t.Errorf("community id is not SHA-256 of the manifest")

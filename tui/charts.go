@@ -28,7 +28,8 @@ type charts struct {
 
 	span      span
 	buckets   []household.Bucket
-	bucketsOf span // the span the buckets are of
+	bucketsOf span      // the span the buckets are of
+	bucketsAt time.Time // when the buckets were asked for: the open bucket holds energy up to then
 	haveAgg   bool
 	histChart string
 	histModel *timeserieslinechart.Model
@@ -95,7 +96,7 @@ func (m charts) Update(msg tea.Msg) (charts, tea.Cmd) {
 	switch msg := msg.(type) {
 	case aggMsg:
 		if msg.err == nil && msg.span == m.span {
-			m.buckets, m.bucketsOf, m.haveAgg, m.histDirty = msg.buckets, msg.span, true, true
+			m.buckets, m.bucketsOf, m.bucketsAt, m.haveAgg, m.histDirty = msg.buckets, msg.span, msg.now, true, true
 		}
 	case tea.KeyMsg:
 		k := m.keys
@@ -140,7 +141,7 @@ func (m charts) sizes() (lw, lh, hw, hh int) {
 // returns the cached strings.
 func (m *charts) refresh() {
 	lw, lh, hw, hh := m.sizes()
-	m.live.refresh(m.common, m.state.Home.Production, lw, lh)
+	m.live.refresh(m.common, m.state, lw, lh)
 	if hw != m.histW || hh != m.histH {
 		m.histDirty = true
 	}
@@ -177,16 +178,19 @@ func (m charts) View() string {
 	if !m.haveAgg {
 		hist = st.muted.Render("loading " + spanNames[m.span] + "…")
 	}
-	lg := clip(legend(st, m.state.Home.Production), m.width)
+	lg := clip(m.legend(), m.width)
 	return strings.Join([]string{clip(liveTitle, m.width), live, lg, clip(histTitle, m.width), hist, lg}, "\n")
 }
+
+// legend is the legend under both charts.
+func (m charts) legend() string { return legend(m.common, m.state.Home.Production) }
 
 // liveWindow and liveSeries are the live chart's window and series at
 // width w.
 func (m charts) liveWindow(w int) (time.Time, time.Time, int) { return m.live.window(m.common, w) }
 
 func (m charts) liveSeries(start, end time.Time, n int) []series {
-	return m.live.series(m.st, m.state.Home.Production, start, end, n)
+	return m.live.series(m.common, m.state, start, end, n)
 }
 
 // liveChart is the chart of the live ring that the overview and the
@@ -209,9 +213,9 @@ func newLiveChart(ring *household.Ring) liveChart {
 	return liveChart{ring: ring, win: 1, dirty: true}
 }
 
-// refresh redraws the chart at w x h when its data, size or window end
-// changed; a zero size draws nothing.
-func (lc *liveChart) refresh(c common, production bool, w, h int) {
+// refresh redraws the chart at w x h of st's samples when its data, size
+// or window end changed; a zero size draws nothing.
+func (lc *liveChart) refresh(c common, st household.State, w, h int) {
 	if w != lc.w || h != lc.h {
 		lc.dirty = true
 	}
@@ -220,15 +224,14 @@ func (lc *liveChart) refresh(c common, production bool, w, h int) {
 	}
 	start, end, n := lc.window(c, w)
 	if lc.dirty || !end.Equal(lc.end) {
-		lc.chart = c.renderChart(&lc.model, w, h, start, end, lc.series(c.st, production, start, end, n))
+		lc.chart = c.renderChart(&lc.model, w, h, start, end, lc.series(c, st, start, end, n))
 		lc.w, lc.h, lc.end, lc.dirty = w, h, end, false
 	}
 }
 
-// Data set names. ntcharts draws sets in name order and a shared cell takes
-// the last set's style, so the zero line sorts first.
+// Series names (of each kind's first segment). The zero line is drawn
+// first and a shared cell takes the style of the series drawn last.
 const (
-	setZero    = "0"
 	setImport  = "import"
 	setExport  = "export"
 	setSolar   = "solar"
@@ -239,125 +242,30 @@ const (
 type series struct {
 	name  string
 	style lipgloss.Style
+	mark  rune // the marker on the line and in the legend
 	pts   []timeserieslinechart.TimePoint
 }
 
-// point accumulates samples of one chart column half.
-type point struct {
-	sumImp, sumExp, sumProd int64
-	n, nProd                int64
-}
-
-// series downsamples the live ring over [start, end) to at most n points
-// per series. Its cost depends on the window and n, not on uptime.
-func (lc liveChart) series(st *styles, production bool, start, end time.Time, n int) []series {
-	if n < 2 {
-		n = 2
-	}
-	step := end.Sub(start) / time.Duration(n)
-	if step < time.Second {
-		step = time.Second
-		n = int(end.Sub(start) / step)
-	}
-	pts := make([]point, n)
-	for i := lc.ring.From(start); i < lc.ring.Len(); i++ {
-		s := lc.ring.At(i)
-		if !s.Time.Before(end) {
-			break
-		}
-		k := int(s.Time.Sub(start) / step)
-		if k >= n {
-			k = n - 1
-		}
-		p := &pts[k]
-		p.sumImp += s.ImportW
-		p.sumExp += s.ExportW
-		p.n++
-		if s.ProductionW.OK {
-			p.sumProd += s.ProductionW.V
-			p.nProd++
-		}
-	}
-	return toSeries(st, production, pts, start, step, func(p point) (int64, int64, int64, bool) {
-		if p.n == 0 {
-			return 0, 0, 0, false
-		}
-		prod := int64(-1)
-		if p.nProd > 0 {
-			prod = p.sumProd / p.nProd
-		}
-		return p.sumImp / p.n, p.sumExp / p.n, prod, true
-	})
+// series downsamples the live ring over [start, end) to at most n
+// points per series, split where the meter was silent. Its cost depends
+// on the window and n, not on uptime.
+func (lc liveChart) series(c common, st household.State, start, end time.Time, n int) []series {
+	gap := liveGap(st.Live.Meter.Protocol, st.Live.Reading.Version)
+	cols, step := liveColumns(lc.ring, start, end, n, gap)
+	return columnSeries(cols, start, step, st.Home.Production, c.st, c.ascii)
 }
 
 // histSeries downsamples energy buckets over [start, end) to at most n
-// points of average power.
+// points of average power, split where buckets are missing. The open
+// bucket is averaged up to when the buckets were loaded: a redraw later
+// (a resize) must not stretch its energy over time it does not hold.
 func (m charts) histSeries(start, end time.Time, n int) []series {
-	if n < 2 {
-		n = 2
+	at := m.bucketsAt
+	if at.IsZero() {
+		at = m.now
 	}
-	step := end.Sub(start) / time.Duration(n)
-	pts := make([]point, n)
-	for _, b := range m.buckets {
-		if b.Start.Before(start) || !b.Start.Before(end) {
-			continue
-		}
-		k := int(b.Start.Sub(start) / step)
-		if k >= n {
-			k = n - 1
-		}
-		secs := int64(b.Length / time.Second)
-		if secs <= 0 {
-			continue
-		}
-		p := &pts[k]
-		p.sumImp += b.ImportWh
-		p.sumExp += b.ExportWh
-		p.n += secs
-		if b.ProductionWh.OK {
-			p.sumProd += b.ProductionWh.V
-			p.nProd += secs
-		}
-	}
-	// average power over the covered seconds: W = Wh * 3600 / s
-	return toSeries(m.st, m.state.Home.Production, pts, start, step, func(p point) (int64, int64, int64, bool) {
-		if p.n == 0 {
-			return 0, 0, 0, false
-		}
-		prod := int64(-1)
-		if p.nProd > 0 {
-			prod = p.sumProd * 3600 / p.nProd
-		}
-		return p.sumImp * 3600 / p.n, p.sumExp * 3600 / p.n, prod, true
-	})
-}
-
-// toSeries turns accumulated points into chart series: import above zero,
-// export below zero, and with a production meter solar production and home
-// use (both above zero).
-func toSeries(st *styles, production bool, pts []point, start time.Time, step time.Duration, avg func(point) (int64, int64, int64, bool)) []series {
-	imp := series{name: setImport, style: st.importS.UnsetBold()}
-	exp := series{name: setExport, style: st.exportS.UnsetBold()}
-	sol := series{name: setSolar, style: st.solarS.UnsetBold()}
-	use := series{name: setHome, style: st.homeS.UnsetBold()}
-	for i, p := range pts {
-		iw, ew, pw, ok := avg(p)
-		if !ok {
-			continue
-		}
-		t := start.Add(time.Duration(i)*step + step/2)
-		imp.pts = append(imp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw)})
-		exp.pts = append(exp.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(-ew)})
-		if production && pw >= 0 {
-			sol.pts = append(sol.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(pw)})
-			use.pts = append(use.pts, timeserieslinechart.TimePoint{Time: t, Value: float64(iw - ew + pw)})
-		}
-	}
-	out := []series{imp, exp}
-	if len(sol.pts) > 0 {
-		out = append(out, sol, use)
-	}
-	return out
+	cols, step := histColumns(m.buckets, start, end, at, n)
+	return columnSeries(cols, start, step, m.state.Home.Production, m.st, m.ascii)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 100).
@@ -454,38 +362,20 @@ func (m common) renderChart(slot **timeserieslinechart.Model, w, h int, start, e
 		*slot = c
 	}
 	// reuse the chart: ntcharts allocates a canvas of styled cells per
-	// chart, so only the data and ranges change from one build to the next
-	c.ClearAllData()
+	// chart, so only the ranges change from one build to the next; the
+	// lines are drawn on its canvas by drawBrailleSets or drawLineSets
 	c.YLabelFormatter = yfmt
 	c.SetTimeRange(start, end)
 	c.SetViewTimeRange(start, end)
 	c.SetYRange(lo, hi)
 	c.SetViewYRange(lo, hi)
 	c.UpdateGraphSizes()
-	var names []string
-	if lo < 0 {
-		c.SetDataSetStyle(setZero, m.st.zero)
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: start, Value: 0})
-		c.PushDataSet(setZero, timeserieslinechart.TimePoint{Time: end, Value: 0})
-		names = append(names, setZero)
-	}
-	for _, s := range sets {
-		if len(s.pts) == 0 {
-			continue // ntcharts stops at the first empty set
-		}
-		c.SetDataSetStyle(s.name, s.style)
-		for _, p := range s.pts {
-			c.PushDataSet(s.name, p)
-		}
-		names = append(names, s.name)
-	}
-	if len(names) == 0 {
-		c.DrawXYAxisAndLabel()
-	} else if m.ascii {
-		c.DrawDataSets(names)
+	if m.ascii {
+		drawLineSets(c, sets, lo < 0, m.st.zero)
 	} else {
-		c.DrawBrailleDataSets(names)
+		drawBrailleSets(c, sets, lo < 0, m.st.zero)
 	}
+	placeMarkers(c, sets, m.ascii)
 	return m.canvasView(&c.Canvas, w, h-1) + "\n" + m.timeAxis(w, c.Origin().X+1, c.GraphWidth(), start, end)
 }
 
@@ -606,13 +496,10 @@ func (m common) timeAxis(w, x0, gw int, start, end time.Time) string {
 	return m.st.axisLabel.Render(string(line))
 }
 
-// legend explains the series in words, so it reads without colour.
-func legend(st *styles, production bool) string {
-	parts := []string{st.importS.Render("▲ import (+, above 0)"), st.exportS.Render("▼ export (-, below 0)")}
-	if production {
-		parts = append(parts, st.solarS.Render("solar"), st.homeS.Render("home use"))
-	}
-	return strings.Join(parts, "  ") + st.muted.Render("  W")
+// legend explains the series in words and markers, so it reads without
+// colour.
+func legend(c common, production bool) string {
+	return legendLine(c.st, production, c.ascii)
 }
 
 // liveWindow is the time range of a live chart w cells wide and the number

@@ -111,7 +111,7 @@ func (m *overview) refresh() {
 	m.top = m.overviewTop()
 	m.rows = lipgloss.Height(m.top)
 	w, h := m.chartSize()
-	m.live.refresh(m.common, m.state.Home.Production, w, h)
+	m.live.refresh(m.common, m.state, w, h)
 }
 
 // View is the glanceable screen: power now, today, phases, meter, and the
@@ -122,7 +122,7 @@ func (m overview) View() string {
 	if lw == 0 || lh == 0 || m.live.chart == "" || !m.live.have {
 		return top
 	}
-	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.live.win])+" · ") + legend(m.st, m.state.Home.Production)
+	title := m.st.boxTitle.Render("Live") + m.st.muted.Render(" · last "+fmtDur(liveWins[m.live.win])+" · ") + legend(m.common, m.state.Home.Production)
 	return top + "\n" + clip(title, m.width) + "\n" + m.live.chart // no re-measuring of the chart's lines per frame
 }
 

@@ -43,11 +43,16 @@ type styles struct {
 	focus     lipgloss.Style
 }
 
+// The chart series' hues are far apart (CIEDE2000) and legible on the
+// background in truecolor, 256 and 16 colours, dark and light: import is
+// pink, not the amber that turns into solar's yellow in 256 and 16
+// colours, and home use is cyan on dark, where 16-colour blue is too
+// dark. TestSeriesColours checks it.
 var (
-	colImport = lipgloss.AdaptiveColor{Light: "#B45309", Dark: "#F59E0B"}
+	colImport = lipgloss.AdaptiveColor{Light: "#BE185D", Dark: "#F472B6"}
 	colExport = lipgloss.AdaptiveColor{Light: "#047857", Dark: "#34D399"}
 	colSolar  = lipgloss.AdaptiveColor{Light: "#A16207", Dark: "#FACC15"}
-	colHome   = lipgloss.AdaptiveColor{Light: "#1D4ED8", Dark: "#60A5FA"}
+	colHome   = lipgloss.AdaptiveColor{Light: "#1D4ED8", Dark: "#22D3EE"}
 	colMuted  = lipgloss.AdaptiveColor{Light: "#57606A", Dark: "#9CA3AF"}
 	colBad    = lipgloss.AdaptiveColor{Light: "#B91C1C", Dark: "#F87171"}
 	colWarn   = lipgloss.AdaptiveColor{Light: "#9A3412", Dark: "#FDBA74"}

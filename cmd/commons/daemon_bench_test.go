@@ -60,11 +60,10 @@ func BenchmarkDaemonFlood(b *testing.B) {
 	dir := b.TempDir()
 	ha, hb := filepath.Join(dir, "A"), filepath.Join(dir, "B")
 	c.ok("--home", ha, "init", "--name", "Alice", "--listen", "127.0.0.1:1")
-	c.ok("--home", hb, "init", "--name", "Bob", "--listen", freeAddr(b))
 	var ida, idb idJSON
 	c.json(&ida, "--home", ha, "id", "--json")
+	c.ok("--home", hb, "init", "--name", "Bob", "--listen", freeAddr(b), "--join", ida.Invite)
 	c.json(&idb, "--home", hb, "id", "--json")
-	c.ok("--home", hb, "neighbours", "add", ida.Invite)
 	homeA, _ := node.ResolveHome(ha)
 	homeB, _ := node.ResolveHome(hb)
 	identA, err := share.LoadIdentity(homeA.KeyPath())
@@ -281,8 +280,7 @@ func BenchmarkDaemonCatchUp10k(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		hb := filepath.Join(dir, "B"+strconv.Itoa(i))
-		c.ok("--home", hb, "init", "--name", "Bob", "--listen", freeAddr(b))
-		c.ok("--home", hb, "neighbours", "add", ida.Invite)
+		c.ok("--home", hb, "init", "--name", "Bob", "--listen", freeAddr(b), "--join", ida.Invite)
 		var idb idJSON
 		c.json(&idb, "--home", hb, "id", "--json")
 		c.ok("--home", ha, "neighbours", "add", idb.Invite, "--name", "Bob"+strconv.Itoa(i))

@@ -57,7 +57,11 @@ func TestDaemonsAcrossNetworkNamespaces(t *testing.T) {
 		netns(t, "-n", ns, "link", "set", "lo", "up")
 		spaces[n] = ns
 		homes[n] = filepath.Join(dir, n)
-		c.ok("--home", homes[n], "init", "--name", "house-"+n, "--listen", ip+":7420")
+		args := []string{"--home", homes[n], "init", "--name", "house-" + n, "--listen", ip + ":7420"}
+		if n != "A" { // A starts the community, the others join it
+			args = append(args, "--join", ids["A"].Invite)
+		}
+		c.ok(args...)
 		var id idJSON
 		c.json(&id, "--home", homes[n], "id", "--json")
 		ids[n] = id

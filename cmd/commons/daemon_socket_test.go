@@ -57,7 +57,11 @@ func TestDaemonSocket(t *testing.T) {
 	ids := map[string]idJSON{}
 	for _, n := range []string{"A", "B", "C"} {
 		homes[n] = filepath.Join(dir, n)
-		c.ok("--home", homes[n], "init", "--name", "house-"+n, "--listen", freeAddr(t))
+		args := []string{"--home", homes[n], "init", "--name", "house-" + n, "--listen", freeAddr(t)}
+		if n != "A" { // A starts the community, the others join it
+			args = append(args, "--join", ids["A"].Invite)
+		}
+		c.ok(args...)
 		var id idJSON
 		c.json(&id, "--home", homes[n], "id", "--json")
 		ids[n] = id

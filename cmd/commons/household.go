@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/commons-energy/commons/share"
 	daemonpkg "github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/household"
 	"github.com/commons-energy/commons/share/input"
@@ -158,10 +159,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var name, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
+	var name, join, port, protocol, listen, relay, relayDomain, tz, prodPort, prodModel string
 	var baud, prodSlave, fuseA int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
+		Use:   "init --name NAME [--join INVITE] [--meter PORT] [--protocol P] [--production-meter PORT] [--listen ADDR|none] [--relay URL]",
 		Short: "Create this household's identity and config; prints its id and invite",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -173,6 +174,19 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 				return failf(exitUsage, "init needs a display name: commons init --name Alice")
 			}
 			cfg := node.DefaultConfig(name)
+			// A household belongs to one community: the inviter's with
+			// --join, else a new one with its own random genesis value,
+			// so two streets never share a community id by accident.
+			var inviter *share.Invite
+			if cmd.Flags().Changed("join") {
+				if inviter, err = share.ParseInvite(join); err != nil {
+					return failf(exitUsage, "--join: %v", err)
+				}
+				cfg.Community = node.CommunityConfig{Name: inviter.Community.Name, SlotSeconds: int(inviter.Community.SlotLen),
+					AllocationKey: inviter.Community.Key, Genesis: inviter.Community.Genesis}
+			} else if cfg.Community.Genesis, err = share.NewGenesis(); err != nil {
+				return withCode(exitFailure, err)
+			}
 			cfg.Meter.Port = port
 			if protocol != "" {
 				cfg.Meter.Protocol = protocol
@@ -196,12 +210,26 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(out, "Household %s created in %s\n", id.Name, h)
 			fmt.Fprintf(out, "id:     %s\n", id.ID)
 			fmt.Fprintf(out, "invite: %s\n", id.Invite)
-			fmt.Fprintln(out, "Give the invite to your neighbours; add theirs with: commons neighbours add INVITE")
+			if inviter == nil {
+				fmt.Fprintf(out, "This is a new community, %q. Neighbours join it with: commons init --name NAME --join INVITE (your invite above); add their invites with: commons neighbours add INVITE\n", cfg.Community.Name)
+				return nil
+			}
+			hh, err := openHousehold(cmd.Context(), g, "commons init", writable)
+			if err != nil {
+				return err
+			}
+			defer hh.Close()
+			nb, err := hh.AddNeighbour(cmd.Context(), join, "")
+			if err != nil {
+				return nodeErr(fmt.Errorf("add the inviter as a neighbour: %w", err))
+			}
+			fmt.Fprintf(out, "Joined community %q with neighbour %s (%s). Give your invite to %s, who adds it with: commons neighbours add INVITE\n", cfg.Community.Name, nb.Name, short(nb.ID), nb.Name)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the household's display name, shown to neighbours")
+	f.StringVar(&join, "join", "", "a neighbour's invite: join that household's community and add it as a neighbour (without --join a new community starts)")
 	f.StringVar(&port, "meter", "", "the meter's serial port, e.g. /dev/ttyUSB0 (see 'commons meter ports')")
 	f.StringVar(&protocol, "protocol", "", "meter protocol: auto, dsmr, sml, iec62056-21, smarty, modbus (default auto)")
 	f.IntVar(&baud, "baud", 0, "meter baud rate (default: the protocol's)")
@@ -323,7 +351,7 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 				if n.Frozen {
 					feed = fmt.Sprintf("frozen: fork at seq %d", n.ForkSeq)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.ID, seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, short(n.ID), seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
 			}
 			return tw.Flush()
 		},
@@ -417,62 +445,69 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if asJSON {
 				return printJSON(out, st)
 			}
-			id := hh.Identity()
-			fmt.Fprintf(out, "%s (%s)\n", id.Name, id.ID)
-			switch {
-			case st.Meter.Port == "":
-				fmt.Fprintln(out, "meter:       none configured (commons init --meter PORT, see 'commons meter ports')")
-			case st.Meter.Online:
-				fmt.Fprintf(out, "meter:       %s on %s, online\n", st.Meter.Protocol, st.Meter.Port)
-			default:
-				fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
-			}
-			if note := st.Meter.ClockNote(); note != "" {
-				fmt.Fprintf(out, "meter clock: %s (energy is counted by this box's clock)\n", note)
-			}
-			if r := st.Reading; r != nil {
-				if w, ok := r.NetPowerW(); ok {
-					if w >= 0 {
-						fmt.Fprintf(out, "now:         importing %d W\n", w)
-					} else {
-						fmt.Fprintf(out, "now:         exporting %d W\n", -w)
-					}
-				}
-			}
-			fmt.Fprintf(out, "today:       imported %s, exported %s\n", input.FormatEnergy(st.Today.ImportWh), input.FormatEnergy(st.Today.ExportWh))
-			if p := st.Production; p != nil {
-				state := "offline"
-				if p.Online {
-					state = "online"
-				}
-				fmt.Fprintf(out, "production:  %s on %s, %s\n", p.Protocol, p.Port, state)
-				if p.PowerW != nil && p.ConsumptionW != nil {
-					fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
-				}
-				if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
-					fmt.Fprintf(out, "today:       produced %s, consumed %s", input.FormatEnergy(*st.Today.ProductionWh), input.FormatEnergy(*st.Today.ConsumptionWh))
-					if p.SelfConsumptionPct != nil {
-						fmt.Fprintf(out, ", %d %% of it used at home", *p.SelfConsumptionPct)
-					}
-					fmt.Fprintln(out)
-				}
-			}
-			fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
-			if r := st.Relay; r != nil {
-				fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
-			}
-			if m := st.MQTT; m != nil {
-				if m.Connected {
-					fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
-				} else {
-					fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
-				}
-			}
+			printStatus(out, hh.Identity(), st)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printStatus writes the text form of status.
+func printStatus(out io.Writer, id household.Identity, st household.Status) {
+	fmt.Fprintf(out, "%s (%s)\n", id.Name, id.ID)
+	switch {
+	case st.Meter.Port == "":
+		fmt.Fprintln(out, "meter:       none configured (commons init --meter PORT, see 'commons meter ports')")
+	case st.Meter.Online:
+		fmt.Fprintf(out, "meter:       %s on %s, online\n", st.Meter.Protocol, st.Meter.Port)
+	default:
+		fmt.Fprintf(out, "meter:       %s on %s, offline\n", st.Meter.Protocol, st.Meter.Port)
+	}
+	if note := st.Meter.ClockNote(); note != "" {
+		fmt.Fprintf(out, "meter clock: %s (energy is counted by this box's clock)\n", note)
+	}
+	if r := st.Reading; r != nil {
+		if w, ok := r.NetPowerW(); ok {
+			if w >= 0 {
+				fmt.Fprintf(out, "now:         importing %d W\n", w)
+			} else {
+				fmt.Fprintf(out, "now:         exporting %d W\n", -w)
+			}
+		}
+	}
+	fmt.Fprintf(out, "today:       imported %s, exported %s\n", input.FormatEnergy(st.Today.ImportWh), input.FormatEnergy(st.Today.ExportWh))
+	if p := st.Production; p != nil {
+		state := "offline"
+		if p.Online {
+			state = "online"
+		}
+		fmt.Fprintf(out, "production:  %s on %s, %s\n", p.Protocol, p.Port, state)
+		if p.PowerW != nil && p.ConsumptionW != nil {
+			fmt.Fprintf(out, "now:         producing %d W, consuming %d W\n", *p.PowerW, *p.ConsumptionW)
+		}
+		if st.Today.ProductionWh != nil && st.Today.ConsumptionWh != nil {
+			fmt.Fprintf(out, "today:       produced %s, consumed %s\n", input.FormatEnergy(*st.Today.ProductionWh), input.FormatEnergy(*st.Today.ConsumptionWh))
+			// the dashboard's Overview uses the same words
+			if p.SelfConsumptionPct != nil {
+				fmt.Fprintf(out, "self-consumption: %d %% of solar used at home\n", *p.SelfConsumptionPct)
+			}
+			if p.SelfSufficiencyPct != nil {
+				fmt.Fprintf(out, "self-sufficiency: %d %% of home use from own solar\n", *p.SelfSufficiencyPct)
+			}
+		}
+	}
+	fmt.Fprintf(out, "neighbours:  %d\npledges:     %d open\n", st.Neighbours, st.OpenPledges)
+	if r := st.Relay; r != nil {
+		fmt.Fprintf(out, "relay:       %s\n", relayLine(r))
+	}
+	if m := st.MQTT; m != nil {
+		if m.Connected {
+			fmt.Fprintf(out, "mqtt:        publishing to %s\n", m.URL)
+		} else {
+			fmt.Fprintf(out, "mqtt:        not connected to %s: %s (retrying)\n", m.URL, m.LastError)
+		}
+	}
 }
 
 // relayLine is the community hub link in one line of the text status.
@@ -529,10 +564,5 @@ func fmtWindow(start, end time.Time, loc *time.Location) string {
 	return s.Format("2006-01-02 15:04") + "–" + e.Format("2006-01-02 15:04")
 }
 
-// short returns the first 12 characters of an id for tables.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+// short returns the shortened id the tables and the dashboard show.
+func short(id string) string { return household.ShortID(id) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -87,7 +88,7 @@ func (c *cli) json(v any, args ...string) {
 }
 
 type idJSON struct {
-	ID, Name, Invite, Listen string
+	ID, Name, Invite, Listen, Community string
 }
 
 type pledgeJSON struct {
@@ -118,14 +119,13 @@ func twoHomes(t *testing.T, c *cli) (a, b string, ida, idb idJSON) {
 	dir := t.TempDir()
 	a, b = filepath.Join(dir, "A"), filepath.Join(dir, "B")
 	c.ok("--home", a, "init", "--name", "Alice")
-	c.ok("--home", b, "init", "--name", "Bob", "--listen", "127.0.0.1:7421")
 	c.json(&ida, "--home", a, "id", "--json")
+	c.ok("--home", b, "init", "--name", "Bob", "--listen", "127.0.0.1:7421", "--join", ida.Invite)
 	c.json(&idb, "--home", b, "id", "--json")
-	if ida.Name != "Alice" || idb.Name != "Bob" || ida.ID == idb.ID || !strings.HasPrefix(ida.Invite, "commons1") || idb.Listen != "127.0.0.1:7421" {
+	if ida.Name != "Alice" || idb.Name != "Bob" || ida.ID == idb.ID || !strings.HasPrefix(ida.Invite, "commons2") || idb.Listen != "127.0.0.1:7421" || ida.Community != idb.Community {
 		t.Fatalf("id --json: %+v %+v", ida, idb)
 	}
 	c.ok("--home", a, "neighbours", "add", idb.Invite)
-	c.ok("--home", b, "neighbours", "add", ida.Invite)
 	return a, b, ida, idb
 }
 
@@ -564,7 +564,9 @@ func BenchmarkPledgeCommand(b *testing.B) {
 	dir := b.TempDir()
 	a, bob := filepath.Join(dir, "A"), filepath.Join(dir, "B")
 	c.ok("--home", a, "init", "--name", "Alice")
-	c.ok("--home", bob, "init", "--name", "Bob")
+	var ida idJSON
+	c.json(&ida, "--home", a, "id", "--json")
+	c.ok("--home", bob, "init", "--name", "Bob", "--join", ida.Invite)
 	var idb idJSON
 	c.json(&idb, "--home", bob, "id", "--json")
 	c.ok("--home", a, "neighbours", "add", idb.Invite)
@@ -579,4 +581,47 @@ func BenchmarkPledgeCommand(b *testing.B) {
 		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+// init without an invite starts a new community, so two streets that keep
+// the default settings are still two communities; init --join takes the
+// inviter's community and neighbour; a bad --join writes nothing.
+func TestInitStartsOrJoinsCommunity(t *testing.T) {
+	c := newCLI(t, buildCommons(t, t.TempDir()))
+	dir := t.TempDir()
+	a, b, other, bad := filepath.Join(dir, "A"), filepath.Join(dir, "B"), filepath.Join(dir, "C"), filepath.Join(dir, "D")
+	out := c.ok("--home", a, "init", "--name", "Alice")
+	if !strings.Contains(out, "This is a new community") || !strings.Contains(out, "--join INVITE") {
+		t.Fatalf("init output:\n%s", out)
+	}
+	c.ok("--home", other, "init", "--name", "Carol")
+	var ida, idb, idc idJSON
+	c.json(&ida, "--home", a, "id", "--json")
+	c.json(&idc, "--home", other, "id", "--json")
+	if ida.Community == idc.Community || !strings.HasPrefix(ida.Invite, "commons2") {
+		t.Fatalf("two inits with the same settings: communities %s and %s, invite %s", ida.Community, idc.Community, ida.Invite)
+	}
+	r := c.run("", "--home", other, "neighbours", "add", ida.Invite)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "init --join INVITE") || !strings.Contains(r.stderr, ida.Community[:12]) || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("add across communities: exit %d, %q", r.code, r.stderr)
+	}
+
+	out = c.ok("--home", b, "init", "--name", "Bob", "--join", ida.Invite)
+	if !strings.Contains(out, "Joined community \"commons\" with neighbour Alice") {
+		t.Fatalf("init --join output:\n%s", out)
+	}
+	c.json(&idb, "--home", b, "id", "--json")
+	var ns []struct{ ID, Name string }
+	c.json(&ns, "--home", b, "neighbours", "list", "--json")
+	if idb.Community != ida.Community || len(ns) != 1 || ns[0].ID != ida.ID {
+		t.Fatalf("after --join: community %s (Alice's %s), neighbours %+v", idb.Community, ida.Community, ns)
+	}
+
+	r = c.run("", "--home", bad, "init", "--name", "Dan", "--join", ida.Invite[:40])
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--join: invite") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("bad --join: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(bad, "config.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused --join left a config: %v", err)
+	}
 }

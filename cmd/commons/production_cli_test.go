@@ -107,3 +107,29 @@ func TestTwoMeterDaemonCLI(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// The text status names today's shares with the words the dashboard's
+// Overview uses, and prints every energy with its unit.
+func TestPrintStatusShares(t *testing.T) {
+	i64 := func(v int64) *int64 { return &v }
+	st := household.Status{
+		Meter: household.MeterState{Port: "/dev/ttyUSB0", Protocol: "dsmr", Online: true},
+		Today: household.Today{ImportWh: 1500, ExportWh: 750, ProductionWh: i64(6000), ConsumptionWh: i64(6750)},
+		Production: &household.ProductionState{
+			MeterState:         household.MeterState{Port: "/dev/ttyUSB1", Protocol: "modbus", Online: true},
+			SelfConsumptionPct: i64(87), SelfSufficiencyPct: i64(77),
+		},
+	}
+	var out strings.Builder
+	printStatus(&out, household.Identity{Name: "Sun", ID: "abc"}, st)
+	for _, want := range []string{
+		"today:       imported 1.5 kWh, exported 750 Wh\n",
+		"today:       produced 6 kWh, consumed 6.75 kWh\n",
+		"self-consumption: 87 % of solar used at home\n",
+		"self-sufficiency: 77 % of home use from own solar\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}

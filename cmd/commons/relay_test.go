@@ -35,9 +35,15 @@ func TestRelayDaemons(t *testing.T) {
 	dir := t.TempDir()
 	homes := map[string]string{}
 	ids := map[string]idJSON{}
-	for n, url := range map[string]string{"A": good, "B": good, "C": wrong} {
+	urls := map[string]string{"A": good, "B": good, "C": wrong}
+	for _, n := range []string{"A", "B", "C"} {
+		url := urls[n]
 		homes[n] = filepath.Join(dir, n)
-		c.ok("--home", homes[n], "init", "--name", "house-"+n, "--listen", "none", "--relay", url)
+		args := []string{"--home", homes[n], "init", "--name", "house-" + n, "--listen", "none", "--relay", url}
+		if n != "A" { // A starts the community, the others join it
+			args = append(args, "--join", ids["A"].Invite)
+		}
+		c.ok(args...)
 		var id idJSON
 		c.json(&id, "--home", homes[n], "id", "--json")
 		if id.Listen != "none" || strings.Contains(id.Invite, "127.0.0.1") {

@@ -302,12 +302,11 @@ func readmeWalkthrough(t *testing.T, c *cli) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "A"), filepath.Join(dir, "B")
 	c.ok("--home", a, "init", "--name", "Alice")
-	c.ok("--home", b, "init", "--name", "Bob")
 	var ida, idb idJSON
 	c.json(&ida, "--home", a, "id", "--json")
+	c.ok("--home", b, "init", "--name", "Bob", "--join", ida.Invite)
 	c.json(&idb, "--home", b, "id", "--json")
 	c.ok("--home", a, "neighbours", "add", idb.Invite)
-	c.ok("--home", b, "neighbours", "add", ida.Invite)
 
 	var p pledgeJSON
 	c.json(&p, "--home", a, "pledge", "--to", "Bob", "--energy", "1.5kWh", "--window", "next-hour", "--json")

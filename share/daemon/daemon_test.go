@@ -69,6 +69,47 @@ func TestMeaningful(t *testing.T) {
 	}
 }
 
+// The status privacy setting: watts rounded towards zero to the precision,
+// no two statuses closer than the least gap whatever the power does, a
+// heartbeat after every, nothing at all when off.
+func TestStatusPolicy(t *testing.T) {
+	t0 := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	def := newStatusPolicy(nil, 5*time.Minute)
+	if def.precisionW != node.DefaultStatusPrecisionW || def.minGap != node.DefaultStatusMinInterval || def.off {
+		t.Fatalf("defaults %+v", def)
+	}
+	for _, tt := range []struct {
+		prec, in, want int64
+	}{{100, 1234, 1200}, {100, -1234, -1200}, {100, 99, 0}, {100, -99, 0}, {1, 1234, 1234}, {250, 1000, 1000}, {250, 999, 750}} {
+		if got := (statusPolicy{precisionW: tt.prec}).round(tt.in); got != tt.want {
+			t.Errorf("round(%d) at %d W = %d, want %d", tt.in, tt.prec, got, tt.want)
+		}
+	}
+	pub := statusState{published: true, at: t0, net: 1000}
+	tests := []struct {
+		name string
+		p    statusPolicy
+		prev statusState
+		cur  int64
+		at   time.Duration
+		want bool
+	}{
+		{"first status at once", def, statusState{}, 0, 0, true},
+		{"big change inside the gap waits", def, pub, 3000, time.Minute, false},
+		{"big change after the gap", def, pub, 3000, 2 * time.Minute, true},
+		{"small change after the gap waits", def, pub, 1000, 3 * time.Minute, false},
+		{"heartbeat", def, pub, 1000, 5 * time.Minute, true},
+		{"off: never", newStatusPolicy(&node.StatusConfig{Off: true}, 5*time.Minute), statusState{}, 3000, time.Hour, false},
+		{"gap capped by a fast heartbeat", newStatusPolicy(nil, time.Second), pub, 1000, time.Second, true},
+		{"configured gap", newStatusPolicy(&node.StatusConfig{MinIntervalS: 30}, 5*time.Minute), pub, 3000, 30 * time.Second, true},
+	}
+	for _, tt := range tests {
+		if got := tt.p.due(tt.prev, tt.cur, t0.Add(tt.at)); got != tt.want {
+			t.Errorf("%s: due = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestAutoAcceptMatches(t *testing.T) {
 	in := household.Pledge{ID: "ab12", From: "idalice", FromName: "Alice", EnergyWh: 1500, State: "pledged"}
 	tests := []struct {
@@ -302,10 +343,19 @@ func TestStreet(t *testing.T) {
 
 	// Alice's smoothed status reaches Bob, signed.
 	cb := connect(t, hb)
+	var aliceStatus household.NeighbourStatus
 	eventually(t, "Bob to hold Alice's status", func() bool {
 		ns, err := cb.Neighbours(ctx)
-		return err == nil && len(ns) == 1 && ns[0].Status != nil
+		if err == nil && len(ns) == 1 && ns[0].Status != nil {
+			aliceStatus = *ns[0].Status
+			return true
+		}
+		return false
 	})
+	// at the default privacy setting the watts are in 100 W steps
+	if aliceStatus.SurplusW%node.DefaultStatusPrecisionW != 0 {
+		t.Errorf("Alice's status says %d W, not a multiple of %d W", aliceStatus.SurplusW, node.DefaultStatusPrecisionW)
+	}
 
 	// A new status from Alice reaches Bob's attached dashboard as a state
 	// change at once (Alice re-publishes every second here).

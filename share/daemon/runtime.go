@@ -135,6 +135,8 @@ type Runtime struct {
 
 	statusMu sync.Mutex
 	status   statusState
+	// statusPolicy is the privacy setting and heartbeat of statuses.
+	statusPolicy statusPolicy
 
 	running atomic.Bool
 	closed  atomic.Bool
@@ -238,6 +240,7 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	rt.n = n
+	rt.statusPolicy = newStatusPolicy(n.Config().Status, opts.StatusEvery)
 	if rt.opts.AutoAccept == nil {
 		if a := n.Config().AutoAccept; a != nil {
 			rt.opts.AutoAccept = &AutoAccept{MaxWh: a.MaxWh, From: a.From}

@@ -8,6 +8,7 @@ import (
 	"github.com/commons-energy/commons/ledger"
 	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/node"
 )
 
 // statusWindow is how many seconds of live samples the published surplus
@@ -72,6 +73,48 @@ func (rt *Runtime) statusLoop(ctx context.Context) {
 	}
 }
 
+// statusPolicy is when and how exactly the household tells its surplus:
+// the config's privacy setting (node.StatusConfig) and the runtime's
+// heartbeat.
+type statusPolicy struct {
+	off        bool
+	precisionW int64         // published watts are rounded down to a multiple
+	minGap     time.Duration // least time between two statuses
+	every      time.Duration // most time between two statuses while the meter reads
+}
+
+// newStatusPolicy reads the privacy setting; the least gap never exceeds
+// the heartbeat, so a runtime told to publish every second (tests, the
+// demo's fast clock) does.
+func newStatusPolicy(c *node.StatusConfig, every time.Duration) statusPolicy {
+	return statusPolicy{off: !c.Publish(), precisionW: c.Precision(), minGap: min(c.MinInterval(), every), every: every}
+}
+
+// round rounds w towards zero to the policy's precision: a household
+// exporting 1,234 W says 1,200 W at the default 100 W.
+func (p statusPolicy) round(w int64) int64 {
+	if p.precisionW <= 1 {
+		return w
+	}
+	return w / p.precisionW * p.precisionW
+}
+
+// due reports whether a status saying cur is to be published at now,
+// after prev.
+func (p statusPolicy) due(prev statusState, cur int64, now time.Time) bool {
+	switch {
+	case p.off:
+		return false
+	case !prev.published:
+		return true
+	}
+	since := now.Sub(prev.at)
+	if since < p.minGap {
+		return false
+	}
+	return since >= p.every || meaningful(prev.net, cur)
+}
+
 // maybePublishStatus publishes a status when one is due; it reports
 // whether it did.
 func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
@@ -81,10 +124,11 @@ func (rt *Runtime) maybePublishStatus(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil // no recent reading: nothing true to say
 	}
+	avg = rt.statusPolicy.round(avg)
 	rt.statusMu.Lock()
 	prev := rt.status
 	rt.statusMu.Unlock()
-	if prev.published && !meaningful(prev.net, avg) && now.Sub(prev.at) < rt.opts.StatusEvery {
+	if !rt.statusPolicy.due(prev, avg, now) {
 		return false, nil
 	}
 	if err := rt.PublishStatus(ctx, avg); err != nil {

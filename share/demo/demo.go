@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/commons-energy/commons/meter/sim"
+	"github.com/commons-energy/commons/share"
 	"github.com/commons-energy/commons/share/daemon"
 	"github.com/commons-energy/commons/share/input"
 	"github.com/commons-energy/commons/share/node"
@@ -110,6 +111,7 @@ type Street struct {
 	clock    *Clock
 	loc      *time.Location
 	slot     time.Duration
+	genesis  string // the street's community genesis value: a new community each run
 	log      *slog.Logger
 	stopSims context.CancelFunc
 	closeMu  sync.Mutex
@@ -153,9 +155,14 @@ func Open(ctx context.Context, opts Options) (s *Street, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("make the demo's temporary folder: %w", err)
 	}
+	genesis, err := share.NewGenesis()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	simCtx, stopSims := context.WithCancel(context.Background())
 	s = &Street{
-		Dir: dir, clock: NewClock(start, opts.Speed), loc: loc, slot: slotFor(opts.Speed),
+		Dir: dir, clock: NewClock(start, opts.Speed), loc: loc, slot: slotFor(opts.Speed), genesis: genesis,
 		log: opts.Logger, stopSims: stopSims,
 	}
 	defer func() {
@@ -267,6 +274,7 @@ func (s *Street) initHousehold(ctx, simCtx context.Context, h *Household, seed i
 	cfg.ProductionMeter = pm
 	cfg.FuseA = 25
 	cfg.Community.Name = "demo street"
+	cfg.Community.Genesis = s.genesis
 	cfg.Community.SlotSeconds = int(s.slot / time.Second)
 	id, err := node.InitWithClock(ctx, home, cfg, s.clock.Now)
 	if err != nil {

@@ -224,6 +224,7 @@ type headless struct {
 	dir      string
 	clock    *Clock
 	slot     time.Duration
+	genesis  string // the street's community genesis value: a new community each run
 	slotReal time.Duration
 	links    int
 	pty      bool
@@ -262,9 +263,14 @@ func RunHeadless(ctx context.Context, opts HeadlessOptions, links int) (*Headles
 	}
 	defer os.RemoveAll(dir)
 
+	genesis, err := share.NewGenesis()
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	s := &headless{
-		opts: opts, dir: dir, clock: NewClock(start, opts.Speed), slot: HeadlessSlot,
+		genesis: genesis,
+		opts:    opts, dir: dir, clock: NewClock(start, opts.Speed), slot: HeadlessSlot,
 		links: links, pty: opts.Households <= HeadlessPTYMax && !opts.modelMeters, byID: map[share.HouseholdID]int{},
 		log: opts.Logger,
 	}
@@ -512,6 +518,7 @@ func (s *headless) initHousehold(ctx, simCtx context.Context, h *hh) error {
 	cfg.Timezone = Zone
 	cfg.FuseA = 25
 	cfg.Community.Name = "headless street"
+	cfg.Community.Genesis = s.genesis
 	cfg.Community.SlotSeconds = int(s.slot / time.Second)
 	if s.pty {
 		step := min(s.opts.Speed, 10)

@@ -463,3 +463,17 @@ type Rejection struct {
 	ID     string `json:"id"`    // message id when it could be computed
 	Reason string `json:"reason"`
 }
+
+// ShortLen is how many characters of a household, pledge or message id
+// the command line and the dashboard show (share.ShortLen: the protocol's
+// error messages use the same length). Commands accept any unique prefix.
+const ShortLen = 12
+
+// ShortID returns the first ShortLen characters of id, for tables and
+// messages.
+func ShortID(id string) string {
+	if len(id) > ShortLen {
+		return id[:ShortLen]
+	}
+	return id
+}

@@ -51,6 +51,61 @@ type Config struct {
 	// MQTT publishes the household to Home Assistant over MQTT (a
 	// running daemon only); nil = nothing is published.
 	MQTT *MQTTConfig `json:"mqtt,omitempty"`
+	// Status sets how much the signed statuses tell the neighbours about
+	// this household's power; nil = the defaults.
+	Status *StatusConfig `json:"status,omitempty"`
+}
+
+// StatusConfig is the privacy setting of the household's signed statuses
+// (docs/PROTOCOL.md §8.8): each neighbour sees the surplus or need, and
+// figures that are exact and frequent tell when people are home and what
+// they run. Zero fields mean the defaults.
+type StatusConfig struct {
+	// Off publishes no statuses: neighbours see no surplus or need.
+	Off bool `json:"off,omitempty"`
+	// PrecisionW rounds the published watts down to a multiple of it;
+	// default DefaultStatusPrecisionW, 1 = exact.
+	PrecisionW int64 `json:"precision_w,omitempty"`
+	// MinIntervalS is the least time between two statuses in seconds,
+	// however much the power moves; default DefaultStatusMinInterval.
+	MinIntervalS int `json:"min_interval_s,omitempty"`
+}
+
+// Status privacy defaults: 100 W steps, at most one status in 2 minutes.
+const (
+	DefaultStatusPrecisionW  = 100
+	DefaultStatusMinInterval = 2 * time.Minute
+	maxStatusPrecisionW      = 100_000
+	maxStatusMinIntervalS    = 24 * 3600
+)
+
+// Precision returns the step published watts are rounded down to.
+func (s *StatusConfig) Precision() int64 {
+	if s == nil || s.PrecisionW == 0 {
+		return DefaultStatusPrecisionW
+	}
+	return s.PrecisionW
+}
+
+// MinInterval returns the least time between two statuses.
+func (s *StatusConfig) MinInterval() time.Duration {
+	if s == nil || s.MinIntervalS == 0 {
+		return DefaultStatusMinInterval
+	}
+	return time.Duration(s.MinIntervalS) * time.Second
+}
+
+// Publish reports whether statuses are published at all.
+func (s *StatusConfig) Publish() bool { return s == nil || !s.Off }
+
+func (s *StatusConfig) validate() error {
+	if s.PrecisionW < 0 || s.PrecisionW > maxStatusPrecisionW {
+		return fmt.Errorf("status precision_w %d is out of range; use 1 (exact) to %d W, or leave it out for %d W", s.PrecisionW, maxStatusPrecisionW, DefaultStatusPrecisionW)
+	}
+	if s.MinIntervalS < 0 || s.MinIntervalS > maxStatusMinIntervalS {
+		return fmt.Errorf("status min_interval_s %d is out of range; use 1 to %d seconds, or leave it out for %d", s.MinIntervalS, maxStatusMinIntervalS, int(DefaultStatusMinInterval/time.Second))
+	}
+	return nil
 }
 
 // StorageConfig bounds the disk space neighbours can take (a receiver
@@ -183,6 +238,10 @@ type CommunityConfig struct {
 	Name          string `json:"name"`           // community name; part of the community id, the same for every member
 	SlotSeconds   int    `json:"slot_seconds"`   // settlement slot length; 900 by default
 	AllocationKey string `json:"allocation_key"` // how competing pledges share a slot's export: "pro-rata"
+	// Genesis is the community's random value (share.Manifest.Genesis),
+	// drawn by `commons init` for a new community and taken from the
+	// invite by `commons init --join`; "" is a version 1 community.
+	Genesis string `json:"genesis,omitempty"`
 }
 
 // Defaults of a new household.
@@ -231,6 +290,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains(allocationKeys, c.Community.AllocationKey) {
 		return fmt.Errorf("community allocation_key %q is unknown; use one of %s", c.Community.AllocationKey, strings.Join(allocationKeys, ", "))
 	}
+	if err := c.Manifest().Validate(); err != nil {
+		return fmt.Errorf("community genesis %q is not 32 lowercase hex digits; copy it from a neighbour's config, or join with commons init --join INVITE", c.Community.Genesis)
+	}
 	if _, err := c.Location(); err != nil {
 		return err
 	}
@@ -254,6 +316,11 @@ func (c *Config) Validate() error {
 	}
 	if c.FuseA < 0 || c.FuseA > MaxFuseA {
 		return fmt.Errorf("fuse_a %d is out of range; use the main fuse per phase in amperes, e.g. 25, or 0 for unknown", c.FuseA)
+	}
+	if c.Status != nil {
+		if err := c.Status.validate(); err != nil {
+			return err
+		}
 	}
 	if c.Storage != nil {
 		if err := c.Storage.validate(); err != nil {
@@ -301,7 +368,7 @@ func (c *Config) Location() (*time.Location, error) {
 // Manifest returns the community manifest the settings describe; its id
 // is the community id every message carries.
 func (c *Config) Manifest() share.Manifest {
-	return share.Manifest{Name: c.Community.Name, SlotLen: int64(c.Community.SlotSeconds), Key: c.Community.AllocationKey}
+	return share.Manifest{Name: c.Community.Name, SlotLen: int64(c.Community.SlotSeconds), Key: c.Community.AllocationKey, Genesis: c.Community.Genesis}
 }
 
 // SlotLength is the community's slot length.

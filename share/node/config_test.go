@@ -15,6 +15,10 @@ func TestLoadConfig(t *testing.T) {
 		{"auto accept negative", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"auto_accept":{"max_wh":-1}}`, "max_wh -1 is out of range"},
 		{"auto accept empty from", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"auto_accept":{"from":[" "]}}`, "empty entry"},
 		{"storage", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"neighbour_mib":8,"unknown_kind_mib":1,"reserve_mib":128}}`, ""},
+		{"status privacy", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"status":{"precision_w":50,"min_interval_s":600}}`, ""},
+		{"status off", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"status":{"off":true}}`, ""},
+		{"status precision negative", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"status":{"precision_w":-1}}`, "status precision_w -1 is out of range"},
+		{"status interval too long", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"status":{"min_interval_s":100000}}`, "status min_interval_s 100000 is out of range"},
 		{"storage negative", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"reserve_mib":-5}}`, "storage reserve_mib -5 is out of range"},
 		{"storage unknown field", `{"name":"Alice","meter":{},"community":{"name":"c","slot_seconds":900,"allocation_key":"pro-rata"},"storage":{"quota":5}}`, "unknown field \"quota\""},
 		{"unknown field", `{"name":"Alice","colour":"red"}`, "unknown field \"colour\""},
@@ -53,6 +57,9 @@ func TestLoadConfig(t *testing.T) {
 			}
 			if (c.Storage == nil) != (back.Storage == nil) || c.Storage != nil && *c.Storage != *back.Storage {
 				t.Fatalf("storage round trip = %+v, want %+v", back.Storage, c.Storage)
+			}
+			if (c.Status == nil) != (back.Status == nil) || c.Status != nil && *c.Status != *back.Status {
+				t.Fatalf("status round trip = %+v, want %+v", back.Status, c.Status)
 			}
 		})
 	}

@@ -35,8 +35,8 @@ func (n *Node) AddNeighbour(ctx context.Context, invite, alias string) (househol
 		return household.Neighbour{}, fmt.Errorf("%w: that is this household's own invite; paste the neighbour's (from 'commons id' on their box)", household.ErrInvalid)
 	}
 	if iv.CommunityID() != n.manifest.ID() {
-		return household.Neighbour{}, fmt.Errorf("%w: the invite is for community %q (%d s slots, %s), this household is in %q (%d s slots, %s): both must use the same community settings",
-			household.ErrInvalid, iv.Community.Name, iv.Community.SlotLen, iv.Community.Key, n.manifest.Name, n.manifest.SlotLen, n.manifest.Key)
+		return household.Neighbour{}, fmt.Errorf("%w: the invite is for community %s, this household is in community %s: a household belongs to one community; create it with commons init --join INVITE to join the inviter's",
+			household.ErrInvalid, describeCommunity(iv.Community), describeCommunity(n.manifest))
 	}
 	name := iv.Name
 	if alias != "" {
@@ -53,6 +53,13 @@ func (n *Node) AddNeighbour(ctx context.Context, invite, alias string) (househol
 		return household.Neighbour{}, err
 	}
 	return household.Neighbour{ID: iv.Household.String(), Name: name, Addresses: iv.Addrs}, nil
+}
+
+// describeCommunity names a community for a message: its name, settings
+// and the start of its id, which tells two communities with the same
+// settings apart.
+func describeCommunity(m share.Manifest) string {
+	return fmt.Sprintf("%q (%d s slots, %s, id %s)", m.Name, m.SlotLen, m.Key, m.ID().Short())
 }
 
 // findNeighbour resolves a name, id or id prefix.

@@ -209,6 +209,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux.HandleFunc("GET "+PathFeeds+"{author}", s.auth(s.handleFeed))
 	mux.HandleFunc("POST "+PathMessages, s.auth(s.handleMessages))
 	mux.HandleFunc("POST "+PathStatus, s.auth(s.handleStatus))
+	// Every other request gets a JSON error too, counted like the rest:
+	// the known paths with another method 405, anything else 404.
+	mux.HandleFunc(PathHeads, s.auth(s.notAllowed("GET, HEAD")))
+	mux.HandleFunc(PathFeeds+"{author}", s.auth(s.notAllowed("GET, HEAD")))
+	mux.HandleFunc(PathMessages, s.auth(s.notAllowed("POST")))
+	mux.HandleFunc(PathStatus, s.auth(s.notAllowed("POST")))
+	mux.HandleFunc("/", s.auth(s.notFound))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: s.lim.ReadHeader,
@@ -408,6 +415,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// notAllowed answers a request for a known path with a method it does not
+// take: 405 with the Allow header.
+func (s *Server) notAllowed(allow string) handler {
+	return func(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
+		w.Header().Set("Allow", allow)
+		s.fail(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s: want %s", r.Method, allow))
+	}
+}
+
+// notFound answers a request for a path the protocol does not have.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request, _ share.HouseholdID) {
+	s.fail(w, http.StatusNotFound, fmt.Sprintf("no such path %q", r.URL.Path))
+}
+
 // headJSON is one head on the wire.
 type headJSON struct {
 	Author string `json:"author"`
@@ -483,12 +504,13 @@ func (s *Server) handleFeed(w http.ResponseWriter, r *http.Request, from share.H
 	}
 	limit := s.lim.MaxPage
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+		// Parsed like after and since: digits only, no sign.
+		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n < 1 {
 			s.fail(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a positive count", v))
 			return
 		}
-		limit = min(n, s.lim.MaxPage)
+		limit = int(min(n, uint64(s.lim.MaxPage)))
 	}
 	// A neighbour asking for this box's feed after N holds it up to N.
 	if a, ok := s.cfg.Store.(Acker); ok && author == s.self && after > 0 && from != s.self {

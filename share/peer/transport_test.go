@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -679,5 +680,56 @@ func TestByteRateLimit(t *testing.T) {
 	}
 	if st := b.srv.Stats(); st.Limited == 0 {
 		t.Errorf("Stats.Limited = 0 after a 429")
+	}
+}
+
+// TestUnknownRequests: a path the protocol does not have, or a known path
+// with another method, is answered with the JSON error body of every other
+// refusal (docs/PROTOCOL.md §15), not net/http's plain text, and counts
+// against the neighbour's request rate like any request.
+func TestUnknownRequests(t *testing.T) {
+	a := newBox(t, "mem", nil, Limits{})
+	tests := []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{http.MethodGet, "/v2/heads", http.StatusNotFound, ""},
+		{http.MethodGet, "/", http.StatusNotFound, ""},
+		{http.MethodGet, PathFeeds + a.id().String() + "/x", http.StatusNotFound, ""},
+		{http.MethodPost, PathHeads, http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodDelete, PathFeeds + a.id().String(), http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodGet, PathMessages, http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPut, PathStatus, http.StatusMethodNotAllowed, "POST"},
+	}
+	b := newBox(t, "mem", nil, Limits{Rate: 0.01, Burst: len(tests)})
+	befriend(a, b)
+	c := a.client(t, b)
+	ctx := context.Background()
+	for _, tt := range tests {
+		req, err := http.NewRequestWithContext(ctx, tt.method, c.base+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var eb errorBody
+		if resp.StatusCode != tt.code || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(body, &eb) != nil || eb.Error == "" || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d %q Allow %q %s, want %d application/json Allow %q {\"error\":…}",
+				tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body, tt.code, tt.allow)
+		}
+	}
+	_, err := c.Heads(ctx)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+		t.Fatalf("after %d unknown requests with a burst of as many: %v, want 429", len(tests), err)
+	}
+	if got := b.srv.Stats().Rejected; got != uint64(len(tests)) {
+		t.Errorf("Rejected = %d, want %d", got, len(tests))
 	}
 }
