@@ -140,7 +140,7 @@ func (m ledger) View() string {
 	if m.filter != "" {
 		filter = neighbourName(m.state, m.filter)
 	}
-	head := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · kWh · filter: ", len(m.ids))) +
+	head := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" · %d rows · filter: ", len(m.ids))) +
 		st.strong.Render(filter) + st.muted.Render(" (f)")
 	title := fitTitle(m.width,
 		head+st.muted.Render(" · → you give, ← you receive, … not yet reached them"),

@@ -314,7 +314,7 @@ func TestAcceptIncomingFromBanner(t *testing.T) {
 	waitOutput(t, tm, "Incoming: Anna pledges you 1 kWh")
 	send(tm, "a")
 	waitCalls(t, f, "accept p2anna0001")
-	waitOutput(t, tm, "Pledge p2anna00 accepted.")
+	waitOutput(t, tm, "Pledge p2anna0001 accepted.")
 	m := final(t, tm)
 	if p, _ := pledgeByID(m.state, "p2anna0001"); p.State != household.StateAccepted && m.notice == "" {
 		t.Errorf("state after accept: %v", p.State)
@@ -651,7 +651,7 @@ func TestProductionMeterShowsMeasuredShares(t *testing.T) {
 	// today: self = 20000-12345 = 7655 Wh; use = 4321+7655 = 11976 Wh;
 	// shares rounded to nearest: 38.3 % and 63.9 %
 	for _, want := range []string{"3817 W", "measured", "1500 W", "derived: import - export + solar",
-		"20.000 kWh", "11.976 kWh", "38 %", "64 %"} {
+		"20 kWh", "11.976 kWh", "38 %", "64 %"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("want %q in:\n%s", want, v)
 		}

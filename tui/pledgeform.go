@@ -404,7 +404,7 @@ func (m pledgeForm) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
 func (m pledgeForm) resultLine(r household.PledgeResult) string {
 	p := r.Pledge
 	who := neighbourName(m.state, p.To)
-	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", household.ShortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 	if r.Delivery == household.Delivered {
 		return s + "; delivered."
 	}
@@ -489,7 +489,7 @@ func (m pledgeForm) View() string {
 			}
 			line += " " + st.warn.Render(q)
 		}
-		b.WriteString(st.strong.Render("Pledge "+shortID(r.Pledge.ID)) + "  " + line + "\n")
+		b.WriteString(st.strong.Render("Pledge "+household.ShortID(r.Pledge.ID)) + "  " + line + "\n")
 		b.WriteString(st.muted.Render("enter/esc: close"))
 	}
 	return st.box.Width(min(m.width-2, 96)).Render(b.String())
@@ -530,9 +530,9 @@ func (m pledgeForm) previewText() string {
 func statusWords(surplusW int64) string {
 	switch {
 	case surplusW > 0:
-		return "surplus " + fmtW(surplusW)
+		return "surplus " + input.FormatPower(surplusW)
 	case surplusW < 0:
-		return "needs " + fmtW(-surplusW)
+		return "needs " + input.FormatPower(-surplusW)
 	}
 	return "balanced"
 }
