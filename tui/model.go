@@ -693,6 +693,7 @@ func (m Model) selectedPledge() string {
 func (m *Model) setView(v view) {
 	m.view = v
 	m.neighbours.closeDetail()
+	m.ledger.closeDetail()
 	m.layout()
 }
 
