@@ -190,14 +190,15 @@ func TestPledgeDetail(t *testing.T) {
 			t.Errorf("detail lacks %q:\n%s", want, v)
 		}
 	}
-	slots := []struct{ window, term string }{
-		{"11:00-11:15", "pledged"}, {"11:15-11:30", "pledged"}, {"11:30-11:45", "import (Dev)"}, {"11:45-12:00", "import (Dev)"},
+	slots := []struct{ window, wh, term string }{
+		{"11:00-11:15", "500 Wh", "pledged"}, {"11:15-11:30", "500 Wh", "pledged"},
+		{"11:30-11:45", "370 Wh", "import (Dev)"}, {"11:45-12:00", "370 Wh", "import (Dev)"},
 	}
 	lines := strings.Split(v, "\n")
 	for _, s := range slots {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, s.window) })
-		if i < 0 || !strings.Contains(lines[i], s.term) {
-			t.Errorf("slot %s not limited by %q:\n%s", s.window, s.term, v)
+		if i < 0 || !strings.Contains(lines[i], " "+s.wh+" ") || !strings.Contains(lines[i], s.term) {
+			t.Errorf("slot %s not %s limited by %q:\n%s", s.window, s.wh, s.term, v)
 		}
 	}
 	if m := tm.(Model); m.selectedPledge() != "p3dev00001" {
@@ -221,17 +222,25 @@ func TestPledgeDetail(t *testing.T) {
 func TestPledgeDetailStates(t *testing.T) {
 	cases := []struct {
 		name string
+		edit func(*fakeBackend)
 		keys []string
 		want []string
 	}{
-		{"incoming open", []string{"enter"}, []string{"State       pledged, waiting for your answer", "Limited by  - (only a settled pledge has a limit)"}},
-		{"not yet reached", []string{"j", "enter"}, []string{"Reached     not yet: your latest message about it has not reached Bob's box"}},
-		{"settled in full", []string{"j", "j", "j", "enter"}, []string{"Limited by  pledged: the whole pledged amount was settled", "Slots · 1 × 15 min"}},
-		{"back", []string{"j", "enter", "esc"}, []string{"Delivered State"}},
+		{"incoming open", nil, []string{"enter"}, []string{"State       pledged, waiting for your answer", "Limited by  - (only a settled pledge has a limit)"}},
+		{"not yet reached", nil, []string{"j", "enter"}, []string{"Reached     not yet: your latest message about it has not reached Bob's box"}},
+		{"settled in full", nil, []string{"j", "j", "j", "enter"}, []string{"Limited by  pledged: the whole pledged amount was settled", "Slots · 1 × 15 min"}},
+		{"back", nil, []string{"j", "enter", "esc"}, []string{"Delivered State"}},
+		// from a household whose contract has no per-slot Wh
+		{"no slot Wh", func(f *fakeBackend) { f.state.Pledges[3].SlotWh = nil }, []string{"j", "j", "j", "enter"},
+			[]string{"Jun 14 09:00-09:15 -          pledged"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := ledgerOn(t, newFake(), 80, 24, c.keys...).View()
+			f := newFake()
+			if c.edit != nil {
+				c.edit(f)
+			}
+			v := ledgerOn(t, f, 80, 24, c.keys...).View()
 			for _, w := range c.want {
 				if !strings.Contains(v, w) {
 					t.Errorf("lacks %q:\n%s", w, v)

@@ -17,8 +17,8 @@ import (
 
 // pledgeDetail is one pledge in full: its id, window, counterparty,
 // amounts, state and whether it reached the counterparty, and for a
-// settled pledge which term of min(pledged, accepted, export, import)
-// limited it, overall and per slot of its window. A view that lists
+// settled pledge what each slot of its window allocated and which term of
+// min(pledged, accepted, export, import) limited it, and overall. A view that lists
 // pledges (the ledger, a neighbour's history) holds one and opens it on
 // enter; esc closes it.
 type pledgeDetail struct {
@@ -126,10 +126,11 @@ func slotColumns(width int) []table.Column {
 	cols := []table.Column{
 		{Title: " ", Width: 1},
 		{Title: "Slot", Width: 18},
+		{Title: "Allocated", Width: 10},
 		{Title: "Limited by", Width: 16},
 		{Title: "Meaning", Width: 27},
 	}
-	return fit(cols, width-1, 3)
+	return fit(cols, width-1, 4)
 }
 
 // limitTerm is a term of min(pledged, accepted, export, import) with
@@ -258,7 +259,11 @@ func (m *pledgeDetail) refresh(cursor int) {
 			slot := p.Window.End.Sub(p.Window.Start) / time.Duration(n)
 			for i, l := range p.SlotLimits {
 				s := p.Window.Start.Add(time.Duration(i) * slot)
-				rows = append(rows, table.Row{" ", m.window(s, s.Add(slot)), limitTerm(p, l), limitMeaning(l)})
+				wh := "-" // not known to this household's version of the contract
+				if len(p.SlotWh) == n {
+					wh = input.FormatEnergy(p.SlotWh[i])
+				}
+				rows = append(rows, table.Row{" ", m.window(s, s.Add(slot)), wh, limitTerm(p, l), limitMeaning(l)})
 			}
 			head := st.boxTitle.Render("Slots") + st.muted.Render(fmt.Sprintf(" · %d × %s", n, fmtDur(slot)))
 			lines = append(lines, "", fitTitle(m.width,

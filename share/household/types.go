@@ -168,9 +168,10 @@ type Pledge struct {
 	// LimitedBy names the term of min(pledged, accepted, export, import)
 	// that decided the settled amount: "pledged", "accepted", "export" or
 	// "import"; nil until settled. SlotLimits says it per slot of the
-	// window.
+	// window, and SlotWh is what the settlement allocated in each slot.
 	LimitedBy  *string   `json:"limited_by"`
 	SlotLimits []string  `json:"slot_limits,omitempty"`
+	SlotWh     []int64   `json:"slot_wh,omitempty"`
 	Outgoing   bool      `json:"outgoing"` // this household gives
 	Created    time.Time `json:"created"`  // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
 	// Verified says whether the pledge's messages verified; the ledger
