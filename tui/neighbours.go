@@ -148,7 +148,7 @@ func (m neighbours) ShortHelp() []key.Binding {
 		p.SetHelp("p", "pledge to them")
 		d := k.Details
 		d.SetHelp("enter", "pledge details")
-		return []key.Binding{k.Back, d, p, k.Cancel}
+		return []key.Binding{k.Back, p, k.Cancel, d}
 	}
 	return []key.Binding{k.Details, k.Pledge}
 }
