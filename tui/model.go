@@ -440,7 +440,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.form, cmd = m.form.Update(msg)
 		cmds = append(cmds, cmd, m.apply(m.form.take()))
-	case previewMsg:
+	case previewMsg, outlookMsg:
 		m.sync()
 		var cmd tea.Cmd
 		m.form, cmd = m.form.Update(msg)

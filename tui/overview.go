@@ -341,9 +341,12 @@ func (m overview) todayBlock() string {
 	} else {
 		lines = append(lines, st.muted.Render("self-consumption and self-sufficiency need a production meter"))
 	}
-	if n := m.openPledges(); n > 0 && (m.width >= 100 || m.height >= 30 || !m.state.Home.Production) {
-		lines = append(lines, "", st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", n)))
+	// open pledges always show; a small screen with the production rows
+	// saves the blank line above them instead
+	if m.width >= 100 || m.height >= 30 || !m.state.Home.Production {
+		lines = append(lines, "")
 	}
+	lines = append(lines, st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", m.openPledges())))
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }
 
