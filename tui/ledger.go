@@ -31,6 +31,9 @@ type ledger struct {
 	// summary row stands for, matched how many pledges the filters select.
 	showExpired     bool
 	folded, matched int
+	// title and empty are the title line and the empty state, built by
+	// refresh: View only joins them.
+	title, empty string
 
 	detail pledgeDetail
 }
@@ -253,6 +256,11 @@ func (m *ledger) refresh(cursor int) {
 		m.keys.Expired.SetHelp("e", "show expired offers")
 	}
 	setRows(&m.table, rows, cursor)
+	m.title = m.titleLine()
+	m.empty = ""
+	if len(m.ids) == 0 {
+		m.empty = m.st.muted.Render(ansi.Wordwrap(m.emptyText(), max(m.width, 1), ""))
+	}
 }
 
 // foldedRow is the one row that stands for n expired offers.
@@ -297,11 +305,9 @@ func (m ledger) emptyText() string {
 		strings.Join(what, " "), strings.Join(keys, ", "), hidden, filters)
 }
 
-// View is the ledger table under its title, or the pledge in detail.
-func (m ledger) View() string {
-	if m.detail.IsOpen() {
-		return m.detail.View()
-	}
+// titleLine is the title with the count and both filters, and as much
+// of the legend as fits.
+func (m ledger) titleLine() string {
 	st := m.st
 	filter := "all neighbours"
 	if m.filter != "" {
@@ -315,13 +321,20 @@ func (m ledger) View() string {
 		st.strong.Render(filter) + st.muted.Render(" (f), ") + st.strong.Render(m.states.String()) + st.muted.Render(" (s)")
 	compact := st.boxTitle.Render("Ledger") + st.muted.Render(fmt.Sprintf(" (%d) · ", m.matched)) +
 		st.strong.Render(filter) + st.muted.Render(" (f) · ") + st.strong.Render(m.states.String()) + st.muted.Render(" (s)")
-	title := fitTitle(m.width,
+	return fitTitle(m.width,
 		head+st.muted.Render(" · → you give, ← you receive, … not yet reached them"),
 		head+st.muted.Render(" · → give, ← get, … en route"),
 		compact+st.muted.Render(" · → give, ← get, … en route"),
 		head, compact)
-	if len(m.ids) == 0 {
-		return lipgloss.JoinVertical(lipgloss.Left, title, st.muted.Render(ansi.Wordwrap(m.emptyText(), max(m.width, 1), "")))
+}
+
+// View is the ledger table under its title, or the pledge in detail.
+func (m ledger) View() string {
+	if m.detail.IsOpen() {
+		return m.detail.View()
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, title, m.table.View())
+	if len(m.ids) == 0 {
+		return lipgloss.JoinVertical(lipgloss.Left, m.title, m.empty)
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, m.title, m.table.View())
 }
