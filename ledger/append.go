@@ -196,9 +196,20 @@ func (l *Ledger) store(ctx context.Context, results []Result) error {
 			order = append(order, i)
 		}
 	}
-	// Chain order: by author, then seq; ephemeral (seq 0) first.
+	// Chain order: by author, then seq; ephemeral (seq 0) first. The
+	// feeds of new keys (those the batch starts with a successor or
+	// recover message) come last, after the old keys' handovers.
+	newKeys := map[share.HouseholdID]bool{}
+	for _, i := range order {
+		if isSuccessionStart(results[i].Message) {
+			newKeys[results[i].Message.Author] = true
+		}
+	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		ma, mb := results[a].Message, results[b].Message
+		if c := cmp.Compare(b2i(newKeys[ma.Author]), b2i(newKeys[mb.Author])); c != 0 {
+			return c
+		}
 		if c := slices.Compare(ma.Author[:], mb.Author[:]); c != 0 {
 			return c
 		}
@@ -235,11 +246,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			fs := feeds[m.Author]
 			if fs == nil {
 				fs = &feedState{}
-				if fs.known, err = isKnown(ctx, tx, l.opts.Self, m.Author); err != nil {
+				if fs.known, err = l.isKnown(ctx, tx, m.Author); err != nil {
 					return err
 				}
+				// The first message of a new key is checked against the
+				// old key's feed (checkStart) before anything is stored.
+				fs.known = fs.known || isSuccessionStart(m)
 				if fs.known {
-					if fs.feed, err = loadFeed(ctx, tx, m.Author); err != nil {
+					if fs.feed, err = l.loadFeed(ctx, tx, m.Author); err != nil {
 						return err
 					}
 				}
@@ -287,6 +301,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if cerr == nil && m.Author != l.opts.Self {
 				cerr = l.checkQuota(fs.usage, m) // rejected below, like a chain error
 			}
+			succ := l.succ && cerr == nil && m.Kind >= share.KindHandover && m.Kind <= share.KindRecover
+			if succ {
+				if cerr = l.checkSuccessionKinds(ctx, tx, m); cerr != nil && !isRefusal(cerr) {
+					return cerr
+				}
+			}
 			var fe *share.ForkError
 			switch {
 			case cerr == nil:
@@ -302,6 +322,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 				}
 				out[i] = Result{Outcome: Stored, Message: m}
 				seen[m.Author] = max(seen[m.Author], received)
+				if succ {
+					stale, err := l.applySuccession(ctx, tx, m, received)
+					if err != nil {
+						return err
+					}
+					for _, a := range stale {
+						delete(feeds, a)
+					}
+				}
 			case errors.Is(cerr, share.ErrDuplicate):
 				out[i] = Result{Outcome: Duplicate, Message: m}
 			case errors.As(cerr, &fe):
@@ -347,6 +376,17 @@ VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Author.String(), int64(m
 	return nil
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isRefusal reports whether err refuses a message (wraps a reason)
+// rather than reports a database failure.
+func isRefusal(err error) bool { return Reason(err) != "other" }
+
 func prevText(m *share.Message) string {
 	if m.Prev.IsZero() {
 		return ""
@@ -355,7 +395,7 @@ func prevText(m *share.Message) string {
 }
 
 // loadFeed reads an author's head and whether a fork froze the feed.
-func loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.Feed, error) {
+func (l *Ledger) loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.Feed, error) {
 	f := share.Feed{Author: author}
 	var (
 		id      string
@@ -374,6 +414,16 @@ func loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.F
 			return f, fmt.Errorf("stored head of %s: %w", author.Short(), err)
 		}
 		f.Head = share.Head{Seq: uint64(seq), ID: hid, CreatedMs: created}
+	}
+	row, has, err := succession(ctx, q, author)
+	if !l.succ {
+		has, err = false, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	if has {
+		f.Closed, f.Successor = row.AtSeq, row.New
 	}
 	var one int
 	err = q.QueryRowContext(ctx, `SELECT 1 FROM forks WHERE author = ? LIMIT 1`, author.String()).Scan(&one)
