@@ -509,3 +509,67 @@ func (l *Ledger) verifySuccessions(ctx context.Context, tx querier, rep *Report)
 	}
 	return mrows.Err()
 }
+
+// FirstFork returns the lowest seq at which author's stored fork proofs
+// show two messages (0 when there is none).
+func (l *Ledger) FirstFork(ctx context.Context, author share.HouseholdID) (uint64, error) {
+	var seq sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT min(seq) FROM forks WHERE author = ?`, author.String()).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read forks of %s: %w", author.Short(), err)
+	}
+	return uint64(seq.Int64), nil
+}
+
+// HeadAt returns author's stored chain message at seq as a Head, and false
+// when there is none.
+func (l *Ledger) HeadAt(ctx context.Context, author share.HouseholdID, seq uint64) (share.Head, bool, error) {
+	var (
+		id      string
+		created int64
+	)
+	err := l.db.QueryRowContext(ctx, `SELECT id, created_ms FROM messages WHERE author = ? AND seq = ?`, author.String(), int64(seq)).Scan(&id, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return share.Head{}, false, nil
+	}
+	if err != nil {
+		return share.Head{}, false, fmt.Errorf("read seq %d of %s: %w", seq, author.Short(), err)
+	}
+	mid, err := share.ParseID(id)
+	if err != nil {
+		return share.Head{}, false, err
+	}
+	return share.Head{Seq: seq, ID: mid, CreatedMs: created}, true, nil
+}
+
+// SuccessionOf returns the replacement of key old, if this ledger holds
+// one.
+func (l *Ledger) SuccessionOf(ctx context.Context, old share.HouseholdID) (Succession, bool, error) {
+	if !l.succ {
+		return Succession{}, false, nil
+	}
+	return succession(ctx, l.db, old)
+}
+
+// Predecessors returns the keys k replaced, directly or through earlier
+// replacements, the oldest first.
+func (l *Ledger) Predecessors(ctx context.Context, k share.HouseholdID) ([]share.HouseholdID, error) {
+	if !l.succ {
+		return nil, nil
+	}
+	var out []share.HouseholdID
+	for range maxChain {
+		var old string
+		err := l.db.QueryRowContext(ctx, `SELECT old FROM successions WHERE new = ?`, k.String()).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read predecessors of %s: %w", k.Short(), err)
+		}
+		if k, err = share.ParseHouseholdID(old); err != nil {
+			return nil, err
+		}
+		out = append([]share.HouseholdID{k}, out...)
+	}
+	return out, nil
+}
