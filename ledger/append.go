@@ -185,7 +185,12 @@ func (l *Ledger) open(raws [][]byte, results []Result) {
 type feedState struct {
 	feed  share.Feed
 	known bool
-	usage usage // bytes stored, for the quota; neighbours only
+	// provisional: the author is not known, but its first message starts
+	// a new key (a successor or recover message) and is checked against
+	// the old key's feed; until that is stored the author is no
+	// neighbour, so its refusals and usage are not kept per author.
+	provisional bool
+	usage       usage // bytes stored, for the quota; neighbours only
 }
 
 // store applies the chain rules and writes, in one transaction.
@@ -251,13 +256,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 				}
 				// The first message of a new key is checked against the
 				// old key's feed (checkStart) before anything is stored.
-				fs.known = fs.known || isSuccessionStart(m)
+				fs.provisional = !fs.known && isSuccessionStart(m)
+				fs.known = fs.known || fs.provisional
 				if fs.known {
 					if fs.feed, err = l.loadFeed(ctx, tx, m.Author); err != nil {
 						return err
 					}
 				}
-				if fs.known && m.Author != l.opts.Self {
+				if fs.known && !fs.provisional && m.Author != l.opts.Self {
 					if fs.usage, err = l.cachedUsage(ctx, tx, m.Author); err != nil {
 						return err
 					}
@@ -330,6 +336,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 					for _, a := range stale {
 						delete(feeds, a)
 					}
+					fs.provisional = false
 				}
 			case errors.Is(cerr, share.ErrDuplicate):
 				out[i] = Result{Outcome: Duplicate, Message: m}
@@ -552,7 +559,7 @@ func (l *Ledger) countRefusals(ctx context.Context, tx *sql.Tx, results []Result
 		if r.Outcome != Rejected || r.Message == nil || r.Message.Author == l.opts.Self {
 			continue
 		}
-		if fs := feeds[r.Message.Author]; fs == nil || !fs.known {
+		if fs := feeds[r.Message.Author]; fs == nil || !fs.known || fs.provisional {
 			continue
 		}
 		counts[key{r.Message.Author, Reason(r.Err)}]++

@@ -382,6 +382,10 @@ func TestRecoverRefused(t *testing.T) {
 			if c := count(t, l, `SELECT count(*) FROM messages WHERE id = ?`, m.ID().String()); c != 0 {
 				t.Fatal("refused message stored")
 			}
+			// A key that is no neighbour gets no per-author counters.
+			if c := count(t, l, `SELECT count(*) FROM refusals WHERE author = ?`, m.Author.String()); m.Author != bob.ID() && c != 0 {
+				t.Fatalf("refusals kept for %s, no neighbour", m.Author.Short())
+			}
 			if n := neighbourNamed(t, l, "bob"); n.ID != bob.ID() {
 				t.Fatalf("bob moved to %s", n.ID.Short())
 			}
