@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,20 @@ func TestKeyCLI(t *testing.T) {
 		if !v.OK {
 			t.Fatalf("verify %s: %+v", h, v)
 		}
+	}
+
+	// A handover the ledger's records do not back: verify exits 4 and
+	// names it.
+	db, err := sql.Open("sqlite", filepath.Join(b, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM successions WHERE via = 'rotate'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r := c.run("", "--home", b, "ledger", "verify")
+	if r.code != 4 || !strings.Contains(r.stderr, "succession records do not hold") {
+		t.Fatalf("verify with a handover unrecorded: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
