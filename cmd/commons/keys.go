@@ -103,6 +103,9 @@ func printKeyChange(cmd *cobra.Command, n *node.Node, kc node.KeyChange) {
 	fmt.Fprintf(out, "old id: %s (key moved to %s)\n", kc.Old, kc.Retired)
 	fmt.Fprintf(out, "new id: %s\n", id.ID)
 	fmt.Fprintf(out, "invite: %s\n", id.Invite)
+	if kc.NewRecoveryKey != "" {
+		fmt.Fprintf(out, "recovery key: %s\n  This household had none; move this file off the box now: with it, `commons key recover --recovery-key FILE` continues the household after a lost, stolen or forked key.\n", kc.NewRecoveryKey)
+	}
 	fmt.Fprintln(out, "Neighbours follow the household to the new key when they import its messages: send them the output of `commons export-messages` (the peer links and the hub pin each neighbour's key and do not carry a key change yet); until then they may refuse this box's connections.")
 }
 

@@ -42,6 +42,10 @@ type KeyChange struct {
 	Via     string // "rotate" or "recover"
 	AtSeq   uint64 // the old key's last valid seq
 	Retired string // where the old key file was moved
+	// NewRecoveryKey is the recovery key file made for a household that
+	// had announced none (one made before recovery keys): the new key's
+	// feed announces it. Empty otherwise.
+	NewRecoveryKey string
 }
 
 // announceRecoveryKey makes the household's recovery key at init: the
@@ -52,6 +56,16 @@ func (n *Node) announceRecoveryKey(ctx context.Context) error {
 	if _, ok, err := n.led.RecoveryKey(ctx, n.key.ID(), 0); err != nil || ok {
 		return err
 	}
+	rk, err := n.recoveryKeyFile()
+	if err != nil {
+		return err
+	}
+	_, err = n.sign(ctx, &share.RecoveryKey{Key: rk.ID()})
+	return err
+}
+
+// recoveryKeyFile loads the home's recovery key file, or makes it.
+func (n *Node) recoveryKeyFile() (*share.Identity, error) {
 	path := n.home.RecoveryKeyPath()
 	rk, err := share.LoadRecoveryKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -59,11 +73,7 @@ func (n *Node) announceRecoveryKey(ctx context.Context) error {
 			err = rk.SaveRecovery(path)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	_, err = n.sign(ctx, &share.RecoveryKey{Key: rk.ID()})
-	return err
+	return rk, err
 }
 
 // RotateKey replaces the household's signing key with a new one: a
@@ -100,10 +110,24 @@ func (n *Node) RotateKey(ctx context.Context) (KeyChange, error) {
 	if err != nil {
 		return KeyChange{}, err
 	}
+	kc := KeyChange{Old: old, New: next.ID(), Via: "rotate", AtSeq: h.Seq}
+	if len(msgs) == 1 {
+		// A household from before recovery keys: its new key announces
+		// one, made now.
+		rk, err := n.recoveryKeyFile()
+		if err != nil {
+			return KeyChange{}, err
+		}
+		r, err := next.Compose(n.manifest.ID(), share.HeadOf(msgs[0]), created, &share.RecoveryKey{Key: rk.ID()})
+		if err != nil {
+			return KeyChange{}, err
+		}
+		msgs = append(msgs, r)
+		kc.NewRecoveryKey = n.home.RecoveryKeyPath()
+	}
 	if err := n.storeKeyChange(ctx, append([]*share.Message{h}, msgs...)); err != nil {
 		return KeyChange{}, err
 	}
-	kc := KeyChange{Old: old, New: next.ID(), Via: "rotate", AtSeq: h.Seq}
 	kc.Retired, err = n.switchKey(ctx, next)
 	return kc, err
 }

@@ -323,8 +323,17 @@ func TestRecoverKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("legacy household rotate: %v", err)
 	}
-	if rep := verifyNode(t, old); !rep.OK || kc.AtSeq != 2 {
+	if rep := verifyNode(t, old); !rep.OK || kc.AtSeq != 2 || kc.NewRecoveryKey != old.home.RecoveryKeyPath() {
 		t.Fatalf("legacy household after rotate: %+v, %+v", kc, rep.Problems)
+	}
+	// Its new key announced a recovery key, made by the rotation: now it
+	// can recover.
+	rk, err := share.LoadRecoveryKey(kc.NewRecoveryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.RecoverKey(ctx, rk); err != nil {
+		t.Fatalf("recover after the rotation made a recovery key: %v", err)
 	}
 }
 
