@@ -185,7 +185,12 @@ func (l *Ledger) open(raws [][]byte, results []Result) {
 type feedState struct {
 	feed  share.Feed
 	known bool
-	usage usage // bytes stored, for the quota; neighbours only
+	// provisional: the author is not known, but its first message starts
+	// a new key (a successor or recover message) and is checked against
+	// the old key's feed; until that is stored the author is no
+	// neighbour, so its refusals and usage are not kept per author.
+	provisional bool
+	usage       usage // bytes stored, for the quota; neighbours only
 }
 
 // store applies the chain rules and writes, in one transaction.
@@ -196,9 +201,20 @@ func (l *Ledger) store(ctx context.Context, results []Result) error {
 			order = append(order, i)
 		}
 	}
-	// Chain order: by author, then seq; ephemeral (seq 0) first.
+	// Chain order: by author, then seq; ephemeral (seq 0) first. The
+	// feeds of new keys (those the batch starts with a successor or
+	// recover message) come last, after the old keys' handovers.
+	newKeys := map[share.HouseholdID]bool{}
+	for _, i := range order {
+		if isSuccessionStart(results[i].Message) {
+			newKeys[results[i].Message.Author] = true
+		}
+	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		ma, mb := results[a].Message, results[b].Message
+		if c := cmp.Compare(b2i(newKeys[ma.Author]), b2i(newKeys[mb.Author])); c != 0 {
+			return c
+		}
 		if c := slices.Compare(ma.Author[:], mb.Author[:]); c != 0 {
 			return c
 		}
@@ -235,15 +251,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			fs := feeds[m.Author]
 			if fs == nil {
 				fs = &feedState{}
-				if fs.known, err = isKnown(ctx, tx, l.opts.Self, m.Author); err != nil {
+				if fs.known, err = l.isKnown(ctx, tx, m.Author); err != nil {
 					return err
 				}
+				// The first message of a new key is checked against the
+				// old key's feed (checkStart) before anything is stored.
+				fs.provisional = !fs.known && isSuccessionStart(m)
+				fs.known = fs.known || fs.provisional
 				if fs.known {
-					if fs.feed, err = loadFeed(ctx, tx, m.Author); err != nil {
+					if fs.feed, err = l.loadFeed(ctx, tx, m.Author); err != nil {
 						return err
 					}
 				}
-				if fs.known && m.Author != l.opts.Self {
+				if fs.known && !fs.provisional && m.Author != l.opts.Self {
 					if fs.usage, err = l.cachedUsage(ctx, tx, m.Author); err != nil {
 						return err
 					}
@@ -287,6 +307,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if cerr == nil && m.Author != l.opts.Self {
 				cerr = l.checkQuota(fs.usage, m) // rejected below, like a chain error
 			}
+			succ := l.succ && cerr == nil && m.Kind >= share.KindHandover && m.Kind <= share.KindRecover
+			if succ {
+				if cerr = l.checkSuccessionKinds(ctx, tx, m); cerr != nil && !isRefusal(cerr) {
+					return cerr
+				}
+			}
 			var fe *share.ForkError
 			switch {
 			case cerr == nil:
@@ -302,6 +328,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 				}
 				out[i] = Result{Outcome: Stored, Message: m}
 				seen[m.Author] = max(seen[m.Author], received)
+				if succ {
+					stale, err := l.applySuccession(ctx, tx, m, received)
+					if err != nil {
+						return err
+					}
+					for _, a := range stale {
+						delete(feeds, a)
+					}
+					fs.provisional = false
+				}
 			case errors.Is(cerr, share.ErrDuplicate):
 				out[i] = Result{Outcome: Duplicate, Message: m}
 			case errors.As(cerr, &fe):
@@ -347,6 +383,17 @@ VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Author.String(), int64(m
 	return nil
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isRefusal reports whether err refuses a message (wraps a reason)
+// rather than reports a database failure.
+func isRefusal(err error) bool { return Reason(err) != "other" }
+
 func prevText(m *share.Message) string {
 	if m.Prev.IsZero() {
 		return ""
@@ -355,7 +402,7 @@ func prevText(m *share.Message) string {
 }
 
 // loadFeed reads an author's head and whether a fork froze the feed.
-func loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.Feed, error) {
+func (l *Ledger) loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.Feed, error) {
 	f := share.Feed{Author: author}
 	var (
 		id      string
@@ -374,6 +421,16 @@ func loadFeed(ctx context.Context, q querier, author share.HouseholdID) (share.F
 			return f, fmt.Errorf("stored head of %s: %w", author.Short(), err)
 		}
 		f.Head = share.Head{Seq: uint64(seq), ID: hid, CreatedMs: created}
+	}
+	row, has, err := succession(ctx, q, author)
+	if !l.succ {
+		has, err = false, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	if has {
+		f.Closed, f.Successor = row.AtSeq, row.New
 	}
 	var one int
 	err = q.QueryRowContext(ctx, `SELECT 1 FROM forks WHERE author = ? LIMIT 1`, author.String()).Scan(&one)
@@ -502,7 +559,7 @@ func (l *Ledger) countRefusals(ctx context.Context, tx *sql.Tx, results []Result
 		if r.Outcome != Rejected || r.Message == nil || r.Message.Author == l.opts.Self {
 			continue
 		}
-		if fs := feeds[r.Message.Author]; fs == nil || !fs.known {
+		if fs := feeds[r.Message.Author]; fs == nil || !fs.known || fs.provisional {
 			continue
 		}
 		counts[key{r.Message.Author, Reason(r.Err)}]++

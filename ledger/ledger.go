@@ -78,6 +78,8 @@ type Ledger struct {
 
 	acksMu sync.Mutex                // guards acks; taken before writeMu
 	acks   map[share.HouseholdID]Ack // nil until read; see acks.go
+
+	succ bool // the schema has the successions table (see succession.go)
 }
 
 // Open opens (creating if needed) the ledger file at path and migrates its
@@ -137,7 +139,8 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger, quota: opts.Quota.withDefaults()}, nil
+	return &Ledger{db: db, path: path, opts: opts, community: opts.Manifest.ID(), log: opts.Logger, quota: opts.Quota.withDefaults(),
+		succ: len(migrations) >= successionSchema}, nil
 }
 
 // walSizeLimit is the size, in bytes, the -wal file is cut back to when a

@@ -126,7 +126,7 @@ func (l *Ledger) FindNeighbour(ctx context.Context, nameOrID string) (Neighbour,
 // IsKnown reports whether messages by author are accepted: this
 // household's own, or a current neighbour's.
 func (l *Ledger) IsKnown(ctx context.Context, author share.HouseholdID) (bool, error) {
-	return isKnown(ctx, l.db, l.opts.Self, author)
+	return l.isKnown(ctx, l.db, author)
 }
 
 type querier interface {
@@ -134,12 +134,25 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func isKnown(ctx context.Context, q querier, self, author share.HouseholdID) (bool, error) {
+func (l *Ledger) isKnown(ctx context.Context, q querier, author share.HouseholdID) (bool, error) {
+	self := l.opts.Self
 	if author == self {
 		return true, nil
 	}
+	if !l.succ {
+		var one int
+		err := q.QueryRowContext(ctx, `SELECT 1 FROM neighbours WHERE id = ? AND removed_ms IS NULL`, author.String()).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	// An old key of a neighbour, or of this household, is known for its
+	// history: follow the key's successions to the current one.
 	var one int
-	err := q.QueryRowContext(ctx, `SELECT 1 FROM neighbours WHERE id = ? AND removed_ms IS NULL`, author.String()).Scan(&one)
+	err := q.QueryRowContext(ctx, `WITH RECURSIVE chain(k, n) AS (
+	SELECT ?, 0 UNION SELECT s.new, chain.n + 1 FROM successions s JOIN chain ON s.old = chain.k WHERE chain.n < 64)
+SELECT 1 FROM chain WHERE k = ? OR k IN (SELECT id FROM neighbours WHERE removed_ms IS NULL) LIMIT 1`, author.String(), self.String()).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -163,7 +163,7 @@ func (l *Ledger) keepUsage(feeds map[share.HouseholdID]*feedState) {
 		l.usage = map[share.HouseholdID]usage{}
 	}
 	for a, fs := range feeds {
-		if fs.known && a != l.opts.Self {
+		if fs.known && !fs.provisional && a != l.opts.Self {
 			l.usage[a] = fs.usage
 		}
 	}

@@ -16,7 +16,7 @@ const MaxRange = 10_000
 // Feed returns an author's stored head and whether a fork froze its feed.
 // The zero Head means nothing is stored.
 func (l *Ledger) Feed(ctx context.Context, author share.HouseholdID) (share.Feed, error) {
-	f, err := loadFeed(ctx, l.db, author)
+	f, err := l.loadFeed(ctx, l.db, author)
 	if err != nil {
 		return f, fmt.Errorf("read feed of %s: %w", author.Short(), err)
 	}

@@ -178,6 +178,27 @@ CREATE TABLE acks (
 	at_ms       INTEGER NOT NULL           -- when that was learnt, box clock
 ) STRICT;
 `,
+	// 8: key successions (docs/PROTOCOL.md §1.1): which key replaced
+	// which, and the messages a recovery took out of a chain.
+	`
+CREATE TABLE successions (
+	old         TEXT PRIMARY KEY,          -- the replaced key (household id, base32)
+	new         TEXT NOT NULL,             -- the key that continues the household
+	via         TEXT NOT NULL,             -- 'rotate' (handover signed by both keys) or 'recover' (signed by the recovery key)
+	at_seq      INTEGER NOT NULL,          -- the old key's last valid seq; later ones are refused
+	handover    TEXT NOT NULL,             -- id of the handover in the old feed ('' for recover)
+	start       TEXT NOT NULL,             -- id of seq 1 of the new feed ('' until stored)
+	detected_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE superseded (
+	id          TEXT PRIMARY KEY,          -- message id, hex
+	author      TEXT NOT NULL,
+	seq         INTEGER NOT NULL,
+	raw         BLOB NOT NULL,             -- the signed message verbatim, kept as evidence, not history
+	reason      TEXT NOT NULL,
+	superseded_ms INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is

@@ -254,6 +254,9 @@ func (l *Ledger) verifyExtras(ctx context.Context, tx querier, rep *Report) erro
 	if err := check("fork proof", `SELECT other_id, author, other_raw FROM forks ORDER BY author, seq`, &rep.Forks); err != nil {
 		return err
 	}
+	if err := l.verifySuccessions(ctx, tx, rep); err != nil {
+		return err
+	}
 	return l.verifyFrozen(ctx, tx, rep)
 }
 
@@ -262,9 +265,14 @@ func (l *Ledger) verifyExtras(ctx context.Context, tx querier, rep *Report) erro
 // people must act (the neighbour starts a new key), so the ledger is not
 // OK. One problem per author, at its first fork.
 func (l *Ledger) verifyFrozen(ctx context.Context, tx querier, rep *Report) error {
+	// A fork after a key's recovery point is resolved by the recovery.
+	resolved := ""
+	if l.succ {
+		resolved = `AND NOT EXISTS (SELECT 1 FROM successions s WHERE s.old = f.author AND s.via = 'recover' AND f.seq > s.at_seq)`
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT f.author, f.seq, f.stored_id, f.other_id, coalesce(n.name, '') FROM forks f
 LEFT JOIN neighbours n ON n.id = f.author
-WHERE f.seq = (SELECT min(seq) FROM forks g WHERE g.author = f.author)
+WHERE f.seq = (SELECT min(seq) FROM forks g WHERE g.author = f.author) `+resolved+`
 GROUP BY f.author ORDER BY f.author`)
 	if err != nil {
 		return err

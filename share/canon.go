@@ -351,7 +351,9 @@ func readCanonical(k Kind, b []byte) (Content, error) {
 		}
 		c = x
 	default:
-		return nil, fmt.Errorf("kind %s has no canonical reader", k)
+		if c = readSuccession(k, r); c == nil {
+			return nil, fmt.Errorf("kind %s has no canonical reader", k)
+		}
 	}
 	r.end()
 	if r.err != nil {

@@ -26,6 +26,12 @@ type Feed struct {
 	Author HouseholdID
 	Head   Head
 	Frozen bool // a fork was proven; accept nothing new from this author
+	// Closed is the last seq of the author's key when it was handed over
+	// (the handover's seq) or recovered from (the recovery point): later
+	// seqs are refused (ErrRotated). 0 while the key is current.
+	Closed uint64
+	// Successor is the key that replaced the author's when Closed > 0.
+	Successor HouseholdID
 }
 
 // Check decides whether the chained message m (already through Open) may
@@ -36,6 +42,7 @@ type Feed struct {
 //   - an error wrapping ErrDuplicate: m is already stored, a no-op;
 //   - *ForkError (ErrFork): a different message for a stored seq; store m
 //     as a fork proof beside the stored one and freeze the feed;
+//   - ErrRotated: the key was replaced and m comes after its last seq;
 //   - ErrFrozen: the feed is frozen after a fork;
 //   - *GapError (ErrSeqGap): seqs are missing; fetch them first;
 //   - ErrPrevMismatch: m does not link to the stored head;
@@ -47,6 +54,9 @@ func (f *Feed) Check(m *Message, stored func(seq uint64) (ID, bool)) error {
 	}
 	if m.Ephemeral() {
 		return reject(ErrBadSeq, "message %s: %s is ephemeral and has no place in a chain (use Newer)", m.id.Short(), m.Kind)
+	}
+	if f.Closed > 0 && m.Seq > f.Closed {
+		return reject(ErrRotated, "message %s: key %s was replaced by %s at seq %d; its seq %d comes after and is refused", m.id.Short(), m.Author.Short(), f.Successor.Short(), f.Closed, m.Seq)
 	}
 	if m.Seq <= f.Head.Seq {
 		have, ok := stored(m.Seq)

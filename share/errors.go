@@ -63,6 +63,8 @@ var reasons = []struct {
 	{ErrBadKeyFile, "bad_key_file"},
 	{ErrMissingMeasure, "missing_measurement"},
 	{ErrInvalidTransfer, "invalid_lifecycle"},
+	{ErrBadHandover, "bad_handover"},
+	{ErrRotated, "rotated"},
 }
 
 // Reason returns a short stable code (such as "seq_gap" or "bad_signature")

@@ -62,7 +62,10 @@ func (k *Identity) signCtx(context string, msg []byte) ([]byte, error) {
 // file in the same directory, fsync, then a hard link to path, so a crash
 // never leaves a half-written key). It refuses to overwrite an existing
 // file.
-func (k *Identity) Save(path string) error {
+func (k *Identity) Save(path string) error { return k.save(path, pemType) }
+
+// save writes the key as a PEM block of type typ (see Save).
+func (k *Identity) save(path, typ string) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("save identity: %s already exists: refusing to overwrite a key (move it away first if you really mean to replace this box's identity)", path)
@@ -77,7 +80,7 @@ func (k *Identity) Save(path string) error {
 		tmp.Close()
 		return fmt.Errorf("save identity: %w", err)
 	}
-	block := &pem.Block{Type: pemType, Headers: map[string]string{"Household": k.id.String()}, Bytes: k.priv.Seed()}
+	block := &pem.Block{Type: typ, Headers: map[string]string{"Household": k.id.String()}, Bytes: k.priv.Seed()}
 	if err := pem.Encode(tmp, block); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save identity %s: %w", path, err)
@@ -146,9 +149,21 @@ func LoadIdentity(path string) (*Identity, error) {
 
 // parseKeyFile decodes the contents of a key file; path names it in errors.
 func parseKeyFile(path string, data []byte) (*Identity, error) {
+	return parseKeyBlock(path, data, pemType)
+}
+
+// parseKeyBlock decodes a key file whose PEM block must be of type typ.
+func parseKeyBlock(path string, data []byte, typ string) (*Identity, error) {
 	block, rest := pem.Decode(data)
-	if block == nil || block.Type != pemType {
-		return nil, reject(ErrBadKeyFile, "key file %s: no %q PEM block: is this a commons identity key?", path, pemType)
+	if block == nil || block.Type != typ {
+		what := "a commons identity key"
+		if typ == recoveryPEMType {
+			what = "a commons recovery key"
+			if block != nil && block.Type == pemType {
+				return nil, reject(ErrBadKeyFile, "key file %s is a household's signing key, not its recovery key (the file init wrote as recovery.key)", path)
+			}
+		}
+		return nil, reject(ErrBadKeyFile, "key file %s: no %q PEM block: is this %s?", path, typ, what)
 	}
 	if len(trimSpace(rest)) != 0 {
 		return nil, reject(ErrBadKeyFile, "key file %s: unexpected data after the key", path)

@@ -44,6 +44,11 @@ var kindNames = map[Kind]string{
 	KindReport:   "report",
 	KindSettle:   "settle",
 	KindStatus:   "status",
+
+	KindHandover:    "handover",
+	KindRecoveryKey: "recovery_key",
+	KindSuccessor:   "successor",
+	KindRecover:     "recover",
 }
 
 // String returns the kind's name, or "kind(N)" for unknown kinds.
@@ -194,6 +199,14 @@ func newContent(k Kind) Content {
 		return new(Settle)
 	case KindStatus:
 		return new(Status)
+	case KindHandover:
+		return new(Handover)
+	case KindRecoveryKey:
+		return new(RecoveryKey)
+	case KindSuccessor:
+		return new(Successor)
+	case KindRecover:
+		return new(Recover)
 	}
 	return nil
 }
@@ -299,6 +312,9 @@ func (m *Message) CheckContent() error {
 	}
 	if p, ok := c.(*Pledge); ok && p.To == m.Author {
 		return reject(ErrBadContent, "message %s: pledge from %s to itself: a household cannot share with its own connection", m.id.Short(), m.Author.Short())
+	}
+	if m.Kind >= KindHandover && m.Kind <= KindRecover {
+		return checkSuccession(m, c)
 	}
 	return nil
 }

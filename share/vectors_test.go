@@ -154,6 +154,52 @@ func buildVectors(t testing.TB) []*vector {
 	v.set("vector", "invite alice v2")
 	v.set("invite", inv2)
 	out = append(out, v)
+
+	// Key succession (§1.1): alice announces a recovery key, hands her key
+	// over to carol's, and carol's feed starts with the successor message;
+	// dave's feed starts with a recovery of alice's key at seq 3.
+	keys := map[string]*Identity{}
+	for _, who := range []struct {
+		name  string
+		start byte
+	}{{"carol", 0x60}, {"recovery", 0x80}, {"dave", 0xa0}} {
+		k, err := IdentityFromSeed(seqBytes(who.start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[who.name] = k
+		v := &vector{}
+		v.set("vector", "key "+who.name)
+		v.set("seed", hex.EncodeToString(seqBytes(who.start)))
+		pub := k.ID()
+		v.set("public_key", hex.EncodeToString(pub[:]))
+		v.set("household", k.ID().String())
+		out = append(out, v)
+	}
+	carol, rk, dave := keys["carol"], keys["recovery"], keys["dave"]
+	sigVector := func(name string, signer *Identity, context string, payload []byte, sig Sig) {
+		v := &vector{}
+		v.set("vector", name)
+		v.set("signer", signer.ID().String())
+		v.set("context", context)
+		v.set("payload", hex.EncodeToString(payload))
+		v.set("signature", hex.EncodeToString(sig[:]))
+		out = append(out, v)
+	}
+	r3 := msg("message recovery key", alice, HeadOf(p), created.Add(4*time.Minute), &RecoveryKey{Key: rk.ID()})
+	hc, err := SignHandover(man.ID(), alice.ID(), HeadOf(r3), carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigVector("signature handover", carol, HandoverContext, HandoverPayload(man.ID(), alice.ID(), r3.Seq+1, r3.ID(), carol.ID()), hc.NewSig)
+	h4 := msg("message handover", alice, HeadOf(r3), created.Add(5*time.Minute), hc)
+	msg("message successor", carol, Head{}, created.Add(5*time.Minute), &Successor{Old: alice.ID(), Handover: h4.ID()})
+	rc, err := SignRecover(man.ID(), alice.ID(), r3.Seq, r3.ID(), rk, dave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigVector("signature recover", rk, RecoverContext, RecoverPayload(man.ID(), alice.ID(), r3.Seq, r3.ID(), dave.ID()), rc.RecoverySig)
+	msg("message recover", dave, Head{}, created.Add(6*time.Minute), rc)
 	return out
 }
 
@@ -248,6 +294,13 @@ func TestProtocolVectors(t *testing.T) {
 			}
 		case strings.HasPrefix(name, "message "):
 			checkMessageVector(t, v, seeds)
+		case strings.HasPrefix(name, "signature "):
+			signer, err := ParseHouseholdID(v.vals["signer"])
+			payload, _ := hex.DecodeString(v.vals["payload"])
+			sig, _ := hex.DecodeString(v.vals["signature"])
+			if err != nil || ed25519.VerifyWithOptions(signer.PublicKey(), payload, sig, &ed25519.Options{Context: v.vals["context"]}) != nil {
+				t.Errorf("%s: the signature does not verify over the payload: %v", name, err)
+			}
 		case strings.HasPrefix(name, "invite "):
 			iv, err := ParseInvite(v.vals["invite"])
 			if err != nil {

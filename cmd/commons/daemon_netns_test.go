@@ -84,7 +84,7 @@ func TestDaemonsAcrossNetworkNamespaces(t *testing.T) {
 		return len(ps) == 1 && ps[0].ID == p.ID && ps[0].EnergyWh == 2000
 	})
 	dc := startDaemonIn(t, c, homes["C"], spaces["C"])
-	poll(t, "C to catch up across namespaces", func() bool { return messageCount(t, c, homes["C"]) == 4 })
+	poll(t, "C to catch up across namespaces", func() bool { return messageCount(t, c, homes["C"]) == 7 }) // 3 announces, 3 recovery keys, the pledge
 
 	// The bytes went through C's veth interface.
 	out, err := exec.Command("ip", "netns", "exec", spaces["C"], "cat", "/sys/class/net/eth0/statistics/rx_bytes").Output()

@@ -107,11 +107,11 @@ func TestDaemonSocket(t *testing.T) {
 	poll(t, "A to learn of B's acceptance", func() bool { return pledgesOf(t, c, homes["A"])[p.ID].State == "accepted" })
 
 	// C was stopped during all this: it starts and catches up every
-	// message it is entitled to (A: announce + pledge; B: announce +
-	// accept; its own announce).
+	// message it is entitled to (A: announce, recovery key, pledge; B:
+	// announce, recovery key, accept; its own announce and recovery key).
 	dc := startDaemon(t, c, homes["C"])
 	waitSocket(t, homes["C"])
-	poll(t, "C to catch up", func() bool { return messageCount(t, c, homes["C"]) == 5 })
+	poll(t, "C to catch up", func() bool { return messageCount(t, c, homes["C"]) == 8 })
 
 	// Two clients reading at once and three cron-style pledges on A at
 	// the same moment: all succeed, no fork, no "in use".

@@ -176,9 +176,9 @@ func TestDaemons(t *testing.T) {
 	})
 
 	// C was offline: it starts and catches up with everything of A and B
-	// (3 announces + the pledge).
+	// (3 announces, 3 recovery keys + the pledge).
 	dc := startDaemon(t, c, homes["C"])
-	poll(t, "C to catch up", func() bool { return messageCount(t, c, homes["C"]) == 4 })
+	poll(t, "C to catch up", func() bool { return messageCount(t, c, homes["C"]) == 7 })
 
 	// With the daemons running, a script on A pledges again: the command
 	// goes through A's daemon (its socket), which signs, stores and pushes.

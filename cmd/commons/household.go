@@ -39,6 +39,7 @@ func newHouseholdCmds(g *globalFlags) []*cobra.Command {
 		newLedgerCmd(g),
 		newExportMessagesCmd(g),
 		newImportCmd(g),
+		newKeyCmd(g),
 	}
 }
 
@@ -210,6 +211,9 @@ func newInitCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(out, "Household %s created in %s\n", id.Name, h)
 			fmt.Fprintf(out, "id:     %s\n", id.ID)
 			fmt.Fprintf(out, "invite: %s\n", id.Invite)
+			if rk := h.RecoveryKeyPath(); fileExists(rk) {
+				fmt.Fprintf(out, "recovery key: %s\n  Move this file off the box now (a USB stick in a drawer, or print it): with it, `commons key recover --recovery-key FILE` continues this household after a lost, stolen or forked key. Anyone holding it can take the household over.\n", rk)
+			}
 			if inviter == nil {
 				fmt.Fprintf(out, "This is a new community, %q. Neighbours join it with: commons init --name NAME --join INVITE (your invite above); add their invites with: commons neighbours add INVITE\n", cfg.Community.Name)
 				return nil

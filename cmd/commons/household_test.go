@@ -162,7 +162,7 @@ func TestHouseholdCLI(t *testing.T) {
 			p.Window.End.Sub(p.Window.Start) != time.Hour || p.Window.Start.Minute() != 0 || len(p.ID) != 64 {
 			t.Fatalf("pledge --json = %+v", p)
 		}
-		if out := carry(t, c, a, b); !strings.Contains(out, "imported 2 new messages") {
+		if out := carry(t, c, a, b); !strings.Contains(out, "imported 3 new messages") { // announce, recovery key, pledge
 			t.Fatalf("import at B: %q", out)
 		}
 		var nbb []struct {
@@ -190,7 +190,7 @@ func TestHouseholdCLI(t *testing.T) {
 		for _, h := range []string{a, b} {
 			var v verifyJSON
 			c.json(&v, "--home", h, "ledger", "verify", "--json")
-			if !v.OK || v.Messages != 4 || len(v.Problems) != 0 {
+			if !v.OK || v.Messages != 6 || len(v.Problems) != 0 { // 2 announces, 2 recovery keys, pledge, accept
 				t.Fatalf("ledger verify --json in %s = %+v", h, v)
 			}
 			var ps []pledgeJSON
@@ -205,7 +205,7 @@ func TestHouseholdCLI(t *testing.T) {
 			}
 		}
 		// Re-importing is idempotent.
-		if out := carry(t, c, a, b); !strings.Contains(out, "imported 0 new messages, 2 already stored") {
+		if out := carry(t, c, a, b); !strings.Contains(out, "imported 0 new messages, 3 already stored") { // announce, recovery key, pledge
 			t.Fatalf("second import: %q", out)
 		}
 		// Exports for spreadsheets carry the pledge.
@@ -289,7 +289,7 @@ func TestHouseholdCLI(t *testing.T) {
 			return p
 		}
 		// Flip one base64 character inside the second message's (the
-		// pledge's) signature: bytes 158..221, on the message's third
+		// recovery key's; the pledge after it is then a gap) signature: bytes 158..221, on the message's third
 		// 76-column line (bytes 114..170), column 64 = byte 162.
 		lines := strings.Split(good, "\n")
 		second := 0
@@ -366,7 +366,7 @@ func TestHouseholdCLI(t *testing.T) {
 		before := c.ok("--home", b, "ledger", "verify")
 		r := c.run("", "--home", b, "import", forged)
 		if r.code != 4 || !strings.Contains(r.stderr, "rejected message 2 ") || !strings.Contains(r.stderr, "[bad_signature]") ||
-			!strings.Contains(r.stdout, "imported 1 new messages, 0 already stored, 1 rejected") {
+			!strings.Contains(r.stdout, "imported 1 new messages, 0 already stored, 2 rejected") {
 			t.Fatalf("forged import: exit %d, stderr %q", r.code, r.stderr)
 		}
 		var v verifyJSON
@@ -380,7 +380,7 @@ func TestHouseholdCLI(t *testing.T) {
 			t.Fatalf("a forged pledge was stored: %+v", ps)
 		}
 		// The genuine block still imports afterwards, from stdin.
-		if r := c.run(good, "--home", b, "import", "-"); r.code != 0 || !strings.Contains(r.stdout, "imported 1 new messages, 1 already stored") {
+		if r := c.run(good, "--home", b, "import", "-"); r.code != 0 || !strings.Contains(r.stdout, "imported 2 new messages, 1 already stored") {
 			t.Fatalf("genuine import after forged one: %+v", r)
 		}
 		_ = idb
@@ -546,10 +546,11 @@ func TestHouseholdCLI(t *testing.T) {
 				t.Errorf("pledge %s returned 0 but is not in the ledger", id)
 			}
 		}
-		// Every message in the ledger is whole and verified: one announce
-		// plus one per stored pledge (the calibration one included).
-		if v.Messages != 1+len(ps) {
-			t.Errorf("ledger holds %d messages, want announce + %d pledges", v.Messages, len(ps))
+		// Every message in the ledger is whole and verified: the announce
+		// and the recovery key, plus one per stored pledge (the
+		// calibration one included).
+		if v.Messages != 2+len(ps) {
+			t.Errorf("ledger holds %d messages, want announce + recovery key + %d pledges", v.Messages, len(ps))
 		}
 	})
 }

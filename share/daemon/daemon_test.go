@@ -427,8 +427,8 @@ func TestStreet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nr != nl || nr != 2 || bufR.String() != bufL.String() {
-		t.Errorf("export-messages over the socket: %d messages, in-process %d (want 2: announce, pledge); same text %v", nr, nl, bufR.String() == bufL.String())
+	if nr != nl || nr != 3 || bufR.String() != bufL.String() {
+		t.Errorf("export-messages over the socket: %d messages, in-process %d (want 3: announce, recovery key, pledge); same text %v", nr, nl, bufR.String() == bufL.String())
 	}
 	rep, err := ca.Verify(ctx)
 	if err != nil || !rep.OK {

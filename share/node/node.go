@@ -104,8 +104,9 @@ type Node struct {
 var _ household.Household = (*Node)(nil)
 
 // Init creates a new household in home: the identity key (mode 0600), the
-// ledger with the household's first message (an announce of its name and
-// address), and the config. The config is written last, so a home whose
+// recovery key (RecoveryKeyFile, mode 0600, to be moved offline), the
+// ledger with the household's first messages (an announce of its name and
+// address, and the recovery key's public half), and the config. The config is written last, so a home whose
 // init was interrupted is not initialised and init can run again; an
 // existing key is kept.
 func Init(ctx context.Context, home Home, cfg Config) (household.Identity, error) {
@@ -157,6 +158,9 @@ func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.T
 			return household.Identity{}, err
 		}
 	}
+	if err := n.announceRecoveryKey(ctx); err != nil {
+		return household.Identity{}, err
+	}
 	if err := SaveConfig(home, cfg); err != nil {
 		return household.Identity{}, err
 	}
@@ -200,6 +204,23 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 	if err != nil {
 		n.lock.Unlock()
 		return nil, err
+	}
+	if !opts.ReadOnly {
+		// A key replacement interrupted before its key files were
+		// swapped: finish it, then own the ledger as the new key.
+		next, switched, err := finishKeyChange(ctx, home, n.led, key)
+		if err == nil && switched {
+			n.led.Close()
+			n.key = next
+			n.led, err = ledger.Open(ctx, home.LedgerPath(), ledger.Options{Self: next.ID(), Manifest: n.manifest, Now: opts.Now, Logger: opts.Logger, Quota: cfg.Storage.Quota(), CacheKiB: opts.LedgerCacheKiB})
+		}
+		if err != nil {
+			if n.led != nil {
+				n.led.Close()
+			}
+			n.lock.Unlock()
+			return nil, err
+		}
 	}
 	if !opts.ReadOnly {
 		// Meter data an older version filed by a wrong meter clock; once

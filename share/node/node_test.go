@@ -386,8 +386,8 @@ func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	a, b := newHome(t, "Alice", clk), newHome(t, "Bob", clk)
 	befriend(t, a, b)
 	head, err := a.head(ctx)
-	if err != nil || head.Seq != 1 {
-		t.Fatalf("head after init = %+v, %v; want the announce at seq 1", head, err)
+	if err != nil || head.Seq != 2 {
+		t.Fatalf("head after init = %+v, %v; want the recovery key after the announce, at seq 2", head, err)
 	}
 	p, err := a.pledge(ctx, household.PledgeRequest{To: "bob", EnergyWh: 10, Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)})
 	if err != nil {
@@ -395,7 +395,7 @@ func TestExportSinceAndRemoveNeighbour(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	if k, err := a.ExportMessages(ctx, &buf, head.ID.String()[:8]); err != nil || k != 1 {
-		t.Fatalf("export since the announce = %d, %v; want 1 (the pledge)", k, err)
+		t.Fatalf("export since the recovery key = %d, %v; want 1 (the pledge)", k, err)
 	}
 	raws, err := share.Dearmor(&buf, 10)
 	if err != nil || len(raws) != 1 {

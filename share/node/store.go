@@ -27,8 +27,24 @@ func (n *Node) messagesOfKinds(ctx context.Context, kinds ...share.Kind) ([]*sha
 }
 
 // ownMessages returns the verbatim bytes of this household's own chain
-// messages after the message since ("" = from the first).
+// messages after the message since ("" = from the first, and then the
+// feeds of the keys the household replaced come first, so that a
+// receiver can follow it to its current key).
 func (n *Node) ownMessages(ctx context.Context, since string) ([][]byte, error) {
+	var out [][]byte
+	if since == "" {
+		olds, err := n.led.Predecessors(ctx, n.key.ID())
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range olds {
+			raws, err := n.feed(ctx, k, 1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, raws...)
+		}
+	}
 	from := uint64(1)
 	if since != "" {
 		id, err := n.led.FindMessage(ctx, strings.TrimSpace(since))
@@ -53,9 +69,15 @@ func (n *Node) ownMessages(ctx context.Context, since string) ([][]byte, error) 
 		}
 		from = m.Seq + 1
 	}
+	raws, err := n.feed(ctx, n.key.ID(), from)
+	return append(out, raws...), err
+}
+
+// feed returns author's stored chain messages from seq from on.
+func (n *Node) feed(ctx context.Context, author share.HouseholdID, from uint64) ([][]byte, error) {
 	var out [][]byte
 	for {
-		page, err := n.led.Range(ctx, n.key.ID(), from, rangePage)
+		page, err := n.led.Range(ctx, author, from, rangePage)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-energy/commons/share"
+	"github.com/commons-energy/commons/share/node"
+)
+
+// newKeyCmd returns `commons key rotate` and `commons key recover`. Both
+// need the home's lock: they run in this process, never through a
+// running daemon (stop it first).
+func newKeyCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Replace the household's signing key: rotate it, or recover after a lost, stolen or forked key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return failf(exitUsage, "key needs a subcommand: rotate, or recover --recovery-key FILE")
+		},
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Hand the household over to a new key, signed by the old and the new key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := openKeyNode(cmd, g, "commons key rotate")
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			kc, err := n.RotateKey(cmd.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			printKeyChange(cmd, n, kc)
+			return nil
+		},
+	}
+	var recoveryFile string
+	recoverCmd := &cobra.Command{
+		Use:   "recover --recovery-key FILE",
+		Short: "Continue the household under a new key, signed by the recovery key made at init",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if recoveryFile == "" {
+				return failf(exitUsage, "key recover needs the recovery key init made: commons key recover --recovery-key FILE")
+			}
+			rk, err := share.LoadRecoveryKey(recoveryFile)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, share.ErrBadKeyFile) {
+				return failf(exitUsage, "--recovery-key: %v", err)
+			}
+			if err != nil {
+				return withCode(exitFailure, err)
+			}
+			n, err := openKeyNode(cmd, g, "commons key recover")
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			kc, err := n.RecoverKey(cmd.Context(), rk)
+			if err != nil {
+				return nodeErr(err)
+			}
+			printKeyChange(cmd, n, kc)
+			return nil
+		},
+	}
+	recoverCmd.Flags().StringVar(&recoveryFile, "recovery-key", "", "the recovery key file init wrote (recovery.key), brought back from where you keep it")
+	cmd.AddCommand(rotate, recoverCmd)
+	return cmd
+}
+
+// openKeyNode opens the household in this process under the home's lock.
+func openKeyNode(cmd *cobra.Command, g *globalFlags, owner string) (*node.Node, error) {
+	h, err := g.resolveHome()
+	if err != nil {
+		return nil, err
+	}
+	if !h.Initialised() {
+		return nil, failf(exitFailure, "no household in %s: run commons init first", h)
+	}
+	n, err := node.Open(cmd.Context(), h, node.Options{Owner: owner})
+	if err != nil {
+		return nil, nodeErr(fmt.Errorf("%w (a key is replaced with the daemon stopped)", err))
+	}
+	return n, nil
+}
+
+func printKeyChange(cmd *cobra.Command, n *node.Node, kc node.KeyChange) {
+	out := cmd.OutOrStdout()
+	verb := "rotated"
+	if kc.Via == "recover" {
+		verb = "recovered"
+	}
+	id := n.Identity()
+	fmt.Fprintf(out, "Household key %s: the old key's messages after seq %d are refused\n", verb, kc.AtSeq)
+	fmt.Fprintf(out, "old id: %s (key moved to %s)\n", kc.Old, kc.Retired)
+	fmt.Fprintf(out, "new id: %s\n", id.ID)
+	fmt.Fprintf(out, "invite: %s\n", id.Invite)
+	if kc.NewRecoveryKey != "" {
+		fmt.Fprintf(out, "recovery key: %s\n  This household had none; move this file off the box now: with it, `commons key recover --recovery-key FILE` continues the household after a lost, stolen or forked key.\n", kc.NewRecoveryKey)
+	}
+	fmt.Fprintln(out, "Neighbours follow the household to the new key when they import its messages: send them the output of `commons export-messages` (the peer links and the hub pin each neighbour's key and do not carry a key change yet); until then they may refuse this box's connections.")
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
