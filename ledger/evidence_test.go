@@ -50,7 +50,7 @@ func (s *settleStreet) store(t *testing.T, msgs ...*share.Message) {
 // reports, the accept and both parties' heads.
 func (s *settleStreet) settle2(wh int64) *share.Settle2 {
 	x := &share.Settle2{Pledge: s.pledge.ID(), FromSlot: s.window.From, ToSlot: s.window.To, AllocatedWh: []int64{wh}, TotalWh: wh, Key: "pro-rata",
-		Accepts: []share.ID{s.accept.ID()}, ExporterSeq: int64(s.alice.head.Seq), ExporterHead: s.alice.head.ID,
+		Pledges: []share.ID{s.pledge.ID()}, Accepts: []share.ID{s.accept.ID()}, AcceptedWh: []int64{800}, ExporterSeq: int64(s.alice.head.Seq), ExporterHead: s.alice.head.ID,
 		RecipientSeq: int64(s.bob.head.Seq), RecipientHead: s.bob.head.ID}
 	x.Reports = []share.ID{s.aReport.ID(), s.bReport.ID()}
 	if string(x.Reports[0][:]) > string(x.Reports[1][:]) {

@@ -10,16 +10,18 @@ import (
 // Limits of a settle2's references. See docs/PROTOCOL.md, "settle2 (31)".
 const (
 	MaxSettleReports = 16 // report ids of both parties
-	MaxSettleAccepts = 64 // accept ids of the pledges allocated together
+	MaxSettleAccepts = 64 // pledges allocated together (with their accepts)
 )
 
 // Settle2 is the allocation of one accepted pledge over its window, bound
 // to the evidence it was computed from (kind 31): the report messages of
-// both parties that give the export and import of every slot, the accept
-// messages of the pledges that competed for them (the settled pledge's
-// own among them), and the heads of both parties' feeds it read. Every
-// receiver holding that evidence recomputes AllocatedWh exactly
-// (CheckSettle2) and applies the settle only when it matches.
+// both parties that give the export and import of every slot, the
+// exporter's pledges that competed for them (the settled pledge among
+// them) with the accept of each and the Wh it accepted, and the heads of
+// both parties' feeds it read. Every receiver holding that evidence
+// recomputes AllocatedWh exactly (CheckSettle2) and applies the settle
+// only when it matches. Pledges, Accepts and AcceptedWh are parallel,
+// ordered by pledge id.
 type Settle2 struct {
 	Pledge        ID      `json:"pledge"`
 	FromSlot      int64   `json:"from_slot"`
@@ -28,7 +30,9 @@ type Settle2 struct {
 	TotalWh       int64   `json:"total_wh"`
 	Key           string  `json:"key"`
 	Reports       []ID    `json:"reports"`        // ascending, no duplicates
-	Accepts       []ID    `json:"accepts"`        // ascending, no duplicates
+	Pledges       []ID    `json:"pledges"`        // ascending, no duplicates
+	Accepts       []ID    `json:"accepts"`        // the accept of each pledge
+	AcceptedWh    []int64 `json:"accepted_wh"`    // the Wh each accept accepted
 	ExporterSeq   int64   `json:"exporter_seq"`   // head of the exporter's feed read
 	ExporterHead  ID      `json:"exporter_head"`  // its id
 	RecipientSeq  int64   `json:"recipient_seq"`  // head of the recipient's feed read
@@ -61,8 +65,19 @@ func (c *Settle2) validate() error {
 	if err := checkIDSet("reports", c.Reports, 2, MaxSettleReports); err != nil {
 		return err
 	}
-	if err := checkIDSet("accepts", c.Accepts, 1, MaxSettleAccepts); err != nil {
+	if err := checkIDSet("pledges", c.Pledges, 1, MaxSettleAccepts); err != nil {
 		return err
+	}
+	if len(c.Accepts) != len(c.Pledges) || len(c.AcceptedWh) != len(c.Pledges) {
+		return fmt.Errorf("pledges, accepts and accepted_wh have %d, %d and %d entries: want one each per pledge", len(c.Pledges), len(c.Accepts), len(c.AcceptedWh))
+	}
+	for i, a := range c.Accepts {
+		if a.IsZero() {
+			return fmt.Errorf("accepts[%d] is the zero id", i)
+		}
+		if err := checkInt(fmt.Sprintf("accepted_wh[%d]", i), c.AcceptedWh[i], 1, MaxEnergyWh); err != nil {
+			return err
+		}
 	}
 	for _, h := range []struct {
 		name string
@@ -113,8 +128,12 @@ func readSettle2(r *canonReader) Content {
 	x.Key = r.str()
 	r.field("reports", false)
 	x.Reports = r.ids("reports", MaxSettleReports)
+	r.field("pledges", false)
+	x.Pledges = r.ids("pledges", MaxSettleAccepts)
 	r.field("accepts", false)
 	x.Accepts = r.ids("accepts", MaxSettleAccepts)
+	r.field("accepted_wh", false)
+	x.AcceptedWh = r.ints()
 	r.field("exporter_seq", false)
 	x.ExporterSeq = r.int()
 	r.field("exporter_head", false)
@@ -353,45 +372,63 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 	}
 	listed := map[ID]bool{}
 	var terms []Terms
-	for _, id := range s.Accepts {
-		am := ev.Message(id)
-		if am == nil {
-			return wait("accept %s", id.Short())
+	for i, pid := range s.Pledges {
+		aid, wh := s.Accepts[i], s.AcceptedWh[i]
+		pm := ev.Message(pid)
+		if pm == nil {
+			return wait("pledge %s", pid.Short())
 		}
-		ac, err := am.Decode()
+		if pm.Kind != KindPledge || pm.Author != E || pm.Seq > uint64(s.ExporterSeq) {
+			return dispute("lists %s, not a pledge of the exporter up to the head it names", pid.Short())
+		}
+		pc, err := pm.Decode()
 		if err != nil {
 			return dispute("%v", err)
 		}
-		a, ok := ac.(*Accept)
-		if !ok {
-			return dispute("references %s (%s), not an accept", id.Short(), am.Kind)
+		p := pc.(*Pledge)
+		am := ev.Message(aid)
+		if am == nil && p.To == R {
+			return wait("accept %s of pledge %s", aid.Short(), pid.Short())
 		}
-		if am.Author == R && !within(am.Author, am.Seq) {
-			return dispute("lists accept %s at seq %d, after the head of the recipient's feed it names", id.Short(), am.Seq)
-		}
-		pm := ev.Message(a.Pledge)
-		if pm == nil {
-			return wait("pledge %s (accepted by %s)", a.Pledge.Short(), id.Short())
-		}
-		if pm.Kind != KindPledge || pm.Author != E || pm.Seq > uint64(s.ExporterSeq) {
-			return dispute("accept %s names %s, not a pledge of the exporter up to the head it names", id.Short(), a.Pledge.Short())
-		}
-		if listed[a.Pledge] {
-			return dispute("lists two accepts of pledge %s", a.Pledge.Short())
-		}
-		pv, _ := fold(pm, am)
-		if pv == nil || pv.State != StateAccepted || pv.Accept != id {
-			state := "unreadable"
-			if pv != nil {
-				state = string(pv.State)
+		var pv *PledgeView
+		if am != nil {
+			// Held: the accept must be the one that accepted the pledge
+			// (in the parties' feeds up to the heads), for wh.
+			if am.Author == R && !within(am.Author, am.Seq) {
+				return dispute("lists accept %s at seq %d, after the head of the recipient's feed it names", aid.Short(), am.Seq)
 			}
-			return dispute("lists accept %s, but pledge %s is %s by that accept in the parties' feeds", id.Short(), a.Pledge.Short(), state)
+			pv, _ = fold(pm, am)
+			if pv == nil || pv.State != StateAccepted || pv.Accept != aid || pv.AcceptedWh != wh {
+				state := "unreadable"
+				if pv != nil {
+					state = fmt.Sprintf("%s (%d Wh)", pv.State, pv.AcceptedWh)
+				}
+				return dispute("lists pledge %s as accepted by %s for %d Wh, but in the parties' feeds with that accept it is %s", pid.Short(), aid.Short(), wh, state)
+			}
+		} else {
+			// A third household's accept this box does not hold (it stores
+			// only its neighbours' feeds): what the two feeds show must
+			// allow it.
+			pv, _ = fold(pm, nil)
+			if pv == nil || (pv.State != StatePledged && pv.State != StateExpired) || wh > pv.PledgedWh {
+				state := "unreadable"
+				if pv != nil {
+					state = string(pv.State)
+				}
+				return dispute("lists pledge %s as accepted for %d Wh, but in the exporter's feed it is %s (pledged %d Wh)", pid.Short(), wh, state, p.EnergyWh)
+			}
+			pv.AcceptedWh = wh
 		}
-		listed[a.Pledge] = true
+		listed[pid] = true
 		terms = append(terms, pv.Terms())
 	}
 	if !listed[v.ID] {
-		return dispute("does not list the settled pledge's accept")
+		return dispute("does not list the settled pledge")
+	}
+	for i, pid := range s.Pledges {
+		if pid == v.ID && (s.Accepts[i] != v.Accept || s.AcceptedWh[i] != v.AcceptedWh) {
+			return dispute("lists the settled pledge as accepted by %s for %d Wh, not by %s for %d Wh", s.Accepts[i].Short(), s.AcceptedWh[i], v.Accept.Short(), v.AcceptedWh)
+		}
 	}
 	// Every accepted pledge from the exporter to the recipient in the two
 	// feeds up to the heads shares the recipient's import: none may be
@@ -638,17 +675,33 @@ func (e *EvidenceSet) Related(pledge ID) []*Message { return e.related[pledge] }
 
 // Settle2Content builds the settle2 content of pledge t from allocations
 // (those of other pledges are ignored) made with key, naming its
-// evidence: the reports and accepts used (any order, duplicates
-// dropped) and the heads of the exporter's and the recipient's feeds
-// read.
-func Settle2Content(t Terms, allocs []Allocation, key AllocationKey, reports, accepts []ID, exporter, recipient Head) (*Settle2, error) {
+// evidence: the reports used (any order, duplicates dropped), the
+// pledges allocated together with it (their terms and accept ids, the
+// settled pledge's own among them) and the heads of the exporter's and
+// the recipient's feeds read.
+func Settle2Content(t Terms, allocs []Allocation, key AllocationKey, reports []ID, competing []Terms, accepts []ID, exporter, recipient Head) (*Settle2, error) {
 	v1, err := SettleContent(t, allocs, key)
 	if err != nil {
 		return nil, err
 	}
+	if len(accepts) != len(competing) {
+		return nil, fmt.Errorf("settle2 content for pledge %s: %d pledges, %d accepts", t.Pledge.Short(), len(competing), len(accepts))
+	}
 	s := &Settle2{Pledge: t.Pledge, FromSlot: v1.FromSlot, ToSlot: v1.ToSlot, AllocatedWh: v1.AllocatedWh, TotalWh: v1.TotalWh, Key: v1.Key,
-		Reports: idSet(reports), Accepts: idSet(accepts),
+		Reports:     idSet(reports),
 		ExporterSeq: int64(exporter.Seq), ExporterHead: exporter.ID, RecipientSeq: int64(recipient.Seq), RecipientHead: recipient.ID}
+	order := make([]int, len(competing))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool {
+		return bytes.Compare(competing[order[a]].Pledge[:], competing[order[b]].Pledge[:]) < 0
+	})
+	for _, i := range order {
+		s.Pledges = append(s.Pledges, competing[i].Pledge)
+		s.Accepts = append(s.Accepts, accepts[i])
+		s.AcceptedWh = append(s.AcceptedWh, competing[i].AcceptedWh)
+	}
 	if err := s.validate(); err != nil {
 		return nil, reject(ErrBadContent, "settle2 content for pledge %s: %v", t.Pledge.Short(), err)
 	}

@@ -1,7 +1,9 @@
 package share
 
 import (
+	"bytes"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,8 @@ func (s *evStreet) window() SlotRange {
 }
 
 // settle2 is an honest-looking settle2 content with the given allocation
-// and evidence, naming the parties' current heads.
+// and evidence (accepts of alice's pledges), naming the parties' current
+// heads.
 func (s *evStreet) settle2(alloc []int64, reports, accepts []*Message) *Settle2 {
 	w := s.window()
 	x := &Settle2{Pledge: s.pledge.ID(), FromSlot: w.From, ToSlot: w.To, AllocatedWh: alloc, Key: "pro-rata",
@@ -47,15 +50,61 @@ func (s *evStreet) settle2(alloc []int64, reports, accepts []*Message) *Settle2 
 	for _, a := range alloc {
 		x.TotalWh += a
 	}
-	var r, a []ID
+	var r []ID
 	for _, m := range reports {
 		r = append(r, m.ID())
 	}
-	for _, m := range accepts {
-		a = append(a, m.ID())
+	x.Reports = idSet(r)
+	type entry struct {
+		p, a ID
+		wh   int64
 	}
-	x.Reports, x.Accepts = idSet(r), idSet(a)
+	var es []entry
+	for _, m := range accepts {
+		c, _ := m.Decode()
+		a := c.(*Accept)
+		es = append(es, entry{a.Pledge, m.ID(), a.EnergyWh})
+	}
+	sort.Slice(es, func(i, j int) bool { return bytes.Compare(es[i].p[:], es[j].p[:]) < 0 })
+	for _, e := range es {
+		x.Pledges, x.Accepts, x.AcceptedWh = append(x.Pledges, e.p), append(x.Accepts, e.a), append(x.AcceptedWh, e.wh)
+	}
 	return x
+}
+
+// thirdParty adds alice's pledge of 4000 Wh to carol over the same
+// window, carol's accept of accepted Wh (held by the receiver when held),
+// optionally alice's cancel, and alice's settle2 stating carol accepted
+// stated Wh. With 1000 Wh accepted (250 a slot) the two pledges share
+// alice's 100 Wh export in the third slot: bob gets 250, 200, 50, 0.
+func (s *evStreet) thirdParty(t *testing.T, accepted, stated int64, held bool, cancel ...bool) {
+	w := s.window()
+	pc := s.add(t, s.alice, t0.Add(time.Minute), &Pledge{To: s.carol.ID(), FromSlot: w.From, ToSlot: w.To, EnergyWh: 4000, ExpirySlot: w.From, Nonce: 3})
+	ac := s.by(t, s.carol, t0.Add(2*time.Minute), &Accept{Pledge: pc.ID(), EnergyWh: accepted})
+	if held {
+		s.msgs = append(s.msgs, ac)
+	}
+	if len(cancel) > 0 {
+		s.add(t, s.alice, t0.Add(3*time.Minute), &Cancel{Pledge: pc.ID()})
+	}
+	s.aReport = s.add(t, s.alice, s.end.Add(2*time.Minute), &Report{FromSlot: w.From, ExportWh: []int64{1000, 1000, 100, 1000}, ImportWh: []int64{0, 0, 0, 0}})
+	terms := []Terms{
+		{Pledge: s.pledge.ID(), From: s.alice.ID(), To: s.bob.ID(), Window: w, PledgedWh: 1500, AcceptedWh: 1000},
+		{Pledge: pc.ID(), From: s.alice.ID(), To: s.carol.ID(), Window: w, PledgedWh: 4000, AcceptedWh: stated},
+	}
+	meas := MeterTable{}
+	meas.AddReport(s.alice.ID(), &Report{FromSlot: w.From, ExportWh: []int64{1000, 1000, 100, 1000}, ImportWh: []int64{0, 0, 0, 0}})
+	meas.AddReport(s.bob.ID(), &Report{FromSlot: w.From, ExportWh: []int64{0, 0, 0, 0}, ImportWh: []int64{300, 200, 250, 0}})
+	meas.AddReport(s.carol.ID(), &Report{FromSlot: w.From, ExportWh: []int64{0, 0, 0, 0}, ImportWh: []int64{5000, 5000, 5000, 5000}})
+	allocs, err := Allocate(terms, meas, ProRata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := Settle2Content(terms[0], allocs, ProRata{}, []ID{s.aReport.ID(), s.bReport.ID()}, terms, []ID{s.accept.ID(), ac.ID()}, s.aHead, s.bHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.add(t, s.alice, s.end.Add(5*time.Minute), x)
 }
 
 func (s *evStreet) fold(t *testing.T, ev Evidence) *PledgeView {
@@ -144,11 +193,20 @@ func TestSettle2Evidence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := Settle2Content(terms[0], allocs, ProRata{}, []ID{s.aReport.ID(), s.bReport.ID()}, []ID{s.accept.ID(), a2.ID()}, s.aHead, s.bHead)
+			x, err := Settle2Content(terms[0], allocs, ProRata{}, []ID{s.aReport.ID(), s.bReport.ID()}, terms, []ID{s.accept.ID(), a2.ID()}, s.aHead, s.bHead)
 			if err != nil {
 				t.Fatal(err)
 			}
 			s.add(t, s.alice, s.end.Add(5*time.Minute), x)
+		}},
+		{name: "third household's accept not held", state: StateSettled, total: 500, build: func(t *testing.T, s *evStreet) {
+			s.thirdParty(t, 1000, 1000, false)
+		}},
+		{name: "third household's accept held, for other Wh", state: StateDisputed, reason: "in the parties' feeds with that accept", build: func(t *testing.T, s *evStreet) {
+			s.thirdParty(t, 1000, 4000, true)
+		}},
+		{name: "third household's pledge cancelled by the exporter", state: StateDisputed, reason: "in the exporter's feed it is cancelled", build: func(t *testing.T, s *evStreet) {
+			s.thirdParty(t, 1000, 1000, false, true)
 		}},
 		{name: "parties settle from different reports", state: StateDisputed, reason: "the parties settled differently", build: func(t *testing.T, s *evStreet) {
 			s.add(t, s.alice, s.end.Add(5*time.Minute), s.settle2(honest, []*Message{s.aReport, s.bReport}, []*Message{s.accept}))
@@ -245,7 +303,9 @@ func TestSettle2Content(t *testing.T) {
 	}{
 		{"reports out of order", func(x *Settle2) { x.Reports[0], x.Reports[1] = x.Reports[1], x.Reports[0] }},
 		{"one report", func(x *Settle2) { x.Reports = x.Reports[:1] }},
-		{"no accepts", func(x *Settle2) { x.Accepts = nil }},
+		{"no pledges", func(x *Settle2) { x.Pledges, x.Accepts, x.AcceptedWh = nil, nil, nil }},
+		{"accepts not parallel", func(x *Settle2) { x.Accepts = nil }},
+		{"accepted 0 Wh", func(x *Settle2) { x.AcceptedWh = []int64{0} }},
 		{"total", func(x *Settle2) { x.TotalWh++ }},
 		{"zero head", func(x *Settle2) { x.ExporterHead = ID{} }},
 		{"seq 0", func(x *Settle2) { x.RecipientSeq = 0 }},
