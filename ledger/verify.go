@@ -27,7 +27,7 @@ type Report struct {
 	// Disputes counts disputed pledges (a settle that does not recompute
 	// from its evidence, or the parties settling differently); each is
 	// also a "disputed: …" problem.
-	Disputes int64     `json:"disputes"`
+	Disputes int64     `json:"disputes,omitempty"`
 	Problems []Problem `json:"problems"` // empty, never null, when OK
 	Omitted  int64     `json:"omitted,omitempty"`
 }
