@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commons-energy/commons/share"
 )
@@ -130,5 +131,59 @@ func TestSettle2FromStoredEvidence(t *testing.T) {
 	ss, err := s.l.Settlements(ctx)
 	if err != nil || len(ss) != 1 || ss[0].TotalWh != 500 || ss[0].Settle != settle.ID() {
 		t.Fatalf("settlements = %+v, %v", ss, err)
+	}
+}
+
+// BenchmarkSettledPledges folds a ledger holding 1,000 pledges settled by
+// settle2 (each checked against its reports, accept and heads) into the
+// pledge view: what `commons pledges` and a dashboard refresh pay.
+func BenchmarkSettledPledges(b *testing.B) {
+	self, bob := newHousehold(b, 1), newHousehold(b, 2)
+	l, _ := openTest(b, self.ID())
+	addNeighbour(b, l, bob, "bob")
+	const n = 1000
+	first := testManifest.SlotOf(t0) - 4*n - 8
+	start := testManifest.SlotStart(first).Add(-time.Hour)
+	self.at, bob.at = start, start
+	var msgs []*share.Message
+	var ps, as []*share.Message
+	for i := range n {
+		w := share.SlotRange{From: first + 4*int64(i), To: first + 4*int64(i) + 4}
+		ps = append(ps, self.next(b, &share.Pledge{To: bob.ID(), FromSlot: w.From, ToSlot: w.To, EnergyWh: 1000, ExpirySlot: w.From, Nonce: uint32(i)}))
+		as = append(as, bob.next(b, &share.Accept{Pledge: ps[i].ID(), EnergyWh: 800}))
+		msgs = append(msgs, ps[i], as[i])
+	}
+	for i := range n {
+		w := share.SlotRange{From: first + 4*int64(i), To: first + 4*int64(i) + 4}
+		p, a := ps[i], as[i]
+		end := testManifest.SlotStart(w.To)
+		self.at, bob.at = end, end
+		ra := self.next(b, &share.Report{FromSlot: w.From, ExportWh: []int64{300, 300, 100, 0}, ImportWh: []int64{0, 0, 0, 0}})
+		rb := bob.next(b, &share.Report{FromSlot: w.From, ExportWh: []int64{0, 0, 0, 0}, ImportWh: []int64{150, 400, 400, 400}})
+		terms := share.Terms{Pledge: p.ID(), From: self.ID(), To: bob.ID(), Window: w, PledgedWh: 1000, AcceptedWh: 800}
+		meas := share.MeterTable{}
+		meas.Set(self.ID(), w.From, 300, 0)
+		for s, e := range []int64{300, 300, 100, 0} {
+			meas.Set(self.ID(), w.From+int64(s), e, 0)
+		}
+		for s, im := range []int64{150, 400, 400, 400} {
+			meas.Set(bob.ID(), w.From+int64(s), 0, im)
+		}
+		allocs, err := share.Allocate([]share.Terms{terms}, meas, share.ProRata{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := share.Settle2Content(terms, allocs, share.ProRata{}, []share.ID{ra.ID(), rb.ID()}, []share.Terms{terms}, []share.ID{a.ID()}, self.head, bob.head)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, ra, rb, self.next(b, c))
+	}
+	mustAppend(b, l, msgs...)
+	for b.Loop() {
+		ps, err := l.Pledges(context.Background(), PledgeFilter{})
+		if err != nil || len(ps) != n || ps[0].State != share.StateSettled {
+			b.Fatalf("%d pledges (%v), %v", len(ps), ps[0].State, err)
+		}
 	}
 }

@@ -180,8 +180,9 @@ type Evidence interface {
 	At(author HouseholdID, seq uint64) *Message
 	// Reports returns every stored report of author.
 	Reports(author HouseholdID) []*Message
-	// Pledges returns every stored pledge from exporter to recipient.
-	Pledges(exporter, recipient HouseholdID) []*Message
+	// Pledges returns the stored pledges from exporter to recipient
+	// whose window shares a slot with w.
+	Pledges(exporter, recipient HouseholdID, w SlotRange) []*Message
 	// Related returns the stored accept, decline and cancel messages
 	// naming pledge.
 	Related(pledge ID) []*Message
@@ -433,7 +434,7 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 	// Every accepted pledge from the exporter to the recipient in the two
 	// feeds up to the heads shares the recipient's import: none may be
 	// left out.
-	for _, pm := range ev.Pledges(E, R) {
+	for _, pm := range ev.Pledges(E, R, v.Window) {
 		if listed[pm.id] || pm.Seq > uint64(s.ExporterSeq) {
 			continue
 		}
@@ -603,8 +604,13 @@ type EvidenceSet struct {
 	byID    map[ID]*Message
 	at      map[feedPos]*Message
 	reports map[HouseholdID][]*Message
-	pledges map[[2]HouseholdID][]*Message
+	pledges map[[2]HouseholdID][]windowed
 	related map[ID][]*Message
+}
+
+type windowed struct {
+	m *Message
+	w SlotRange
 }
 
 type feedPos struct {
@@ -615,7 +621,7 @@ type feedPos struct {
 // NewEvidenceSet returns an EvidenceSet holding msgs.
 func NewEvidenceSet(msgs ...*Message) *EvidenceSet {
 	e := &EvidenceSet{byID: map[ID]*Message{}, at: map[feedPos]*Message{}, reports: map[HouseholdID][]*Message{},
-		pledges: map[[2]HouseholdID][]*Message{}, related: map[ID][]*Message{}}
+		pledges: map[[2]HouseholdID][]windowed{}, related: map[ID][]*Message{}}
 	for _, m := range msgs {
 		e.Add(m)
 	}
@@ -638,7 +644,7 @@ func (e *EvidenceSet) Add(m *Message) {
 		if c, err := m.Decode(); err == nil {
 			p := c.(*Pledge)
 			k := [2]HouseholdID{m.Author, p.To}
-			e.pledges[k] = append(e.pledges[k], m)
+			e.pledges[k] = append(e.pledges[k], windowed{m, SlotRange{From: p.FromSlot, To: p.ToSlot}})
 		}
 	case KindAccept, KindDecline, KindCancel:
 		if c, err := m.Decode(); err == nil {
@@ -666,8 +672,14 @@ func (e *EvidenceSet) At(author HouseholdID, seq uint64) *Message {
 func (e *EvidenceSet) Reports(author HouseholdID) []*Message { return e.reports[author] }
 
 // Pledges implements Evidence.
-func (e *EvidenceSet) Pledges(exporter, recipient HouseholdID) []*Message {
-	return e.pledges[[2]HouseholdID{exporter, recipient}]
+func (e *EvidenceSet) Pledges(exporter, recipient HouseholdID, w SlotRange) []*Message {
+	var out []*Message
+	for _, x := range e.pledges[[2]HouseholdID{exporter, recipient}] {
+		if overlapsRange(x.w, w) {
+			out = append(out, x.m)
+		}
+	}
+	return out
 }
 
 // Related implements Evidence.
