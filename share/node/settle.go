@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/commons-energy/commons/ledger"
@@ -20,9 +21,13 @@ import (
 // reported export, the recipient's reported import), competing pledges
 // sharing by the community's allocation key, and appends a settle2
 // message naming the reports, accepts and feed heads it used, which every
-// receiver recomputes. A pledge whose recipient has not reported yet waits (deliver
-// messages, then run Settle again); so does one overlapping another
-// accepted pledge of this household whose window is still open.
+// receiver recomputes. A pledge whose recipient has not reported yet
+// waits (deliver messages, then run Settle again); so does one
+// overlapping another accepted pledge of this household whose window is
+// still open. A disputed pledge is settled again when the evidence (say a
+// report the recipient corrected) gives something other than this
+// household's latest settle2 of it; otherwise it waits, with the
+// dispute's reason.
 func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 	var rep household.SettleReport
 	if err := n.writable("settle"); err != nil {
@@ -81,10 +86,12 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 	}
 
 	// 2. As the exporter, settle closed accepted pledges, in groups of
-	// overlapping windows (they compete for the same export).
+	// overlapping windows (they compete for the same export). A disputed
+	// one is settled again when the evidence now gives something else
+	// than this household's latest settle2 of it (a corrected report).
 	var open, ready []*share.PledgeView
 	for _, v := range views {
-		if v.From != self || v.State != share.StateAccepted {
+		if v.From != self || (v.State != share.StateAccepted && v.State != share.StateDisputed) {
 			continue
 		}
 		if closed(v) {
@@ -98,6 +105,10 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 		return rep, err
 	}
 	names, err := n.names(ctx)
+	if err != nil {
+		return rep, err
+	}
+	mine, err := n.ownSettles2(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -128,6 +139,10 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			if err != nil {
 				return rep, err
 			}
+			if old := mine[v.ID]; v.State == share.StateDisputed && old != nil && sameSettle(old, c) {
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "disputed, and this household's settle already names the latest reports: " + disputeText(v)})
+				continue
+			}
 			m, err := n.sign(ctx, c)
 			if err != nil {
 				return rep, err
@@ -136,10 +151,14 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			if err != nil {
 				return rep, err
 			}
-			if p.State != household.StateSettled {
+			switch {
+			case p.State == household.StateSettled:
+				rep.Settled = append(rep.Settled, p)
+			case p.State == household.StateDisputed && v.State == share.StateDisputed:
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "still disputed after settling again: " + p.Dispute})
+			default:
 				return rep, fmt.Errorf("settle %s: the stored settle message %s did not settle the pledge (state %s)", v.ID.Short(), m.ID().Short(), p.State)
 			}
-			rep.Settled = append(rep.Settled, p)
 		}
 	}
 	return rep, nil
@@ -171,6 +190,44 @@ func (n *Node) settle2(ctx context.Context, t share.Terms, group []*share.Pledge
 		return nil, err
 	}
 	return share.Settle2Content(t, allocs, key, reports, competing, accepts, exporter, recipient)
+}
+
+// ownSettles2 returns this household's latest settle2 of each pledge.
+func (n *Node) ownSettles2(ctx context.Context) (map[share.ID]*share.Settle2, error) {
+	msgs, err := n.messagesOfKinds(ctx, share.KindSettle2)
+	if err != nil {
+		return nil, err
+	}
+	out := map[share.ID]*share.Settle2{}
+	seqs := map[share.ID]uint64{}
+	for _, m := range msgs {
+		if m.Author != n.key.ID() {
+			continue
+		}
+		c, err := m.Decode()
+		if err != nil {
+			continue
+		}
+		s := c.(*share.Settle2)
+		if m.Seq > seqs[s.Pledge] {
+			out[s.Pledge], seqs[s.Pledge] = s, m.Seq
+		}
+	}
+	return out, nil
+}
+
+// sameSettle reports whether two settle2 contents allocate the same from
+// the same reports and pledges (their heads may differ).
+func sameSettle(a, b *share.Settle2) bool {
+	return slices.Equal(a.AllocatedWh, b.AllocatedWh) && slices.Equal(a.Reports, b.Reports) &&
+		slices.Equal(a.Pledges, b.Pledges) && slices.Equal(a.AcceptedWh, b.AcceptedWh)
+}
+
+func disputeText(v *share.PledgeView) string {
+	if len(v.Disputes) == 0 {
+		return "no reason recorded"
+	}
+	return v.Disputes[len(v.Disputes)-1].Error()
 }
 
 func (n *Node) missingText(e *share.MissingError, names map[share.HouseholdID]string) string {
