@@ -187,3 +187,21 @@ func BenchmarkSettledPledges(b *testing.B) {
 		}
 	}
 }
+
+// A stored pledge whose bytes were changed behind the ledger's back is a
+// problem verify reports; looking for disputes (which folds every
+// pledge) must not turn it into a failure of verify itself.
+func TestVerifyDisputesWithBrokenPledge(t *testing.T) {
+	ctx := context.Background()
+	s := newSettleStreet(t)
+	if _, err := s.l.db.Exec(`UPDATE messages SET raw = X'00' WHERE id = ?`, s.pledge.ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.l.Verify(ctx)
+	if err != nil {
+		t.Fatalf("verify failed: %v", err)
+	}
+	if rep.OK || len(rep.Problems) == 0 {
+		t.Fatalf("verify = %+v, want the broken pledge reported", rep)
+	}
+}

@@ -158,8 +158,14 @@ func (l *Ledger) Verify(ctx context.Context) (*Report, error) {
 // again from the evidence). One problem per pledge, with its reasons.
 func (l *Ledger) verifyDisputes(ctx context.Context, rep *Report) error {
 	ps, err := l.foldPledges(ctx, "")
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
 		return err
+	case err != nil && !rep.OK:
+		return nil // a stored message is broken: already a problem, and the fold needs them all
+	case err != nil:
+		rep.add(Problem{ID: "database", Reason: "pledges could not be folded to look for disputes: " + err.Error()})
+		return nil
 	}
 	for _, p := range ps {
 		if p.State != share.StateDisputed {
