@@ -12,13 +12,15 @@ import (
 )
 
 // benchModel is the dashboard at 160x48 holding a full hour of 1 s samples
-// and a week of 1 min aggregates, on view v.
-func benchModel(b *testing.B, v string) Model {
+// and a week of 1 min aggregates, after keys (the view, and what opens on it).
+func benchModel(b *testing.B, keys ...string) Model {
 	b.Helper()
 	f := newFake()
 	m := loaded(b, f, 160, 48)
 	var tm tea.Model = m
-	tm, _ = tm.Update(press(v))
+	for _, k := range keys {
+		tm, _ = tm.Update(press(k))
+	}
 	bs, _ := f.Aggregates(context.Background(), testNow.Add(-7*24*time.Hour), testNow)
 	m = tm.(Model)
 	m.charts.span = span7d
@@ -48,11 +50,15 @@ func reportCPU(b *testing.B, start time.Duration) {
 // BenchmarkView measures one frame at 160x48 per view. Charts are cached,
 // so the cost does not depend on how much history is held.
 func BenchmarkView(b *testing.B) {
-	for _, v := range []struct{ name, key string }{
-		{"overview", "1"}, {"charts", "2"}, {"neighbours", "3"}, {"ledger", "4"},
+	for _, v := range []struct {
+		name string
+		keys []string
+	}{
+		{"overview", []string{"1"}}, {"charts", []string{"2"}}, {"neighbours", []string{"3"}}, {"ledger", []string{"4"}},
+		{"pledge_detail", []string{"4", "j", "j", "enter"}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			m := benchModel(b, v.key)
+			m := benchModel(b, v.keys...)
 			b.ReportAllocs()
 			b.ResetTimer()
 			c := cpuTime()

@@ -95,8 +95,9 @@ func liveGap(protocol, version string) time.Duration {
 
 // liveColumns downsamples the ring's samples in [start, end) to at most n
 // columns of average power and returns them with the column length. Two
-// samples further apart than gap (the meter was offline) leave the
-// columns between them uncovered. Its cost depends on the window and n,
+// samples further apart than gap and than three times the spacing of the
+// samples before them (the meter was offline) leave the columns between
+// them uncovered. Its cost depends on the window and n,
 // not on how much the ring holds.
 func liveColumns(r *household.Ring, start, end time.Time, n int, gap time.Duration) ([]column, time.Duration) {
 	if n < 2 {
@@ -131,6 +132,7 @@ func liveColumns(r *household.Ring, start, end time.Time, n int, gap time.Durati
 		prev = r.At(i - 1).Time
 	}
 	cur := -1
+	var cadence time.Duration // spacing of the last two samples
 	for ; i < r.Len(); i++ {
 		s := r.At(i)
 		if !s.Time.Before(end) {
@@ -151,8 +153,16 @@ func liveColumns(r *household.Ring, start, end time.Time, n int, gap time.Durati
 			sums[4]++
 		}
 		from := k
-		if !prev.IsZero() && s.Time.Sub(prev) <= gap {
-			from = at(prev)
+		if !prev.IsZero() {
+			// a gap is silence well beyond the line's own cadence: the
+			// meter's telegram interval, or the spacing of the samples so
+			// far when they come slower (a sped-up demo clock, a meter
+			// that sends less often than its protocol says)
+			d := s.Time.Sub(prev)
+			if d <= max(gap, 3*cadence) {
+				from = at(prev)
+			}
+			cadence = d
 		}
 		for j := from; j <= k; j++ {
 			cols[j].covered = true

@@ -299,6 +299,10 @@ func TestLiveGaps(t *testing.T) {
 		{"dsmr4 offline", "42", 10 * time.Second, true},
 		{"dsmr4 online", "42", 10 * time.Second, false},
 		{"dsmr5 online", "50", time.Second, false},
+		// the demo's clock runs ten times faster: a DSMR 5 meter's samples
+		// come about 10 s apart and are still one line
+		{"dsmr5 sped up online", "50", 10500 * time.Millisecond, false},
+		{"dsmr5 sped up offline", "50", 10500 * time.Millisecond, true},
 	}
 	for _, c := range cases {
 		for _, ascii := range []bool{false, true} {

@@ -120,12 +120,12 @@ func neighbourName(st household.State, id string) string {
 	if n, ok := neighbourByID(st, id); ok && n.Name != "" {
 		return n.Name
 	}
-	return shortID(id)
+	return household.ShortID(id)
 }
 
 func nameOr(name, id string) string {
 	if name != "" {
 		return name
 	}
-	return shortID(id)
+	return household.ShortID(id)
 }

@@ -23,11 +23,11 @@ func TestLedgerComponentAlone(t *testing.T) {
 	l := newLedger(testCommon(f, 80, 24))
 	l.SetState(st)
 	l.SetSize(80, 21)
-	if !strings.Contains(l.View(), "6 rows") {
+	if !strings.Contains(l.View(), "→ Bob") || !strings.Contains(l.View(), "1 expired offer") {
 		t.Fatalf("ledger without its rows:\n%s", l.View())
 	}
 	l, _ = l.Update(press("f"))
-	if !strings.Contains(l.View(), "filter: Anna") || l.take() != (request{}) {
+	if !strings.Contains(l.View(), "Anna (f)") || strings.Contains(l.View(), "→ Bob") || l.take() != (request{}) {
 		t.Errorf("f did not filter to Anna:\n%s", l.View())
 	}
 	l, _ = l.Update(press("esc"))

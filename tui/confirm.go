@@ -45,11 +45,11 @@ func askCancel(c common, st household.State, id string) request {
 	case !ok:
 		return noticef(true, "Select one of your pledges to cancel.")
 	case !p.Outgoing:
-		return noticef(true, "Pledge %s is a neighbour's: decline it with d instead.", shortID(p.ID))
+		return noticef(true, "Pledge %s is a neighbour's: decline it with d instead.", household.ShortID(p.ID))
 	case !p.State.Open():
-		return noticef(true, "Pledge %s is %s and can no longer be cancelled.", shortID(p.ID), p.State)
+		return noticef(true, "Pledge %s is %s and can no longer be cancelled.", household.ShortID(p.ID), p.State)
 	case !p.Window.Start.After(c.now):
-		return noticef(true, "Pledge %s: its window has started, so it can no longer be cancelled.", shortID(p.ID))
+		return noticef(true, "Pledge %s: its window has started, so it can no longer be cancelled.", household.ShortID(p.ID))
 	}
 	return request{confirm: &confirmation{open: true, id: p.ID, question: fmt.Sprintf("Cancel your pledge of %s to %s for %s?",
 		input.FormatEnergy(p.EnergyWh), nameOr(p.ToName, p.To), c.window(p.Window.Start, p.Window.End))}}
@@ -80,7 +80,7 @@ func (m confirmation) Update(msg tea.Msg) (confirmation, tea.Cmd) {
 	case key.Matches(km, m.keys.Yes):
 		id := m.id
 		m.open, m.question, m.id = false, "", ""
-		m.req = noticef(false, "Cancelling pledge %s…", shortID(id))
+		m.req = noticef(false, "Cancelling pledge %s…", household.ShortID(id))
 		return m, action(m.common, "cancelled", id, m.b.Cancel)
 	case key.Matches(km, m.keys.No):
 		m.open, m.question, m.id = false, "", ""

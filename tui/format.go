@@ -5,28 +5,6 @@ import (
 	"time"
 )
 
-// fmtW formats a power in W: "1234 W", "12.35 kW". Exact integer
-// arithmetic, no floats.
-func fmtW(w int64) string {
-	sign := ""
-	if w < 0 {
-		sign, w = "-", -w
-	}
-	if w < 10000 {
-		return fmt.Sprintf("%s%d W", sign, w)
-	}
-	return fmt.Sprintf("%s%d.%02d kW", sign, w/1000, (w%1000)/10)
-}
-
-// fmtKWh formats energy always in kWh with three decimals.
-func fmtKWh(wh int64) string {
-	sign := ""
-	if wh < 0 {
-		sign, wh = "-", -wh
-	}
-	return fmt.Sprintf("%s%d.%03d kWh", sign, wh/1000, wh%1000)
-}
-
 // fmtAge says how long ago t was, relative to now: "3 s", "4 min", "2 h",
 // "5 d". Times in the future count as "0 s".
 func fmtAge(now, t time.Time) string {
@@ -77,14 +55,6 @@ func nextHour(now time.Time, loc *time.Location) (time.Time, time.Time) {
 	n := now.In(loc)
 	start := time.Date(n.Year(), n.Month(), n.Day(), n.Hour()+1, 0, 0, 0, loc)
 	return start, start.Add(time.Hour)
-}
-
-// shortID shortens a message or household id for a table cell.
-func shortID(id string) string {
-	if len(id) <= 8 {
-		return id
-	}
-	return id[:8]
 }
 
 // pct returns 100*a/b rounded to the nearest whole percent, half away

@@ -49,9 +49,13 @@ func TestHintAndHelpAt80x24(t *testing.T) {
 		{"overview", []string{"1"}, nil, ""},
 		{"charts", []string{"2"}, func(m Model) any { return m.charts.keys }, ""},
 		{"neighbours", []string{"3"}, func(m Model) any { return m.neighbours.keys }, "Back Cancel"},
-		{"neighbour detail", []string{"3", "j", "enter"}, func(m Model) any { return m.neighbours.keys }, "Details"},
+		{"neighbour detail", []string{"3", "j", "enter"}, func(m Model) any { return m.neighbours.keys }, ""},
+		{"neighbour pledge detail", []string{"3", "j", "enter", "enter"}, func(m Model) any { return m.neighbours.pledge.keys }, ""},
 		{"ledger", []string{"4"}, func(m Model) any { return m.ledger.keys }, ""},
 		{"ledger filtered", []string{"4", "f"}, func(m Model) any { return m.ledger.keys }, ""},
+		{"ledger state filtered", []string{"4", "s", "s"}, func(m Model) any { return m.ledger.keys }, ""},
+		{"ledger expired shown", []string{"4", "e"}, func(m Model) any { return m.ledger.keys }, ""},
+		{"pledge detail", []string{"4", "j", "j", "enter"}, func(m Model) any { return m.ledger.detail.keys }, ""},
 	}
 	for _, readOnly := range []bool{false, true} {
 		for _, c := range cases {
@@ -106,7 +110,7 @@ func TestHintAndHelpAt80x24(t *testing.T) {
 					}
 				}
 				// the table's navigation is there where there is a table
-				if c.name == "ledger" || c.name == "neighbours" || c.name == "neighbour detail" {
+				if c.name == "ledger" || c.name == "neighbours" || c.name == "neighbour detail" || c.name == "pledge detail" {
 					for _, want := range []string{"g/home", "G/end", "pgup/^b", "pgdn/^f", "^u", "^d", "½ page down"} {
 						if !strings.Contains(help, want) {
 							t.Errorf("help lacks the table key %q:\n%s", want, help)
@@ -149,7 +153,8 @@ func TestComponentsClaimTheirKeys(t *testing.T) {
 func TestNothingCutMidWord(t *testing.T) {
 	f := newFake()
 	for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}} {
-		for _, keys := range [][]string{{"1"}, {"2"}, {"2", "l"}, {"3"}, {"3", "j", "enter"}, {"4"}, {"4", "f"}, {"4", "f", "f"}, {"?"}, {"4", "?"}, {"3", "j", "p"}, {"4", "j", "c"}} {
+		for _, keys := range [][]string{{"1"}, {"2"}, {"2", "l"}, {"3"}, {"3", "j", "enter"}, {"4"}, {"4", "f"}, {"4", "f", "f"}, {"4", "s", "s"}, {"4", "f", "f", "s", "s"}, {"4", "e"},
+			{"4", "j", "j", "enter"}, {"4", "enter"}, {"4", "j", "enter"}, {"3", "j", "enter", "enter"}, {"4", "j", "j", "enter", "?"}, {"?"}, {"4", "?"}, {"3", "j", "p"}, {"4", "j", "c"}} {
 			var tm tea.Model = loaded(t, f, size[0], size[1])
 			for _, k := range keys {
 				tm, _ = tm.Update(press(k))

@@ -75,10 +75,10 @@ func (m incoming) Update(msg tea.Msg) (incoming, tea.Cmd) {
 		return m, nil
 	}
 	if key.Matches(km, m.keys.Accept) {
-		m.req = noticef(false, "Accepting pledge %s…", shortID(id))
+		m.req = noticef(false, "Accepting pledge %s…", household.ShortID(id))
 		return m, action(m.common, "accepted", id, m.b.Accept)
 	}
-	m.req = noticef(false, "Declining pledge %s…", shortID(id))
+	m.req = noticef(false, "Declining pledge %s…", household.ShortID(id))
 	return m, action(m.common, "declined", id, m.b.Decline)
 }
 

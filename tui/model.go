@@ -426,12 +426,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionMsg:
 		m.com.now = msg.now
 		if msg.err != nil && m.unreachable(msg.err) {
-			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), shortID(msg.id), msg.err)
+			m.setNotice(true, "Could not %s pledge %s: %v.", verbBase(msg.verb), household.ShortID(msg.id), msg.err)
 			cmds = append(cmds, m.retry())
 		} else if msg.err != nil {
-			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), shortID(msg.id), msg.err)
+			m.setNotice(true, "Could not %s pledge %s: %v", verbBase(msg.verb), household.ShortID(msg.id), msg.err)
 		} else {
-			m.setNotice(false, "Pledge %s %s.", shortID(msg.id), msg.verb)
+			m.setNotice(false, "Pledge %s %s.", household.ShortID(msg.id), msg.verb)
 			cmds = append(cmds, m.loadState())
 		}
 	case pledgeResultMsg:
@@ -440,7 +440,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.form, cmd = m.form.Update(msg)
 		cmds = append(cmds, cmd, m.apply(m.form.take()))
-	case previewMsg:
+	case previewMsg, outlookMsg:
 		m.sync()
 		var cmd tea.Cmd
 		m.form, cmd = m.form.Update(msg)
@@ -693,6 +693,7 @@ func (m Model) selectedPledge() string {
 func (m *Model) setView(v view) {
 	m.view = v
 	m.neighbours.closeDetail()
+	m.ledger.closeDetail()
 	m.layout()
 }
 

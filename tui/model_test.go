@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -140,9 +141,13 @@ func TestGolden(t *testing.T) {
 		{"neighbours", []string{"3"}, []string{"Month g/r"}},
 		{"neighbour_detail", []string{"3", "j", "enter"}, []string{"pledges and settlements between you"}},
 		{"ledger", []string{"4"}, []string{"Delivered"}},
-		{"ledger_filtered", []string{"4", "f"}, []string{"filter: Anna"}},
-		{"pledge_form", []string{"3", "j", "p", "1.5kWh"}, []string{"Pledge energy"}},
-		{"pledge_preview", []string{"3", "j", "p", "1.5kWh", "enter"}, []string{"sign and send"}},
+		{"ledger_filtered", []string{"4", "f"}, []string{"Anna (f)"}},
+		{"ledger_expired_shown", []string{"4", "e"}, []string{"Carla"}},
+		{"ledger_settled", []string{"4", "s", "s"}, []string{"settled (s)"}},
+		{"ledger_empty", []string{"4", "f", "f", "s", "s"}, []string{"No settled pledges with Bob"}},
+		{"ledger_detail", []string{"4", "j", "j", "enter"}, []string{"Pledge p3dev00001", "import (Dev)"}},
+		{"pledge_form", []string{"3", "j", "p", "1.5kWh"}, []string{"Pledge energy", "window forecast 2.6 kWh"}},
+		{"pledge_preview", []string{"3", "j", "p", "1.5kWh", "enter"}, []string{"sign and send", "window forecast 2.6 kWh"}},
 		{"help", []string{"?"}, []string{"Keys"}},
 	}
 	for _, size := range [][2]int{{80, 24}, {160, 48}} {
@@ -210,6 +215,27 @@ func TestPledgeFromNeighbourEndToEnd(t *testing.T) {
 	if n := strings.Count(strings.Join(f.callLog(), "\n"), "pledge to="); n != 1 {
 		t.Errorf("Pledge called %d times, want once", n)
 	}
+}
+
+// Beside the amount the form shows the household's surplus now and the
+// forecast of the window chosen, asked again when the window changes.
+func TestPledgeFormShowsSurplusAndForecast(t *testing.T) {
+	f := newFake()
+	tm := start(t, loaded(t, f, 80, 24), 80, 24)
+	send(tm, "3", "j", "p")
+	waitOutput(t, tm, "You: surplus 2317 W now · window forecast 2.6 kWh")
+	waitCalls(t, f, "preview to=h-bob-00003 wh=0 13:30-13:45")
+	send(tm, "tab", "right") // window: next hour
+	waitCalls(t, f, "preview to=h-bob-00003 wh=0 14:00-15:00")
+	f.mu.Lock()
+	f.preview.ForecastSurplusWh = meter.Optional{}
+	f.preview.PledgedWh = 1500
+	f.mu.Unlock()
+	send(tm, "right") // range: nothing to ask until it parses
+	send(tm, "tab", "16:00-17:30")
+	waitCalls(t, f, "preview to=h-bob-00003 wh=0 16:00-17:30")
+	waitOutput(t, tm, "You: surplus 2317 W now · no forecast (no data yesterday), 1.5 kWh pledged")
+	final(t, tm)
 }
 
 func TestPledgeFromAnywhereWithRangeQueued(t *testing.T) {
@@ -314,7 +340,7 @@ func TestAcceptIncomingFromBanner(t *testing.T) {
 	waitOutput(t, tm, "Incoming: Anna pledges you 1 kWh")
 	send(tm, "a")
 	waitCalls(t, f, "accept p2anna0001")
-	waitOutput(t, tm, "Pledge p2anna00 accepted.")
+	waitOutput(t, tm, "Pledge p2anna0001 accepted.")
 	m := final(t, tm)
 	if p, _ := pledgeByID(m.state, "p2anna0001"); p.State != household.StateAccepted && m.notice == "" {
 		t.Errorf("state after accept: %v", p.State)
@@ -651,13 +677,35 @@ func TestProductionMeterShowsMeasuredShares(t *testing.T) {
 	// today: self = 20000-12345 = 7655 Wh; use = 4321+7655 = 11976 Wh;
 	// shares rounded to nearest: 38.3 % and 63.9 %
 	for _, want := range []string{"3817 W", "measured", "1500 W", "derived: import - export + solar",
-		"20.000 kWh", "11.976 kWh", "38 %", "64 %"} {
+		"20 kWh", "11.976 kWh", "38 %", "64 %"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("want %q in:\n%s", want, v)
 		}
 	}
 	if strings.Contains(v, "need a production meter") {
 		t.Error("still says a production meter is needed")
+	}
+}
+
+// At 80x24 a home with everything (a production meter, a hub, an
+// incoming pledge) still shows its open pledges on Overview, and the hint
+// line keeps help and quit.
+func TestOverviewAt80x24KeepsOpenPledges(t *testing.T) {
+	f := newFake()
+	f.state.Home.Production = true
+	f.state.Live.ProductionW = someW(3817)
+	f.state.Live.Today.ProductionWh = ptr(int64(20000))
+	f.state.Relay = &household.RelayState{URL: "nats://hub.example:4222", Running: true, Connected: true, LastMessage: ptr(testNow.Add(-12 * time.Second))}
+	v := loaded(t, f, 80, 24).View()
+	lines := strings.Split(v, "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d lines, want 24:\n%s", len(lines), v)
+	}
+	if !regexp.MustCompile(`open pledges +2`).MatchString(v) {
+		t.Errorf("no open pledges on Overview at 80x24:\n%s", v)
+	}
+	if last := lines[23]; !strings.Contains(last, "? help") || !strings.Contains(last, "q quit") {
+		t.Errorf("hint line %q", last)
 	}
 }
 

@@ -28,6 +28,8 @@ type neighbours struct {
 	detail    string // neighbour id shown in detail; "" for the list
 	detailTbl table.Model
 	detailIDs []string // detail row -> pledge id
+
+	pledge pledgeDetail // a pledge of the neighbour's history, on enter
 }
 
 // neighbourKeys are the neighbours view's bindings; the tables' own are
@@ -45,7 +47,7 @@ func newNeighbours(c common) neighbours {
 	}
 	k.Pledge.SetEnabled(!c.readOnly)
 	k.Cancel.SetEnabled(!c.readOnly)
-	m := neighbours{common: c, keys: k, list: newTable(c.st), detailTbl: newTable(c.st)}
+	m := neighbours{common: c, keys: k, list: newTable(c.st), detailTbl: newTable(c.st), pledge: newPledgeDetail(c)}
 	// columns from the start: a row with more cells than there are
 	// columns panics in bubbles' table
 	m.setColumns()
@@ -61,12 +63,16 @@ func (m *neighbours) SetSize(w, h int) {
 	m.detailTbl.SetWidth(w)
 	m.detailTbl.SetHeight(max(h-9, 3))
 	m.setTables()
+	m.pledge.common = m.common
+	m.pledge.SetSize(w, h)
 }
 
 // SetState shows the household's neighbours and pledges.
 func (m *neighbours) SetState(st household.State) {
 	m.state = st
 	m.refresh(m.list.Cursor(), m.detailTbl.Cursor())
+	m.pledge.common = m.common
+	m.pledge.SetState(st)
 }
 
 // take returns and clears the request of the last Update.
@@ -77,7 +83,10 @@ func (m *neighbours) take() request {
 }
 
 // closeDetail goes back to the list (when the view is left).
-func (m *neighbours) closeDetail() { m.detail = "" }
+func (m *neighbours) closeDetail() {
+	m.detail = ""
+	m.pledge.Close()
+}
 
 // Update handles the view's keys.
 func (m neighbours) Update(msg tea.Msg) (neighbours, tea.Cmd) {
@@ -86,8 +95,20 @@ func (m neighbours) Update(msg tea.Msg) (neighbours, tea.Cmd) {
 		return m, nil
 	}
 	k := m.keys
+	if m.pledge.IsOpen() {
+		var cmd tea.Cmd
+		m.pledge.common = m.common
+		m.pledge, cmd = m.pledge.Update(km)
+		m.req = m.pledge.take()
+		return m, cmd
+	}
 	if m.detail != "" {
 		switch {
+		case key.Matches(km, k.Details):
+			if id := m.SelectedPledge(); id != "" {
+				m.pledge.common = m.common
+				m.pledge.Open(id)
+			}
 		case key.Matches(km, k.Back):
 			m.detail = ""
 		case key.Matches(km, k.Pledge):
@@ -119,10 +140,15 @@ func (m neighbours) Update(msg tea.Msg) (neighbours, tea.Cmd) {
 // ShortHelp is the view's bindings for the hint line.
 func (m neighbours) ShortHelp() []key.Binding {
 	k := m.keys
+	if m.pledge.IsOpen() {
+		return m.pledge.ShortHelp()
+	}
 	if m.detail != "" {
 		p := k.Pledge
 		p.SetHelp("p", "pledge to them")
-		return []key.Binding{k.Back, p, k.Cancel}
+		d := k.Details
+		d.SetHelp("enter", "pledge details")
+		return []key.Binding{k.Back, p, k.Cancel, d}
 	}
 	return []key.Binding{k.Details, k.Pledge}
 }
@@ -130,6 +156,9 @@ func (m neighbours) ShortHelp() []key.Binding {
 // FullHelp is the view's bindings for the help overlay, with the keys the
 // table under them takes.
 func (m neighbours) FullHelp() [][]key.Binding {
+	if m.pledge.IsOpen() {
+		return m.pledge.FullHelp()
+	}
 	t := m.list
 	if m.detail != "" {
 		t = m.detailTbl
@@ -140,6 +169,9 @@ func (m neighbours) FullHelp() [][]key.Binding {
 // SelectedPledge is the pledge under the cursor in a neighbour's history;
 // "" in the list.
 func (m neighbours) SelectedPledge() string {
+	if m.pledge.IsOpen() {
+		return m.pledge.SelectedPledge()
+	}
 	if m.detail == "" {
 		return ""
 	}
@@ -262,6 +294,9 @@ func (m neighbours) row(n household.Neighbour) table.Row {
 // View is the list of neighbours, or one neighbour's detail.
 func (m neighbours) View() string {
 	st := m.st
+	if m.pledge.IsOpen() {
+		return m.pledge.View()
+	}
 	if m.detail != "" {
 		return m.detailView()
 	}

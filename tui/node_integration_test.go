@@ -111,7 +111,7 @@ func TestPledgeAndAcceptBetweenRealHouseholds(t *testing.T) {
 	keys(tm, "enter")
 	waitFor(t, tm, "Signed and stored.")
 	keys(tm, "enter", "4")
-	waitFor(t, tm, "→ Bob", "1.500")
+	waitFor(t, tm, "→ Bob", "1.5 kWh")
 	if err := tm.Quit(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/commons-energy/commons/meter"
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // bigGlyphs is a three-row font for the power figure, in block characters
@@ -228,7 +229,7 @@ func (m overview) powerBlock() string {
 			was += " exporting"
 		}
 		if m.state.Home.Production && live.ProductionW.OK {
-			was += ", solar " + fmtW(live.ProductionW.V)
+			was += ", solar " + input.FormatPower(live.ProductionW.V)
 		}
 		at := ""
 		if t := timeOf(live.Meter.LastTelegram); !t.IsZero() {
@@ -267,8 +268,8 @@ func (m overview) powerBlock() string {
 	if prodKnown {
 		p := live.ProductionW.V
 		lines = append(lines,
-			row("Solar", st.solarS.Render(fmtW(p)), "  measured"),
-			row("Home use", st.homeS.Render(fmtW(imp-exp+p)), "  derived: import - export + solar"))
+			row("Solar", st.solarS.Render(input.FormatPower(p)), "  measured"),
+			row("Home use", st.homeS.Render(input.FormatPower(imp-exp+p)), "  derived: import - export + solar"))
 	} else {
 		solar := st.muted.Render("not measured")
 		use := st.muted.Render("unknown")
@@ -277,13 +278,13 @@ func (m overview) powerBlock() string {
 			note = "" // there is one; it is silent, said below
 		}
 		if exp > 0 {
-			solar = st.solarS.Render("at least " + fmtW(exp))
+			solar = st.solarS.Render("at least " + input.FormatPower(exp))
 			lines = append(lines, row("Solar", solar, "  derived: what you export is produced here"))
 		} else {
 			lines = append(lines, row("Solar", solar, note))
 		}
 		if imp > 0 {
-			use = st.homeS.Render("at least " + fmtW(imp))
+			use = st.homeS.Render("at least " + input.FormatPower(imp))
 			lines = append(lines, row("Home use", use, "  derived: the import; solar unknown"))
 		} else {
 			lines = append(lines, row("Home use", use, note))
@@ -323,14 +324,14 @@ func (m overview) todayBlock() string {
 	}
 	lines := []string{
 		st.boxTitle.Render("Today") + st.muted.Render(" since 00:00 "+m.now.In(m.loc).Format("MST")),
-		row("▲ imported", st.importS, fmtKWh(t.ImportWh)),
-		row("▼ exported", st.exportS, fmtKWh(t.ExportWh)),
+		row("▲ imported", st.importS, input.FormatKWh(t.ImportWh)),
+		row("▼ exported", st.exportS, input.FormatKWh(t.ExportWh)),
 	}
 	if m.state.Home.Production && t.ProductionWh != nil {
 		p := *t.ProductionWh
 		self := p - t.ExportWh
 		use := t.ImportWh + self
-		lines = append(lines, row("solar produced", st.solarS, fmtKWh(p)), row("home used", st.homeS, fmtKWh(use)))
+		lines = append(lines, row("solar produced", st.solarS, input.FormatKWh(p)), row("home used", st.homeS, input.FormatKWh(use)))
 		if v, ok := pct(self, p); ok {
 			lines = append(lines, row("self-consumption", st.strong, fmt.Sprintf("%d %%", v))+st.muted.Render("  of solar used at home"))
 		}
@@ -340,9 +341,12 @@ func (m overview) todayBlock() string {
 	} else {
 		lines = append(lines, st.muted.Render("self-consumption and self-sufficiency need a production meter"))
 	}
-	if n := m.openPledges(); n > 0 && (m.width >= 100 || m.height >= 30 || !m.state.Home.Production) {
-		lines = append(lines, "", st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", n)))
+	// open pledges always show; a small screen with the production rows
+	// saves the blank line above them instead
+	if m.width >= 100 || m.height >= 30 || !m.state.Home.Production {
+		lines = append(lines, "")
 	}
+	lines = append(lines, st.label.Render(fmt.Sprintf("%-18s", "open pledges"))+st.strong.Render(fmt.Sprintf("%14d", m.openPledges())))
 	return lipgloss.JoinVertical(lipgloss.Left, lines...)
 }
 

@@ -66,11 +66,23 @@ type pledgeForm struct {
 
 	planned household.PledgeRequest // what the preview was asked for
 	preview household.Preview
-	result  household.PledgeResult
-	seq     int // guards against answers for a form that was closed
+	// outlook is the forecast for the window the fields describe, shown
+	// beside the amount while editing; outlookFor is its window.
+	outlook    household.Preview
+	outlookFor [2]time.Time
+	outlookOK  bool
+	result     household.PledgeResult
+	seq        int // guards against answers for a form that was closed
 }
 
 type (
+	// outlookMsg answers the forecast asked for the window start-end.
+	outlookMsg struct {
+		seq        int
+		start, end time.Time
+		preview    household.Preview
+		err        error
+	}
 	previewMsg struct {
 		seq     int
 		preview household.Preview
@@ -125,6 +137,7 @@ func (m pledgeForm) reset() pledgeForm {
 	m.amount, m.rng = mk("1.5 kWh", 16), mk("14:00-16:00", 11)
 	m.step, m.field, m.window, m.err = stepEdit, fieldTo, winNextSlot, ""
 	m.planned, m.preview, m.result = household.PledgeRequest{}, household.Preview{}, household.PledgeResult{}
+	m.outlook, m.outlookFor, m.outlookOK = household.Preview{}, [2]time.Time{}, false
 	return m
 }
 
@@ -167,7 +180,21 @@ func (m pledgeForm) Open(to string) (pledgeForm, tea.Cmd) {
 		m.to = m.choice[0]
 		m.field = fieldTo
 	}
-	return m, m.focusField()
+	return m, tea.Batch(m.focusField(), m.askOutlook())
+}
+
+// askOutlook asks for the forecast of the window the fields describe,
+// unless it is already shown or the window does not parse yet.
+func (m pledgeForm) askOutlook() tea.Cmd {
+	start, end, err := m.formWindow()
+	if err != nil || m.outlookOK && m.outlookFor == [2]time.Time{start, end} {
+		return nil
+	}
+	b, ctx, seq, to := m.b, m.ctx, m.seq, m.to
+	return func() tea.Msg {
+		p, err := b.Preview(ctx, household.PledgeRequest{To: to, Start: start, End: end})
+		return outlookMsg{seq: seq, start: start, end: end, preview: p, err: err}
+	}
 }
 
 // SetState shows the household's neighbours and slot length.
@@ -213,6 +240,13 @@ func (m pledgeForm) Update(msg tea.Msg) (pledgeForm, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
 		return m.key(msg)
+	case outlookMsg:
+		if msg.seq != m.seq || !m.open || msg.err != nil {
+			return m, nil
+		}
+		if start, end, err := m.formWindow(); err == nil && start.Equal(msg.start) && end.Equal(msg.end) {
+			m.outlook, m.outlookFor, m.outlookOK = msg.preview, [2]time.Time{start, end}, true
+		}
 	case previewMsg:
 		if msg.seq != m.seq || !m.open || m.step != stepPreviewing {
 			return m, nil
@@ -316,6 +350,7 @@ func (m pledgeForm) key(msg tea.KeyMsg) (pledgeForm, tea.Cmd) {
 			m.to = m.choice[(i+delta+len(m.choice))%len(m.choice)]
 		} else {
 			m.window = (m.window + delta + winCount) % winCount
+			return m, m.askOutlook()
 		}
 		return m, nil
 	case fieldAmount:
@@ -325,7 +360,7 @@ func (m pledgeForm) key(msg tea.KeyMsg) (pledgeForm, tea.Cmd) {
 	case fieldRange:
 		var cmd tea.Cmd
 		m.rng, cmd = m.rng.Update(msg)
-		return m, cmd
+		return m, tea.Batch(cmd, m.askOutlook())
 	}
 	return m, nil
 }
@@ -404,7 +439,7 @@ func (m pledgeForm) sendPledge(req household.PledgeRequest, seq int) tea.Cmd {
 func (m pledgeForm) resultLine(r household.PledgeResult) string {
 	p := r.Pledge
 	who := neighbourName(m.state, p.To)
-	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", shortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
+	s := fmt.Sprintf("Pledge %s signed and stored: %s to %s for %s", household.ShortID(p.ID), input.FormatEnergy(p.EnergyWh), who, fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc))
 	if r.Delivery == household.Delivered {
 		return s + "; delivered."
 	}
@@ -442,6 +477,7 @@ func (m pledgeForm) View() string {
 	}
 	row(fieldTo, "To", toVal)
 	row(fieldAmount, "Amount", f.amount.View()+st.muted.Render("  Wh or kWh, e.g. 1500 or 1.5 kWh"))
+	b.WriteString("  " + m.outlookLine() + "\n")
 	var wins []string
 	for i := 0; i < winCount; i++ {
 		mark := "( )"
@@ -489,10 +525,47 @@ func (m pledgeForm) View() string {
 			}
 			line += " " + st.warn.Render(q)
 		}
-		b.WriteString(st.strong.Render("Pledge "+shortID(r.Pledge.ID)) + "  " + line + "\n")
+		b.WriteString(st.strong.Render("Pledge "+household.ShortID(r.Pledge.ID)) + "  " + line + "\n")
 		b.WriteString(st.muted.Render("enter/esc: close"))
 	}
 	return st.box.Width(min(m.width-2, 96)).Render(b.String())
+}
+
+// outlookLine is what the household has to give beside the amount: its
+// surplus now and, for the chosen window, the forecast and what is
+// already pledged.
+func (m pledgeForm) outlookLine() string {
+	st := m.st
+	now := "surplus now unknown"
+	if l := m.state.Live; l.HasReading {
+		if w, ok := l.Reading.NetPowerW(); ok {
+			now = statusWords(-w) + " now"
+		}
+	}
+	start, end, err := m.formWindow()
+	switch {
+	case err != nil:
+		return st.muted.Render("You: " + now)
+	case !m.outlookOK || m.outlookFor != [2]time.Time{start, end}:
+		return st.muted.Render("You: " + now + " · checking the window's forecast…")
+	}
+	// the longest wording that fits the dialog, never wrapped mid-line
+	fc, short := "no forecast (no data yesterday)", "no forecast"
+	if o := m.outlook; o.ForecastSurplusWh.OK {
+		fc = "window forecast " + input.FormatEnergy(o.ForecastSurplusWh.V)
+		short = "forecast " + input.FormatEnergy(o.ForecastSurplusWh.V)
+	}
+	pledged := ""
+	if m.outlook.PledgedWh > 0 {
+		pledged = ", " + input.FormatEnergy(m.outlook.PledgedWh) + " pledged"
+	}
+	avail := min(m.width-2, 96) - 4 // the box's border and padding, the indent
+	for _, line := range []string{"You: " + now + " · " + fc + pledged, "You: " + now + " · " + short + pledged, now + " · " + short + pledged} {
+		if lipgloss.Width(line) <= avail {
+			return st.muted.Render(line)
+		}
+	}
+	return st.muted.Render(clip(now+" · "+short+pledged, avail))
 }
 
 // previewText explains the planned pledge against the forecast.
@@ -530,9 +603,9 @@ func (m pledgeForm) previewText() string {
 func statusWords(surplusW int64) string {
 	switch {
 	case surplusW > 0:
-		return "surplus " + fmtW(surplusW)
+		return "surplus " + input.FormatPower(surplusW)
 	case surplusW < 0:
-		return "needs " + fmtW(-surplusW)
+		return "needs " + input.FormatPower(-surplusW)
 	}
 	return "balanced"
 }

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/commons-energy/commons/share/household"
+	"github.com/commons-energy/commons/share/input"
 )
 
 // cursorMark is the first cell of the selected row, so the selection shows
@@ -36,14 +37,14 @@ func ledgerColumns(width int) []table.Column {
 		{Title: " ", Width: 1},
 		{Title: "Window", Width: 18},
 		{Title: "With", Width: 9},
-		{Title: "Pledged", Width: 8},
-		{Title: "Accepted", Width: 8},
+		{Title: "Pledged", Width: 9},
+		{Title: "Accepted", Width: 9},
 		{Title: "Delivered", Width: 9},
 		{Title: "State", Width: 10},
-		{Title: "Verified", Width: 8},
+		{Title: "Check", Width: 6},
 	}
 	if width >= 120 {
-		cols = append(cols, table.Column{Title: "Id", Width: 8})
+		cols = append(cols, table.Column{Title: "Id", Width: household.ShortLen})
 	}
 	return fit(cols, width-1, 2)
 }
@@ -99,9 +100,10 @@ func problemWords(n household.Neighbour) string {
 	return ""
 }
 
-// shortKWh is energy in kWh with three decimals, without the unit.
+// shortKWh is energy in kWh (input.FormatKWh) without the unit, for
+// columns whose title names it.
 func shortKWh(wh int64) string {
-	s := fmtKWh(wh)
+	s := input.FormatKWh(wh)
 	return strings.TrimSuffix(s, " kWh")
 }
 
@@ -114,7 +116,7 @@ func (m common) pledgeRow(p household.Pledge) table.Row {
 		if wh == nil {
 			return "-"
 		}
-		return shortKWh(*wh)
+		return input.FormatEnergy(*wh)
 	}
 	verified := "-"
 	switch p.Verified {
@@ -132,10 +134,10 @@ func (m common) pledgeRow(p household.Pledge) table.Row {
 	if !p.Delivered {
 		state += "…"
 	}
-	row := table.Row{" ", fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), with, shortKWh(p.EnergyWh),
+	row := table.Row{" ", fmtWindow(m.now, p.Window.Start, p.Window.End, m.loc), with, input.FormatEnergy(p.EnergyWh),
 		opt(p.AcceptedWh), opt(p.DeliveredWh), state, verified}
 	if m.width >= 120 {
-		row = append(row, shortID(p.ID))
+		row = append(row, household.ShortID(p.ID))
 	}
 	return row
 }

@@ -43,7 +43,7 @@ func OpenPTY(link string) (*PTY, error) {
 		slave.Close()
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
 	}
-	path := slave.Name()
+	var path string
 	if slave, path, err = truePeer(master, slave); err != nil {
 		master.Close()
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)

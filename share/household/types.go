@@ -172,9 +172,10 @@ type Pledge struct {
 	// LimitedBy names the term of min(pledged, accepted, export, import)
 	// that decided the settled amount: "pledged", "accepted", "export" or
 	// "import"; nil until settled. SlotLimits says it per slot of the
-	// window.
+	// window, and SlotWh is what the settlement allocated in each slot.
 	LimitedBy  *string  `json:"limited_by"`
 	SlotLimits []string `json:"slot_limits,omitempty"`
+	SlotWh     []int64  `json:"slot_wh,omitempty"`
 	// Dispute says why the pledge is disputed ("" otherwise): which
 	// settle does not hold and what its evidence gives instead, or how
 	// the parties' settles differ.

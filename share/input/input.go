@@ -112,6 +112,31 @@ func FormatEnergy(wh int64) string {
 	}
 }
 
+// FormatKWh prints wh in kWh whatever its size, exactly, without trailing
+// zeros: "0.75 kWh", "1234.567 kWh". Meter registers and daily totals use
+// it, so a figure reads like the meter's own display.
+func FormatKWh(wh int64) string {
+	sign := ""
+	if wh < 0 {
+		sign, wh = "-", -wh
+	}
+	return sign + decimal(wh, 1000) + " kWh"
+}
+
+// FormatPower prints w the way people read it: "850 W", "12.35 kW"
+// (exact: 12,349 W is "12.349 kW"). Below 10 kW it stays in W, as meters
+// and inverters show household power.
+func FormatPower(w int64) string {
+	sign := ""
+	if w < 0 {
+		sign, w = "-", -w
+	}
+	if w < 10_000 {
+		return fmt.Sprintf("%s%d W", sign, w)
+	}
+	return sign + decimal(w, 1000) + " kW"
+}
+
 // decimal prints v/unit exactly, without trailing zeros.
 func decimal(v, unit int64) string {
 	q, r := v/unit, v%unit

@@ -15,6 +15,19 @@ func TestFormatEnergy(t *testing.T) {
 	}
 }
 
+func TestFormatKWhAndPower(t *testing.T) {
+	for wh, want := range map[int64]string{0: "0 kWh", 750: "0.75 kWh", 1500: "1.5 kWh", 1_234_567: "1234.567 kWh", -5: "-0.005 kWh"} {
+		if got := FormatKWh(wh); got != want {
+			t.Errorf("FormatKWh(%d) = %q, want %q", wh, got, want)
+		}
+	}
+	for w, want := range map[int64]string{0: "0 W", 850: "850 W", 9999: "9999 W", 10_000: "10 kW", 12_349: "12.349 kW", -12_350: "-12.35 kW"} {
+		if got := FormatPower(w); got != want {
+			t.Errorf("FormatPower(%d) = %q, want %q", w, got, want)
+		}
+	}
+}
+
 func TestCheckPlausible(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {

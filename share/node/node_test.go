@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -198,6 +199,10 @@ func TestSettlementFromSlotAggregates(t *testing.T) {
 	bp, err := b.FindPledge(ctx, p.ID)
 	if err != nil || bp.State != "settled" || bp.DeliveredWh == nil || *bp.DeliveredWh != 690 {
 		t.Fatalf("Bob's view = %+v, %v", bp, err)
+	}
+	// The dashboard's pledge detail shows each slot's allocation and limit.
+	if !equal(bp.SlotWh, []int64{210, 105, 375, 0}) || !slices.Equal(bp.SlotLimits, []string{"export", "import", "pledged", "export"}) {
+		t.Errorf("Bob's slots: %v Wh, limited by %v", bp.SlotWh, bp.SlotLimits)
 	}
 	for _, n := range []*Node{a, b} {
 		if v, err := n.Verify(ctx); err != nil || !v.OK {

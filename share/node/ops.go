@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -305,6 +306,9 @@ func (n *Node) pledgeJSON(p ledger.Pledge) household.Pledge {
 		for _, sl := range p.SlotLimits {
 			out.SlotLimits = append(out.SlotLimits, string(sl))
 		}
+	}
+	if p.Settlement != nil {
+		out.SlotWh = slices.Clone(p.Settlement.AllocatedWh)
 	}
 	return out
 }
