@@ -155,7 +155,7 @@ func TestDemoE2E(t *testing.T) {
 	term.keys("4")
 	term.waitFor("the accepted pledge in the ledger", 45*time.Second, func(s string) bool {
 		for _, l := range strings.Split(s, "\n") {
-			if strings.Contains(l, "→ "+to) && strings.Contains(l, "0.050") && strings.Contains(l, "accepted") {
+			if strings.Contains(l, "→ "+to) && strings.Contains(l, "50 Wh") && strings.Contains(l, "accepted") {
 				return true
 			}
 		}
