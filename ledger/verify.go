@@ -22,10 +22,14 @@ type Report struct {
 	Statuses int64 `json:"statuses"` // kept statuses checked
 	// Ephemerals counts the kept ephemeral messages of kinds this version
 	// does not interpret that were checked.
-	Ephemerals int64     `json:"ephemerals"`
-	Forks      int64     `json:"forks"`    // fork proofs checked; each forked author is also a "frozen: fork at seq N" problem
-	Problems   []Problem `json:"problems"` // empty, never null, when OK
-	Omitted    int64     `json:"omitted,omitempty"`
+	Ephemerals int64 `json:"ephemerals"`
+	Forks      int64 `json:"forks"` // fork proofs checked; each forked author is also a "frozen: fork at seq N" problem
+	// Disputes counts disputed pledges (a settle that does not recompute
+	// from its evidence, or the parties settling differently); each is
+	// also a "disputed: …" problem.
+	Disputes int64     `json:"disputes,omitempty"`
+	Problems []Problem `json:"problems"` // empty, never null, when OK
+	Omitted  int64     `json:"omitted,omitempty"`
 }
 
 // Problem names one thing wrong. ID is the message id as stored (or
@@ -52,8 +56,8 @@ func (r *Report) add(p Problem) {
 // author's chain (seq 1, 2, 3 … each naming the previous id); the kept
 // statuses, other ephemeral messages and fork proofs the same way; and
 // SQLite's PRAGMA integrity_check. A feed a fork froze is a problem too
-// ("frozen: fork at seq N"): the ledger is sound, but not OK until people
-// act. Slot ranges past the end of protocol time (share.Manifest.CheckSlots)
+// ("frozen: fork at seq N"), and so is a disputed pledge ("disputed: …"):
+// the ledger is sound, but not OK until people act. Slot ranges past the end of protocol time (share.Manifest.CheckSlots)
 // are not problems: an older version may have stored them, and the reads
 // show them. It reads a consistent snapshot and writes nothing. The
 // error is non-nil only when the check itself could not run.
@@ -141,7 +145,40 @@ func (l *Ledger) Verify(ctx context.Context) (*Report, error) {
 	if err := l.verifyExtras(ctx, tx, rep); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", l.path, err)
 	}
+	tx.Rollback()
+	if err := l.verifyDisputes(ctx, rep); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", l.path, err)
+	}
 	return rep, nil
+}
+
+// verifyDisputes reports each disputed pledge (docs/PROTOCOL.md §10.4):
+// the messages are sound, but a settle does not hold or the parties
+// disagree, so people must act (the party with the wrong figures settles
+// again from the evidence). One problem per pledge, with its reasons.
+func (l *Ledger) verifyDisputes(ctx context.Context, rep *Report) error {
+	ps, err := l.foldPledges(ctx, "")
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil && !rep.OK:
+		return nil // a stored message is broken: already a problem, and the fold needs them all
+	case err != nil:
+		rep.add(Problem{ID: "database", Reason: "pledges could not be folded to look for disputes: " + err.Error()})
+		return nil
+	}
+	for _, p := range ps {
+		if p.State != share.StateDisputed {
+			continue
+		}
+		rep.Disputes++
+		reasons := make([]string, len(p.Disputes))
+		for i, e := range p.Disputes {
+			reasons[i] = e.Error()
+		}
+		rep.add(Problem{ID: p.ID.String(), Author: p.From.String(), Reason: "disputed: " + strings.Join(reasons, "; ")})
+	}
+	return nil
 }
 
 // verifyChains walks messages in (author, seq) order, checking structure,

@@ -14,9 +14,10 @@ import (
 	"github.com/commons-energy/commons/share"
 )
 
-// Pledge is a pledge's state folded by share.FoldPledge from the stored
-// pledge message and the accept, decline, cancel and settle messages that
-// refer to it, at the ledger's clock.
+// Pledge is a pledge's state folded by share.FoldPledgeWith from the
+// stored pledge message and the accept, decline, cancel, settle and
+// settle2 messages that refer to it, at the ledger's clock, settles
+// checked against the stored evidence.
 type Pledge struct {
 	share.PledgeView
 	FromName, ToName string         // neighbour alias or announced name; "" when unknown
@@ -174,8 +175,8 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 	if len(pledges) == 0 {
 		return nil, nil
 	}
-	relQuery := `SELECT raw FROM messages WHERE kind IN (?, ?, ?, ?)`
-	args := []any{int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindSettle)}
+	relQuery := `SELECT raw FROM messages WHERE kind IN (?, ?, ?, ?, ?)`
+	args := []any{int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindSettle), int64(share.KindSettle2)}
 	if prefix != "" {
 		relQuery += ` AND json_extract(content, '$.pledge') >= ? AND json_extract(content, '$.pledge') < ?`
 		args = append(args, prefix, hi)
@@ -185,7 +186,9 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 		return nil, fmt.Errorf("read pledge answers: %w", err)
 	}
 	byPledge := map[share.ID][]*share.Message{}
+	settles := false
 	for _, m := range related {
+		settles = settles || m.Kind == share.KindSettle || m.Kind == share.KindSettle2
 		c, err := m.Decode()
 		if err != nil {
 			continue // FoldPledge would ignore it too
@@ -198,11 +201,24 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 	if err != nil {
 		return nil, err
 	}
+	// Settles are checked against the stored reports, accepts and feeds
+	// (docs/PROTOCOL.md §10.4); only read them when there is a settle.
+	var (
+		ev    share.Evidence
+		evErr error
+	)
+	if settles {
+		set, err := loadEvidence(ctx, tx, &evErr)
+		if err != nil {
+			return nil, err
+		}
+		ev = set
+	}
 	self := l.opts.Self
 	now := l.opts.Now()
 	out := make([]Pledge, 0, len(pledges))
 	for _, m := range pledges {
-		v, err := share.FoldPledge(l.opts.Manifest, m, byPledge[m.ID()], now)
+		v, err := share.FoldPledgeWith(l.opts.Manifest, m, byPledge[m.ID()], ev, now)
 		if err != nil {
 			l.log.Warn("stored pledge does not fold", "id", m.ID().String(), "err", err)
 			continue
@@ -228,6 +244,9 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 		p.Delivered = p.LatestOwn == 0 || acks[counterparty].Seq >= p.LatestOwn || answered(m, byPledge[m.ID()], self, counterparty, p.LatestOwn)
 		out = append(out, p)
 	}
+	if evErr != nil {
+		return nil, evErr
+	}
 	// Done with the transaction's connection before explain, which may
 	// fold every pledge again (with its own).
 	tx.Rollback()
@@ -252,7 +271,7 @@ func answered(m *share.Message, related []*share.Message, self, counterparty sha
 			if m.Author == self && m.Seq == latestOwn {
 				return true
 			}
-		case share.KindSettle:
+		case share.KindSettle, share.KindSettle2:
 			return true
 		}
 	}

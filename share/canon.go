@@ -325,6 +325,8 @@ func readCanonical(k Kind, b []byte) (Content, error) {
 		r.field("key", false)
 		x.Key = r.str()
 		c = x
+	case KindSettle2:
+		c = readSettle2(r)
 	case KindStatus:
 		x := &Status{}
 		r.field("surplus_w", true)

@@ -33,6 +33,8 @@ var (
 	ErrBadKeyFile      = errors.New("bad key file")
 	ErrMissingMeasure  = errors.New("missing measurement")
 	ErrInvalidTransfer = errors.New("invalid lifecycle message")
+	ErrDisputed        = errors.New("disputed settle")
+	ErrMissingEvidence = errors.New("missing evidence")
 )
 
 var reasons = []struct {
@@ -65,6 +67,8 @@ var reasons = []struct {
 	{ErrInvalidTransfer, "invalid_lifecycle"},
 	{ErrBadHandover, "bad_handover"},
 	{ErrRotated, "rotated"},
+	{ErrDisputed, "disputed"},
+	{ErrMissingEvidence, "missing_evidence"},
 }
 
 // Reason returns a short stable code (such as "seq_gap" or "bad_signature")

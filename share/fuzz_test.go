@@ -163,7 +163,7 @@ func FuzzCanonicalReader(f *testing.F) {
 	})
 }
 
-var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSettle, KindStatus}
+var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSettle, KindSettle2, KindStatus}
 
 var canonSeeds = []struct {
 	k Kind
@@ -180,6 +180,8 @@ var canonSeeds = []struct {
 	{KindReport, `{"from_slot":10,"export_wh":[1,2],"import_wh":[0,0]}`},
 	{KindReport, `{"from_slot":10,"export_wh":[-0],"import_wh":[01]}`},
 	{KindSettle, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"export_wh":[5,0],"import_wh":[1,9],"total_wh":1,"key":"pro-rata"}`},
+	{KindSettle2, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"total_wh":1,"key":"pro-rata","reports":["71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"pledges":["71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"accepts":["81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"accepted_wh":[5],"exporter_seq":3,"exporter_head":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","recipient_seq":4,"recipient_head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
+	{KindSettle2, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"total_wh":1,"key":"pro-rata","reports":["81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"pledges":["71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"accepts":["81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"],"accepted_wh":[5],"exporter_seq":3,"exporter_head":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","recipient_seq":4,"recipient_head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":0}`},
 	{KindStatus, `{"surplus_w":1e3,"need_w":300,"avg_surplus_w":0,"avg_need_w":250}`},

@@ -23,6 +23,7 @@ const (
 	KindCancel   Kind = 13     // either party withdraws before the window
 	KindReport   Kind = 20     // measured export/import per slot
 	KindSettle   Kind = 30     // allocation of a pledge after its window
+	KindSettle2  Kind = 31     // allocation bound to its evidence (reports, heads)
 	KindStatus   Kind = 0x8001 // current surplus/need; ephemeral
 )
 
@@ -43,6 +44,7 @@ var kindNames = map[Kind]string{
 	KindCancel:   "cancel",
 	KindReport:   "report",
 	KindSettle:   "settle",
+	KindSettle2:  "settle2",
 	KindStatus:   "status",
 
 	KindHandover:    "handover",
@@ -197,6 +199,8 @@ func newContent(k Kind) Content {
 		return new(Report)
 	case KindSettle:
 		return new(Settle)
+	case KindSettle2:
+		return new(Settle2)
 	case KindStatus:
 		return new(Status)
 	case KindHandover:

@@ -17,6 +17,10 @@ const (
 	StateCancelled State = "cancelled" // withdrawn before the window (final)
 	StateExpired   State = "expired"   // not accepted before the expiry slot (final)
 	StateSettled   State = "settled"   // settled after the window (final)
+	// StateDisputed: a settle does not recompute from the evidence it
+	// names, or the parties settled differently; not applied. A settle
+	// that holds (or the parties agreeing) settles it later.
+	StateDisputed State = "disputed"
 )
 
 // Final reports whether no further message can change state s.
@@ -37,6 +41,15 @@ type PledgeView struct {
 	Closing    ID      // the decline, cancel or settle message that closed it
 	Settlement *Settle // when settled
 	Ignored    []error // related messages that did not apply, each wrapping ErrInvalidTransfer
+	// Disputes says why settles did not apply (each wrapping
+	// ErrDisputed): one that does not recompute from its evidence, or
+	// the parties settling differently. The pledge is StateDisputed when
+	// no settle applies.
+	Disputes []error
+	// Pending lists settle2 messages whose evidence this reader does not
+	// hold yet (each wrapping ErrMissingEvidence): not applied, not
+	// disputed; fold again when the messages arrive.
+	Pending []error
 }
 
 // Terms returns the settlement terms of an accepted or settled pledge.
@@ -58,6 +71,19 @@ func (v *PledgeView) Terms() Terms {
 // pledged or accepted share. A pledge still pledged once the expiry slot
 // has started is expired.
 func FoldPledge(m Manifest, pledge *Message, related []*Message, now time.Time) (*PledgeView, error) {
+	return FoldPledgeWith(m, pledge, related, nil, now)
+}
+
+// FoldPledgeWith is FoldPledge checking settles against the evidence ev
+// holds (docs/PROTOCOL.md §10.4). A version 1 settle (kind 30) that
+// allocates more in a slot than the recipient reported importing (or the
+// exporter exporting), in any report ev holds, is a dispute. Settle2
+// messages (kind 31) apply only when they recompute from the reports,
+// accepts and heads they name (CheckSettle2); each party's latest one
+// counts, and the pledge is settled when one holds or both hold and
+// agree, disputed when they disagree or only disputed ones exist. With a
+// nil ev no settle2 applies (all are pending).
+func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence, now time.Time) (*PledgeView, error) {
 	c, err := pledge.Decode()
 	if err != nil {
 		return nil, err
@@ -81,12 +107,13 @@ func FoldPledge(m Manifest, pledge *Message, related []*Message, now time.Time) 
 	windowStart := m.SlotStartMs(p.FromSlot)
 	windowEnd := m.SlotStartMs(p.ToSlot)
 	expiry := m.SlotStartMs(p.ExpirySlot)
+	var settles2 []*Message // applied together after the others (resolveSettles2)
 	for _, msg := range msgs {
 		if msg.id == pledge.id {
 			continue
 		}
 		switch msg.Kind {
-		case KindAccept, KindDecline, KindCancel, KindSettle:
+		case KindAccept, KindDecline, KindCancel, KindSettle, KindSettle2:
 		default:
 			continue
 		}
@@ -139,7 +166,7 @@ func FoldPledge(m Manifest, pledge *Message, related []*Message, now time.Time) 
 			switch {
 			case !party:
 				v.ignore(msg, "settle by %s, who is not a party to the pledge", msg.Author.Short())
-			case v.State != StateAccepted:
+			case v.State != StateAccepted && v.State != StateDisputed:
 				v.ignore(msg, "settle while the pledge is %s", v.State)
 			case msg.CreatedMs < windowEnd:
 				v.ignore(msg, "settle created %s, before the window ends at %s", fmtMs(msg.CreatedMs), fmtMs(windowEnd))
@@ -150,7 +177,34 @@ func FoldPledge(m Manifest, pledge *Message, related []*Message, now time.Time) 
 					v.ignore(msg, "%v", err)
 					continue
 				}
+				if err := checkSettle1Reports(v, msg, x, ev); err != nil {
+					v.Disputes = append(v.Disputes, err)
+					v.State, v.Closing = StateDisputed, msg.id
+					continue
+				}
 				v.State, v.Closing, v.Settlement = StateSettled, msg.id, x
+			}
+		case *Settle2:
+			switch {
+			case !party:
+				v.ignore(msg, "settle2 by %s, who is not a party to the pledge", msg.Author.Short())
+			case v.State != StateAccepted && v.State != StateDisputed:
+				v.ignore(msg, "settle2 while the pledge is %s", v.State)
+			case msg.CreatedMs < windowEnd:
+				v.ignore(msg, "settle2 created %s, before the window ends at %s", fmtMs(msg.CreatedMs), fmtMs(windowEnd))
+			case x.FromSlot != v.Window.From || x.ToSlot != v.Window.To:
+				v.ignore(msg, "settle2 covers slots %d..%d, the pledge %d..%d", x.FromSlot, x.ToSlot, v.Window.From, v.Window.To)
+			default:
+				settles2 = append(settles2, msg)
+			}
+		}
+	}
+	if len(settles2) > 0 {
+		if v.State == StateAccepted || v.State == StateDisputed {
+			v.resolveSettles2(m, settles2, ev)
+		} else {
+			for _, msg := range settles2 {
+				v.ignore(msg, "settle2 while the pledge is %s (by a version 1 settle)", v.State)
 			}
 		}
 	}
@@ -177,7 +231,7 @@ func (v *PledgeView) ignore(m *Message, format string, args ...any) {
 }
 
 // RefersTo returns the pledge id a lifecycle content (accept, decline,
-// cancel, settle) refers to, or the zero id for other contents.
+// cancel, settle, settle2) refers to, or the zero id for other contents.
 func RefersTo(c Content) ID { return refersTo(c) }
 
 func refersTo(c Content) ID {
@@ -189,6 +243,8 @@ func refersTo(c Content) ID {
 	case *Cancel:
 		return x.Pledge
 	case *Settle:
+		return x.Pledge
+	case *Settle2:
 		return x.Pledge
 	}
 	return ID{}

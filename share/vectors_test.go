@@ -125,7 +125,7 @@ func buildVectors(t testing.TB) []*vector {
 	a1 := msg("message announce", alice, Head{}, created, &Announce{Name: "Alice", Addrs: []string{"192.0.2.10:7420"}})
 	slot := man.SlotOf(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	p := msg("message pledge", alice, HeadOf(a1), created.Add(time.Minute), &Pledge{To: bob.ID(), FromSlot: slot, ToSlot: slot + 4, EnergyWh: 1500, ExpirySlot: slot, Nonce: 42})
-	msg("message accept", bob, Head{}, created.Add(2*time.Minute), &Accept{Pledge: p.ID(), EnergyWh: 1000})
+	acc := msg("message accept", bob, Head{}, created.Add(2*time.Minute), &Accept{Pledge: p.ID(), EnergyWh: 1000})
 	msg("message status", bob, Head{}, created.Add(3*time.Minute), &Status{SurplusW: 0, NeedW: 850, AvgSurplusW: 0, AvgNeedW: 910})
 
 	inv, err := alice.Invite("Alice", []string{"192.0.2.10:7420"}, man)
@@ -200,6 +200,28 @@ func buildVectors(t testing.TB) []*vector {
 	}
 	sigVector("signature recover", rk, RecoverContext, RecoverPayload(man.ID(), alice.ID(), r3.Seq, r3.ID(), dave.ID()), rc.RecoverySig)
 	msg("message recover", dave, Head{}, created.Add(6*time.Minute), rc)
+
+	// Settlement bound to evidence (§10.4), an example of its own that
+	// continues alice's feed after the pledge (seq 2), apart from the key
+	// succession example above: both parties report after the window; alice's settle2 names both reports, her pledge with bob's
+	// accept, and both feeds' heads. 250 Wh a slot accepted; export 300,
+	// 250, 100, 0 and import 250, 400, 250, 250 give 250, 250, 100, 0.
+	after := time.Date(2025, 6, 1, 13, 5, 0, 0, time.UTC)
+	ra := msg("message report alice", alice, HeadOf(p), after, &Report{FromSlot: slot, ExportWh: []int64{300, 250, 100, 0}, ImportWh: []int64{0, 0, 0, 40}})
+	rb := msg("message report bob", bob, HeadOf(acc), after, &Report{FromSlot: slot, ExportWh: []int64{0, 0, 0, 0}, ImportWh: []int64{250, 400, 250, 250}})
+	terms := Terms{Pledge: p.ID(), From: alice.ID(), To: bob.ID(), Window: SlotRange{From: slot, To: slot + 4}, PledgedWh: 1500, AcceptedWh: 1000}
+	meas := MeterTable{}
+	meas.AddReport(alice.ID(), &Report{FromSlot: slot, ExportWh: []int64{300, 250, 100, 0}, ImportWh: []int64{0, 0, 0, 40}})
+	meas.AddReport(bob.ID(), &Report{FromSlot: slot, ExportWh: []int64{0, 0, 0, 0}, ImportWh: []int64{250, 400, 250, 250}})
+	allocs, err := Allocate([]Terms{terms}, meas, ProRata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Settle2Content(terms, allocs, ProRata{}, []ID{ra.ID(), rb.ID()}, []Terms{terms}, []ID{acc.ID()}, HeadOf(ra), HeadOf(rb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg("message settle2", alice, HeadOf(ra), after.Add(time.Minute), s2)
 	return out
 }
 

@@ -52,11 +52,17 @@ func newLedgerCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(cmd.ErrOrStderr(), "commons: %s\n", p.Reason)
 				}
 			}
-			frozen := 0
+			frozen, disputed := 0, 0
 			for _, p := range rep.Problems {
-				if strings.HasPrefix(p.Reason, "frozen: ") {
+				switch {
+				case strings.HasPrefix(p.Reason, "frozen: "):
 					frozen++
+				case strings.HasPrefix(p.Reason, "disputed: "):
+					disputed++
 				}
+			}
+			if disputed > 0 && frozen+disputed == len(rep.Problems) && rep.Omitted == 0 {
+				return failf(exitIntegrity, "ledger verify: %d messages intact, but %d pledge(s) disputed and %d feed(s) frozen: the party whose settle does not hold settles again from the reports (`commons settle`)", rep.Messages, disputed, frozen)
 			}
 			if frozen == len(rep.Problems) && rep.Omitted == 0 {
 				return failf(exitIntegrity, "ledger verify: %d messages intact, but %d neighbour feed(s) frozen by a fork: that household must start a new key; nothing more is accepted from the old one", rep.Messages, frozen)

@@ -200,6 +200,11 @@ func printPledges(out io.Writer, ps []household.Pledge, loc *time.Location) {
 			input.FormatEnergy(p.EnergyWh), fmtWindow(p.Window.Start, p.Window.End, loc), p.State, delivered, limit, reached)
 	}
 	tw.Flush()
+	for _, p := range ps {
+		if p.Dispute != "" {
+			fmt.Fprintf(out, "pledge %s is disputed: %s\n", short(p.ID), p.Dispute)
+		}
+	}
 }
 
 // newLifecycleCmd builds accept, decline or cancel.

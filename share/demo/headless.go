@@ -827,6 +827,11 @@ func (t *trace) signed(i int, raw []byte, byID map[share.HouseholdID]int) {
 		if p := t.pledges[c.Pledge]; p != nil {
 			p.settled = true
 		}
+	case *share.Settle2:
+		sm.pledge = c.Pledge
+		if p := t.pledges[c.Pledge]; p != nil {
+			p.settled = true
+		}
 	case *share.Report:
 		sm.from, sm.to = c.FromSlot, c.FromSlot+int64(len(c.ExportWh))
 	default:

@@ -103,6 +103,10 @@ const (
 	StateCancelled PledgeState = "cancelled"
 	StateExpired   PledgeState = "expired"
 	StateSettled   PledgeState = "settled"
+	// StateDisputed: a settle does not recompute from the evidence it
+	// names, or the two parties settled differently; nothing is
+	// delivered until a settle holds (Pledge.Dispute says why).
+	StateDisputed PledgeState = "disputed"
 )
 
 // Open reports whether the pledge still waits for an answer or its window.
@@ -158,7 +162,7 @@ type Pledge struct {
 	ToName      string       `json:"to_name"`
 	EnergyWh    int64        `json:"energy_wh"`
 	Window      PledgeWindow `json:"window"`
-	State       PledgeState  `json:"state"` // pledged|accepted|declined|cancelled|expired|settled
+	State       PledgeState  `json:"state"` // pledged|accepted|declined|cancelled|expired|settled|disputed
 	AcceptedWh  *int64       `json:"accepted_wh"`
 	DeliveredWh *int64       `json:"delivered_wh"` // settled Wh; nil until settled
 	// Delivered says the counterparty's box has acknowledged this
@@ -169,11 +173,15 @@ type Pledge struct {
 	// that decided the settled amount: "pledged", "accepted", "export" or
 	// "import"; nil until settled. SlotLimits says it per slot of the
 	// window, and SlotWh is what the settlement allocated in each slot.
-	LimitedBy  *string   `json:"limited_by"`
-	SlotLimits []string  `json:"slot_limits,omitempty"`
-	SlotWh     []int64   `json:"slot_wh,omitempty"`
-	Outgoing   bool      `json:"outgoing"` // this household gives
-	Created    time.Time `json:"created"`  // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
+	LimitedBy  *string  `json:"limited_by"`
+	SlotLimits []string `json:"slot_limits,omitempty"`
+	SlotWh     []int64  `json:"slot_wh,omitempty"`
+	// Dispute says why the pledge is disputed ("" otherwise): which
+	// settle does not hold and what its evidence gives instead, or how
+	// the parties' settles differ.
+	Dispute  string    `json:"dispute,omitempty"`
+	Outgoing bool      `json:"outgoing"` // this household gives
+	Created  time.Time `json:"created"`  // the pledge's advisory signing time; null in JSON when RFC 3339 cannot hold it
 	// Verified says whether the pledge's messages verified; the ledger
 	// stores only verified messages.
 	Verified Verification `json:"verified,omitempty"`
@@ -436,10 +444,13 @@ type VerifyReport struct {
 	Statuses int64 `json:"statuses"` // kept statuses checked
 	// Ephemerals counts the kept ephemeral messages of kinds this version
 	// does not interpret that were checked.
-	Ephemerals int64     `json:"ephemerals"`
-	Forks      int64     `json:"forks"`    // fork proofs checked; each forked author is also a problem
-	Problems   []Problem `json:"problems"` // empty, never null, when OK
-	Omitted    int64     `json:"omitted,omitempty"`
+	Ephemerals int64 `json:"ephemerals"`
+	Forks      int64 `json:"forks"` // fork proofs checked; each forked author is also a problem
+	// Disputes counts disputed pledges; each is also a "disputed: …"
+	// problem with the pledge's id.
+	Disputes int64     `json:"disputes,omitempty"`
+	Problems []Problem `json:"problems"` // empty, never null, when OK
+	Omitted  int64     `json:"omitted,omitempty"`
 }
 
 // Problem is one thing found wrong, or one reason a pledge waits: the

@@ -162,19 +162,29 @@ func TestSettlementFromSlotAggregates(t *testing.T) {
 	if len(rep.Settled) != 1 || rep.Settled[0].DeliveredWh == nil || *rep.Settled[0].DeliveredWh != 690 || rep.Settled[0].State != "settled" {
 		t.Fatalf("settle = %+v; want the pledge settled with 690 Wh", rep)
 	}
-	// The settle message holds the per-slot figures.
-	msgs, err := a.messagesOfKinds(ctx, share.KindSettle)
+	// The settle2 message holds the per-slot allocation and names both
+	// reports; the figures it applies come from them.
+	msgs, err := a.messagesOfKinds(ctx, share.KindSettle2)
 	if err != nil || len(msgs) != 1 {
-		t.Fatalf("settle messages = %d, %v", len(msgs), err)
+		t.Fatalf("settle2 messages = %d, %v", len(msgs), err)
 	}
 	c, err := msgs[0].Decode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := c.(*share.Settle)
-	if got, want := s.AllocatedWh, []int64{210, 105, 375, 0}; !equal(got, want) {
+	s2 := c.(*share.Settle2)
+	if got, want := s2.AllocatedWh, []int64{210, 105, 375, 0}; !equal(got, want) {
 		t.Errorf("allocated = %v, want %v", got, want)
 	}
+	reports, err := a.messagesOfKinds(ctx, share.KindReport)
+	if err != nil || len(reports) != 2 || len(s2.Reports) != 2 {
+		t.Fatalf("reports stored %d, named %d, %v", len(reports), len(s2.Reports), err)
+	}
+	ss, err := a.led.Settlements(ctx)
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("settlements = %+v, %v", ss, err)
+	}
+	s := ss[0]
 	if got, want := s.ExportWh, []int64{210, 600, 375, 0}; !equal(got, want) {
 		t.Errorf("export = %v, want %v", got, want)
 	}
@@ -249,6 +259,15 @@ func TestSettlementProRata(t *testing.T) {
 	}
 	if got["Bob"] != 100 || got["Carol"] != 200 || len(got) != 2 {
 		t.Fatalf("settled = %v (%+v); want Bob 100, Carol 200", got, rep)
+	}
+	// Bob's box recomputes Alice's settle, in which Carol's pledge
+	// competed for Alice's export.
+	carry(t, a, b)
+	// Bob's box does not hold Carol's accept (Carol is not its
+	// neighbour): it checks what Alice's feed shows and recomputes.
+	bp, err := b.FindPledge(ctx, pb.ID)
+	if err != nil || bp.State != "settled" || *bp.DeliveredWh != 100 {
+		t.Fatalf("Bob's view = %+v, %v", bp, err)
 	}
 }
 

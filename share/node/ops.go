@@ -293,6 +293,13 @@ func (n *Node) pledgeJSON(p ledger.Pledge) household.Pledge {
 		out.DeliveredWh = &d
 	}
 	out.Delivered = p.Delivered
+	if p.State == share.StateDisputed {
+		reasons := make([]string, len(p.Disputes))
+		for i, e := range p.Disputes {
+			reasons[i] = e.Error()
+		}
+		out.Dispute = strings.Join(reasons, "; ")
+	}
 	if p.LimitedBy != "" {
 		l := string(p.LimitedBy)
 		out.LimitedBy = &l

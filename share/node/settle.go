@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/commons-energy/commons/ledger"
@@ -18,10 +19,15 @@ import (
 // whole window. Then, as the exporter, it settles each closed pledge with
 // share.Allocate: per slot, allocated = min(pledged, accepted, its own
 // reported export, the recipient's reported import), competing pledges
-// sharing by the community's allocation key, and appends a settle
-// message. A pledge whose recipient has not reported yet waits (deliver
-// messages, then run Settle again); so does one overlapping another
-// accepted pledge of this household whose window is still open.
+// sharing by the community's allocation key, and appends a settle2
+// message naming the reports, accepts and feed heads it used, which every
+// receiver recomputes. A pledge whose recipient has not reported yet
+// waits (deliver messages, then run Settle again); so does one
+// overlapping another accepted pledge of this household whose window is
+// still open. A disputed pledge is settled again when the evidence (say a
+// report the recipient corrected) gives something other than this
+// household's latest settle2 of it; otherwise it waits, with the
+// dispute's reason.
 func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 	var rep household.SettleReport
 	if err := n.writable("settle"); err != nil {
@@ -38,7 +44,7 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 	now := n.opts.Now()
 	self := n.key.ID()
 	slotLen := n.manifest.SlotDuration()
-	table, own, err := n.reports(ctx)
+	table, refs, own, err := n.reports(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -69,19 +75,23 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			continue
 		}
 		r := &share.Report{FromSlot: v.Window.From, ExportWh: exp, ImportWh: imp}
-		if _, err := n.sign(ctx, r); err != nil {
+		rm, err := n.sign(ctx, r)
+		if err != nil {
 			return rep, err
 		}
 		table.AddReport(self, r)
+		refs.add(rm, r)
 		own.add(v.Window)
 		rep.Reported = append(rep.Reported, v.ID.String())
 	}
 
 	// 2. As the exporter, settle closed accepted pledges, in groups of
-	// overlapping windows (they compete for the same export).
+	// overlapping windows (they compete for the same export). A disputed
+	// one is settled again when the evidence now gives something else
+	// than this household's latest settle2 of it (a corrected report).
 	var open, ready []*share.PledgeView
 	for _, v := range views {
-		if v.From != self || v.State != share.StateAccepted {
+		if v.From != self || (v.State != share.StateAccepted && v.State != share.StateDisputed) {
 			continue
 		}
 		if closed(v) {
@@ -95,6 +105,10 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 		return rep, err
 	}
 	names, err := n.names(ctx)
+	if err != nil {
+		return rep, err
+	}
+	mine, err := n.ownSettles2(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -121,9 +135,13 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			return rep, err
 		}
 		for i, v := range group {
-			c, err := share.SettleContent(terms[i], allocs, key)
+			c, err := n.settle2(ctx, terms[i], group, allocs, key, refs)
 			if err != nil {
 				return rep, err
+			}
+			if old := mine[v.ID]; v.State == share.StateDisputed && old != nil && sameSettle(old, c) {
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "disputed, and this household's settle already names the latest reports: " + disputeText(v)})
+				continue
 			}
 			m, err := n.sign(ctx, c)
 			if err != nil {
@@ -133,13 +151,83 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			if err != nil {
 				return rep, err
 			}
-			if p.State != household.StateSettled {
+			switch {
+			case p.State == household.StateSettled:
+				rep.Settled = append(rep.Settled, p)
+			case p.State == household.StateDisputed && v.State == share.StateDisputed:
+				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "still disputed after settling again: " + p.Dispute})
+			default:
 				return rep, fmt.Errorf("settle %s: the stored settle message %s did not settle the pledge (state %s)", v.ID.Short(), m.ID().Short(), p.State)
 			}
-			rep.Settled = append(rep.Settled, p)
 		}
 	}
 	return rep, nil
+}
+
+// settle2 builds the settle2 of t, one of the pledges of group allocated
+// together in allocs, naming its evidence (docs/PROTOCOL.md §10.4): the
+// reports that gave the exporter's export and the recipient's import in
+// its window, the group's pledges sharing a slot with it with their
+// accepts, and the heads of both feeds as stored now.
+func (n *Node) settle2(ctx context.Context, t share.Terms, group []*share.PledgeView, allocs []share.Allocation, key share.AllocationKey, refs reportRefs) (*share.Settle2, error) {
+	reports := append(refs.ids(t.From, t.Window), refs.ids(t.To, t.Window)...)
+	var (
+		competing []share.Terms
+		accepts   []share.ID
+	)
+	for _, v := range group {
+		if overlaps(v.Window, t.Window) {
+			competing = append(competing, v.Terms())
+			accepts = append(accepts, v.Accept)
+		}
+	}
+	exporter, err := n.led.Head(ctx, t.From)
+	if err != nil {
+		return nil, err
+	}
+	recipient, err := n.led.Head(ctx, t.To)
+	if err != nil {
+		return nil, err
+	}
+	return share.Settle2Content(t, allocs, key, reports, competing, accepts, exporter, recipient)
+}
+
+// ownSettles2 returns this household's latest settle2 of each pledge.
+func (n *Node) ownSettles2(ctx context.Context) (map[share.ID]*share.Settle2, error) {
+	msgs, err := n.messagesOfKinds(ctx, share.KindSettle2)
+	if err != nil {
+		return nil, err
+	}
+	out := map[share.ID]*share.Settle2{}
+	seqs := map[share.ID]uint64{}
+	for _, m := range msgs {
+		if m.Author != n.key.ID() {
+			continue
+		}
+		c, err := m.Decode()
+		if err != nil {
+			continue
+		}
+		s := c.(*share.Settle2)
+		if m.Seq > seqs[s.Pledge] {
+			out[s.Pledge], seqs[s.Pledge] = s, m.Seq
+		}
+	}
+	return out, nil
+}
+
+// sameSettle reports whether two settle2 contents allocate the same from
+// the same reports and pledges (their heads may differ).
+func sameSettle(a, b *share.Settle2) bool {
+	return slices.Equal(a.AllocatedWh, b.AllocatedWh) && slices.Equal(a.Reports, b.Reports) &&
+		slices.Equal(a.Pledges, b.Pledges) && slices.Equal(a.AcceptedWh, b.AcceptedWh)
+}
+
+func disputeText(v *share.PledgeView) string {
+	if len(v.Disputes) == 0 {
+		return "no reason recorded"
+	}
+	return v.Disputes[len(v.Disputes)-1].Error()
 }
 
 func (n *Node) missingText(e *share.MissingError, names map[share.HouseholdID]string) string {
@@ -170,14 +258,50 @@ func (s slotSet) add(r share.SlotRange) {
 	}
 }
 
-// reports gathers every stored report into a measurement table and the
-// slots this household reported itself.
-func (n *Node) reports(ctx context.Context) (share.MeterTable, slotSet, error) {
+// reportRefs records, per household and slot, the report message a
+// settle2 names as its evidence: the latest (highest seq) covering the
+// slot, the one whose figures the measurement table holds (§8.6).
+type reportRefs map[share.HouseholdID]map[int64]reportRef
+
+type reportRef struct {
+	id  share.ID
+	seq uint64
+}
+
+func (r reportRefs) add(m *share.Message, rep *share.Report) {
+	if r[m.Author] == nil {
+		r[m.Author] = map[int64]reportRef{}
+	}
+	for i := range rep.ExportWh {
+		slot := rep.FromSlot + int64(i)
+		if old, ok := r[m.Author][slot]; ok && old.seq > m.Seq {
+			continue
+		}
+		r[m.Author][slot] = reportRef{m.ID(), m.Seq}
+	}
+}
+
+// ids returns the reports of h covering w.
+func (r reportRefs) ids(h share.HouseholdID, w share.SlotRange) []share.ID {
+	var out []share.ID
+	for s := w.From; s < w.To; s++ {
+		if ref, ok := r[h][s]; ok {
+			out = append(out, ref.id)
+		}
+	}
+	return out
+}
+
+// reports gathers every stored report into a measurement table (a later
+// report of an author replacing an earlier one slot by slot), which
+// report gave each figure, and the slots this household reported itself.
+func (n *Node) reports(ctx context.Context) (share.MeterTable, reportRefs, slotSet, error) {
 	msgs, err := n.messagesOfKinds(ctx, share.KindReport)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	table, own := share.MeterTable{}, slotSet{}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
+	table, refs, own := share.MeterTable{}, reportRefs{}, slotSet{}
 	for _, m := range msgs {
 		c, err := m.Decode()
 		if err != nil {
@@ -188,11 +312,12 @@ func (n *Node) reports(ctx context.Context) (share.MeterTable, slotSet, error) {
 			continue
 		}
 		table.AddReport(m.Author, r)
+		refs.add(m, r)
 		if m.Author == n.key.ID() {
 			own.add(share.SlotRange{From: r.FromSlot, To: r.FromSlot + int64(len(r.ExportWh))})
 		}
 	}
-	return table, own, nil
+	return table, refs, own, nil
 }
 
 func indexFalse(b []bool) int {

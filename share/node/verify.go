@@ -18,7 +18,7 @@ func (n *Node) Verify(ctx context.Context) (household.VerifyReport, error) {
 		return household.VerifyReport{}, err
 	}
 	return household.VerifyReport{OK: rep.OK, Messages: rep.Messages, Statuses: rep.Statuses, Ephemerals: rep.Ephemerals,
-		Forks: rep.Forks, Problems: problems(rep.Problems), Omitted: rep.Omitted}, nil
+		Forks: rep.Forks, Disputes: rep.Disputes, Problems: problems(rep.Problems), Omitted: rep.Omitted}, nil
 }
 
 // ExportLedger implements household.Household: the ledger for spreadsheets and
