@@ -174,7 +174,7 @@ func newPledgesCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
-	cmd.Flags().BoolVar(&open, "open", false, "only pledges still open (pledged or accepted)")
+	cmd.Flags().BoolVar(&open, "open", false, "only pledges still open (pledged, accepted, or disputed and waiting for a settle that recomputes)")
 	return cmd
 }
 
