@@ -179,45 +179,30 @@ func (r *canonReader) household() HouseholdID {
 	return h
 }
 
-func (r *canonReader) ints() []int64 {
-	r.lit("[")
-	if r.err != nil {
-		return nil
-	}
-	out := []int64{}
-	if r.i < len(r.b) && r.b[r.i] == ']' {
-		r.i++
-		return out
-	}
-	for r.err == nil {
-		out = append(out, r.int())
-		if len(out) > MaxWindowSlots {
-			r.fail("more than %d entries", MaxWindowSlots)
-		}
-		if r.i < len(r.b) && r.b[r.i] == ',' {
-			r.i++
-			continue
-		}
-		r.lit("]")
-		break
-	}
-	return out
-}
+func (r *canonReader) ints() []int64 { return readArray(r, "", MaxWindowSlots, r.int) }
 
-func (r *canonReader) texts(field string) []string {
+func (r *canonReader) texts(field string) []string { return readArray(r, field, MaxAddrs, r.str) }
+
+// readArray reads a JSON array of values read by item and fails once it
+// holds more than limit of them, naming field when it is not "".
+func readArray[T any](r *canonReader, field string, limit int, item func() T) []T {
 	r.lit("[")
 	if r.err != nil {
 		return nil
 	}
-	out := []string{}
+	out := []T{}
 	if r.i < len(r.b) && r.b[r.i] == ']' {
 		r.i++
 		return out
 	}
 	for r.err == nil {
-		out = append(out, r.str())
-		if len(out) > MaxAddrs {
-			r.fail("%s has more than %d entries", field, MaxAddrs)
+		out = append(out, item())
+		if len(out) > limit {
+			if field == "" {
+				r.fail("more than %d entries", limit)
+			} else {
+				r.fail("%s has more than %d entries", field, limit)
+			}
 		}
 		if r.i < len(r.b) && r.b[r.i] == ',' {
 			r.i++

@@ -146,30 +146,7 @@ func readSettle2(r *canonReader) Content {
 }
 
 // ids reads an array of at most limit message ids.
-func (r *canonReader) ids(field string, limit int) []ID {
-	r.lit("[")
-	if r.err != nil {
-		return nil
-	}
-	out := []ID{}
-	if r.i < len(r.b) && r.b[r.i] == ']' {
-		r.i++
-		return out
-	}
-	for r.err == nil {
-		out = append(out, r.id())
-		if len(out) > limit {
-			r.fail("%s has more than %d entries", field, limit)
-		}
-		if r.i < len(r.b) && r.b[r.i] == ',' {
-			r.i++
-			continue
-		}
-		r.lit("]")
-		break
-	}
-	return out
-}
+func (r *canonReader) ids(field string, limit int) []ID { return readArray(r, field, limit, r.id) }
 
 // Evidence is what a receiver holds to check a settle2 against: stored,
 // verified messages.
