@@ -35,6 +35,9 @@ var (
 	ErrInvalidTransfer = errors.New("invalid lifecycle message")
 	ErrDisputed        = errors.New("disputed settle")
 	ErrMissingEvidence = errors.New("missing evidence")
+	ErrNotReader       = errors.New("not a reader")
+	ErrBadSealed       = errors.New("bad sealed report")
+	ErrSealedMismatch  = errors.New("sealed report mismatch")
 )
 
 var reasons = []struct {
@@ -69,6 +72,9 @@ var reasons = []struct {
 	{ErrRotated, "rotated"},
 	{ErrDisputed, "disputed"},
 	{ErrMissingEvidence, "missing_evidence"},
+	{ErrNotReader, "not_reader"},
+	{ErrBadSealed, "bad_sealed"},
+	{ErrSealedMismatch, "sealed_mismatch"},
 }
 
 // Reason returns a short stable code (such as "seq_gap" or "bad_signature")

@@ -155,8 +155,11 @@ type Evidence interface {
 	Message(id ID) *Message
 	// At returns author's chain message at seq, or nil when not held.
 	At(author HouseholdID, seq uint64) *Message
-	// Reports returns every stored report of author.
+	// Reports returns every stored report and sealed report of author.
 	Reports(author HouseholdID) []*Message
+	// Opened returns the plain report a sealed report with id carries,
+	// when this reader opened it (it is one of its readers), else nil.
+	Opened(id ID) *Report
 	// Pledges returns the stored pledges from exporter to recipient
 	// whose window shares a slot with w.
 	Pledges(exporter, recipient HouseholdID, w SlotRange) []*Message
@@ -172,6 +175,10 @@ type evidenceResult struct {
 	msg     *Message
 	s       *Settle2
 	figures *Settle // the allocation with the export and import it used
+	// sealed: a named sealed report was not readable here, so the
+	// settle was checked for consistency only (figures' export and
+	// import are then lower bounds where not known).
+	sealed  bool
 	pending error
 	dispute error
 }
@@ -298,14 +305,18 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 		return false
 	}
 
-	// Reports: the exporter's export and the recipient's import.
+	// Reports: the exporter's export and the recipient's import. A
+	// sealed report this reader cannot open gives no figures, only the
+	// slots it covers (§8.14): the settle is then checked for
+	// consistency, not recomputed.
 	exp, imp := partySlots{}, partySlots{}
+	closedExp, closedImp := map[int64]bool{}, map[int64]bool{}
 	for _, id := range s.Reports {
 		rm := ev.Message(id)
 		if rm == nil {
 			return wait("report %s", id.Short())
 		}
-		if rm.Kind != KindReport || (rm.Author != E && rm.Author != R) {
+		if (rm.Kind != KindReport && rm.Kind != KindSealedReport) || (rm.Author != E && rm.Author != R) {
 			return dispute("references %s (%s by %s), not a report of the exporter or the recipient", id.Short(), rm.Kind, rm.Author.Short())
 		}
 		if !within(rm.Author, rm.Seq) {
@@ -315,17 +326,34 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 		if err != nil {
 			return dispute("%v", err)
 		}
+		r, ok := rc.(*Report)
+		if sr, sealed := rc.(*SealedReport); sealed {
+			if r, ok = ev.Opened(id), true; r == nil {
+				res.sealed = true
+				cover := closedImp
+				if rm.Author == E {
+					cover = closedExp
+				}
+				for slot := sr.FromSlot; slot < sr.FromSlot+sr.Slots; slot++ {
+					cover[slot] = true
+				}
+				continue
+			}
+		}
+		if !ok {
+			return dispute("references %s, which does not decode as a report", id.Short())
+		}
 		if rm.Author == E {
-			exp.add(rm, rc.(*Report))
+			exp.add(rm, r)
 		} else {
-			imp.add(rm, rc.(*Report))
+			imp.add(rm, r)
 		}
 	}
 	for slot := v.Window.From; slot < v.Window.To; slot++ {
-		if _, ok := exp[slot]; !ok {
+		if _, ok := exp[slot]; !ok && !closedExp[slot] {
 			return dispute("no referenced report of the exporter %s covers slot %d", E.Short(), slot)
 		}
-		if _, ok := imp[slot]; !ok {
+		if _, ok := imp[slot]; !ok && !closedImp[slot] {
 			return dispute("no referenced report of the recipient %s covers slot %d", R.Short(), slot)
 		}
 	}
@@ -421,6 +449,10 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 		}
 	}
 
+	if res.sealed {
+		return checkSealedSettle2(res, v, s, exp, imp, dispute)
+	}
+
 	// Recompute.
 	meas := evidenceMeter{exporter: E, recipient: R, window: v.Window, exp: exp, imp: imp}
 	allocs, err := Allocate(terms, meas, key)
@@ -447,6 +479,43 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 
 func overlapsRange(a, b SlotRange) bool { return a.From < b.To && b.From < a.To }
 
+// checkSealedSettle2 is the last step of checking a settle2 that names a
+// sealed report this reader cannot open (§10.4, "Sealed evidence"): the
+// allocation cannot be recomputed, so each slot's allocation must stay
+// within the settled pledge's pledged and accepted share of the slot and
+// within whatever figures the reader can read. The figures it returns
+// carry those readable figures, and the allocation itself, a lower bound
+// of both, where a figure is sealed.
+func checkSealedSettle2(res evidenceResult, v *PledgeView, s *Settle2, exp, imp partySlots, dispute func(string, ...any) evidenceResult) evidenceResult {
+	t := v.Terms()
+	fig := &Settle{Pledge: v.ID, FromSlot: v.Window.From, ToSlot: v.Window.To, Key: s.Key, TotalWh: s.TotalWh,
+		AllocatedWh: append([]int64(nil), s.AllocatedWh...)}
+	for i, a := range s.AllocatedWh {
+		slot := v.Window.From + int64(i)
+		p, acc := t.SlotWh(slot)
+		if a > p || a > acc {
+			return dispute("allocates %d Wh in slot %d, more than the pledged %d or accepted %d Wh of the slot", a, slot, p, acc)
+		}
+		e, im := a, a
+		if x, ok := exp[slot]; ok {
+			if a > x.exp {
+				return dispute("allocates %d Wh in slot %d, more than the exporter's reported export of %d Wh", a, slot, x.exp)
+			}
+			e = x.exp
+		}
+		if x, ok := imp[slot]; ok {
+			if a > x.imp {
+				return dispute("allocates %d Wh in slot %d, more than the recipient's reported import of %d Wh", a, slot, x.imp)
+			}
+			im = x.imp
+		}
+		fig.ExportWh = append(fig.ExportWh, e)
+		fig.ImportWh = append(fig.ImportWh, im)
+	}
+	res.figures = fig
+	return res
+}
+
 // checkSettle1Reports checks a version 1 settle's allocation against the
 // reports ev holds: in no slot may it allocate more than the largest
 // import the recipient reported, or, when the exporter reported the slot,
@@ -465,6 +534,9 @@ func checkSettle1Reports(v *PledgeView, msg *Message, s *Settle, ev Evidence) er
 				continue
 			}
 			r, ok := c.(*Report)
+			if _, sealed := c.(*SealedReport); sealed {
+				r, ok = ev.Opened(rm.id), ev.Opened(rm.id) != nil
+			}
 			if !ok {
 				continue
 			}
@@ -544,7 +616,7 @@ func (v *PledgeView) resolveSettles2(m Manifest, cands []*Message, ev Evidence) 
 		if w == nil {
 			w = r
 		}
-		v.State, v.Closing, v.Settlement = StateSettled, w.msg.id, w.figures
+		v.State, v.Closing, v.Settlement, v.Sealed = StateSettled, w.msg.id, w.figures, w.sealed
 	case !firstDispute.IsZero():
 		v.State, v.Closing = StateDisputed, firstDispute
 	}
@@ -581,6 +653,7 @@ type EvidenceSet struct {
 	byID    map[ID]*Message
 	at      map[feedPos]*Message
 	reports map[HouseholdID][]*Message
+	opened  map[ID]*Report
 	pledges map[[2]HouseholdID][]windowed
 	related map[ID][]*Message
 }
@@ -598,7 +671,7 @@ type feedPos struct {
 // NewEvidenceSet returns an EvidenceSet holding msgs.
 func NewEvidenceSet(msgs ...*Message) *EvidenceSet {
 	e := &EvidenceSet{byID: map[ID]*Message{}, at: map[feedPos]*Message{}, reports: map[HouseholdID][]*Message{},
-		pledges: map[[2]HouseholdID][]windowed{}, related: map[ID][]*Message{}}
+		opened: map[ID]*Report{}, pledges: map[[2]HouseholdID][]windowed{}, related: map[ID][]*Message{}}
 	for _, m := range msgs {
 		e.Add(m)
 	}
@@ -615,7 +688,7 @@ func (e *EvidenceSet) Add(m *Message) {
 		e.at[feedPos{m.Author, m.Seq}] = m
 	}
 	switch m.Kind {
-	case KindReport:
+	case KindReport, KindSealedReport:
 		e.reports[m.Author] = append(e.reports[m.Author], m)
 	case KindPledge:
 		if c, err := m.Decode(); err == nil {
@@ -647,6 +720,14 @@ func (e *EvidenceSet) At(author HouseholdID, seq uint64) *Message {
 
 // Reports implements Evidence.
 func (e *EvidenceSet) Reports(author HouseholdID) []*Message { return e.reports[author] }
+
+// AddOpened records r as the plain report the sealed report with id
+// carries, as this reader opened it (SealedReport.Open): settles naming
+// that id are then recomputed from r, like a plain report's.
+func (e *EvidenceSet) AddOpened(id ID, r *Report) { e.opened[id] = r }
+
+// Opened implements Evidence.
+func (e *EvidenceSet) Opened(id ID) *Report { return e.opened[id] }
 
 // Pledges implements Evidence.
 func (e *EvidenceSet) Pledges(exporter, recipient HouseholdID, w SlotRange) []*Message {

@@ -163,7 +163,7 @@ func FuzzCanonicalReader(f *testing.F) {
 	})
 }
 
-var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSettle, KindSettle2, KindStatus}
+var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSealedReport, KindSettle, KindSettle2, KindStatus}
 
 var canonSeeds = []struct {
 	k Kind
@@ -215,6 +215,41 @@ func FuzzKeyFileAndIDs(f *testing.F) {
 		}
 		if id, err := ParseID(s); err == nil && id.String() != strings.ToLower(s) {
 			t.Fatalf("message id %q", s)
+		}
+	})
+}
+
+// FuzzDecodeSealedReport decodes sealed_report content: the one-pass
+// reader and the encoding/json path agree, what decodes is canonical, and
+// opening it never panics and fails only with a reason code.
+func FuzzDecodeSealedReport(f *testing.F) {
+	alice, bob := testKey(f, "alice"), testKey(f, "bob")
+	s, err := SealReport(alice, []HouseholdID{bob.ID()}, &Report{FromSlot: 10, ExportWh: []int64{1, 2}, ImportWh: []int64{0, 3}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := EncodeContent(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"from_slot":1,"slots":1,"to":[],"commit":"","sealed":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ferr := readCanonical(KindSealedReport, b)
+		ref, rerr := decodeContentJSON(KindSealedReport, b)
+		if (ferr == nil) != (rerr == nil) {
+			t.Fatalf("%q: canonical reader says %v, encoding/json path says %v", b, ferr, rerr)
+		}
+		if ferr != nil {
+			return
+		}
+		fb, _ := EncodeContent(fast)
+		rb, _ := EncodeContent(ref)
+		if !bytes.Equal(fb, b) || !bytes.Equal(rb, b) {
+			t.Fatalf("not canonical: %q", b)
+		}
+		if _, err := fast.(*SealedReport).Open(bob); err != nil && Reason(err) == "other" {
+			t.Fatalf("open fails without a reason code: %v", err)
 		}
 	})
 }

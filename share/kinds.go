@@ -16,15 +16,17 @@ type Kind uint16
 
 // Message kinds of version 1. Numbers are never reused or reinterpreted.
 const (
-	KindAnnounce Kind = 1      // household profile: name, addresses
-	KindPledge   Kind = 10     // offer energy to a neighbour for a slot range
-	KindAccept   Kind = 11     // recipient accepts (part of) a pledge
-	KindDecline  Kind = 12     // recipient declines a pledge
-	KindCancel   Kind = 13     // either party withdraws before the window
-	KindReport   Kind = 20     // measured export/import per slot
-	KindSettle   Kind = 30     // allocation of a pledge after its window
-	KindSettle2  Kind = 31     // allocation bound to its evidence (reports, heads)
-	KindStatus   Kind = 0x8001 // current surplus/need; ephemeral
+	KindAnnounce Kind = 1  // household profile: name, addresses
+	KindPledge   Kind = 10 // offer energy to a neighbour for a slot range
+	KindAccept   Kind = 11 // recipient accepts (part of) a pledge
+	KindDecline  Kind = 12 // recipient declines a pledge
+	KindCancel   Kind = 13 // either party withdraws before the window
+	KindReport   Kind = 20 // measured export/import per slot
+	// KindSealedReport is a report encrypted to its readers (sealed.go).
+	KindSealedReport Kind = 21
+	KindSettle       Kind = 30     // allocation of a pledge after its window
+	KindSettle2      Kind = 31     // allocation bound to its evidence (reports, heads)
+	KindStatus       Kind = 0x8001 // current surplus/need; ephemeral
 )
 
 // EphemeralBit marks kinds that are signed but not chained.
@@ -37,15 +39,16 @@ func (k Kind) Ephemeral() bool { return k&EphemeralBit != 0 }
 func (k Kind) Known() bool { _, ok := kindNames[k]; return ok }
 
 var kindNames = map[Kind]string{
-	KindAnnounce: "announce",
-	KindPledge:   "pledge",
-	KindAccept:   "accept",
-	KindDecline:  "decline",
-	KindCancel:   "cancel",
-	KindReport:   "report",
-	KindSettle:   "settle",
-	KindSettle2:  "settle2",
-	KindStatus:   "status",
+	KindAnnounce:     "announce",
+	KindPledge:       "pledge",
+	KindAccept:       "accept",
+	KindDecline:      "decline",
+	KindCancel:       "cancel",
+	KindReport:       "report",
+	KindSealedReport: "sealed_report",
+	KindSettle:       "settle",
+	KindSettle2:      "settle2",
+	KindStatus:       "status",
 
 	KindHandover:    "handover",
 	KindRecoveryKey: "recovery_key",
@@ -197,6 +200,8 @@ func newContent(k Kind) Content {
 		return new(Cancel)
 	case KindReport:
 		return new(Report)
+	case KindSealedReport:
+		return new(SealedReport)
 	case KindSettle:
 		return new(Settle)
 	case KindSettle2:
@@ -316,6 +321,9 @@ func (m *Message) CheckContent() error {
 	}
 	if p, ok := c.(*Pledge); ok && p.To == m.Author {
 		return reject(ErrBadContent, "message %s: pledge from %s to itself: a household cannot share with its own connection", m.id.Short(), m.Author.Short())
+	}
+	if s, ok := c.(*SealedReport); ok && !s.Readable(m.Author) {
+		return reject(ErrBadContent, "message %s: sealed report of %s is not readable by its own author", m.id.Short(), m.Author.Short())
 	}
 	if m.Kind >= KindHandover && m.Kind <= KindRecover {
 		return checkSuccession(m, c)

@@ -40,6 +40,7 @@ type PledgeView struct {
 	Accept     ID      // the accept message, when accepted
 	Closing    ID      // the decline, cancel or settle message that closed it
 	Settlement *Settle // when settled
+	Sealed     bool    // settled by consistency: a sealed report it names was not readable here (§10.4)
 	Ignored    []error // related messages that did not apply, each wrapping ErrInvalidTransfer
 	// Disputes says why settles did not apply (each wrapping
 	// ErrDisputed): one that does not recompute from its evidence, or
