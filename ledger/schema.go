@@ -199,6 +199,17 @@ CREATE TABLE superseded (
 	superseded_ms INTEGER NOT NULL
 ) STRICT;
 `,
+	// 9: the plain reports this household opened from sealed reports
+	// addressed to it (docs/PROTOCOL.md §8.14). The ledger holds no keys:
+	// the node opens them and stores the result here, so it survives
+	// restarts and key rotation. A third party's ledger never has a row.
+	`
+CREATE TABLE opened_reports (
+	id          TEXT PRIMARY KEY,          -- id of the sealed_report message, hex
+	content     BLOB NOT NULL,             -- canonical content of the plain report it carries (kind 20 form)
+	opened_ms   INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 // migrate brings db to the latest version, len(migrations). A database from a newer program is
