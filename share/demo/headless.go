@@ -834,6 +834,8 @@ func (t *trace) signed(i int, raw []byte, byID map[share.HouseholdID]int) {
 		}
 	case *share.Report:
 		sm.from, sm.to = c.FromSlot, c.FromSlot+int64(len(c.ExportWh))
+	case *share.SealedReport:
+		sm.from, sm.to = c.FromSlot, c.FromSlot+c.Slots
 	default:
 		return // announces: addressed to no one in particular
 	}
@@ -872,7 +874,7 @@ func (t *trace) counterparties(id share.ID) []int {
 		}
 		return p.from
 	}
-	if sm.kind != share.KindReport {
+	if sm.kind != share.KindReport && sm.kind != share.KindSealedReport {
 		p := t.pledges[sm.pledge]
 		if p == nil || other(p) < 0 {
 			return nil

@@ -516,9 +516,11 @@ func (n *Node) publish(ev household.Event) {
 }
 
 // Stored tells the node about messages stored by someone else on its
-// behalf (the peer transport): subscribers learn of new state and of
-// pledges to this household.
+// behalf (the peer transport): sealed reports addressed to this household
+// are opened, and subscribers learn of new state and of pledges to this
+// household.
 func (n *Node) Stored(ctx context.Context, msgs []*share.Message) {
+	n.openSealed(ctx, msgs)
 	changed := false
 	for _, m := range msgs {
 		if m.Kind.Ephemeral() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commons-energy/commons/ledger"
@@ -99,6 +100,8 @@ type Node struct {
 
 	mu   sync.Mutex // serialises signing: one head at a time
 	live live       // the running household's in-memory state (Run)
+
+	sealedFailures atomic.Uint64 // sealed reports to this household that did not open
 }
 
 var _ household.Household = (*Node)(nil)
@@ -226,6 +229,13 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 		// Meter data an older version filed by a wrong meter clock; once
 		// per ledger, by the single writer, before anything aggregates.
 		if _, err := n.led.RepairFutureMeterData(ctx); err != nil {
+			n.led.Close()
+			n.lock.Unlock()
+			return nil, err
+		}
+		// Sealed reports to this household stored while it was not
+		// running (an import, an older program) are opened now.
+		if err := n.catchUpSealed(ctx); err != nil {
 			n.led.Close()
 			n.lock.Unlock()
 			return nil, err

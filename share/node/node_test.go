@@ -176,9 +176,13 @@ func TestSettlementFromSlotAggregates(t *testing.T) {
 	if got, want := s2.AllocatedWh, []int64{210, 105, 375, 0}; !equal(got, want) {
 		t.Errorf("allocated = %v, want %v", got, want)
 	}
-	reports, err := a.messagesOfKinds(ctx, share.KindReport)
+	// Both parties' reports are sealed to the two of them (§8.14).
+	reports, err := a.messagesOfKinds(ctx, share.KindSealedReport)
 	if err != nil || len(reports) != 2 || len(s2.Reports) != 2 {
-		t.Fatalf("reports stored %d, named %d, %v", len(reports), len(s2.Reports), err)
+		t.Fatalf("sealed reports stored %d, named %d, %v", len(reports), len(s2.Reports), err)
+	}
+	if plain, err := a.messagesOfKinds(ctx, share.KindReport); err != nil || len(plain) != 0 {
+		t.Fatalf("plain reports stored %d, %v: a version 2 box writes sealed ones", len(plain), err)
 	}
 	ss, err := a.led.Settlements(ctx)
 	if err != nil || len(ss) != 1 {

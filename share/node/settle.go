@@ -56,7 +56,7 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 		if v.State != share.StateAccepted || !closed(v) {
 			continue
 		}
-		if own.covers(v.Window) {
+		if own.covers(v.Window, counterparty(v, self)) {
 			continue
 		}
 		end := n.manifest.SlotStart(v.Window.To)
@@ -74,14 +74,16 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: fmt.Sprintf("no meter data stored for slot starting %s", n.manifest.SlotStart(v.Window.From+int64(i)).In(n.loc).Format("2006-01-02 15:04"))})
 			continue
 		}
+		// Sealed to the parties of the pledges it is evidence for
+		// (docs/PROTOCOL.md §8.14): other neighbours see only its window.
 		r := &share.Report{FromSlot: v.Window.From, ExportWh: exp, ImportWh: imp}
-		rm, err := n.sign(ctx, r)
+		rm, err := n.sealOwnReport(ctx, r, views)
 		if err != nil {
 			return rep, err
 		}
 		table.AddReport(self, r)
 		refs.add(rm, r)
-		own.add(v.Window)
+		own.add(v.Window, readersOf(rm)...)
 		rep.Reported = append(rep.Reported, v.ID.String())
 	}
 
@@ -240,22 +242,52 @@ func (n *Node) missingText(e *share.MissingError, names map[share.HouseholdID]st
 		nameOf(names, m.Household), what, n.manifest.SlotStart(m.Slot).In(n.loc).Format("2006-01-02 15:04"), len(e.Missing))
 }
 
-// slotSet records which slots this household has reported.
-type slotSet map[int64]bool
+// ownReports records which slots this household has reported, and to
+// whom: a plain report is readable by everyone (the zero id stands for
+// them), a sealed report by its readers.
+type ownReports map[share.HouseholdID]map[int64]bool
 
-func (s slotSet) covers(r share.SlotRange) bool {
+// covers reports whether every slot of r is in a report reader can read.
+func (s ownReports) covers(r share.SlotRange, reader share.HouseholdID) bool {
 	for x := r.From; x < r.To; x++ {
-		if !s[x] {
+		if !s[share.HouseholdID{}][x] && !s[reader][x] {
 			return false
 		}
 	}
 	return true
 }
 
-func (s slotSet) add(r share.SlotRange) {
-	for x := r.From; x < r.To; x++ {
-		s[x] = true
+// add records r as reported to readers (none: to everyone).
+func (s ownReports) add(r share.SlotRange, readers ...share.HouseholdID) {
+	if len(readers) == 0 {
+		readers = []share.HouseholdID{{}}
 	}
+	for _, h := range readers {
+		if s[h] == nil {
+			s[h] = map[int64]bool{}
+		}
+		for x := r.From; x < r.To; x++ {
+			s[h][x] = true
+		}
+	}
+}
+
+// readersOf returns the readers of a sealed report message (none for
+// anything else).
+func readersOf(m *share.Message) []share.HouseholdID {
+	if c, err := m.Decode(); err == nil {
+		if s, ok := c.(*share.SealedReport); ok {
+			return s.To
+		}
+	}
+	return nil
+}
+
+func counterparty(v *share.PledgeView, self share.HouseholdID) share.HouseholdID {
+	if v.From == self {
+		return v.To
+	}
+	return v.From
 }
 
 // reportRefs records, per household and slot, the report message a
@@ -292,29 +324,39 @@ func (r reportRefs) ids(h share.HouseholdID, w share.SlotRange) []share.ID {
 	return out
 }
 
-// reports gathers every stored report into a measurement table (a later
-// report of an author replacing an earlier one slot by slot), which
-// report gave each figure, and the slots this household reported itself.
-func (n *Node) reports(ctx context.Context) (share.MeterTable, reportRefs, slotSet, error) {
-	msgs, err := n.messagesOfKinds(ctx, share.KindReport)
+// reports gathers every stored report, and every sealed report this
+// household opened, into a measurement table (a later report of an author
+// replacing an earlier one slot by slot), which report gave each figure,
+// and the slots this household reported itself and to whom. A sealed
+// report this household cannot read gives nothing.
+func (n *Node) reports(ctx context.Context) (share.MeterTable, reportRefs, ownReports, error) {
+	msgs, err := n.messagesOfKinds(ctx, share.KindReport, share.KindSealedReport)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opened, err := n.led.OpenedReports(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
-	table, refs, own := share.MeterTable{}, reportRefs{}, slotSet{}
+	table, refs, own := share.MeterTable{}, reportRefs{}, ownReports{}
 	for _, m := range msgs {
 		c, err := m.Decode()
 		if err != nil {
 			continue
 		}
+		var readers []share.HouseholdID
 		r, ok := c.(*share.Report)
+		if s, sealed := c.(*share.SealedReport); sealed {
+			r, ok, readers = opened[m.ID()], opened[m.ID()] != nil, s.To
+		}
 		if !ok {
 			continue
 		}
 		table.AddReport(m.Author, r)
 		refs.add(m, r)
 		if m.Author == n.key.ID() {
-			own.add(share.SlotRange{From: r.FromSlot, To: r.FromSlot + int64(len(r.ExportWh))})
+			own.add(share.SlotRange{From: r.FromSlot, To: r.FromSlot + int64(len(r.ExportWh))}, readers...)
 		}
 	}
 	return table, refs, own, nil
