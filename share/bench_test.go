@@ -125,3 +125,30 @@ func BenchmarkDecodePledge(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSealReport seals a 4-slot report to its author and one
+// counterparty (what a box does once per settled window).
+func BenchmarkSealReport(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	r := &Report{FromSlot: 100, ExportWh: []int64{300, 250, 100, 0}, ImportWh: []int64{0, 0, 0, 40}}
+	for b.Loop() {
+		if _, err := SealReport(alice, []HouseholdID{bob.ID()}, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenSealed opens that sealed report as its counterparty (what
+// a reader's box does once per sealed report addressed to it).
+func BenchmarkOpenSealed(b *testing.B) {
+	alice, bob := testKey(b, "alice"), testKey(b, "bob")
+	s, err := SealReport(alice, []HouseholdID{bob.ID()}, &Report{FromSlot: 100, ExportWh: []int64{300, 250, 100, 0}, ImportWh: []int64{0, 0, 0, 40}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Open(bob); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
