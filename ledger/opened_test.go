@@ -98,6 +98,9 @@ func TestOpenedReports(t *testing.T) {
 	if err != nil || p.State != share.StateSettled || !p.Sealed || p.Settlement.TotalWh != 500 {
 		t.Fatalf("carol: %+v, %v; want settled by consistency", p, err)
 	}
+	if p.LimitedBy != "" || p.SlotLimits != nil {
+		t.Fatalf("carol explains a settle she cannot read: %s %v", p.LimitedBy, p.SlotLimits)
+	}
 	if o, err := lc.OpenedReports(ctx); err != nil || len(o) != 0 {
 		t.Fatalf("carol's ledger has opened reports: %v, %v", o, err)
 	}

@@ -99,9 +99,14 @@ func (l *Ledger) explain(ctx context.Context, ps []Pledge, prefix string) error 
 		}
 		return nil
 	}
-	views := make([]*share.PledgeView, len(ps))
+	// A pledge settled by consistency (a sealed report this household
+	// cannot read, PROTOCOL.md §10.4) has no figures to explain it by: it
+	// keeps no LimitedBy, and its lower bounds must not explain others.
+	views := make([]*share.PledgeView, 0, len(ps))
 	for i := range ps {
-		views[i] = &ps[i].PledgeView
+		if !ps[i].Sealed {
+			views = append(views, &ps[i].PledgeView)
+		}
 	}
 	for id, allocs := range share.ExplainSettled(views) {
 		for i := range ps {
