@@ -312,6 +312,8 @@ func readCanonical(k Kind, b []byte) (Content, error) {
 		c = x
 	case KindSettle2:
 		c = readSettle2(r)
+	case KindSeen:
+		c = readSeen(r)
 	case KindStatus:
 		x := &Status{}
 		r.field("surplus_w", true)

@@ -188,6 +188,8 @@ func (m Manifest) CheckSlots(msg *Message) error {
 		field, end = "to_slot", x.ToSlot
 	case *Report:
 		field, end = "from_slot + entries", x.FromSlot+int64(len(x.ExportWh))
+	case *Seen:
+		field, end = "slot", x.Slot
 	case *Status:
 		if len(x.ForecastWh) == 0 {
 			return nil
