@@ -517,8 +517,10 @@ func (n *Node) publish(ev household.Event) {
 
 // Stored tells the node about messages stored by someone else on its
 // behalf (the peer transport): subscribers learn of new state and of
-// pledges to this household.
+// pledges to this household, and an answer or cancel that arrived after
+// the deadline it is dated before is noted as late (noteLate).
 func (n *Node) Stored(ctx context.Context, msgs []*share.Message) {
+	n.noteLate(ctx, msgs)
 	changed := false
 	for _, m := range msgs {
 		if m.Kind.Ephemeral() {
