@@ -152,7 +152,7 @@ func TestSeenContent(t *testing.T) {
 	}
 	zero := "0000000000000000000000000000000000000000000000000000000000000000"
 	for _, bad := range []string{
-		`{"pledge":"` + zero + `","slot":7,"seq":2,"head":"` + strings.Repeat("02", 32) + `"}`,                   // no pledge
+		`{"pledge":"` + zero + `","slot":7,"seq":2,"head":"` + strings.Repeat("02", 32) + `"}`,                     // no pledge
 		`{"pledge":"` + strings.Repeat("01", 32) + `","slot":7,"seq":0,"head":"` + strings.Repeat("02", 32) + `"}`, // seq 0 with a head
 		`{"pledge":"` + strings.Repeat("01", 32) + `","slot":7,"seq":3,"head":"` + zero + `"}`,                     // seq without a head
 		`{"pledge":"` + strings.Repeat("01", 32) + `","slot":-1,"seq":3,"head":"` + strings.Repeat("02", 32) + `"}`,
