@@ -124,7 +124,7 @@ func TestRelease(t *testing.T) {
 		for _, tg := range releaseTargets {
 			c := newCLI(t, bins[tg.name])
 			line := c.ok("--version")
-			if !strings.HasPrefix(line, "commons "+releaseVersion+" (commit "+releaseCommit+", go") || !strings.HasSuffix(line, ", protocol 1)\n") {
+			if !strings.HasPrefix(line, "commons "+releaseVersion+" (commit "+releaseCommit+", go") || !strings.HasSuffix(line, ", protocol 2)\n") {
 				t.Errorf("%s: --version = %q", tg.name, line)
 			}
 			var v versionInfo
