@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share"
 )
 
 // The release the tests make: a version and a commit that no real build
@@ -129,7 +131,7 @@ func TestRelease(t *testing.T) {
 			}
 			var v versionInfo
 			c.json(&v, "version", "--json")
-			if v.Version != releaseVersion || v.Commit != releaseCommit || v.Protocol != 1 || !strings.HasPrefix(v.Go, "go1.") {
+			if v.Version != releaseVersion || v.Commit != releaseCommit || v.Protocol != share.ProtocolVersion || !strings.HasPrefix(v.Go, "go1.") {
 				t.Errorf("%s: version --json = %+v", tg.name, v)
 			}
 		}
