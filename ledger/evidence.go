@@ -10,14 +10,14 @@ import (
 )
 
 // loadEvidence reads what settles are checked against (share.Evidence):
-// every stored pledge, accept, decline, cancel, report and sealed report,
-// the plain reports this household opened from sealed ones, and any chain
+// every stored pledge, accept, decline, cancel, seen, report and sealed
+// report, the plain reports this household opened from sealed ones, and any chain
 // message by author and seq on demand, all from the transaction tx, which
 // must stay open while the evidence is used. A read error on demand is
 // kept in *errp (the message then counts as not held).
 func loadEvidence(ctx context.Context, tx querier, errp *error) (*share.EvidenceSet, error) {
 	msgs, err := loadMessages(ctx, tx, `SELECT raw FROM messages WHERE kind IN (?, ?, ?, ?, ?, ?)`,
-		int64(share.KindPledge), int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindReport), int64(share.KindSealedReport))
+		int64(share.KindPledge), int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindReport), int64(share.KindSealedReport), int64(share.KindSeen))
 	if err != nil {
 		return nil, fmt.Errorf("read settlement evidence: %w", err)
 	}

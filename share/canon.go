@@ -314,6 +314,8 @@ func readCanonical(k Kind, b []byte) (Content, error) {
 		c = readSettle2(r)
 	case KindSealedReport:
 		c = readSealedReport(r)
+	case KindSeen:
+		c = readSeen(r)
 	case KindStatus:
 		x := &Status{}
 		r.field("surplus_w", true)

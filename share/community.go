@@ -190,6 +190,8 @@ func (m Manifest) CheckSlots(msg *Message) error {
 		field, end = "from_slot + entries", x.FromSlot+int64(len(x.ExportWh))
 	case *SealedReport:
 		field, end = "from_slot + slots", x.FromSlot+x.Slots
+	case *Seen:
+		field, end = "slot", x.Slot
 	case *Status:
 		if len(x.ForecastWh) == 0 {
 			return nil

@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// ProtocolVersion is the version of docs/PROTOCOL.md this package
+// implements. Version 2 kept version 1's envelope (Version), so it is not
+// on the wire: it is what `commons version` reports.
+const ProtocolVersion = 2
+
 // Envelope layout constants. See docs/PROTOCOL.md, "Envelope".
 const (
 	Magic          = "ECM1"                // first 4 bytes of every message

@@ -163,8 +163,8 @@ type Evidence interface {
 	// Pledges returns the stored pledges from exporter to recipient
 	// whose window shares a slot with w.
 	Pledges(exporter, recipient HouseholdID, w SlotRange) []*Message
-	// Related returns the stored accept, decline and cancel messages
-	// naming pledge.
+	// Related returns the stored accept, decline, cancel and seen
+	// messages naming pledge.
 	Related(pledge ID) []*Message
 }
 
@@ -696,7 +696,7 @@ func (e *EvidenceSet) Add(m *Message) {
 			k := [2]HouseholdID{m.Author, p.To}
 			e.pledges[k] = append(e.pledges[k], windowed{m, SlotRange{From: p.FromSlot, To: p.ToSlot}})
 		}
-	case KindAccept, KindDecline, KindCancel:
+	case KindAccept, KindDecline, KindCancel, KindSeen:
 		if c, err := m.Decode(); err == nil {
 			ref := refersTo(c)
 			e.related[ref] = append(e.related[ref], m)

@@ -48,6 +48,7 @@ func FuzzDecodeContent(f *testing.F) {
 		{KindSettle, `{"pledge":"` + strings.Repeat("ab", 32) + `","from_slot":10,"to_slot":12,"allocated_wh":[1,0],"export_wh":[5,0],"import_wh":[1,9],"total_wh":1,"key":"pro-rata"}`},
 		{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
 		{KindReport, `{"from_slot":10,"export_wh":[1,2],"import_wh":[0,0]}`},
+		{KindSeen, `{"pledge":"` + strings.Repeat("ab", 32) + `","slot":7,"seq":2,"head":"` + strings.Repeat("cd", 32) + `"}`},
 	} {
 		f.Add(uint16(s.k), []byte(s.b))
 	}
@@ -163,7 +164,7 @@ func FuzzCanonicalReader(f *testing.F) {
 	})
 }
 
-var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSealedReport, KindSettle, KindSettle2, KindStatus}
+var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSealedReport, KindSettle, KindSettle2, KindStatus, KindSeen}
 
 var canonSeeds = []struct {
 	k Kind
@@ -185,6 +186,9 @@ var canonSeeds = []struct {
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":0}`},
 	{KindStatus, `{"surplus_w":1e3,"need_w":300,"avg_surplus_w":0,"avg_need_w":250}`},
+	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":3,"head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
+	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":0,"head":"0000000000000000000000000000000000000000000000000000000000000000"}`},
+	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":9007199254740992,"head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
 }
 
 func TestCanonicalReaderSeeds(t *testing.T) {

@@ -49,6 +49,7 @@ var kindNames = map[Kind]string{
 	KindSettle:       "settle",
 	KindSettle2:      "settle2",
 	KindStatus:       "status",
+	KindSeen:         "seen",
 
 	KindHandover:    "handover",
 	KindRecoveryKey: "recovery_key",
@@ -216,6 +217,8 @@ func newContent(k Kind) Content {
 		return new(Successor)
 	case KindRecover:
 		return new(Recover)
+	case KindSeen:
+		return new(Seen)
 	}
 	return nil
 }

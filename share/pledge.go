@@ -108,6 +108,16 @@ func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence
 	windowStart := m.SlotStartMs(p.FromSlot)
 	windowEnd := m.SlotStartMs(p.ToSlot)
 	expiry := m.SlotStartMs(p.ExpirySlot)
+	seen := v.seenClaims(m, p, msgs, ev)
+	// lateFor is the Seen by the other party that makes msg late for the
+	// deadline slot (§9.1), or nil: then msg's own created_ms decides.
+	lateFor := func(msg *Message, slot int64) *seenClaim {
+		other := v.From
+		if msg.Author == v.From {
+			other = v.To
+		}
+		return seen.lateBy(other, slot, msg.Seq)
+	}
 	var settles2 []*Message // applied together after the others (resolveSettles2)
 	for _, msg := range msgs {
 		if msg.id == pledge.id {
@@ -115,7 +125,8 @@ func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence
 		}
 		switch msg.Kind {
 		case KindAccept, KindDecline, KindCancel, KindSettle, KindSettle2:
-		default:
+		default: // seen messages were read by seenClaims
+
 			continue
 		}
 		mc, err := msg.Decode()
@@ -134,6 +145,8 @@ func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence
 				v.ignore(msg, "accept by %s, but only the recipient %s may accept", msg.Author.Short(), v.To.Short())
 			case v.State != StatePledged:
 				v.ignore(msg, "accept while the pledge is %s", v.State)
+			case lateFor(msg, p.ExpirySlot) != nil:
+				v.ignoreLate(msg, lateFor(msg, p.ExpirySlot), "the pledge expired")
 			case msg.CreatedMs >= expiry:
 				v.ignore(msg, "accept created %s, after the pledge expired at %s", fmtMs(msg.CreatedMs), fmtMs(expiry))
 			case x.EnergyWh > v.PledgedWh:
@@ -147,6 +160,8 @@ func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence
 				v.ignore(msg, "decline by %s, but only the recipient %s may decline", msg.Author.Short(), v.To.Short())
 			case v.State != StatePledged:
 				v.ignore(msg, "decline while the pledge is %s (cancel an accepted pledge instead)", v.State)
+			case lateFor(msg, p.ExpirySlot) != nil:
+				v.ignoreLate(msg, lateFor(msg, p.ExpirySlot), "the pledge expired")
 			case msg.CreatedMs >= expiry:
 				v.ignore(msg, "decline created %s, after the pledge expired", fmtMs(msg.CreatedMs))
 			default:
@@ -158,6 +173,8 @@ func FoldPledgeWith(m Manifest, pledge *Message, related []*Message, ev Evidence
 				v.ignore(msg, "cancel by %s, who is not a party to the pledge", msg.Author.Short())
 			case v.State != StatePledged && v.State != StateAccepted:
 				v.ignore(msg, "cancel while the pledge is %s", v.State)
+			case lateFor(msg, p.FromSlot) != nil:
+				v.ignoreLate(msg, lateFor(msg, p.FromSlot), "the window started")
 			case msg.CreatedMs >= windowStart:
 				v.ignore(msg, "cancel created %s, after the window started at %s: too late to cancel", fmtMs(msg.CreatedMs), fmtMs(windowStart))
 			default:
@@ -246,6 +263,8 @@ func refersTo(c Content) ID {
 	case *Settle:
 		return x.Pledge
 	case *Settle2:
+		return x.Pledge
+	case *Seen:
 		return x.Pledge
 	}
 	return ID{}

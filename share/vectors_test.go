@@ -223,16 +223,80 @@ func buildVectors(t testing.TB) []*vector {
 	}
 	s2m := msg("message settle2", alice, HeadOf(ra), after.Add(time.Minute), s2)
 
-	// A sealed report (§8.14): alice's report of the same slots sealed to
-	// bob. age encryption and the salt are random, so this vector is not
-	// recomputed: its deterministic fields are compared, the rest is
-	// checked by opening it with the reader's seed (checkSealedVector).
+	// The attacks on deadlines and settlement (§9.1, §10.4), as
+	// lifecycle vectors: the messages continue the settlement example's
+	// feeds; each lifecycle vector names a pledge, the messages a reader
+	// holds, an instant, the state the rules give, and the state the
+	// author's clock alone (version 1) gave.
+	lifecycle := func(name string, pledge *Message, held []*Message, now time.Time, want, v1 State) {
+		ev := NewEvidenceSet(append([]*Message{pledge}, held...)...)
+		got, err := FoldPledgeWith(man, pledge, held, ev, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plain []*Message
+		for _, m := range held {
+			if m.Kind != KindSeen {
+				plain = append(plain, m)
+			}
+		}
+		old, err := FoldPledge(man, pledge, plain, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != want || old.State != v1 {
+			t.Fatalf("%s: state %s (ignored %v), by the author's clock alone %s; want %s and %s", name, got.State, got.Ignored, old.State, want, v1)
+		}
+		ids := make([]string, len(held))
+		for i, m := range held {
+			ids[i] = m.ID().String()
+		}
+		v := &vector{}
+		v.set("vector", name)
+		v.set("pledge", pledge.ID().String())
+		v.set("held", strings.Join(ids, " "))
+		v.set("now_ms", strconv.FormatInt(now.UnixMilli(), 10))
+		v.set("state", string(want))
+		v.set("by_author_clock", string(v1))
+		out = append(out, v)
+	}
+	day2 := time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)
+	s1 := man.SlotOf(time.Date(2025, 6, 2, 12, 0, 0, 0, time.UTC))
+	s3 := s1 + 8
+	pl2 := msg("message pledge late accept", alice, HeadOf(s2m), day2, &Pledge{To: bob.ID(), FromSlot: s1, ToSlot: s1 + 4, EnergyWh: 1000, ExpirySlot: s1, Nonce: 7})
+	pl3 := msg("message pledge late cancel", alice, HeadOf(pl2), day2.Add(time.Minute), &Pledge{To: bob.ID(), FromSlot: s3, ToSlot: s3 + 4, EnergyWh: 1000, ExpirySlot: s3, Nonce: 8})
+	a3 := msg("message accept in time", bob, HeadOf(rb), day2.Add(5*time.Minute), &Accept{Pledge: pl3.ID(), EnergyWh: 1000})
+	// Bob's accept of pl2 is dated 1 ms before it expires, but alice's box
+	// stores it at 12:04; at 12:05 her seen says that at the expiry she
+	// held bob's feed only up to his seq 3.
+	la := msg("message accept late", bob, HeadOf(a3), man.SlotStart(s1).Add(-time.Millisecond), &Accept{Pledge: pl2.ID(), EnergyWh: 1000})
+	sa := msg("message seen alice", alice, HeadOf(pl3), man.SlotStart(s1).Add(5*time.Minute), &Seen{Pledge: pl2.ID(), Slot: s1, Seq: a3.Seq, Head: a3.ID()})
+	// Alice cancels pl3 with a cancel dated 1 ms before its window, which
+	// bob's box stores at 14:01; at 14:02 his seen says that when the
+	// window started he held alice's feed up to her seq 7.
+	c3 := msg("message cancel late", alice, HeadOf(sa), man.SlotStart(s3).Add(-time.Millisecond), &Cancel{Pledge: pl3.ID()})
+	sb := msg("message seen bob", bob, HeadOf(la), man.SlotStart(s3).Add(2*time.Minute), &Seen{Pledge: pl3.ID(), Slot: s3, Seq: sa.Seq, Head: sa.ID()})
+	lifecycle("lifecycle late accept", pl2, []*Message{a3, la, sa}, man.SlotStart(s1+4), StateExpired, StateAccepted)
+	lifecycle("lifecycle late cancel", pl3, []*Message{a3, la, sa, c3, sb}, man.SlotStart(s3+4), StateAccepted, StateCancelled)
+	// A version 1 settle of the first pledge whose own figures agree with
+	// each other but claim 250 Wh in every slot, where alice's report says
+	// she exported 100 and 0 in the last two: disputed, not settled.
+	claim := &Settle{Pledge: p.ID(), FromSlot: slot, ToSlot: slot + 4, AllocatedWh: []int64{250, 250, 250, 250},
+		ExportWh: []int64{300, 250, 250, 250}, ImportWh: []int64{250, 400, 250, 250}, TotalWh: 1000, Key: "pro-rata"}
+	sv1 := msg("message settle above report", alice, HeadOf(c3), day2.Add(5*time.Hour), claim)
+	lifecycle("lifecycle settle above report", p, []*Message{acc, ra, rb, sv1}, day2.Add(6*time.Hour), StateDisputed, StateSettled)
+
+	// A sealed report (§8.15): alice's report of the first example's slots
+	// sealed to bob. It continues her feed after the attack vectors and
+	// comes last: age encryption and the salt are random, so this vector
+	// is not recomputed; its deterministic fields are compared, the rest
+	// is checked by opening it with the reader's seed (checkSealedVector).
 	sealedPlain := &Report{FromSlot: slot, ExportWh: []int64{300, 250, 100, 0}, ImportWh: []int64{0, 0, 0, 40}}
 	sr, err := SealReport(alice, []HouseholdID{bob.ID()}, sealedPlain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm, err := alice.Compose(man.ID(), HeadOf(s2m), after.Add(2*time.Minute), sr)
+	sm, err := alice.Compose(man.ID(), HeadOf(sv1), day2.Add(5*time.Hour+time.Minute), sr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,6 +449,7 @@ func TestProtocolVectors(t *testing.T) {
 	}
 	// Independent checks on the doc's values.
 	seeds := map[string][]byte{}
+	held := map[ID]*Message{} // the doc's messages so far, for the lifecycle vectors
 	for _, v := range got {
 		name := v.vals["vector"]
 		switch {
@@ -402,8 +467,13 @@ func TestProtocolVectors(t *testing.T) {
 			}
 		case strings.HasPrefix(name, "message "):
 			checkMessageVector(t, v, seeds)
+			if m, err := Parse(mustHex(t, v.vals["message"])); err == nil {
+				held[m.ID()] = m
+			}
 		case strings.HasPrefix(name, "sealed "):
 			checkSealedVector(t, v, seeds)
+		case strings.HasPrefix(name, "lifecycle "):
+			checkLifecycleVector(t, v, held)
 		case strings.HasPrefix(name, "signature "):
 			signer, err := ParseHouseholdID(v.vals["signer"])
 			payload, _ := hex.DecodeString(v.vals["payload"])
@@ -479,4 +549,56 @@ func checkMessageVector(t *testing.T, v *vector, seeds map[string][]byte) {
 	if _, err := Open(raw, comm); err != nil {
 		t.Errorf("%s: %v", name, err)
 	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkLifecycleVector folds the vector's pledge from the doc's messages it
+// names, with them as the evidence, at now_ms, and checks the state it
+// gives; then without the seen messages and the evidence (the author's
+// clock alone, as version 1 judged), and checks by_author_clock.
+func checkLifecycleVector(t *testing.T, v *vector, doc map[ID]*Message) {
+	name := v.vals["vector"]
+	get := func(s string) *Message {
+		id, err := ParseID(s)
+		if err != nil || doc[id] == nil {
+			t.Fatalf("%s: %q is not a message earlier in the document", name, s)
+		}
+		return doc[id]
+	}
+	pledge := get(v.vals["pledge"])
+	var held, plain []*Message
+	for _, s := range strings.Fields(v.vals["held"]) {
+		m := get(s)
+		held = append(held, m)
+		if m.Kind != KindSeen {
+			plain = append(plain, m)
+		}
+	}
+	now, err := strconv.ParseInt(v.vals["now_ms"], 10, 64)
+	if err != nil {
+		t.Fatalf("%s: now_ms: %v", name, err)
+	}
+	man := DefaultManifest("Example Street")
+	got, err := FoldPledgeWith(man, pledge, held, NewEvidenceSet(append([]*Message{pledge}, held...)...), time.UnixMilli(now))
+	if err != nil || string(got.State) != v.vals["state"] {
+		t.Errorf("%s: %v, vector says state %s", name, foldResult(got, err), v.vals["state"])
+	}
+	old, err := FoldPledge(man, pledge, plain, time.UnixMilli(now))
+	if err != nil || string(old.State) != v.vals["by_author_clock"] {
+		t.Errorf("%s: by the author's clock alone %v, vector says %s", name, foldResult(old, err), v.vals["by_author_clock"])
+	}
+}
+
+func foldResult(v *PledgeView, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("state %s (ignored: %v)", v.State, v.Ignored)
 }

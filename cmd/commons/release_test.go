@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/commons-energy/commons/share"
 )
 
 // The release the tests make: a version and a commit that no real build
@@ -124,12 +126,12 @@ func TestRelease(t *testing.T) {
 		for _, tg := range releaseTargets {
 			c := newCLI(t, bins[tg.name])
 			line := c.ok("--version")
-			if !strings.HasPrefix(line, "commons "+releaseVersion+" (commit "+releaseCommit+", go") || !strings.HasSuffix(line, ", protocol 1)\n") {
+			if !strings.HasPrefix(line, "commons "+releaseVersion+" (commit "+releaseCommit+", go") || !strings.HasSuffix(line, ", protocol 2)\n") {
 				t.Errorf("%s: --version = %q", tg.name, line)
 			}
 			var v versionInfo
 			c.json(&v, "version", "--json")
-			if v.Version != releaseVersion || v.Commit != releaseCommit || v.Protocol != 1 || !strings.HasPrefix(v.Go, "go1.") {
+			if v.Version != releaseVersion || v.Commit != releaseCommit || v.Protocol != share.ProtocolVersion || !strings.HasPrefix(v.Go, "go1.") {
 				t.Errorf("%s: version --json = %+v", tg.name, v)
 			}
 		}

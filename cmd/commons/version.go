@@ -50,7 +50,7 @@ func currentVersion() versionInfo {
 // the VCS revision recorded by go build, with "-dirty" when the work tree
 // had local changes, and "unknown" when none was recorded.
 func buildVersion(ldVersion, ldCommit string, bi *debug.BuildInfo) versionInfo {
-	v := versionInfo{Version: ldVersion, Commit: ldCommit, Go: runtime.Version(), Protocol: share.Version}
+	v := versionInfo{Version: ldVersion, Commit: ldCommit, Go: runtime.Version(), Protocol: share.ProtocolVersion}
 	if bi != nil {
 		if bi.GoVersion != "" {
 			v.Go = bi.GoVersion

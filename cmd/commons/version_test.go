@@ -39,7 +39,7 @@ func TestBuildVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := buildVersion(tt.ldVersion, tt.ldCommit, tt.bi)
-			want := versionInfo{Version: tt.version, Commit: tt.commit, Go: tt.goVer, Protocol: share.Version}
+			want := versionInfo{Version: tt.version, Commit: tt.commit, Go: tt.goVer, Protocol: share.ProtocolVersion}
 			if got != want {
 				t.Errorf("buildVersion = %+v, want %+v", got, want)
 			}
@@ -58,9 +58,9 @@ func TestVersionCLI(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	c := newCLI(t, bin)
-	line := "commons " + ver + " (commit " + com + ", " + runtime.Version() + ", protocol 1)\n"
-	if share.Version != 1 {
-		t.Fatalf("share.Version = %d: update this test's expected line", share.Version)
+	line := "commons " + ver + " (commit " + com + ", " + runtime.Version() + ", protocol 2)\n"
+	if share.ProtocolVersion != 2 {
+		t.Fatalf("share.ProtocolVersion = %d: update this test's expected line", share.ProtocolVersion)
 	}
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		if out := c.ok(args...); out != line {
@@ -72,7 +72,7 @@ func TestVersionCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("version --json: %q: %v", out, err)
 	}
-	want := map[string]any{"version": ver, "commit": com, "go": runtime.Version(), "protocol": float64(share.Version)}
+	want := map[string]any{"version": ver, "commit": com, "go": runtime.Version(), "protocol": float64(share.ProtocolVersion)}
 	if len(v) != len(want) {
 		t.Errorf("version --json = %v, want keys %v", v, want)
 	}

@@ -517,10 +517,12 @@ func (n *Node) publish(ev household.Event) {
 
 // Stored tells the node about messages stored by someone else on its
 // behalf (the peer transport): sealed reports addressed to this household
-// are opened, and subscribers learn of new state and of pledges to this
-// household.
+// are opened, subscribers learn of new state and of pledges to this
+// household, and an answer or cancel that arrived after the deadline it
+// is dated before is noted as late (noteLate).
 func (n *Node) Stored(ctx context.Context, msgs []*share.Message) {
 	n.openSealed(ctx, msgs)
+	n.noteLate(ctx, msgs)
 	changed := false
 	for _, m := range msgs {
 		if m.Kind.Ephemeral() {

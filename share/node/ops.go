@@ -35,6 +35,12 @@ func (n *Node) AddNeighbour(ctx context.Context, invite, alias string) (househol
 	if iv.Household == n.key.ID() {
 		return household.Neighbour{}, fmt.Errorf("%w: that is this household's own invite; paste the neighbour's (from 'commons id' on their box)", household.ErrInvalid)
 	}
+	if iv.CommunityID() != n.manifest.ID() && iv.Community.Genesis == "" && n.manifest.Genesis != "" {
+		// docs/PROTOCOL.md §13: version 1 and version 2 communities do
+		// not mix, and a version 1 program cannot read this one's invites.
+		return household.Neighbour{}, fmt.Errorf("%w: %s's invite is for a version 1 community (%s, made by commons before version 2), this household is in a version 2 community (%s): they cannot mix; %s can upgrade commons and join this one with commons init --join INVITE (your invite, from commons id), or this box can join theirs the same way",
+			household.ErrInvalid, iv.Name, describeCommunity(iv.Community), describeCommunity(n.manifest), iv.Name)
+	}
 	if iv.CommunityID() != n.manifest.ID() {
 		return household.Neighbour{}, fmt.Errorf("%w: the invite is for community %s, this household is in community %s: a household belongs to one community; create it with commons init --join INVITE to join the inviter's",
 			household.ErrInvalid, describeCommunity(iv.Community), describeCommunity(n.manifest))
