@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/commons-energy/commons/share"
 )
@@ -46,4 +47,26 @@ func (l *Ledger) ReceivedMs(ctx context.Context, id share.ID) (int64, bool, erro
 		return 0, false, fmt.Errorf("read when %s was stored: %w", id.Short(), err)
 	}
 	return ms, true, nil
+}
+
+// WroteAny reports whether this ledger holds a chain message of author
+// of one of kinds.
+func (l *Ledger) WroteAny(ctx context.Context, author share.HouseholdID, kinds ...share.Kind) (bool, error) {
+	if len(kinds) == 0 {
+		return false, nil
+	}
+	q := `SELECT 1 FROM messages WHERE author = ? AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `) LIMIT 1`
+	args := []any{author.String()}
+	for _, k := range kinds {
+		args = append(args, int64(k))
+	}
+	var one int
+	err := l.db.QueryRowContext(ctx, q, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the kinds %s wrote: %w", author.Short(), err)
+	}
+	return true, nil
 }

@@ -316,6 +316,8 @@ func readCanonical(k Kind, b []byte) (Content, error) {
 		c = readSealedReport(r)
 	case KindSeen:
 		c = readSeen(r)
+	case KindProtocol:
+		c = readProtocol(r)
 	case KindStatus:
 		x := &Status{}
 		r.field("surplus_w", true)

@@ -164,7 +164,7 @@ func FuzzCanonicalReader(f *testing.F) {
 	})
 }
 
-var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSealedReport, KindSettle, KindSettle2, KindStatus, KindSeen}
+var kindList = []Kind{KindAnnounce, KindPledge, KindAccept, KindDecline, KindCancel, KindReport, KindSealedReport, KindSettle, KindSettle2, KindStatus, KindSeen, KindProtocol}
 
 var canonSeeds = []struct {
 	k Kind
@@ -186,6 +186,8 @@ var canonSeeds = []struct {
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":5000,"forecast_wh":[-75,120]}`},
 	{KindStatus, `{"surplus_w":0,"need_w":300,"avg_surplus_w":0,"avg_need_w":250,"forecast_from":0}`},
 	{KindStatus, `{"surplus_w":1e3,"need_w":300,"avg_surplus_w":0,"avg_need_w":250}`},
+	{KindProtocol, `{"version":2}`},
+	{KindProtocol, `{"version":1}`},
 	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":3,"head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},
 	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":0,"head":"0000000000000000000000000000000000000000000000000000000000000000"}`},
 	{KindSeen, `{"pledge":"71f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce","slot":1943184,"seq":9007199254740992,"head":"81f2414f234781499a15a78487a9c1ebaaf6987c41c78a0a29f7f06f2c1e5fce"}`},

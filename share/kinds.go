@@ -50,6 +50,7 @@ var kindNames = map[Kind]string{
 	KindSettle2:      "settle2",
 	KindStatus:       "status",
 	KindSeen:         "seen",
+	KindProtocol:     "protocol",
 
 	KindHandover:    "handover",
 	KindRecoveryKey: "recovery_key",
@@ -219,6 +220,8 @@ func newContent(k Kind) Content {
 		return new(Recover)
 	case KindSeen:
 		return new(Seen)
+	case KindProtocol:
+		return new(Protocol)
 	}
 	return nil
 }

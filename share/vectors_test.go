@@ -285,6 +285,8 @@ func buildVectors(t testing.TB) []*vector {
 		ExportWh: []int64{300, 250, 250, 250}, ImportWh: []int64{250, 400, 250, 250}, TotalWh: 1000, Key: "pro-rata"}
 	sv1 := msg("message settle above report", alice, HeadOf(c3), day2.Add(5*time.Hour), claim)
 	lifecycle("lifecycle settle above report", p, []*Message{acc, ra, rb, sv1}, day2.Add(6*time.Hour), StateDisputed, StateSettled)
+	// Alice's program says it speaks version 2 (§8.16).
+	pv := msg("message protocol", alice, HeadOf(sv1), day2.Add(5*time.Hour+time.Minute), &Protocol{Version: 2})
 
 	// A sealed report (§8.15): alice's report of the first example's slots
 	// sealed to bob. It continues her feed after the attack vectors and
@@ -296,7 +298,7 @@ func buildVectors(t testing.TB) []*vector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm, err := alice.Compose(man.ID(), HeadOf(sv1), day2.Add(5*time.Hour+time.Minute), sr)
+	sm, err := alice.Compose(man.ID(), HeadOf(pv), day2.Add(5*time.Hour+2*time.Minute), sr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func TestRotateKeyNeighbourFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kc.Old != old || kc.New == old || a.Identity().ID != kc.New.String() || kc.AtSeq != 3 {
+	if kc.Old != old || kc.New == old || a.Identity().ID != kc.New.String() || kc.AtSeq != 4 {
 		t.Fatalf("key change = %+v, identity %s", kc, a.Identity().ID)
 	}
 	onDisk, err := share.LoadIdentity(a.home.KeyPath())
@@ -323,7 +323,7 @@ func TestRecoverKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("legacy household rotate: %v", err)
 	}
-	if rep := verifyNode(t, old); !rep.OK || kc.AtSeq != 2 || kc.NewRecoveryKey != old.home.RecoveryKeyPath() {
+	if rep := verifyNode(t, old); !rep.OK || kc.AtSeq != 3 || kc.NewRecoveryKey != old.home.RecoveryKeyPath() {
 		t.Fatalf("legacy household after rotate: %+v, %+v", kc, rep.Problems)
 	}
 	// Its new key announced a recovery key, made by the rotation: now it

@@ -164,6 +164,9 @@ func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.T
 	if err := n.announceRecoveryKey(ctx); err != nil {
 		return household.Identity{}, err
 	}
+	if err := n.announceProtocol(ctx); err != nil {
+		return household.Identity{}, err
+	}
 	if err := SaveConfig(home, cfg); err != nil {
 		return household.Identity{}, err
 	}
@@ -236,6 +239,13 @@ func Open(ctx context.Context, home Home, opts Options) (*Node, error) {
 		// Sealed reports to this household stored while it was not
 		// running (an import, an older program) are opened now.
 		if err := n.catchUpSealed(ctx); err != nil {
+			n.led.Close()
+			n.lock.Unlock()
+			return nil, err
+		}
+		// A household an older program ran says, once, that this one
+		// reads version 2 (§13.1).
+		if err := n.announceProtocol(ctx); err != nil {
 			n.led.Close()
 			n.lock.Unlock()
 			return nil, err

@@ -67,7 +67,9 @@ func (n *Node) SealedFailures() uint64 { return n.sealedFailures.Load() }
 // sealOwnReport seals r to this household and the counterparties of every
 // accepted (or settled, or disputed) pledge of views (this household's)
 // whose window shares a slot with r, signs and stores it, and records the
-// plain report as opened.
+// plain report as opened. When one of those counterparties may run a
+// version 1 program (speaksVersion2), it signs r as a plain report
+// instead, which that program can settle from.
 func (n *Node) sealOwnReport(ctx context.Context, r *share.Report, views []*share.PledgeView) (*share.Message, error) {
 	self := n.key.ID()
 	w := share.SlotRange{From: r.FromSlot, To: r.FromSlot + int64(len(r.ExportWh))}
@@ -85,6 +87,18 @@ func (n *Node) sealOwnReport(ctx context.Context, r *share.Report, views []*shar
 			if h != self {
 				readers = append(readers, h)
 			}
+		}
+	}
+	// A counterparty whose program may predate sealed reports could not
+	// settle from one: report in clear for that window (§13.1).
+	for _, h := range readers {
+		if !n.speaksVersion2(ctx, h) {
+			n.log.Info("reporting in clear: a counterparty has not said it reads sealed reports (an older commons)", "household", h.Short(), "from_slot", w.From, "to_slot", w.To)
+			m, err := n.sign(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			return m, nil
 		}
 	}
 	s, err := share.SealReport(n.key, readers, r)

@@ -137,13 +137,25 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			return rep, err
 		}
 		for i, v := range group {
-			c, err := n.settle2(ctx, terms[i], group, allocs, key, refs)
-			if err != nil {
-				return rep, err
-			}
-			if old := mine[v.ID]; v.State == share.StateDisputed && old != nil && sameSettle(old, c) {
-				rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "disputed, and this household's settle already names the latest reports: " + disputeText(v)})
-				continue
+			var c share.Content
+			if n.speaksVersion2(ctx, v.To) {
+				c2, err := n.settle2(ctx, terms[i], group, allocs, key, refs)
+				if err != nil {
+					return rep, err
+				}
+				if old := mine[v.ID]; v.State == share.StateDisputed && old != nil && sameSettle(old, c2) {
+					rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "disputed, and this household's settle already names the latest reports: " + disputeText(v)})
+					continue
+				}
+				c = c2
+			} else {
+				// The recipient may run a version 1 program, which reads
+				// version 1 settles only (docs/PROTOCOL.md §13.1).
+				if v.State == share.StateDisputed {
+					rep.Waiting = append(rep.Waiting, household.Problem{ID: v.ID.String(), Reason: "disputed, and the recipient's older commons reads only the first settle: " + disputeText(v)})
+					continue
+				}
+				c = settle1(terms[i], allocs, key)
 			}
 			m, err := n.sign(ctx, c)
 			if err != nil {
@@ -192,6 +204,28 @@ func (n *Node) settle2(ctx context.Context, t share.Terms, group []*share.Pledge
 		return nil, err
 	}
 	return share.Settle2Content(t, allocs, key, reports, competing, accepts, exporter, recipient)
+}
+
+// settle1 builds the version 1 settle (kind 30) of t from allocs: the
+// allocation with the export and import figures it was computed from, for
+// a recipient whose program predates settle2. Readers of version 2 check
+// it against the reports they hold (§10.4).
+func settle1(t share.Terms, allocs []share.Allocation, key share.AllocationKey) *share.Settle {
+	s := &share.Settle{Pledge: t.Pledge, FromSlot: t.Window.From, ToSlot: t.Window.To, Key: key.Name()}
+	for slot := t.Window.From; slot < t.Window.To; slot++ {
+		var a share.Allocation
+		for _, x := range allocs {
+			if x.Pledge == t.Pledge && x.Slot == slot {
+				a = x
+				break
+			}
+		}
+		s.AllocatedWh = append(s.AllocatedWh, a.Wh)
+		s.ExportWh = append(s.ExportWh, a.ExportWh)
+		s.ImportWh = append(s.ImportWh, a.ImportWh)
+		s.TotalWh += a.Wh
+	}
+	return s
 }
 
 // ownSettles2 returns this household's latest settle2 of each pledge.

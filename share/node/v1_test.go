@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,22 @@ import (
 // UTC) into a temporary folder and opens it with this program on clk.
 func openV1Home(t *testing.T, name string, clk *clock) *Node {
 	t.Helper()
+	h, err := ResolveHome(copyV1Home(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(context.Background(), h, Options{Owner: "test", Now: clk.Now})
+	if err != nil {
+		t.Fatalf("open the version 1 home of %s: %v", name, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// copyV1Home copies the version 1 household name into a temporary folder
+// and returns it.
+func copyV1Home(t *testing.T, name string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -34,16 +52,7 @@ func openV1Home(t *testing.T, name string, clk *clock) *Node {
 			t.Fatal(err)
 		}
 	}
-	h, err := ResolveHome(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := Open(context.Background(), h, Options{Owner: "test", Now: clk.Now})
-	if err != nil {
-		t.Fatalf("open the version 1 home of %s: %v", name, err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return dir
 }
 
 // Version 1 ledgers open, migrate and still verify; version 1 messages
@@ -159,4 +168,153 @@ func TestVersion1CommunityMixing(t *testing.T) {
 		!strings.Contains(err.Error(), "commons init --join INVITE") {
 		t.Fatalf("adding a version 1 invite to a version 2 community: %v", err)
 	}
+}
+
+// A version 2 box sends a household that has never written a version 2
+// kind (so may run a version 1 program) what that program reads: a plain
+// report and a version 1 settle for the pledges between them, which a
+// version 1 reader settles; to a version 2 neighbour it sends a sealed
+// report and settle2. Bob's messages are signed with the key of the
+// household the version 1 program made, in its version 1 format, which
+// version 2 did not change.
+func TestVersion1NeighbourGetsWhatItReads(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	a := openV1Home(t, "Alice", clk) // now run by this program
+	bobKey, err := share.LoadIdentity(filepath.Join(copyV1Home(t, "Bob"), "identity.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := bobKey.ID()
+	carol := newHome(t, "Carol", clk) // a version 2 neighbour in the same community
+	befriend(t, a, carol)
+	carry(t, carol, a)
+	if a.speaksVersion2(ctx, bob) || !a.speaksVersion2(ctx, carol.key.ID()) {
+		t.Fatalf("Alice's view: Bob speaks version 2 = %v, Carol = %v; want false, true", a.speaksVersion2(ctx, bob), a.speaksVersion2(ctx, carol.key.ID()))
+	}
+	// bobSends signs c as Bob's next message and gives it to Alice's box.
+	bobSends := func(at time.Time, c share.Content) *share.Message {
+		t.Helper()
+		head, err := a.led.Head(ctx, bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := bobKey.Compose(a.Manifest().ID(), head, at, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := share.Armor(&buf, [][]byte{m.Bytes()}); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := a.Import(ctx, &buf); err != nil || len(rep.Rejected) > 0 {
+			t.Fatalf("import Bob's %s: %+v, %v", c.Kind(), rep, err)
+		}
+		return m
+	}
+	win, win2 := time.Date(2026, 12, 3, 13, 0, 0, 0, time.UTC), time.Date(2026, 12, 3, 13, 30, 0, 0, time.UTC)
+	pb, err := a.pledge(ctx, household.PledgeRequest{To: "Bob", EnergyWh: 300, Start: win, End: win.Add(15 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := a.pledge(ctx, household.PledgeRequest{To: "Carol", EnergyWh: 300, Start: win2, End: win2.Add(15 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbID, _ := share.ParseID(pb.ID)
+	clk.Set(clk.Now().Add(time.Minute))
+	bobSends(clk.Now(), &share.Accept{Pledge: pbID, EnergyWh: 300})
+	carry(t, a, carol)
+	if _, err := carol.Accept(ctx, pc.ID); err != nil {
+		t.Fatal(err)
+	}
+	carry(t, carol, a)
+	meterSlots(t, a, win, []int64{0, 0, 0}, []int64{450, 0, 450})
+	meterSlots(t, carol, win2, []int64{240}, []int64{0})
+	slot := a.Manifest().SlotOf(win)
+	clk.Set(win2.Add(20 * time.Minute))
+	bobSends(win.Add(20*time.Minute), &share.Report{FromSlot: slot, ExportWh: []int64{0}, ImportWh: []int64{195}})
+	for _, n := range []*Node{a, carol, a} {
+		if _, err := n.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		carry(t, a, carol)
+		carry(t, carol, a)
+	}
+	// To Bob: a plain report of the window and a version 1 settle.
+	own := func(k share.Kind) []*share.Message {
+		msgs, err := a.messagesOfKinds(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*share.Message
+		for _, m := range msgs {
+			if m.Author == a.key.ID() {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	var plainFor []int64
+	for _, m := range own(share.KindReport) {
+		c, _ := m.Decode()
+		plainFor = append(plainFor, c.(*share.Report).FromSlot)
+	}
+	if !slices.Contains(plainFor, slot) || slices.Contains(plainFor, slot+2) {
+		t.Fatalf("Alice's plain reports start at slots %v; want Bob's window %d and not Carol's %d", plainFor, slot, slot+2)
+	}
+	var settle1 *share.Message
+	for _, m := range own(share.KindSettle) {
+		if c, _ := m.Decode(); c.(*share.Settle).Pledge == pbID {
+			settle1 = m
+		}
+	}
+	if settle1 == nil {
+		t.Fatalf("Alice wrote no version 1 settle of Bob's pledge")
+	}
+	// What a version 1 program makes of it: the author's clock and the
+	// first valid settle, no evidence (share.FoldPledge).
+	rawPledge, err := a.led.Message(ctx, pbID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, _ := share.Parse(rawPledge)
+	related := []*share.Message{settle1}
+	for _, m := range append(own(share.KindReport), bobAccepts(t, a, bob)...) {
+		related = append(related, m)
+	}
+	v1view, err := share.FoldPledge(a.Manifest(), pm, related, clk.Now())
+	if err != nil || v1view.State != share.StateSettled || v1view.Settlement.TotalWh != 195 {
+		t.Fatalf("a version 1 reader's view of Bob's pledge: %+v, %v; want settled at 195 Wh", v1view, err)
+	}
+	// To Carol: a sealed report and settle2; both boxes settle both pledges.
+	if len(own(share.KindSealedReport)) != 1 || len(own(share.KindSettle2)) != 1 {
+		t.Fatalf("Alice wrote %d sealed reports and %d settle2; want one of each, for Carol's pledge", len(own(share.KindSealedReport)), len(own(share.KindSettle2)))
+	}
+	for _, c := range []struct {
+		n  *Node
+		id string
+		wh int64
+	}{{a, pb.ID, 195}, {a, pc.ID, 240}, {carol, pc.ID, 240}} {
+		p, err := c.n.FindPledge(ctx, c.id)
+		if err != nil || p.State != household.StateSettled || p.DeliveredWh == nil || *p.DeliveredWh != c.wh {
+			t.Fatalf("%s's view of %s: %+v, %v; want settled at %d Wh", c.n.cfg.Name, c.id, p, err, c.wh)
+		}
+	}
+}
+
+// bobAccepts returns the accepts by bob that a's ledger holds.
+func bobAccepts(t *testing.T, a *Node, bob share.HouseholdID) []*share.Message {
+	t.Helper()
+	msgs, err := a.messagesOfKinds(context.Background(), share.KindAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*share.Message
+	for _, m := range msgs {
+		if m.Author == bob {
+			out = append(out, m)
+		}
+	}
+	return out
 }
