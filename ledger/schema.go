@@ -200,7 +200,7 @@ CREATE TABLE superseded (
 ) STRICT;
 `,
 	// 9: the plain reports this household opened from sealed reports
-	// addressed to it (docs/PROTOCOL.md §8.14). The ledger holds no keys:
+	// addressed to it (docs/PROTOCOL.md §8.15). The ledger holds no keys:
 	// the node opens them and stores the result here, so it survives
 	// restarts and key rotation. A third party's ledger never has a row.
 	`

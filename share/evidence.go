@@ -307,7 +307,7 @@ func checkSettle2(m Manifest, v *PledgeView, msg *Message, s *Settle2, ev Eviden
 
 	// Reports: the exporter's export and the recipient's import. A
 	// sealed report this reader cannot open gives no figures, only the
-	// slots it covers (§8.14): the settle is then checked for
+	// slots it covers (§8.15): the settle is then checked for
 	// consistency, not recomputed.
 	exp, imp := partySlots{}, partySlots{}
 	closedExp, closedImp := map[int64]bool{}, map[int64]bool{}

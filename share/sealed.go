@@ -121,7 +121,7 @@ func sortReaders(readers []HouseholdID) []HouseholdID {
 }
 
 // ReportCommit returns the commit of report r under salt: SHA-256 of the
-// salt followed by r's canonical content (docs/PROTOCOL.md §8.14).
+// salt followed by r's canonical content (docs/PROTOCOL.md §8.15).
 func ReportCommit(salt []byte, r *Report) (ID, error) {
 	b, err := EncodeContent(r)
 	if err != nil {

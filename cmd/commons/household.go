@@ -352,8 +352,11 @@ func newNeighboursCmd(g *globalFlags) *cobra.Command {
 					}
 				}
 				feed := "ok"
-				if n.Frozen {
+				switch {
+				case n.Frozen:
 					feed = fmt.Sprintf("frozen: fork at seq %d", n.ForkSeq)
+				case n.Protocol == 1:
+					feed = "ok, protocol 1 (older commons: our shared reports are public)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, short(n.ID), seen, now, formatBytes(n.StoredBytes), formatRefused(n.Refused), feed)
 			}

@@ -45,6 +45,12 @@ type Neighbour struct {
 	// ForkSeq is the sequence number of the first fork; 0 (and absent
 	// from JSON) when not frozen.
 	ForkSeq uint64 `json:"fork_seq,omitempty"`
+	// Protocol is the protocol version the neighbour's program is known
+	// to read (docs/PROTOCOL.md §8.16): 2 once its feed holds a message of
+	// a version 2 kind, 1 while it holds only version 1 kinds (it may run
+	// an older commons, and gets plain reports for our shared windows),
+	// 0 while none of its messages is here.
+	Protocol int `json:"protocol"`
 	// OpenPledges counts pledges between us, either way, that are not
 	// settled, declined, cancelled or expired.
 	OpenPledges int `json:"open_pledges"`

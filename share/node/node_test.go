@@ -176,7 +176,7 @@ func TestSettlementFromSlotAggregates(t *testing.T) {
 	if got, want := s2.AllocatedWh, []int64{210, 105, 375, 0}; !equal(got, want) {
 		t.Errorf("allocated = %v, want %v", got, want)
 	}
-	// Both parties' reports are sealed to the two of them (§8.14).
+	// Both parties' reports are sealed to the two of them (§8.15).
 	reports, err := a.messagesOfKinds(ctx, share.KindSealedReport)
 	if err != nil || len(reports) != 2 || len(s2.Reports) != 2 {
 		t.Fatalf("sealed reports stored %d, named %d, %v", len(reports), len(s2.Reports), err)

@@ -138,6 +138,12 @@ func (n *Node) Neighbours(ctx context.Context) ([]household.Neighbour, error) {
 		x := byID[nb.ID]
 		v.OpenPledges, v.GivenWh, v.ReceivedWh, v.MonthGivenWh, v.MonthReceivedWh =
 			x.OpenPledges, x.GivenWh, x.ReceivedWh, x.MonthGivenWh, x.MonthReceivedWh
+		switch {
+		case n.speaksVersion2(ctx, nb.ID):
+			v.Protocol = 2
+		case v.StoredBytes > 0:
+			v.Protocol = 1
+		}
 		if v.Frozen {
 			v.Problem = fmt.Sprintf("signed two different messages with sequence number %d: its feed is frozen", v.ForkSeq)
 		}

@@ -9,7 +9,7 @@ import (
 
 // openSealed opens the sealed reports among msgs that name this household
 // among their readers and records the plain report each carries in the
-// ledger (docs/PROTOCOL.md §8.14), so settles naming them are recomputed
+// ledger (docs/PROTOCOL.md §8.15), so settles naming them are recomputed
 // from the figures. Others' and unreadable sealed reports are skipped: a
 // sealed report that does not open is a neighbour's bad message, counted
 // and logged, never an error of this household.

@@ -75,7 +75,7 @@ func (n *Node) Settle(ctx context.Context) (household.SettleReport, error) {
 			continue
 		}
 		// Sealed to the parties of the pledges it is evidence for
-		// (docs/PROTOCOL.md §8.14): other neighbours see only its window.
+		// (docs/PROTOCOL.md §8.15): other neighbours see only its window.
 		r := &share.Report{FromSlot: v.Window.From, ExportWh: exp, ImportWh: imp}
 		rm, err := n.sealOwnReport(ctx, r, views)
 		if err != nil {

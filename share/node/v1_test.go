@@ -192,6 +192,15 @@ func TestVersion1NeighbourGetsWhatItReads(t *testing.T) {
 	if a.speaksVersion2(ctx, bob) || !a.speaksVersion2(ctx, carol.key.ID()) {
 		t.Fatalf("Alice's view: Bob speaks version 2 = %v, Carol = %v; want false, true", a.speaksVersion2(ctx, bob), a.speaksVersion2(ctx, carol.key.ID()))
 	}
+	ns, err := a.Neighbours(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nb := range ns {
+		if want := map[string]int{"Bob": 1, "Carol": 2}[nb.Name]; nb.Protocol != want {
+			t.Errorf("neighbours list: %s reads protocol %d, want %d", nb.Name, nb.Protocol, want)
+		}
+	}
 	// bobSends signs c as Bob's next message and gives it to Alice's box.
 	bobSends := func(at time.Time, c share.Content) *share.Message {
 		t.Helper()
