@@ -92,7 +92,7 @@ func TestRotateKeyNeighbourFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kc.Old != old || kc.New == old || a.Identity().ID != kc.New.String() || kc.AtSeq != 4 {
+	if kc.Old != old || kc.New == old || a.Identity().ID != kc.New.String() || kc.AtSeq != 3 {
 		t.Fatalf("key change = %+v, identity %s", kc, a.Identity().ID)
 	}
 	onDisk, err := share.LoadIdentity(a.home.KeyPath())

@@ -164,9 +164,6 @@ func InitWithClock(ctx context.Context, home Home, cfg Config, now func() time.T
 	if err := n.announceRecoveryKey(ctx); err != nil {
 		return household.Identity{}, err
 	}
-	if err := n.announceProtocol(ctx); err != nil {
-		return household.Identity{}, err
-	}
 	if err := SaveConfig(home, cfg); err != nil {
 		return household.Identity{}, err
 	}

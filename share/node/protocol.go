@@ -6,13 +6,14 @@ import (
 	"github.com/commons-energy/commons/share"
 )
 
-// announceProtocol writes, once per household, the protocol message that
-// tells neighbours this program speaks version 2 (docs/PROTOCOL.md §8.16),
-// so that they send it sealed reports and settle2. A household run by an
-// older program gets it at its first writable start with this one.
+// announceProtocol writes the protocol message that tells neighbours this
+// program reads version 2 (docs/PROTOCOL.md §8.16), so that they send it
+// sealed reports and settle2, in a household whose feed shows no version
+// 2 kind yet: one an older program made, at its first writable start with
+// this one. A household this program made shows it by its recovery key.
 func (n *Node) announceProtocol(ctx context.Context) error {
 	self := n.key.ID()
-	wrote, err := n.led.WroteAny(ctx, self, share.KindProtocol)
+	wrote, err := n.led.WroteAny(ctx, self, share.Version2Kinds...)
 	if err != nil || wrote {
 		return err
 	}
