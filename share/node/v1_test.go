@@ -288,10 +288,7 @@ func TestVersion1NeighbourGetsWhatItReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	pm, _ := share.Parse(rawPledge)
-	related := []*share.Message{settle1}
-	for _, m := range append(own(share.KindReport), bobAccepts(t, a, bob)...) {
-		related = append(related, m)
-	}
+	related := append([]*share.Message{settle1}, bobAccepts(t, a, bob)...)
 	v1view, err := share.FoldPledge(a.Manifest(), pm, related, clk.Now())
 	if err != nil || v1view.State != share.StateSettled || v1view.Settlement.TotalWh != 195 {
 		t.Fatalf("a version 1 reader's view of Bob's pledge: %+v, %v; want settled at 195 Wh", v1view, err)
