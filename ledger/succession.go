@@ -225,7 +225,14 @@ func (l *Ledger) applySuccession(ctx context.Context, tx *sql.Tx, m *share.Messa
 	case *share.Handover:
 		_, err := tx.ExecContext(ctx, `INSERT INTO successions (old, new, via, at_seq, handover, start, detected_ms) VALUES (?, ?, 'rotate', ?, ?, '', ?)`,
 			m.Author.String(), c.New.String(), int64(m.Seq), m.ID().String(), now)
-		return []share.HouseholdID{m.Author}, err
+		if err != nil {
+			return nil, err
+		}
+		// Both keys signed the handover, so the neighbour entry moves to
+		// the new key now: its feed (the successor first) is then pulled
+		// and read like any neighbour's, over links that found the old
+		// key's handover (docs/PROTOCOL.md §1.1).
+		return []share.HouseholdID{m.Author}, l.follow(ctx, tx, m.Author, c.New, now)
 	case *share.Successor:
 		if _, err := tx.ExecContext(ctx, `UPDATE successions SET start = ? WHERE old = ?`, m.ID().String(), c.Old.String()); err != nil {
 			return nil, err

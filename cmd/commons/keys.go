@@ -106,7 +106,11 @@ func printKeyChange(cmd *cobra.Command, n *node.Node, kc node.KeyChange) {
 	if kc.NewRecoveryKey != "" {
 		fmt.Fprintf(out, "recovery key: %s\n  This household had none; move this file off the box now: with it, `commons key recover --recovery-key FILE` continues the household after a lost, stolen or forked key.\n", kc.NewRecoveryKey)
 	}
-	fmt.Fprintln(out, "Neighbours follow the household to the new key when they import its messages: send them the output of `commons export-messages` (the peer links and the hub pin each neighbour's key and do not carry a key change yet); until then they may refuse this box's connections.")
+	if kc.Retired != "" && fileExists(kc.Retired) {
+		fmt.Fprintln(out, "Start the daemon again: neighbours follow the household to the new key over the peer links and the community hub (this box answers them with the old key, kept in the file above, until they do). Keep that file until every neighbour shows the new id.")
+		return
+	}
+	fmt.Fprintln(out, "This box no longer holds the old key, so the peer links cannot carry the change: neighbours follow when the hub brings them this recovery, or when they import the output of `commons export-messages`; until then they may refuse this box's connections.")
 }
 
 // fileExists reports whether path names an existing file.

@@ -13,7 +13,7 @@ import (
 
 // setupHub makes the community hub link of a household whose config
 // names a relay. It runs with Run.
-func (rt *Runtime) setupHub(cfg node.Config) error {
+func (rt *Runtime) setupHub(cfg node.Config, greet [][]byte) error {
 	n := rt.n
 	var auth relay.Auth
 	if a := cfg.RelayAuth; a != nil {
@@ -21,7 +21,7 @@ func (rt *Runtime) setupHub(cfg node.Config) error {
 	}
 	hub, err := relay.New(relay.Config{
 		URL: cfg.Relay, Auth: auth, Domain: cfg.RelayDomain, Community: n.Manifest().ID(), Self: n.Key().ID(),
-		Feed: n.Ledger(), Sink: relaySink{rt: rt}, CursorPath: n.Home().RelayCursorPath(),
+		Greet: greet, Feed: n.Ledger(), Sink: relaySink{rt: rt}, CursorPath: n.Home().RelayCursorPath(),
 		Known: (&peer.LedgerNeighbours{L: n.Ledger()}).Known, OnStored: rt.storedRaw, Logger: rt.log.With("part", "relay"), Now: rt.opts.Now,
 	})
 	if err != nil {

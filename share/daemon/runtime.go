@@ -258,13 +258,36 @@ func Open(ctx context.Context, home node.Home, opts Options) (*Runtime, error) {
 func (rt *Runtime) setup() error {
 	n := rt.n
 	key := ed25519.NewKeyFromSeed(n.Key().Seed())
+	olds, err := n.RetiredKeys(context.Background())
+	if err != nil {
+		return err
+	}
+	// A neighbour that has not followed a key change yet knows only an
+	// old key: each link starts by pushing the old keys' last messages
+	// (their handovers, oldest first), so it follows at once.
+	var (
+		retired []ed25519.PrivateKey
+		greet   [][]byte
+	)
+	for _, k := range olds {
+		retired = append(retired, ed25519.NewKeyFromSeed(k.Seed()))
+	}
+	for i := len(olds) - 1; i >= 0; i-- {
+		head, err := n.Ledger().Head(context.Background(), olds[i].ID())
+		if err != nil || head.Seq == 0 {
+			continue
+		}
+		if raw, err := n.Ledger().Message(context.Background(), head.ID); err == nil {
+			greet = append(greet, raw)
+		}
+	}
 	led := n.Ledger()
 	store := notifyStore{LedgerStore: peer.LedgerStore{L: led, Relay: rt.relayEphemeral}, rt: rt}
 	nbs := &peer.LedgerNeighbours{L: led}
 	verifier := peer.ShareVerifier{Community: n.Manifest().ID()}
 	peerLog := rt.log.With("part", "peer")
 	sy, err := peer.NewSyncer(peer.SyncConfig{
-		Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog, OnAdded: rt.stored, Interval: rt.opts.PullEvery,
+		Key: key, Retired: retired, Greet: greet, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog, OnAdded: rt.stored, Interval: rt.opts.PullEvery,
 	})
 	if err != nil {
 		return err
@@ -273,7 +296,7 @@ func (rt *Runtime) setup() error {
 	rt.relay.s.Store(sy)
 
 	if cfg := n.Config(); cfg.Relay != "" {
-		if err := rt.setupHub(cfg); err != nil {
+		if err := rt.setupHub(cfg, greet); err != nil {
 			return err
 		}
 	}
@@ -285,7 +308,7 @@ func (rt *Runtime) setup() error {
 	}
 	if listen != "" && listen != ListenOff && listen != node.ListenNone {
 		srv, err := peer.NewServer(peer.ServerConfig{
-			Key: key, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
+			Key: key, Retired: retired, Store: store, Neighbours: nbs, Verifier: verifier, Logger: peerLog,
 			OnConflict: sy.Kick, OnAdded: rt.stored, OnContact: sy.Returned,
 		})
 		if err != nil {

@@ -322,3 +322,31 @@ func finishKeyChange(ctx context.Context, home Home, led *ledger.Ledger, key *sh
 	}
 	return next, true, nil
 }
+
+// RetiredKeys returns the keys this household had before its current one
+// (its predecessors in the ledger's successions) whose retired key files
+// (identity.key.retired-ID) are still in the home, newest first. The
+// transport presents them to neighbours that have not followed a key
+// change yet (docs/PROTOCOL.md §15.1). A key lost or stolen before a
+// recovery has no file and is not presented: those neighbours follow by
+// an import, or through the community hub.
+func (n *Node) RetiredKeys(ctx context.Context) ([]*share.Identity, error) {
+	olds, err := n.led.Predecessors(ctx, n.key.ID())
+	if err != nil {
+		return nil, err
+	}
+	var out []*share.Identity
+	for i := len(olds) - 1; i >= 0; i-- {
+		k, err := share.LoadIdentity(n.home.KeyPath() + ".retired-" + olds[i].Short())
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("retired key of %s: %w", olds[i].Short(), err)
+		}
+		if k.ID() == olds[i] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

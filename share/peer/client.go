@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/commons-energy/commons/share"
@@ -33,10 +34,15 @@ func (e *StatusError) Error() string {
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	Key     ed25519.PrivateKey // this box's identity key
-	Peer    share.HouseholdID  // the neighbour's household id, pinned in TLS
-	Addr    string             // the neighbour's host:port
-	Timeout time.Duration      // per request, including reading the body; default 30 s
+	Key ed25519.PrivateKey // this box's identity key
+	// Retired are keys this household had before a key change. A
+	// neighbour that has not followed the change yet refuses Key's
+	// certificate; the client then presents these, in turn, and keeps
+	// the one that was let in (docs/PROTOCOL.md §15.1).
+	Retired []ed25519.PrivateKey
+	Peer    share.HouseholdID // the neighbour's household id, pinned in TLS
+	Addr    string            // the neighbour's host:port
+	Timeout time.Duration     // per request, including reading the body; default 30 s
 	// IdleTimeout closes a connection unused this long; default 45 s:
 	// longer than the Syncer's 30 s pull interval, so each round reuses
 	// the connection of the last one (a new TLS handshake per neighbour
@@ -50,7 +56,11 @@ type ClientConfig struct {
 type Client struct {
 	peer share.HouseholdID
 	base string
-	hc   *http.Client
+	// hcs holds one HTTP client per certificate this box may present:
+	// its key's first, then retired keys'. pref is the one that last
+	// got through.
+	hcs  []*http.Client
+	pref atomic.Int32
 }
 
 // DefaultClientIdle is how long a Client keeps an unused connection.
@@ -62,10 +72,6 @@ const maxResponseBytes = 1000*(MaxMessageSize+4) + 1<<16
 
 // NewClient returns a client for one neighbour. No connection is made yet.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	cert, err := Certificate(cfg.Key)
-	if err != nil {
-		return nil, fmt.Errorf("peer client: %w", err)
-	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return nil, fmt.Errorf("neighbour %s address %q: want host:port", cfg.Peer.Short(), cfg.Addr)
 	}
@@ -74,6 +80,24 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultClientIdle
+	}
+	c := &Client{peer: cfg.Peer, base: "https://" + cfg.Addr}
+	for _, k := range append([]ed25519.PrivateKey{cfg.Key}, cfg.Retired...) {
+		hc, err := httpClient(cfg, k)
+		if err != nil {
+			return nil, fmt.Errorf("peer client: %w", err)
+		}
+		c.hcs = append(c.hcs, hc)
+	}
+	return c, nil
+}
+
+// httpClient returns the HTTP client that presents key's certificate to
+// the neighbour of cfg.
+func httpClient(cfg ClientConfig, key ed25519.PrivateKey) (*http.Client, error) {
+	cert, err := Certificate(key)
+	if err != nil {
+		return nil, err
 	}
 	tcfg := ClientTLS(cert, cfg.Peer)
 	tcfg.NextProtos = []string{"http/1.1"}
@@ -88,21 +112,45 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		ForceAttemptHTTP2:     false,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
 	}
-	return &Client{
-		peer: cfg.Peer,
-		base: "https://" + cfg.Addr,
-		hc:   &http.Client{Transport: tr, Timeout: cfg.Timeout},
-	}, nil
+	return &http.Client{Transport: tr, Timeout: cfg.Timeout}, nil
 }
 
 // Peer returns the neighbour's household id.
 func (c *Client) Peer() share.HouseholdID { return c.peer }
 
 // Close drops idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() {
+	for _, hc := range c.hcs {
+		hc.CloseIdleConnections()
+	}
+}
+
+// roundTrip sends req with the certificate that last got through; when
+// that fails before any answer and the box has retired keys, it tries the
+// others in turn (a neighbour that has not followed a key change yet, or
+// one that has and refuses the old key) and keeps the one that answers.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+	first := int(c.pref.Load())
+	resp, err := c.hcs[first].Do(req)
+	for i := 1; err != nil && i < len(c.hcs) && req.Context().Err() == nil; i++ {
+		k := (first + i) % len(c.hcs)
+		again := req.Clone(req.Context())
+		if req.GetBody != nil {
+			if again.Body, err = req.GetBody(); err != nil {
+				break
+			}
+		}
+		var err2 error
+		if resp, err2 = c.hcs[k].Do(again); err2 == nil {
+			c.pref.Store(int32(k))
+			err = nil
+		}
+	}
+	return resp, err
+}
 
 func (c *Client) do(req *http.Request) (*http.Response, error) {
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(req)
 	if err != nil {
 		return nil, fmt.Errorf("neighbour %s: %w", c.peer.Short(), err)
 	}

@@ -118,7 +118,11 @@ func (l Limits) withDefaults() Limits {
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
-	Key        ed25519.PrivateKey // the box's identity key
+	Key ed25519.PrivateKey // the box's identity key
+	// Retired are the keys this household had before a key change: a
+	// neighbour that still pins one of them is answered with it (SNI),
+	// until it follows the change (docs/PROTOCOL.md §15.1).
+	Retired    []ed25519.PrivateKey
 	Store      Store
 	Neighbours Neighbours
 	Verifier   Verifier
@@ -202,7 +206,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.tlsCfg = ServerTLS(cert, self, cfg.Neighbours.Known)
+	var retired []tls.Certificate
+	for _, k := range cfg.Retired {
+		c, err := Certificate(k)
+		if err != nil {
+			return nil, fmt.Errorf("peer server: retired key: %w", err)
+		}
+		retired = append(retired, c)
+	}
+	s.tlsCfg = ServerTLS(cert, self, cfg.Neighbours.Known, retired...)
 	s.tlsCfg.NextProtos = []string{"http/1.1"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathHeads, s.auth(s.handleHeads))

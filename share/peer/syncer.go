@@ -18,7 +18,14 @@ import (
 
 // SyncConfig configures a Syncer. Zero durations and counts mean defaults.
 type SyncConfig struct {
-	Key        ed25519.PrivateKey // this box's identity key
+	Key ed25519.PrivateKey // this box's identity key
+	// Retired are keys this household had before a key change, shown to
+	// a neighbour that has not followed it yet (ClientConfig.Retired).
+	Retired []ed25519.PrivateKey
+	// Greet are chain messages pushed to each neighbour first when its
+	// link starts: the retired keys' handovers, so that a neighbour that
+	// knows only an old key follows the change at once.
+	Greet      [][]byte
 	Store      Store
 	Neighbours Neighbours
 	Verifier   Verifier
@@ -181,6 +188,12 @@ func (s *Syncer) reconcile(ctx context.Context) {
 		}
 		delete(s.badAddr, id)
 		s.workers[id] = w
+		for _, raw := range s.cfg.Greet {
+			select {
+			case w.queue <- raw:
+			default:
+			}
+		}
 	}
 }
 
@@ -527,7 +540,7 @@ func (s *Syncer) startWorker(ctx context.Context, id share.HouseholdID, addr str
 	// 60 s idle timeout, so the client is the one that closes it: with a
 	// longer interval each round connects anew.
 	idle := min(max(s.cfg.Interval*3/2, time.Second), 50*time.Second)
-	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Peer: id, Addr: addr, Timeout: s.cfg.Timeout, IdleTimeout: idle})
+	c, err := NewClient(ClientConfig{Key: s.cfg.Key, Retired: s.cfg.Retired, Peer: id, Addr: addr, Timeout: s.cfg.Timeout, IdleTimeout: idle})
 	if err != nil {
 		return nil, err
 	}

@@ -97,11 +97,29 @@ func peerID(rawCerts [][]byte) (share.HouseholdID, error) {
 // returns true. The check runs in VerifyConnection, which TLS also calls
 // for resumed sessions, so a neighbour removed since its last handshake
 // cannot come back with a session ticket.
-func ServerTLS(cert tls.Certificate, self share.HouseholdID, known func(share.HouseholdID) bool) *tls.Config {
+//
+// retired are the certificates of keys this household had before a key
+// change (docs/PROTOCOL.md §1.1, §15.1): a client that asks for one of
+// them by name (SNI: the household id it pins) gets it, so a neighbour
+// that has not followed the change yet still reaches the box and reads
+// the handover there. Every other client gets cert.
+func ServerTLS(cert tls.Certificate, self share.HouseholdID, known func(share.HouseholdID) bool, retired ...tls.Certificate) *tls.Config {
+	byName := map[string]*tls.Certificate{}
+	for i := range retired {
+		if id, err := idFromKey(retired[i].PrivateKey.(ed25519.PrivateKey).Public().(ed25519.PublicKey)); err == nil {
+			byName[id.String()] = &retired[i]
+		}
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAnyClientCert,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := byName[hello.ServerName]; c != nil {
+				return c, nil
+			}
+			return &cert, nil
+		},
+		ClientAuth: tls.RequireAnyClientCert,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			id, err := peerID(rawCerts(cs))
 			if err != nil {
@@ -120,10 +138,14 @@ func ServerTLS(cert tls.Certificate, self share.HouseholdID, known func(share.Ho
 // handshake fails unless the server's key equals want. Certificate chains,
 // names and dates are not used (InsecureSkipVerify turns off the CA check
 // only; VerifyConnection does the pinning, also on resumed sessions).
+//
+// The client names the household it pins in SNI (its id, a valid DNS
+// label), so a box that changed its key answers with the key pinned.
 func ClientTLS(cert tls.Certificate, want share.HouseholdID) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		Certificates:       []tls.Certificate{cert},
+		ServerName:         want.String(),
 		InsecureSkipVerify: true, // pinned below by household id; there is no CA
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			id, err := peerID(rawCerts(cs))

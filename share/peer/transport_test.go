@@ -711,7 +711,7 @@ func TestUnknownRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := c.hc.Do(req)
+		resp, err := c.hcs[0].Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
 		}

@@ -350,9 +350,13 @@ func (c *Client) status(ctx context.Context, raw []byte) {
 func (c *Client) publish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream) {
 	var published uint64
 	known := false // published is the hub's last own seq
+	greeted := len(c.cfg.Greet) == 0
 	t := time.NewTicker(c.cfg.Retry)
 	defer t.Stop()
 	for {
+		if !greeted {
+			greeted = c.publishGreet(ctx, js) == nil
+		}
 		if !known {
 			seq, err := c.hubHead(ctx, s)
 			if err != nil {
@@ -379,6 +383,26 @@ func (c *Client) publish(ctx context.Context, js jetstream.JetStream, s jetstrea
 		case <-t.C:
 		}
 	}
+}
+
+// publishGreet publishes the Greet messages on their authors' subjects,
+// with their ids as de-duplication ids (a message the hub holds already
+// is not stored twice).
+func (c *Client) publishGreet(ctx context.Context, js jetstream.JetStream) error {
+	for _, raw := range c.cfg.Greet {
+		pm, err := share.Parse(raw)
+		if err != nil {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = js.Publish(pctx, MsgSubject(c.cfg.Community, pm.Author), raw, jetstream.WithMsgID(pm.ID().String()), jetstream.WithExpectStream(c.stream))
+		cancel()
+		if err != nil {
+			c.opErr(fmt.Errorf("publish an earlier key's handover: %w", err))
+			return err
+		}
+	}
+	return nil
 }
 
 // hubHead returns the seq of the last own chain message the hub holds.

@@ -108,6 +108,11 @@ type Config struct {
 	Community share.CommunityID
 	Self      share.HouseholdID
 	Feed      Feed
+	// Greet are chain messages of this household's earlier keys (their
+	// handovers), published on their authors' subjects at every
+	// connection, so that a neighbour that reads only an old key's
+	// subject follows a key change (docs/PROTOCOL.md §12.1).
+	Greet [][]byte
 	Sink      Sink
 	// CursorPath is the file that keeps the last stream sequence handled.
 	CursorPath string
