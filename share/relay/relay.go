@@ -113,7 +113,7 @@ type Config struct {
 	// connection, so that a neighbour that reads only an old key's
 	// subject follows a key change (docs/PROTOCOL.md §12.1).
 	Greet [][]byte
-	Sink      Sink
+	Sink  Sink
 	// CursorPath is the file that keeps the last stream sequence handled.
 	CursorPath string
 	// Known reports whether an author is a neighbour now; an author
