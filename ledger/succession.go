@@ -116,9 +116,7 @@ func succession(ctx context.Context, q querier, old share.HouseholdID) (s Succes
 // isSuccessionStart reports whether m is the first message of a new key
 // (kind successor or recover): such a message may come from a key this
 // ledger does not know yet.
-func isSuccessionStart(m *share.Message) bool {
-	return m.Seq == 1 && (m.Kind == share.KindSuccessor || m.Kind == share.KindRecover)
-}
+func isSuccessionStart(m *share.Message) bool { return m.StartsSuccession() }
 
 // checkSuccessionKinds applies the stateful rules of the succession kinds
 // to m, which passed share.Feed.Check, before it is stored. A nil error

@@ -280,3 +280,11 @@ func readSuccession(k Kind, r *canonReader) Content {
 	}
 	return nil
 }
+
+// StartsSuccession reports whether m is the first message of a key that
+// continues another household's (a successor or recover message at seq
+// 1, docs/PROTOCOL.md §1.1). A receiver admits it from a key it does not
+// know yet, and checks it against the old key's feed.
+func (m *Message) StartsSuccession() bool {
+	return m.Seq == 1 && (m.Kind == KindSuccessor || m.Kind == KindRecover)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 // still pins A's old key, reaches A's box (it answers with the retired
 // key's certificate when asked for it by name), reads the handover and
 // follows A to the new key; then a pledge signed by A's new key reaches B
-// and B's pledge to the new key reaches A, with no export or import.
+// and B's pledge to the new key reaches A, with no export or import. A
+// recovery with the recovery key is followed the same way; through the
+// hub even when the box has lost its old keys.
 //
 // Through a community hub (both households listen nowhere) the same
 // holds: A's daemon publishes the old key's handover on the old key's
@@ -88,6 +91,47 @@ func testFollowKeyRotation(t *testing.T, bin, via string) {
 		c.json(&ps, "--home", a, "pledges", "--json")
 		for _, x := range ps {
 			if x.ID == q.ID && x.To == rotated.ID {
+				return true
+			}
+		}
+		return false
+	})
+	// A recovery (the key forked, say, after a restore from a backup):
+	// the recover message starts the newest key's feed; B reads it from a
+	// key it does not know yet, checks it against A's old feed and
+	// follows again.
+	da.stop(t)
+	c.ok("--home", a, "key", "recover", "--recovery-key", filepath.Join(a, "recovery.key"))
+	var recovered idJSON
+	c.json(&recovered, "--home", a, "id", "--json")
+	if recovered.ID == rotated.ID {
+		t.Fatalf("recover kept the id %s", recovered.ID)
+	}
+	if via == "hub" {
+		// Through the hub the recovery reaches B even when the box no
+		// longer holds any old key (lost with a stolen box, say).
+		olds, err := filepath.Glob(filepath.Join(a, "identity.key.retired-*"))
+		if err != nil || len(olds) != 2 {
+			t.Fatalf("retired keys: %v, %v", olds, err)
+		}
+		for _, f := range olds {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	da = startDaemon(t, c, a)
+	poll(t, "B to follow A's recovery", func() bool {
+		ids := neighbourIDs(b)
+		return len(ids) == 1 && ids[0] == recovered.ID
+	})
+	var r pledgeJSON
+	c.json(&r, "--home", a, "pledge", "--to", "house-B", "--energy", "200Wh", "--window", "next-hour", "--json")
+	poll(t, "B to hold the recovered key's pledge", func() bool {
+		var ps []pledgeJSON
+		c.json(&ps, "--home", b, "pledges", "--json")
+		for _, x := range ps {
+			if x.ID == r.ID && x.From == recovered.ID {
 				return true
 			}
 		}

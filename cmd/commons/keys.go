@@ -110,7 +110,7 @@ func printKeyChange(cmd *cobra.Command, n *node.Node, kc node.KeyChange) {
 		fmt.Fprintln(out, "Start the daemon again: neighbours follow the household to the new key over the peer links and the community hub (this box answers them with the old key, kept in the file above, until they do). Keep that file until every neighbour shows the new id.")
 		return
 	}
-	fmt.Fprintln(out, "This box no longer holds the old key, so the peer links and the hub cannot carry the change: neighbours follow when they import the output of `commons export-messages`; until then they refuse this box's connections.")
+	fmt.Fprintln(out, "This box no longer holds the old key, so the peer links cannot carry the change: neighbours follow when the community hub brings them this recovery, or when they import the output of `commons export-messages`; until then they refuse this box's connections.")
 }
 
 // fileExists reports whether path names an existing file.

@@ -281,6 +281,17 @@ func (rt *Runtime) setup() error {
 			greet = append(greet, raw)
 		}
 	}
+	// Then the current key's first message when it continues an old key
+	// (a recover message is not in the old key's feed).
+	if len(olds) > 0 {
+		if first, ok, err := n.Ledger().HeadAt(context.Background(), n.Key().ID(), 1); err == nil && ok {
+			if raw, err := n.Ledger().Message(context.Background(), first.ID); err == nil {
+				if m, err := share.Parse(raw); err == nil && m.StartsSuccession() {
+					greet = append(greet, raw)
+				}
+			}
+		}
+	}
 	led := n.Ledger()
 	store := notifyStore{LedgerStore: peer.LedgerStore{L: led, Relay: rt.relayEphemeral}, rt: rt}
 	nbs := &peer.LedgerNeighbours{L: led}

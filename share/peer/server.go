@@ -678,7 +678,7 @@ func verifyAll(self share.HouseholdID, v Verifier, nb Neighbours, raws [][]byte,
 		if err != nil {
 			return nil, http.StatusBadRequest, fmt.Errorf("message %d: %w", i, err)
 		}
-		if m.Author != self && !nb.Known(m.Author) {
+		if m.Author != self && !nb.Known(m.Author) && !startsSuccession(m.Raw) {
 			return nil, http.StatusForbidden, fmt.Errorf("message %d: author %s is not a known neighbour", i, m.Author.Short())
 		}
 		if m.Ephemeral != ephemeral {
@@ -783,4 +783,13 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
+}
+
+// startsSuccession reports whether raw is the first message of a new key
+// of some household (docs/PROTOCOL.md §1.1): it is taken from a key not
+// known yet, and the store admits it only when it continues a neighbour's
+// key.
+func startsSuccession(raw []byte) bool {
+	m, err := share.Parse(raw)
+	return err == nil && m.StartsSuccession()
 }

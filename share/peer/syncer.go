@@ -23,8 +23,9 @@ type SyncConfig struct {
 	// a neighbour that has not followed it yet (ClientConfig.Retired).
 	Retired []ed25519.PrivateKey
 	// Greet are chain messages pushed to each neighbour first when its
-	// link starts: the retired keys' handovers, so that a neighbour that
-	// knows only an old key follows the change at once.
+	// link starts, one per push: the retired keys' handovers and the
+	// current key's first message, so that a neighbour that knows only an
+	// old key follows the change at once.
 	Greet      [][]byte
 	Store      Store
 	Neighbours Neighbours
@@ -188,12 +189,6 @@ func (s *Syncer) reconcile(ctx context.Context) {
 		}
 		delete(s.badAddr, id)
 		s.workers[id] = w
-		for _, raw := range s.cfg.Greet {
-			select {
-			case w.queue <- raw:
-			default:
-			}
-		}
 	}
 }
 
@@ -666,6 +661,11 @@ func (s *Syncer) pullLoop(ctx context.Context, w *worker) {
 }
 
 func (s *Syncer) pushLoop(ctx context.Context, w *worker) {
+	// Greet messages go one per push: a neighbour that does not know one
+	// of them (an older key it has followed past) refuses that one only.
+	for _, raw := range s.cfg.Greet {
+		s.push(ctx, w, [][]byte{raw})
+	}
 	batch := make([][]byte, 0, s.cfg.PushBatch)
 	for {
 		select {

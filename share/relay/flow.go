@@ -108,7 +108,9 @@ func (c *Client) forUs(raw []byte) bool {
 	if err != nil || pm.Author == c.cfg.Self || c.cfg.Known == nil {
 		return true
 	}
-	return c.cfg.Known(pm.Author)
+	// The first message of a neighbour's new key is read before the
+	// key is known: it is what makes it known (§1.1).
+	return c.cfg.Known(pm.Author) || pm.StartsSuccession()
 }
 
 // skip counts a message of a household that is not a neighbour and notes
