@@ -1,6 +1,7 @@
 package share
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,21 @@ func TestSeenContent(t *testing.T) {
 	} {
 		if _, err := DecodeContent(KindSeen, []byte(bad)); err == nil {
 			t.Errorf("decoded %s, want a refusal", bad)
+		}
+	}
+}
+
+// TestProtocolContent: the protocol message's canonical form and its
+// refusals (§8.16).
+func TestProtocolContent(t *testing.T) {
+	b, err := EncodeContent(&Protocol{Version: 2})
+	if err != nil || string(b) != `{"version":2}` {
+		t.Fatalf("encoded %s, %v", b, err)
+	}
+	for _, bad := range []string{`{"version":1}`, `{"version":0}`, `{"version":65536}`, `{"version":2,"x":1}`, `{"version":"2"}`, `{}`} {
+		_, err := DecodeContent(KindProtocol, []byte(bad))
+		if !errors.Is(err, ErrBadContent) {
+			t.Errorf("decoded %s: %v, want bad_content", bad, err)
 		}
 	}
 }
