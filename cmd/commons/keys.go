@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,8 +25,9 @@ func newKeyCmd(g *globalFlags) *cobra.Command {
 			return failf(exitUsage, "key needs a subcommand: rotate, or recover --recovery-key FILE")
 		},
 	}
+	var force bool
 	rotate := &cobra.Command{
-		Use:   "rotate",
+		Use:   "rotate [--force]",
 		Short: "Hand the household over to a new key, signed by the old and the new key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -34,6 +36,13 @@ func newKeyCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer n.Close()
+			open, err := openPledgeIDs(cmd, n)
+			if err != nil {
+				return err
+			}
+			if len(open) > 0 && !force {
+				return failf(exitFailure, "key rotate: %d pledge(s) still open (%s): their answers and settlement need the key they were made with; answer, cancel or settle them first (commons pledges --open), or rotate anyway with --force (they then stay open)", len(open), strings.Join(open, ", "))
+			}
 			kc, err := n.RotateKey(cmd.Context())
 			if err != nil {
 				return nodeErr(err)
@@ -63,17 +72,41 @@ func newKeyCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer n.Close()
+			open, err := openPledgeIDs(cmd, n)
+			if err != nil {
+				return err
+			}
 			kc, err := n.RecoverKey(cmd.Context(), rk)
 			if err != nil {
 				return nodeErr(err)
 			}
 			printKeyChange(cmd, n, kc)
+			if len(open) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "commons: %d pledge(s) made with the old key stay open and cannot be answered or settled under the new one (%s)\n", len(open), strings.Join(open, ", "))
+			}
 			return nil
 		},
 	}
+	rotate.Flags().BoolVar(&force, "force", false, "rotate even though pledges are open (they stay open: their answers and settlement need the old key)")
 	recoverCmd.Flags().StringVar(&recoveryFile, "recovery-key", "", "the recovery key file init wrote (recovery.key), brought back from where you keep it")
 	cmd.AddCommand(rotate, recoverCmd)
 	return cmd
+}
+
+// openPledgeIDs returns the short ids of the household's pledges that are
+// not final yet (pledged, accepted or disputed): a key change leaves them
+// open, since their answers and settlement need the key they were made
+// with (README, "Keys").
+func openPledgeIDs(cmd *cobra.Command, n *node.Node) ([]string, error) {
+	ps, err := n.Pledges(cmd.Context(), true)
+	if err != nil {
+		return nil, nodeErr(err)
+	}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, short(p.ID))
+	}
+	return ids, nil
 }
 
 // openKeyNode opens the household in this process under the home's lock.

@@ -105,3 +105,35 @@ func TestKeyCLI(t *testing.T) {
 		t.Fatalf("verify with a handover unrecorded: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// A rotation with pledges still open is refused with one line that says
+// what to do (exit 1), and goes ahead with --force.
+func TestKeyRotateWithOpenPledges(t *testing.T) {
+	c := newCLI(t, buildCommons(t, t.TempDir()))
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	var ida, idb idJSON
+	c.ok("--home", a, "init", "--name", "Alice", "--listen", "none")
+	c.json(&ida, "--home", a, "id", "--json")
+	c.ok("--home", b, "init", "--name", "Bob", "--listen", "none", "--join", ida.Invite)
+	c.json(&idb, "--home", b, "id", "--json")
+	c.ok("--home", a, "neighbours", "add", idb.Invite)
+	var p pledgeJSON
+	c.json(&p, "--home", a, "pledge", "--to", "Bob", "--energy", "500Wh", "--window", "next-hour", "--json")
+	r := c.run("", "--home", a, "key", "rotate")
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); r.code != 1 || len(lines) != 1 ||
+		!strings.Contains(r.stderr, p.ID[:12]) || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("rotate with an open pledge: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var same idJSON
+	c.json(&same, "--home", a, "id", "--json")
+	if same.ID != ida.ID {
+		t.Fatalf("a refused rotation changed the key: %s", same.ID)
+	}
+	c.ok("--home", a, "key", "rotate", "--force")
+	var rotated idJSON
+	c.json(&rotated, "--home", a, "id", "--json")
+	if rotated.ID == ida.ID {
+		t.Fatalf("rotate --force kept the key")
+	}
+}
