@@ -28,10 +28,12 @@ func readProtocol(r *canonReader) Content {
 	return x
 }
 
-// Version2Kinds are the kinds version 2 introduced. Only a program of
+// Version2Kinds returns the kinds version 2 introduced. Only a program of
 // version 2 or later writes them, so a household that wrote one of them
 // reads version 2 (sealed reports, settle2).
-var Version2Kinds = []Kind{KindHandover, KindRecoveryKey, KindSuccessor, KindRecover, KindProtocol, KindSeen, KindSealedReport, KindSettle2}
+func Version2Kinds() []Kind {
+	return []Kind{KindHandover, KindRecoveryKey, KindSuccessor, KindRecover, KindProtocol, KindSeen, KindSealedReport, KindSettle2}
+}
 
 // String returns "protocol version N".
 func (c *Protocol) String() string { return fmt.Sprintf("protocol version %d", c.Version) }

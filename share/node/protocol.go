@@ -13,7 +13,7 @@ import (
 // this one. A household this program made shows it by its recovery key.
 func (n *Node) announceProtocol(ctx context.Context) error {
 	self := n.key.ID()
-	wrote, err := n.led.WroteAny(ctx, self, share.Version2Kinds...)
+	wrote, err := n.led.WroteAny(ctx, self, share.Version2Kinds()...)
 	if err != nil || wrote {
 		return err
 	}
@@ -31,7 +31,7 @@ func (n *Node) speaksVersion2(ctx context.Context, h share.HouseholdID) bool {
 	if h == n.key.ID() {
 		return true
 	}
-	ok, err := n.led.WroteAny(ctx, h, share.Version2Kinds...)
+	ok, err := n.led.WroteAny(ctx, h, share.Version2Kinds()...)
 	if err != nil {
 		n.log.Warn("could not tell which protocol a neighbour speaks", "household", h.Short(), "err", err)
 	}
