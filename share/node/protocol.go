@@ -23,8 +23,9 @@ func (n *Node) announceProtocol(ctx context.Context) error {
 
 // speaksVersion2 reports whether household h is known to run a program of
 // protocol version 2 or later: its feed holds a message of a kind only
-// such a program writes (share.Version2Kinds; every version 2 program
-// writes a protocol message at its first start). Otherwise it may be a
+// such a program writes (share.Version2Kinds: a household this version
+// made holds its recovery key, one an older program made gets a protocol
+// message at its first start with this one). Otherwise it may be a
 // version 1 program, which can read neither sealed reports nor settle2
 // (§13.1). A read error counts as not known.
 func (n *Node) speaksVersion2(ctx context.Context, h share.HouseholdID) bool {
