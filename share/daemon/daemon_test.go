@@ -557,6 +557,7 @@ func checkMetrics(t *testing.T, rt *Runtime, c *Client) {
 		{"commons_energy_import_wh_total", func(v int64) bool { return v > 0 }},
 		{"commons_status_published_timestamp_seconds", func(v int64) bool { return v > 0 }},
 		{"commons_ledger_messages", func(v int64) bool { return v > 0 && v <= count }},
+		{"commons_sealed_reports_unopened_total", func(v int64) bool { return v == int64(rt.Node().SealedFailures()) }},
 		{"commons_peer_requests_total", func(v int64) bool { return v > 0 }},
 		{`commons_neighbour_pull_failures{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v == 0 }},
 		{`commons_neighbour_last_pull_timestamp_seconds{neighbour="` + ns[0].ID + `"}`, func(v int64) bool { return v > 0 }},

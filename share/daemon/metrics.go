@@ -90,6 +90,7 @@ var (
 	descStatusSurplus   = prometheus.NewDesc("commons_status_surplus_watts", "Last published smoothed surplus (negative: need), W.", nil, nil)
 	descStatusAt        = prometheus.NewDesc("commons_status_published_timestamp_seconds", "Unix time of the last published status.", nil, nil)
 	descLedgerMessages  = prometheus.NewDesc("commons_ledger_messages", "Chain messages stored in the ledger.", nil, nil)
+	descSealedUnopened  = prometheus.NewDesc("commons_sealed_reports_unopened_total", "Sealed reports addressed to this household that did not open (bad ciphertext, or figures that disagree with their commit or window) since the daemon started.", nil, nil)
 	descPeerRequests    = prometheus.NewDesc("commons_peer_requests_total", "Authenticated requests from neighbours.", nil, nil)
 	descPeerAdded       = prometheus.NewDesc("commons_peer_messages_added_total", "Messages neighbours pushed that were stored.", nil, nil)
 	descPeerDuplicates  = prometheus.NewDesc("commons_peer_messages_duplicate_total", "Messages neighbours pushed that were already held.", nil, nil)
@@ -112,7 +113,7 @@ func (c householdCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descMeterOnline, descMeterTelegrams, descMeterRejected, descMeterReconnects, descMeterLast, descMeterClockSkew,
 		descPowerImport, descPowerExport, descEnergyImport, descEnergyExport,
-		descStatusSurplus, descStatusAt, descLedgerMessages,
+		descStatusSurplus, descStatusAt, descLedgerMessages, descSealedUnopened,
 		descPeerRequests, descPeerAdded, descPeerDuplicates, descPeerRejected, descPeerLimited,
 		descNbFailures, descNbLastPull, descNbDropped,
 	} {
@@ -169,6 +170,8 @@ func (c householdCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.NewInvalidMetric(descLedgerMessages, fmt.Errorf("count ledger messages: %w", err))
 	}
+
+	counter(descSealedUnopened, rt.n.SealedFailures())
 
 	if rt.server != nil {
 		s := rt.server.Stats()
