@@ -16,8 +16,8 @@ import (
 // must stay open while the evidence is used. A read error on demand is
 // kept in *errp (the message then counts as not held).
 func loadEvidence(ctx context.Context, tx querier, errp *error) (*share.EvidenceSet, error) {
-	msgs, err := loadMessages(ctx, tx, `SELECT raw FROM messages WHERE kind IN (?, ?, ?, ?, ?, ?)`,
-		int64(share.KindPledge), int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindReport), int64(share.KindSealedReport), int64(share.KindSeen))
+	in, args := kindIn(share.KindPledge, share.KindAccept, share.KindDecline, share.KindCancel, share.KindReport, share.KindSealedReport, share.KindSeen)
+	msgs, err := loadMessages(ctx, tx, `SELECT raw FROM messages WHERE `+in, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read settlement evidence: %w", err)
 	}

@@ -205,3 +205,24 @@ func TestVerifyDisputesWithBrokenPledge(t *testing.T) {
 		t.Fatalf("verify = %+v, want the broken pledge reported", rep)
 	}
 }
+
+// The evidence a settle is checked against holds every kind it names:
+// pledges, answers, seen messages and reports.
+func TestEvidenceHoldsEveryKind(t *testing.T) {
+	s := newSettleStreet(t)
+	seen := s.alice.next(t, &share.Seen{Pledge: s.pledge.ID(), Slot: s.window.From, Seq: 0})
+	s.store(t, seen)
+	var errp error
+	ev, err := loadEvidence(context.Background(), s.l.db, &errp)
+	if err != nil || errp != nil {
+		t.Fatal(err, errp)
+	}
+	for _, m := range []*share.Message{s.pledge, s.accept, s.aReport, s.bReport, seen} {
+		if ev.Message(m.ID()) == nil {
+			t.Errorf("the evidence lacks the %s", m.Kind)
+		}
+	}
+	if rel := ev.Related(s.pledge.ID()); len(rel) != 2 {
+		t.Errorf("related to the pledge: %d messages, want the accept and the seen", len(rel))
+	}
+}

@@ -165,12 +165,8 @@ func (l *Ledger) MessagesOfKinds(ctx context.Context, kinds ...share.Kind) ([]*s
 	if len(kinds) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(kinds))
-	for i, k := range kinds {
-		args[i] = int64(k)
-	}
-	q := `SELECT raw FROM messages WHERE kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `) ORDER BY rowid`
-	ms, err := loadMessages(ctx, l.db, q, args...)
+	in, args := kindIn(kinds...)
+	ms, err := loadMessages(ctx, l.db, `SELECT raw FROM messages WHERE `+in+` ORDER BY rowid`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
@@ -320,4 +316,16 @@ func (l *Ledger) Ephemerals(ctx context.Context) ([][]byte, error) {
 		out = append(out, raw)
 	}
 	return out, rows.Err()
+}
+
+// kindIn returns the condition "kind IN (?, …)" with one placeholder per
+// kind, and the kinds as its arguments, so the two cannot disagree (the
+// driver ignores arguments beyond the placeholders). kinds must not be
+// empty.
+func kindIn(kinds ...share.Kind) (string, []any) {
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		args[i] = int64(k)
+	}
+	return "kind IN (?" + strings.Repeat(", ?", len(kinds)-1) + ")", args
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/commons-energy/commons/share"
 )
@@ -55,13 +54,9 @@ func (l *Ledger) WroteAny(ctx context.Context, author share.HouseholdID, kinds .
 	if len(kinds) == 0 {
 		return false, nil
 	}
-	q := `SELECT 1 FROM messages WHERE author = ? AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `) LIMIT 1`
-	args := []any{author.String()}
-	for _, k := range kinds {
-		args = append(args, int64(k))
-	}
+	in, args := kindIn(kinds...)
 	var one int
-	err := l.db.QueryRowContext(ctx, q, args...).Scan(&one)
+	err := l.db.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE `+in+` AND author = ? LIMIT 1`, append(args, author.String())...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

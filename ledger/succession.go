@@ -494,8 +494,8 @@ func (l *Ledger) verifySuccessions(ctx context.Context, tx querier, rep *Report)
 		}
 	}
 	// Handover and start messages that no row records.
-	mrows, err := tx.QueryContext(ctx, `SELECT id, author, seq FROM messages WHERE kind IN (?, ?, ?) ORDER BY author, seq`,
-		int64(share.KindHandover), int64(share.KindSuccessor), int64(share.KindRecover))
+	in, args := kindIn(share.KindHandover, share.KindSuccessor, share.KindRecover)
+	mrows, err := tx.QueryContext(ctx, `SELECT id, author, seq FROM messages WHERE `+in+` ORDER BY author, seq`, args...)
 	if err != nil {
 		return err
 	}

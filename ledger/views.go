@@ -180,8 +180,8 @@ func (l *Ledger) foldPledges(ctx context.Context, prefix string) ([]Pledge, erro
 	if len(pledges) == 0 {
 		return nil, nil
 	}
-	relQuery := `SELECT raw FROM messages WHERE kind IN (?, ?, ?, ?, ?, ?)`
-	args := []any{int64(share.KindAccept), int64(share.KindDecline), int64(share.KindCancel), int64(share.KindSettle), int64(share.KindSettle2), int64(share.KindSeen)}
+	in, args := kindIn(share.KindAccept, share.KindDecline, share.KindCancel, share.KindSettle, share.KindSettle2, share.KindSeen)
+	relQuery := `SELECT raw FROM messages WHERE ` + in
 	if prefix != "" {
 		relQuery += ` AND json_extract(content, '$.pledge') >= ? AND json_extract(content, '$.pledge') < ?`
 		args = append(args, prefix, hi)
