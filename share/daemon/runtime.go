@@ -272,25 +272,18 @@ func (rt *Runtime) setup() error {
 	for _, k := range olds {
 		retired = append(retired, ed25519.NewKeyFromSeed(k.Seed()))
 	}
+	ctx := context.Background()
 	for i := len(olds) - 1; i >= 0; i-- {
-		head, err := n.Ledger().Head(context.Background(), olds[i].ID())
-		if err != nil || head.Seq == 0 {
-			continue
-		}
-		if raw, err := n.Ledger().Message(context.Background(), head.ID); err == nil {
-			greet = append(greet, raw)
+		if head, err := n.Ledger().Head(ctx, olds[i].ID()); err == nil && head.Seq > 0 {
+			raws, _ := n.Ledger().Range(ctx, olds[i].ID(), head.Seq, 1)
+			greet = append(greet, raws...)
 		}
 	}
-	// Then the current key's first message when it continues an old key
+	// Then the current key's first message, which continues an old key
 	// (a recover message is not in the old key's feed).
 	if len(olds) > 0 {
-		if first, ok, err := n.Ledger().HeadAt(context.Background(), n.Key().ID(), 1); err == nil && ok {
-			if raw, err := n.Ledger().Message(context.Background(), first.ID); err == nil {
-				if m, err := share.Parse(raw); err == nil && m.StartsSuccession() {
-					greet = append(greet, raw)
-				}
-			}
-		}
+		raws, _ := n.Ledger().Range(ctx, n.Key().ID(), 1, 1)
+		greet = append(greet, raws...)
 	}
 	led := n.Ledger()
 	store := notifyStore{LedgerStore: peer.LedgerStore{L: led, Relay: rt.relayEphemeral}, rt: rt}
