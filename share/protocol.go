@@ -1,7 +1,5 @@
 package share
 
-import "fmt"
-
 // KindProtocol is the kind of a Protocol message: the version of this
 // document a household's program speaks (docs/PROTOCOL.md §8.16, §13.1).
 const KindProtocol Kind = 6
@@ -34,6 +32,3 @@ func readProtocol(r *canonReader) Content {
 func Version2Kinds() []Kind {
 	return []Kind{KindHandover, KindRecoveryKey, KindSuccessor, KindRecover, KindProtocol, KindSeen, KindSealedReport, KindSettle2}
 }
-
-// String returns "protocol version N".
-func (c *Protocol) String() string { return fmt.Sprintf("protocol version %d", c.Version) }
