@@ -170,11 +170,8 @@ func parseSealedPayload(b []byte) (salt []byte, r *Report, err error) {
 	return salt, c.(*Report), nil
 }
 
-// ageRecipient is an age recipient (a reader's key).
-type ageRecipient = age.Recipient
-
 // ageEncrypt writes payload encrypted with age to recips into dst.
-func ageEncrypt(dst io.Writer, recips []ageRecipient, payload []byte) error {
+func ageEncrypt(dst io.Writer, recips []age.Recipient, payload []byte) error {
 	w, err := age.Encrypt(dst, recips...)
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)

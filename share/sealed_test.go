@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 )
 
 func sealedFixture(t *testing.T) (alice, bob, carol *Identity, r *Report) {
@@ -130,7 +132,7 @@ func TestSealedReportRefusals(t *testing.T) {
 func sealRaw(t *testing.T, readers []HouseholdID, payload []byte) string {
 	t.Helper()
 	var ct bytes.Buffer
-	recips := make([]ageRecipient, len(readers))
+	recips := make([]age.Recipient, len(readers))
 	for i, h := range readers {
 		rc, err := recipient(h)
 		if err != nil {
