@@ -56,46 +56,38 @@ func testFollowKeyRotation(t *testing.T, bin, via string) {
 		t.Fatalf("rotate: id %s, output:\n%s", rotated.ID, out)
 	}
 	da = startDaemon(t, c, a)
-	neighbourIDs := func(home string) []string {
-		var ns []struct {
-			ID string `json:"id"`
-		}
-		c.json(&ns, "--home", home, "neighbours", "list", "--json")
-		var ids []string
-		for _, n := range ns {
-			ids = append(ids, n.ID)
-		}
-		return ids
+	// follows waits until B's only neighbour is A under id.
+	follows := func(what, id string) {
+		t.Helper()
+		poll(t, what, func() bool {
+			var ns []struct {
+				ID string `json:"id"`
+			}
+			c.json(&ns, "--home", b, "neighbours", "list", "--json")
+			return len(ns) == 1 && ns[0].ID == id
+		})
 	}
-	poll(t, "B to follow A to its new key", func() bool {
-		ids := neighbourIDs(b)
-		return len(ids) == 1 && ids[0] == rotated.ID
-	})
+	// holds pledges energy from one home to the other's house and waits
+	// until the other home holds it with from and to as given.
+	holds := func(what, fromHome, toHome, toName, energy, from, to string) {
+		t.Helper()
+		var p pledgeJSON
+		c.json(&p, "--home", fromHome, "pledge", "--to", toName, "--energy", energy, "--window", "next-hour", "--json")
+		poll(t, what, func() bool {
+			var ps []pledgeJSON
+			c.json(&ps, "--home", toHome, "pledges", "--json")
+			for _, q := range ps {
+				if q.ID == p.ID && q.From == from && q.To == to {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	follows("B to follow A to its new key", rotated.ID)
 
-	var p pledgeJSON
-	c.json(&p, "--home", a, "pledge", "--to", "house-B", "--energy", "500Wh", "--window", "next-hour", "--json")
-	poll(t, "B to hold the new key's pledge", func() bool {
-		var ps []pledgeJSON
-		c.json(&ps, "--home", b, "pledges", "--json")
-		for _, q := range ps {
-			if q.ID == p.ID && q.From == rotated.ID {
-				return true
-			}
-		}
-		return false
-	})
-	var q pledgeJSON
-	c.json(&q, "--home", b, "pledge", "--to", "house-A", "--energy", "300Wh", "--window", "next-hour", "--json")
-	poll(t, "A to hold B's pledge to its new key", func() bool {
-		var ps []pledgeJSON
-		c.json(&ps, "--home", a, "pledges", "--json")
-		for _, x := range ps {
-			if x.ID == q.ID && x.To == rotated.ID {
-				return true
-			}
-		}
-		return false
-	})
+	holds("B to hold the new key's pledge", a, b, "house-B", "500Wh", rotated.ID, idb.ID)
+	holds("A to hold B's pledge to its new key", b, a, "house-A", "300Wh", idb.ID, rotated.ID)
 	// A recovery (the key forked, say, after a restore from a backup):
 	// the recover message starts the newest key's feed; B reads it from a
 	// key it does not know yet, checks it against A's old feed and
@@ -121,22 +113,8 @@ func testFollowKeyRotation(t *testing.T, bin, via string) {
 		}
 	}
 	da = startDaemon(t, c, a)
-	poll(t, "B to follow A's recovery", func() bool {
-		ids := neighbourIDs(b)
-		return len(ids) == 1 && ids[0] == recovered.ID
-	})
-	var r pledgeJSON
-	c.json(&r, "--home", a, "pledge", "--to", "house-B", "--energy", "200Wh", "--window", "next-hour", "--json")
-	poll(t, "B to hold the recovered key's pledge", func() bool {
-		var ps []pledgeJSON
-		c.json(&ps, "--home", b, "pledges", "--json")
-		for _, x := range ps {
-			if x.ID == r.ID && x.From == recovered.ID {
-				return true
-			}
-		}
-		return false
-	})
+	follows("B to follow A's recovery", recovered.ID)
+	holds("B to hold the recovered key's pledge", a, b, "house-B", "200Wh", recovered.ID, idb.ID)
 	for _, h := range []string{a, b} {
 		var v verifyJSON
 		c.json(&v, "--home", h, "ledger", "verify", "--json")
